@@ -1,0 +1,48 @@
+//! The HTTP agent every LAN client uses: bounded connect and read timeouts,
+//! no redirects, bounded bodies, errors mapped to [`DeviceError`].
+
+use super::DeviceError;
+use std::time::Duration;
+
+/// Largest answer body read from a LAN device; a device that sends more
+/// is treated as malformed rather than allowed to grow our memory.
+pub const MAX_BODY: u64 = 1024 * 1024;
+
+pub fn agent(timeout: Duration) -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .timeout_connect(Some(timeout))
+        .timeout_global(Some(timeout * 2))
+        .timeout_recv_response(Some(timeout))
+        .timeout_recv_body(Some(timeout))
+        .max_redirects(0)
+        .http_status_as_error(false)
+        .user_agent(concat!("dma-agent/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .into()
+}
+
+/// Map a ureq error to a device error (timeouts separately, so the poller
+/// can say why a device went offline).
+pub fn map_err(what: &str, e: ureq::Error) -> DeviceError {
+    match e {
+        ureq::Error::Timeout(t) => DeviceError::Timeout(format!("{what}: {t}")),
+        ureq::Error::Io(io) => DeviceError::Transport(format!("{what}: {io}")),
+        ureq::Error::ConnectionFailed => DeviceError::Transport(format!("{what}: connection failed")),
+        ureq::Error::HostNotFound => DeviceError::Transport(format!("{what}: host not found")),
+        ureq::Error::BodyExceedsLimit(n) => DeviceError::Protocol(format!("{what}: answer larger than {n} bytes")),
+        other => DeviceError::Transport(format!("{what}: {other}")),
+    }
+}
+
+/// Read a response body as text, bounded by [`MAX_BODY`].
+pub fn read_text(what: &str, resp: ureq::http::Response<ureq::Body>) -> Result<(u16, String), DeviceError> {
+    let status = resp.status().as_u16();
+    let body = resp
+        .into_body()
+        .with_config()
+        .limit(MAX_BODY)
+        .lossy_utf8(true)
+        .read_to_string()
+        .map_err(|e| map_err(what, e))?;
+    Ok((status, body))
+}

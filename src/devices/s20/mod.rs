@@ -1,0 +1,25 @@
+//! S20 client (placeholder module being written; see issue "LAN devices").
+use super::{DeviceConfig, DeviceError, DeviceKind, DeviceStatus, LanDevice};
+use serde_json::Value;
+
+pub const EXTRA_OPTIONS: &[(&str, bool)] = &[];
+
+pub struct S20Client;
+
+impl S20Client {
+    pub fn new(_cfg: &DeviceConfig) -> Result<Self, String> {
+        Err("s20 client not built yet".into())
+    }
+}
+
+impl LanDevice for S20Client {
+    fn kind(&self) -> DeviceKind {
+        DeviceKind::S20
+    }
+    fn poll(&mut self) -> Result<DeviceStatus, DeviceError> {
+        Err(DeviceError::Transport("not built".into()))
+    }
+    fn command(&mut self, _method: &str, _body: &Value) -> Result<Value, DeviceError> {
+        Err(DeviceError::Transport("not built".into()))
+    }
+}

@@ -1,0 +1,22 @@
+//! dma-agent: the on-router agent that bridges the LAN devices beside an
+//! OpenWrt router (VoIP gateway, Thread border router, GSM gateway, VPN
+//! console) and the IoT platform's MQTT broker.
+//!
+//! The binary (`src/main.rs`) is a thin shell over this library so that the
+//! integration tests, the simulators and the demo can reuse every piece.
+
+pub mod commands;
+pub mod config;
+pub mod ctl;
+pub mod devices;
+pub mod events;
+pub mod mqtt;
+pub mod sms;
+pub mod telemetry;
+pub mod util;
+
+#[cfg(feature = "sim")]
+pub mod sim;
+
+/// Agent version as published in `versions` and the birth message.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,1 @@
+//! s20 simulator

@@ -1,0 +1,440 @@
+//! The typed configuration: the `agent` section and the `device` sections,
+//! validated, with defaults.
+
+use crate::devices::{DeviceConfig, DeviceKind};
+use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// When the device clock is trusted for judging a command's `expires`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClockTrust {
+    /// Trusted when the kernel says the clock is NTP-synchronised and it is
+    /// not earlier than the agent's build time (default).
+    Ntp,
+    /// Always trusted (routers with an RTC).
+    Always,
+    /// Never: `expires` is ignored.
+    Never,
+}
+
+impl ClockTrust {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClockTrust::Ntp => "ntp",
+            ClockTrust::Always => "always",
+            ClockTrust::Never => "never",
+        }
+    }
+}
+
+/// The `config agent` section.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgentConfig {
+    pub sn: String,
+    pub gateway_id: String,
+    pub client_id: String,
+    pub broker_host: String,
+    pub broker_port: u16,
+    pub tls: bool,
+    pub ca_file: String,
+    pub cert_file: String,
+    pub key_file: String,
+    pub username: String,
+    pub password: String,
+    pub prefix: String,
+    pub keepalive: u64,
+    pub sys_interval: u64,
+    pub procs_interval: u64,
+    pub versions_interval: u64,
+    pub watch: Vec<String>,
+    pub state_dir: String,
+    pub max_running: usize,
+    pub queue_size: usize,
+    pub journal_size: usize,
+    pub shell_enabled: bool,
+    pub shell_output_cap: usize,
+    pub shell_timeout: u64,
+    pub shell_max_timeout: u64,
+    pub startup_delay: u64,
+    pub reconnect_min: u64,
+    pub reconnect_max: u64,
+    pub reboot_command: String,
+    pub reboot_ack_timeout: u64,
+    pub boot_id_file: String,
+    pub clock_trust: ClockTrust,
+    pub device_failures: u32,
+    pub event_queue_bytes: u64,
+}
+
+/// The `config sms_receiver` section: where the GoIP pushes to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReceiverConfig {
+    pub enabled: bool,
+    /// Address to listen on, e.g. `0.0.0.0:8090`.
+    pub listen: String,
+    /// URL the GoIP is told to push to (the router's LAN address as the
+    /// GoIP sees it); derived from `listen` when empty.
+    pub url: String,
+    /// Source addresses allowed to push (empty: the configured GoIP hosts).
+    pub allow: Vec<String>,
+    pub max_body: usize,
+    /// Requests per second accepted (token bucket).
+    pub rate: u32,
+    pub status_period: u64,
+    pub reconcile_interval: u64,
+}
+
+impl Default for ReceiverConfig {
+    fn default() -> Self {
+        ReceiverConfig {
+            enabled: false,
+            listen: "127.0.0.1:8090".into(),
+            url: String::new(),
+            allow: Vec::new(),
+            max_body: 256 * 1024,
+            rate: 50,
+            status_period: 60,
+            reconcile_interval: 300,
+        }
+    }
+}
+
+/// Everything the agent reads from its UCI file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub path: String,
+    pub agent: AgentConfig,
+    pub receiver: ReceiverConfig,
+    pub devices: Vec<DeviceConfig>,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        AgentConfig {
+            sn: String::new(),
+            gateway_id: String::new(),
+            client_id: String::new(),
+            broker_host: "127.0.0.1".into(),
+            broker_port: 1883,
+            tls: false,
+            ca_file: String::new(),
+            cert_file: String::new(),
+            key_file: String::new(),
+            username: String::new(),
+            password: String::new(),
+            prefix: "dma".into(),
+            keepalive: 60,
+            sys_interval: 60,
+            procs_interval: 60,
+            versions_interval: 3600,
+            watch: Vec::new(),
+            state_dir: "/etc/dma-agent".into(),
+            max_running: 4,
+            queue_size: 16,
+            journal_size: 256,
+            shell_enabled: true,
+            shell_output_cap: 64 * 1024,
+            shell_timeout: 30,
+            shell_max_timeout: 600,
+            startup_delay: 0,
+            reconnect_min: 1,
+            reconnect_max: 300,
+            reboot_command: String::new(),
+            reboot_ack_timeout: 10,
+            boot_id_file: "/proc/sys/kernel/random/boot_id".into(),
+            clock_trust: ClockTrust::Ntp,
+            device_failures: 3,
+            event_queue_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// Agent options that are secrets: masked wherever configuration is shown.
+pub const AGENT_SECRETS: &[&str] = &["password"];
+
+/// Agent options that cannot change without reconnecting to the broker
+/// (the agent restarts itself to apply them).
+pub const RESTART_KEYS: &[&str] = &[
+    "sn", "gateway_id", "client_id", "broker_host", "broker_port", "tls", "ca_file", "cert_file", "key_file",
+    "username", "password", "prefix", "keepalive", "state_dir", "max_running", "queue_size", "journal_size",
+    "boot_id_file", "event_queue_bytes",
+];
+
+pub const MASK: &str = "******";
+
+fn parse_bool(v: &str) -> Result<bool, String> {
+    match v {
+        "1" | "on" | "true" | "yes" | "enabled" => Ok(true),
+        "0" | "off" | "false" | "no" | "disabled" => Ok(false),
+        _ => Err(format!("'{v}' is not a boolean (use 1 or 0)")),
+    }
+}
+
+fn parse_num<T: std::str::FromStr>(v: &str, min: u64, max: u64) -> Result<T, String> {
+    let n: u64 = v.trim().parse().map_err(|_| format!("'{v}' is not a whole number"))?;
+    if n < min || n > max {
+        return Err(format!("{n} is out of range {min}..={max}"));
+    }
+    v.trim().parse::<T>().map_err(|_| format!("'{v}' is out of range"))
+}
+
+fn check_topic_part(v: &str) -> Result<String, String> {
+    if v.is_empty() || v.contains(['+', '#', '\0']) || v.len() > 128 {
+        return Err(format!("'{v}' is not usable in an MQTT topic"));
+    }
+    Ok(v.to_string())
+}
+
+impl AgentConfig {
+    /// Set one option from its UCI text. The error is the reason only; the
+    /// caller adds file, line and option.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
+        match key {
+            "sn" => self.sn = if value.is_empty() { String::new() } else { check_topic_part(value)? },
+            "gateway_id" => self.gateway_id = value.to_string(),
+            "client_id" => self.client_id = value.to_string(),
+            "broker_host" => {
+                if value.is_empty() || value.contains(char::is_whitespace) {
+                    return Err(format!("'{value}' is not a host name"));
+                }
+                self.broker_host = value.to_string()
+            }
+            "broker_port" => self.broker_port = parse_num(value, 1, 65535)?,
+            "tls" => self.tls = parse_bool(value)?,
+            "ca_file" => self.ca_file = value.to_string(),
+            "cert_file" => self.cert_file = value.to_string(),
+            "key_file" => self.key_file = value.to_string(),
+            "username" => self.username = value.to_string(),
+            "password" => self.password = value.to_string(),
+            "prefix" => self.prefix = check_topic_part(value)?,
+            "keepalive" => self.keepalive = parse_num(value, 5, 3600)?,
+            "sys_interval" => self.sys_interval = parse_num(value, 0, 86400)?,
+            "procs_interval" => self.procs_interval = parse_num(value, 0, 86400)?,
+            "versions_interval" => self.versions_interval = parse_num(value, 0, 7 * 86400)?,
+            "state_dir" => {
+                if !value.starts_with('/') {
+                    return Err(format!("'{value}' is not an absolute path"));
+                }
+                self.state_dir = value.to_string()
+            }
+            "max_running" => self.max_running = parse_num(value, 1, 64)?,
+            "queue_size" => self.queue_size = parse_num(value, 0, 1024)?,
+            "journal_size" => self.journal_size = parse_num(value, 16, 4096)?,
+            "shell_enabled" => self.shell_enabled = parse_bool(value)?,
+            "shell_output_cap" => self.shell_output_cap = parse_num(value, 256, 16 * 1024 * 1024)?,
+            "shell_timeout" => self.shell_timeout = parse_num(value, 1, 86400)?,
+            "shell_max_timeout" => self.shell_max_timeout = parse_num(value, 1, 86400)?,
+            "startup_delay" => self.startup_delay = parse_num(value, 0, 3600)?,
+            "reconnect_min" => self.reconnect_min = parse_num(value, 1, 3600)?,
+            "reconnect_max" => self.reconnect_max = parse_num(value, 1, 86400)?,
+            "reboot_command" => self.reboot_command = value.to_string(),
+            "reboot_ack_timeout" => self.reboot_ack_timeout = parse_num(value, 1, 600)?,
+            "boot_id_file" => self.boot_id_file = value.to_string(),
+            "clock_trust" => {
+                self.clock_trust = match value {
+                    "ntp" => ClockTrust::Ntp,
+                    "always" => ClockTrust::Always,
+                    "never" => ClockTrust::Never,
+                    _ => return Err(format!("'{value}' must be ntp, always or never")),
+                }
+            }
+            "device_failures" => self.device_failures = parse_num(value, 1, 100)?,
+            "event_queue_bytes" => self.event_queue_bytes = parse_num(value, 4096, 64 * 1024 * 1024)?,
+            _ => return Err("unknown option".into()),
+        }
+        Ok(())
+    }
+
+    /// Checks across options, after all are set.
+    pub fn finish(&mut self, default_sn: impl FnOnce() -> String) -> Result<(), (String, String)> {
+        if self.sn.is_empty() {
+            self.sn = default_sn();
+        }
+        if self.sn.is_empty() {
+            return Err(("sn".into(), "no serial configured and no MAC address found".into()));
+        }
+        if self.gateway_id.is_empty() {
+            self.gateway_id = self.sn.clone();
+        }
+        if self.client_id.is_empty() {
+            self.client_id = self.sn.clone();
+        }
+        if self.shell_timeout > self.shell_max_timeout {
+            return Err(("shell_timeout".into(), "must not exceed shell_max_timeout".into()));
+        }
+        if self.reconnect_min > self.reconnect_max {
+            return Err(("reconnect_min".into(), "must not exceed reconnect_max".into()));
+        }
+        if self.cert_file.is_empty() != self.key_file.is_empty() {
+            return Err(("cert_file".into(), "cert_file and key_file go together".into()));
+        }
+        Ok(())
+    }
+
+    /// The options as JSON, secrets masked (`check-config`, `agent get`).
+    pub fn to_json_masked(&self) -> Value {
+        let mut m = Map::new();
+        let mut put = |k: &str, v: Value| {
+            m.insert(k.to_string(), v);
+        };
+        put("sn", json!(self.sn));
+        put("gateway_id", json!(self.gateway_id));
+        put("client_id", json!(self.client_id));
+        put("broker_host", json!(self.broker_host));
+        put("broker_port", json!(self.broker_port));
+        put("tls", json!(self.tls));
+        put("ca_file", json!(self.ca_file));
+        put("cert_file", json!(self.cert_file));
+        put("key_file", json!(self.key_file));
+        put("username", json!(self.username));
+        put("password", json!(if self.password.is_empty() { "" } else { MASK }));
+        put("prefix", json!(self.prefix));
+        put("keepalive", json!(self.keepalive));
+        put("sys_interval", json!(self.sys_interval));
+        put("procs_interval", json!(self.procs_interval));
+        put("versions_interval", json!(self.versions_interval));
+        put("watch", json!(self.watch));
+        put("state_dir", json!(self.state_dir));
+        put("max_running", json!(self.max_running));
+        put("queue_size", json!(self.queue_size));
+        put("journal_size", json!(self.journal_size));
+        put("shell_enabled", json!(self.shell_enabled));
+        put("shell_output_cap", json!(self.shell_output_cap));
+        put("shell_timeout", json!(self.shell_timeout));
+        put("shell_max_timeout", json!(self.shell_max_timeout));
+        put("startup_delay", json!(self.startup_delay));
+        put("reconnect_min", json!(self.reconnect_min));
+        put("reconnect_max", json!(self.reconnect_max));
+        put("reboot_command", json!(self.reboot_command));
+        put("reboot_ack_timeout", json!(self.reboot_ack_timeout));
+        put("boot_id_file", json!(self.boot_id_file));
+        put("clock_trust", json!(self.clock_trust.as_str()));
+        put("device_failures", json!(self.device_failures));
+        put("event_queue_bytes", json!(self.event_queue_bytes));
+        Value::Object(m)
+    }
+}
+
+impl ReceiverConfig {
+    pub fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
+        match key {
+            "enabled" => self.enabled = parse_bool(value)?,
+            "listen" => {
+                value
+                    .parse::<std::net::SocketAddr>()
+                    .map_err(|_| format!("'{value}' is not an address:port"))?;
+                self.listen = value.to_string()
+            }
+            "url" => {
+                if !value.is_empty() && !value.starts_with("http://") {
+                    return Err(format!("'{value}' is not an http:// URL"));
+                }
+                self.url = value.to_string()
+            }
+            "max_body" => self.max_body = parse_num(value, 1024, 16 * 1024 * 1024)?,
+            "rate" => self.rate = parse_num(value, 1, 100_000)?,
+            "status_period" => self.status_period = parse_num(value, 0, 86400)?,
+            "reconcile_interval" => self.reconcile_interval = parse_num(value, 0, 86400)?,
+            _ => return Err("unknown option".into()),
+        }
+        Ok(())
+    }
+
+    /// The URL the GoIP should push to.
+    pub fn push_url(&self) -> String {
+        if !self.url.is_empty() {
+            return self.url.clone();
+        }
+        format!("http://{}/", self.listen)
+    }
+
+    pub fn to_json(&self) -> Value {
+        json!({"enabled": self.enabled, "listen": self.listen, "url": self.push_url(), "allow": self.allow,
+               "max_body": self.max_body, "rate": self.rate, "status_period": self.status_period,
+               "reconcile_interval": self.reconcile_interval})
+    }
+}
+
+/// Start a device config with defaults for its section name and kind.
+pub fn device_defaults(name: &str, kind: DeviceKind) -> DeviceConfig {
+    DeviceConfig {
+        name: name.to_string(),
+        kind,
+        address: String::new(),
+        username: String::new(),
+        password: String::new(),
+        poll_interval: Duration::from_secs(60),
+        timeout: Duration::from_secs(5),
+        enabled: true,
+        options: BTreeMap::new(),
+    }
+}
+
+/// Set one option of a device section.
+pub fn set_device_option(d: &mut DeviceConfig, key: &str, value: &str) -> Result<(), String> {
+    match key {
+        "type" => {}
+        "address" => {
+            if !(value.starts_with("http://") || value.starts_with("https://")) {
+                return Err(format!("'{value}' must start with http:// or https://"));
+            }
+            d.address = value.trim_end_matches('/').to_string()
+        }
+        "username" => d.username = value.to_string(),
+        "password" => d.password = value.to_string(),
+        "poll_interval" => d.poll_interval = Duration::from_secs(parse_num(value, 1, 86400)?),
+        "timeout" => d.timeout = Duration::from_millis(parse_num::<u64>(value, 1, 300)? * 1000),
+        "timeout_ms" => d.timeout = Duration::from_millis(parse_num(value, 50, 300_000)?),
+        "enabled" => d.enabled = parse_bool(value)?,
+        other => {
+            if d.kind.extra_options().iter().any(|(k, _)| *k == other) {
+                d.options.insert(other.to_string(), value.to_string());
+            } else {
+                return Err("unknown option".into());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A device section as JSON with secrets masked.
+pub fn device_to_json_masked(d: &DeviceConfig) -> Value {
+    let mut opts = Map::new();
+    for (k, v) in &d.options {
+        let secret = d.kind.extra_options().iter().any(|(n, s)| n == k && *s);
+        opts.insert(k.clone(), json!(if secret && !v.is_empty() { MASK } else { v.as_str() }));
+    }
+    json!({
+        "name": d.name, "type": d.kind.as_str(), "address": d.address, "username": d.username,
+        "password": if d.password.is_empty() { "" } else { MASK },
+        "poll_interval": d.poll_interval.as_secs(), "timeout_ms": d.timeout.as_millis() as u64,
+        "enabled": d.enabled, "options": opts,
+    })
+}
+
+impl Config {
+    pub fn to_json_masked(&self) -> Value {
+        json!({
+            "agent": self.agent.to_json_masked(),
+            "sms_receiver": self.receiver.to_json(),
+            "devices": self.devices.iter().map(device_to_json_masked).collect::<Vec<_>>(),
+        })
+    }
+
+    /// Every secret value in the configuration, so log lines and answers
+    /// can be scrubbed of them as a last line of defence.
+    pub fn secrets(&self) -> Vec<String> {
+        let mut v = vec![self.agent.password.clone()];
+        for d in &self.devices {
+            v.push(d.password.clone());
+            for (k, val) in &d.options {
+                if d.kind.extra_options().iter().any(|(n, s)| n == k && *s) {
+                    v.push(val.clone());
+                }
+            }
+        }
+        v.retain(|s| s.len() >= 4);
+        v
+    }
+}

@@ -10,6 +10,8 @@ pub mod config;
 pub mod ctl;
 pub mod devices;
 pub mod events;
+pub mod logging;
+pub mod agent;
 pub mod mqtt;
 pub mod sms;
 pub mod telemetry;

@@ -162,6 +162,9 @@ impl Journal {
                     log::warn!("journal: reboot {} did not happen; a redelivery retries it", e.key);
                     e.state = State::Failed;
                 }
+            } else if e.command == "upgrade" && e.answer.is_some() {
+                // The install restarts the agent after the answer went out.
+                e.state = State::Succeeded;
             } else {
                 log::warn!("journal: {} ({}) was interrupted by an agent restart", e.key, e.command);
                 e.state = State::Interrupted;

@@ -1,5 +1,42 @@
 //! Remote commands: parsing, the journal that makes their effects happen
 //! once, the engine that schedules them, and one handler per command.
 
+pub mod agent_cmd;
+pub mod device;
+pub mod engine;
 pub mod envelope;
 pub mod journal;
+pub mod reboot;
+pub mod report;
+pub mod sh;
+pub mod upgrade;
+
+use crate::agent::Ctx;
+use envelope::{Command, Outcome};
+
+/// Commands this agent knows.
+pub const KNOWN: &[&str] = &["sh", "reboot", "agent", "report", "iad", "s20", "goip", "vpn", "sms", "upgrade"];
+
+/// Run one command to its outcome. `reboot` publishes its own answer
+/// (it must go out before the router goes down) and says so.
+pub fn dispatch(ctx: &Ctx, cmd: &Command) -> Outcome {
+    let cfg = ctx.config();
+    match cmd.command.as_str() {
+        "sh" => sh::handle(
+            &cmd.body,
+            cfg.agent.shell_enabled,
+            sh::ShLimits {
+                cap: cfg.agent.shell_output_cap,
+                default_timeout: cfg.agent.shell_timeout,
+                max_timeout: cfg.agent.shell_max_timeout,
+            },
+        ),
+        "reboot" => reboot::handle(ctx, cmd),
+        "agent" => agent_cmd::handle(ctx, cmd),
+        "report" => report::handle(ctx, cmd),
+        "iad" | "s20" | "goip" | "vpn" => device::handle(ctx, cmd),
+        "sms" => crate::sms::command::handle(ctx, cmd),
+        "upgrade" => upgrade::handle(ctx, cmd),
+        other => Outcome::err(format!("unknown command '{other}'")),
+    }
+}

@@ -47,6 +47,7 @@ pub struct AgentConfig {
     pub sys_interval: u64,
     pub procs_interval: u64,
     pub versions_interval: u64,
+    pub periph_interval: u64,
     pub watch: Vec<String>,
     pub state_dir: String,
     pub max_running: usize,
@@ -61,6 +62,8 @@ pub struct AgentConfig {
     pub reconnect_max: u64,
     pub reboot_command: String,
     pub reboot_ack_timeout: u64,
+    pub upgrade_command: String,
+    pub upgrade_max_bytes: u64,
     pub boot_id_file: String,
     pub clock_trust: ClockTrust,
     pub device_failures: u32,
@@ -128,6 +131,7 @@ impl Default for AgentConfig {
             sys_interval: 60,
             procs_interval: 60,
             versions_interval: 3600,
+            periph_interval: 300,
             watch: Vec::new(),
             state_dir: "/etc/dma-agent".into(),
             max_running: 4,
@@ -142,6 +146,8 @@ impl Default for AgentConfig {
             reconnect_max: 300,
             reboot_command: String::new(),
             reboot_ack_timeout: 10,
+            upgrade_command: "opkg install --force-reinstall {file}".into(),
+            upgrade_max_bytes: 8 * 1024 * 1024,
             boot_id_file: "/proc/sys/kernel/random/boot_id".into(),
             clock_trust: ClockTrust::Ntp,
             device_failures: 3,
@@ -212,6 +218,7 @@ impl AgentConfig {
             "sys_interval" => self.sys_interval = parse_num(value, 0, 86400)?,
             "procs_interval" => self.procs_interval = parse_num(value, 0, 86400)?,
             "versions_interval" => self.versions_interval = parse_num(value, 0, 7 * 86400)?,
+            "periph_interval" => self.periph_interval = parse_num(value, 1, 86400)?,
             "state_dir" => {
                 if !value.starts_with('/') {
                     return Err(format!("'{value}' is not an absolute path"));
@@ -230,6 +237,13 @@ impl AgentConfig {
             "reconnect_max" => self.reconnect_max = parse_num(value, 1, 86400)?,
             "reboot_command" => self.reboot_command = value.to_string(),
             "reboot_ack_timeout" => self.reboot_ack_timeout = parse_num(value, 1, 600)?,
+            "upgrade_command" => {
+                if !value.contains("{file}") {
+                    return Err("must contain {file} where the downloaded package goes".into());
+                }
+                self.upgrade_command = value.to_string()
+            }
+            "upgrade_max_bytes" => self.upgrade_max_bytes = parse_num(value, 1024, 256 * 1024 * 1024)?,
             "boot_id_file" => self.boot_id_file = value.to_string(),
             "clock_trust" => {
                 self.clock_trust = match value {
@@ -294,6 +308,7 @@ impl AgentConfig {
         put("sys_interval", json!(self.sys_interval));
         put("procs_interval", json!(self.procs_interval));
         put("versions_interval", json!(self.versions_interval));
+        put("periph_interval", json!(self.periph_interval));
         put("watch", json!(self.watch));
         put("state_dir", json!(self.state_dir));
         put("max_running", json!(self.max_running));
@@ -308,6 +323,8 @@ impl AgentConfig {
         put("reconnect_max", json!(self.reconnect_max));
         put("reboot_command", json!(self.reboot_command));
         put("reboot_ack_timeout", json!(self.reboot_ack_timeout));
+        put("upgrade_command", json!(self.upgrade_command));
+        put("upgrade_max_bytes", json!(self.upgrade_max_bytes));
         put("boot_id_file", json!(self.boot_id_file));
         put("clock_trust", json!(self.clock_trust.as_str()));
         put("device_failures", json!(self.device_failures));
@@ -364,7 +381,7 @@ pub fn device_defaults(name: &str, kind: DeviceKind) -> DeviceConfig {
         address: String::new(),
         username: String::new(),
         password: String::new(),
-        poll_interval: Duration::from_secs(60),
+        poll_interval: Duration::from_secs(15),
         timeout: Duration::from_secs(5),
         enabled: true,
         options: BTreeMap::new(),
@@ -383,6 +400,10 @@ pub fn set_device_option(d: &mut DeviceConfig, key: &str, value: &str) -> Result
         }
         "username" => d.username = value.to_string(),
         "password" => d.password = value.to_string(),
+        // `nId` in periph messages: a literal, or `serial` for the device's own.
+        "node_id" => {
+            d.options.insert("node_id".into(), value.to_string());
+        }
         "poll_interval" => d.poll_interval = Duration::from_secs(parse_num(value, 1, 86400)?),
         "timeout" => d.timeout = Duration::from_millis(parse_num::<u64>(value, 1, 300)? * 1000),
         "timeout_ms" => d.timeout = Duration::from_millis(parse_num(value, 50, 300_000)?),

@@ -4,6 +4,7 @@
 
 pub mod goip;
 pub mod http;
+pub mod manager;
 pub mod iad;
 pub mod s20;
 pub mod vpn;

@@ -35,6 +35,7 @@ pub struct Session {
     pub publisher: Publisher,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
+    pending: Option<(Connection, Backoff)>,
 }
 
 /// The will and the offline form of the state message.
@@ -63,25 +64,33 @@ pub fn build_options(cfg: &AgentConfig, topics: &Topics) -> Result<MqttOptions, 
 }
 
 impl Session {
-    /// Start the connection thread. Returns at once; the connection is
-    /// made (and remade) in the background.
-    pub fn start(cfg: &AgentConfig, events: Arc<dyn SessionEvents>) -> Result<Session, String> {
+    /// Create the client. Nothing connects until [`Session::start`], so the
+    /// agent can build everything that handles commands first and no
+    /// command delivered right after connecting finds nobody to take it.
+    pub fn create(cfg: &AgentConfig) -> Result<Session, String> {
         let topics = Topics::new(&cfg.prefix, &cfg.sn);
         let opts = build_options(cfg, &topics)?;
         let (client, connection) = Client::new(opts, REQUEST_CAP);
         let tracker = AckTracker::default();
-        let publisher = Publisher::new(client.clone(), tracker.clone(), topics.clone(), cfg.sn.clone());
-        let stop = Arc::new(AtomicBool::new(false));
+        let publisher = Publisher::new(client, tracker, topics, cfg.sn.clone());
         let backoff = Backoff::new(Duration::from_secs(cfg.reconnect_min), Duration::from_secs(cfg.reconnect_max));
-        let thread = {
-            let stop = stop.clone();
-            let cmd_topic = topics.cmd.clone();
-            std::thread::Builder::new()
-                .name("mqtt".into())
-                .spawn(move || run(connection, client, tracker, cmd_topic, events, stop, backoff))
-                .map_err(|e| e.to_string())?
-        };
-        Ok(Session { publisher, stop, thread: Some(thread) })
+        Ok(Session { publisher, stop: Arc::new(AtomicBool::new(false)), thread: None, pending: Some((connection, backoff)) })
+    }
+
+    /// Start the connection thread. Returns at once; the connection is
+    /// made (and remade) in the background.
+    pub fn start(&mut self, events: Arc<dyn SessionEvents>) -> Result<(), String> {
+        let (connection, backoff) = self.pending.take().ok_or("session already started")?;
+        let stop = self.stop.clone();
+        let client = self.publisher.client().clone();
+        let tracker = self.publisher.tracker().clone();
+        let cmd_topic = self.publisher.topics.cmd.clone();
+        let thread = std::thread::Builder::new()
+            .name("mqtt".into())
+            .spawn(move || run(connection, client, tracker, cmd_topic, events, stop, backoff))
+            .map_err(|e| e.to_string())?;
+        self.thread = Some(thread);
+        Ok(())
     }
 
     /// Send DISCONNECT (so the will is not published) and wait, bounded,

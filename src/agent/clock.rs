@@ -1,0 +1,92 @@
+//! Time facts: build time, boot time, and whether the clock can be trusted
+//! to judge a command's `expires`.
+//!
+//! Routers without an RTC boot with a clock in the past (OpenWrt sets it
+//! to the newest file time it finds) until NTP syncs. The rule (option
+//! `clock_trust`): `ntp` (default) trusts the clock when the kernel reports
+//! it synchronised (adjtimex without STA_UNSYNC, which busybox ntpd and
+//! chrony clear) and it is not before this agent's build time; `always`
+//! and `never` override. When untrusted, `expires` is not judged and the
+//! command runs.
+
+use crate::config::ClockTrust;
+
+/// Unix time of the build.
+pub fn build_epoch() -> u64 {
+    env!("DMA_BUILD_EPOCH").parse().unwrap_or(0)
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` of a unix time.
+pub fn format_utc(secs: u64) -> String {
+    let days = (secs / 86400) as i64;
+    let rem = secs % 86400;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, (rem / 60) % 60, rem % 60)
+}
+
+/// Seconds since boot, from /proc/uptime.
+pub fn uptime() -> u64 {
+    std::fs::read_to_string("/proc/uptime")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|f| f.parse::<f64>().ok()))
+        .map(|f| f as u64)
+        .unwrap_or(0)
+}
+
+/// Unix time the router booted.
+pub fn boot_time() -> u64 {
+    crate::util::unix_now().saturating_sub(uptime())
+}
+
+/// Does the kernel say the clock is NTP-synchronised?
+pub fn kernel_synced() -> bool {
+    // SAFETY: adjtimex with modes = 0 only reads the kernel's clock state
+    // into the zeroed struct we own.
+    let mut tx: libc::timex = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::adjtimex(&mut tx) };
+    rc >= 0 && rc != libc::TIME_ERROR && (tx.status & libc::STA_UNSYNC) == 0
+}
+
+pub fn trusted(mode: ClockTrust) -> bool {
+    match mode {
+        ClockTrust::Always => true,
+        ClockTrust::Never => false,
+        ClockTrust::Ntp => crate::util::unix_now() >= build_epoch() && kernel_synced(),
+    }
+}
+
+/// Has a command with these fields expired? Only judged on a trusted clock.
+pub fn expired(publish_time: Option<u64>, expires: Option<u64>, mode: ClockTrust) -> bool {
+    match (publish_time, expires) {
+        (Some(p), Some(e)) if e > 0 && p > 0 => trusted(mode) && crate::util::unix_now() > p.saturating_add(e),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn formats_dates() {
+        assert_eq!(format_utc(0), "1970-01-01T00:00:00Z");
+        assert_eq!(format_utc(1542604400), "2018-11-19T05:13:20Z");
+        assert_eq!(format_utc(1_951_257_600), "2031-10-31T00:00:00Z");
+    }
+    #[test]
+    fn expiry_only_on_trusted_clock() {
+        assert!(expired(Some(1000), Some(10), ClockTrust::Always));
+        assert!(!expired(Some(1000), Some(10), ClockTrust::Never));
+        assert!(!expired(Some(crate::util::unix_now()), Some(100), ClockTrust::Always));
+        assert!(!expired(None, Some(10), ClockTrust::Always));
+    }
+}

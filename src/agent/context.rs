@@ -1,0 +1,75 @@
+//! What every part of the running agent shares.
+
+use super::AgentState;
+use crate::commands::journal::Journal;
+use crate::config::Config;
+use crate::devices::manager::DeviceManager;
+use crate::events::EventQueue;
+use crate::mqtt::Publisher;
+use crate::telemetry::ReportRequest;
+use std::sync::atomic::AtomicBool;
+use std::sync::mpsc::SyncSender;
+use std::sync::{Arc, Mutex, RwLock};
+
+pub struct Ctx {
+    config: RwLock<Arc<Config>>,
+    pub publisher: Publisher,
+    pub journal: Mutex<Journal>,
+    pub state: Mutex<AgentState>,
+    /// Asks the reporter thread for reports now.
+    pub reports: SyncSender<ReportRequest>,
+    pub devices: DeviceManager,
+    pub events: Arc<EventQueue>,
+    /// Set when a configuration change needs a restart (re-exec).
+    pub restart: AtomicBool,
+    /// Set on SIGTERM/SIGINT.
+    pub stopping: AtomicBool,
+}
+
+impl Ctx {
+    pub fn new(
+        config: Arc<Config>,
+        publisher: Publisher,
+        journal: Journal,
+        reports: SyncSender<ReportRequest>,
+        devices: DeviceManager,
+        events: Arc<EventQueue>,
+    ) -> Ctx {
+        Ctx {
+            config: RwLock::new(config),
+            publisher,
+            journal: Mutex::new(journal),
+            state: Mutex::new(AgentState::new()),
+            reports,
+            devices,
+            events,
+            restart: AtomicBool::new(false),
+            stopping: AtomicBool::new(false),
+        }
+    }
+
+    /// The current configuration (a snapshot; cheap to clone).
+    pub fn config(&self) -> Arc<Config> {
+        match self.config.read() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    pub fn set_config(&self, c: Arc<Config>) {
+        match self.config.write() {
+            Ok(mut g) => *g = c,
+            Err(p) => *p.into_inner() = c,
+        }
+    }
+
+    pub fn sn(&self) -> String {
+        self.publisher.sn.clone()
+    }
+
+    pub fn note_error(&self, msg: impl Into<String>) {
+        if let Ok(mut s) = self.state.lock() {
+            s.error(msg);
+        }
+    }
+}

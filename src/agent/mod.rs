@@ -1,0 +1,10 @@
+//! The running agent: shared context, live state, start-up and shutdown,
+//! signals.
+
+pub mod clock;
+pub mod context;
+pub mod runtime;
+pub mod state;
+
+pub use context::Ctx;
+pub use state::AgentState;

@@ -1,0 +1,265 @@
+//! Start-up, the main loop (signals, reload, restart) and shutdown.
+
+use super::Ctx;
+use crate::commands::engine::Engine;
+use crate::commands::journal::{read_boot_id, Journal};
+use crate::config::{self, Config};
+use crate::devices::manager::{DeviceManager, ManagerSettings};
+use crate::events::EventQueue;
+use crate::mqtt::{AckWaiter, Session, SessionEvents};
+use crate::telemetry::{ReportRequest, Reporter};
+use serde_json::json;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+static TERM: AtomicBool = AtomicBool::new(false);
+static HUP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(sig: libc::c_int) {
+    if sig == libc::SIGHUP {
+        HUP.store(true, Ordering::SeqCst);
+    } else {
+        TERM.store(true, Ordering::SeqCst);
+    }
+}
+
+fn install_signal_handlers() {
+    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+    let act = SigAction::new(SigHandler::Handler(on_signal), SaFlags::SA_RESTART, SigSet::empty());
+    for s in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+        // SAFETY: the handler only stores to atomics (async-signal-safe).
+        if let Err(e) = unsafe { sigaction(s, &act) } {
+            log::error!("cannot install the {s} handler: {e}");
+        }
+    }
+}
+
+pub fn manager_settings(cfg: &Config) -> ManagerSettings {
+    ManagerSettings {
+        sn: cfg.agent.sn.clone(),
+        gw_id: cfg.agent.gateway_id.clone(),
+        failures: cfg.agent.device_failures,
+        periph_interval: Duration::from_secs(cfg.agent.periph_interval),
+    }
+}
+
+/// Answers waiting for their PUBACK, to mark them acknowledged in the journal.
+static ACKS: OnceLock<SyncSender<(String, AckWaiter)>> = OnceLock::new();
+
+pub fn watch_ack(key: String, w: AckWaiter) {
+    if let Some(tx) = ACKS.get() {
+        let _ = tx.try_send((key, w));
+    }
+}
+
+fn acker(ctx: Arc<Ctx>, rx: Receiver<(String, AckWaiter)>) {
+    let mut waiting: VecDeque<(String, AckWaiter, Instant)> = VecDeque::new();
+    loop {
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(item) => waiting.push_back((item.0, item.1, Instant::now())),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
+            Err(_) => {}
+        }
+        let mut done = Vec::new();
+        waiting.retain(|(k, w, at)| {
+            if w.is_acked() {
+                done.push(k.clone());
+                false
+            } else {
+                // Not acked in time: the journal keeps it unacked, and it is
+                // published again on the next connect.
+                at.elapsed() < Duration::from_secs(120)
+            }
+        });
+        if !done.is_empty() {
+            if let Ok(mut j) = ctx.journal.lock() {
+                for k in done {
+                    let _ = j.mark_acked(&k);
+                }
+            }
+        }
+    }
+}
+
+/// The agent's side of the MQTT session.
+struct Events {
+    ctx: Arc<Ctx>,
+    engine: Arc<Engine>,
+}
+
+impl SessionEvents for Events {
+    fn connected(&self, _session_present: bool) {
+        let ctx = &self.ctx;
+        if let Ok(mut s) = ctx.state.lock() {
+            s.connected = true;
+            s.connected_since = Some(crate::util::unix_now());
+            s.connects += 1;
+        }
+        let p = &ctx.publisher;
+        let birth = json!({"sn": p.sn, "online": true, "time": crate::util::unix_now(),
+                           "bootTime": super::clock::boot_time(), "ver": crate::VERSION});
+        let _ = p.publish_json(&p.topics.state, true, true, &birth);
+        let _ = ctx.reports.try_send(ReportRequest::Versions);
+        // Answers the broker never acknowledged (lost in an outage or a restart).
+        let unacked = ctx.journal.lock().map(|j| j.unacked()).unwrap_or_default();
+        for (key, a) in unacked {
+            if let Ok(Some(w)) = p.publish_json(&p.topics.resp, true, false, &a) {
+                watch_ack(key, w);
+            }
+        }
+        ctx.events.set_connected(true);
+    }
+
+    fn disconnected(&self, reason: &str) {
+        self.ctx.events.set_connected(false);
+        if let Ok(mut s) = self.ctx.state.lock() {
+            if s.connected {
+                s.error(format!("broker: {reason}"));
+            }
+            s.connected = false;
+            s.connected_since = None;
+        }
+    }
+
+    fn command(&self, payload: &[u8]) {
+        self.engine.offer(payload);
+    }
+}
+
+/// What `run` ends with.
+pub enum Exit {
+    Stopped,
+    Restart,
+}
+
+/// Run the agent until SIGTERM/SIGINT (or a restart is needed).
+pub fn run(config_path: &str) -> Result<Exit, String> {
+    let cfg = Arc::new(config::load(config_path).map_err(|e| e.to_string())?);
+    install_signal_handlers();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    if cfg.agent.startup_delay > 0 {
+        // Spread a fleet's reconnects after a regional power cut.
+        let d = crate::mqtt::backoff::Rng::from_entropy().below(cfg.agent.startup_delay * 1000);
+        log::info!("start-up delay {d} ms");
+        let until = Instant::now() + Duration::from_millis(d);
+        while Instant::now() < until && !TERM.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    let state_dir = std::path::PathBuf::from(&cfg.agent.state_dir);
+    std::fs::create_dir_all(&state_dir).map_err(|e| format!("state dir {}: {e}", state_dir.display()))?;
+    let boot = read_boot_id(&cfg.agent.boot_id_file);
+    let journal = Journal::open(&state_dir, cfg.agent.journal_size, &boot).map_err(|e| format!("journal: {e}"))?;
+    let events = Arc::new(EventQueue::open(&state_dir.join("events"), cfg.agent.event_queue_bytes).map_err(|e| format!("event queue: {e}"))?);
+    let mut session = Session::create(&cfg.agent)?;
+    let publisher = session.publisher.clone();
+    let (rtx, rrx) = sync_channel(16);
+    let devices = DeviceManager::new(publisher.clone(), manager_settings(&cfg));
+    let ctx = Arc::new(Ctx::new(cfg.clone(), publisher.clone(), journal, rtx, devices, events.clone()));
+    let engine = Arc::new(Engine::start(ctx.clone()).map_err(|e| e.to_string())?);
+    let (atx, arx) = sync_channel(256);
+    let _ = ACKS.set(atx);
+    {
+        let ctx = ctx.clone();
+        std::thread::Builder::new().name("acks".into()).spawn(move || acker(ctx, arx)).map_err(|e| e.to_string())?;
+    }
+    let reporter = {
+        let r = Reporter::new(ctx.clone());
+        std::thread::Builder::new().name("reports".into()).spawn(move || r.run(rrx)).map_err(|e| e.to_string())?
+    };
+    let stop_events = Arc::new(AtomicBool::new(false));
+    let sender = {
+        let (q, p, stop) = (events.clone(), publisher.clone(), stop_events.clone());
+        std::thread::Builder::new().name("events".into()).spawn(move || q.run_sender(&p, &stop)).map_err(|e| e.to_string())?
+    };
+    ctx.devices.apply(&cfg.devices, manager_settings(&cfg));
+    let sms = crate::sms::start(ctx.clone()).map_err(|e| format!("sms: {e}"))?;
+    session.start(Arc::new(Events { ctx: ctx.clone(), engine: engine.clone() }))?;
+    log::info!(
+        "dma-agent {} started: sn {}, broker {}:{}{}, {} LAN device(s)",
+        crate::telemetry::versions::agent_version(),
+        cfg.agent.sn,
+        cfg.agent.broker_host,
+        cfg.agent.broker_port,
+        if cfg.agent.tls { " (TLS)" } else { "" },
+        cfg.devices.iter().filter(|d| d.enabled).count()
+    );
+
+    let exit = loop {
+        std::thread::sleep(Duration::from_millis(100));
+        if TERM.load(Ordering::SeqCst) {
+            log::info!("stopping");
+            break Exit::Stopped;
+        }
+        if ctx.restart.load(Ordering::SeqCst) {
+            // Let the answer that asked for it leave first.
+            std::thread::sleep(Duration::from_millis(500));
+            break Exit::Restart;
+        }
+        if HUP.swap(false, Ordering::SeqCst) {
+            match reload(&ctx, config_path) {
+                Ok(true) => break Exit::Restart,
+                Ok(false) => {}
+                Err(e) => {
+                    log::error!("reload refused, keeping the running configuration: {e}");
+                    ctx.note_error(format!("reload: {e}"));
+                }
+            }
+        }
+    };
+
+    // Shutdown: stop taking commands, let running ones finish (bounded),
+    // say we are going offline, disconnect cleanly.
+    ctx.stopping.store(true, Ordering::SeqCst);
+    let left = engine.drain(Duration::from_secs(10));
+    if !left.is_empty() {
+        log::warn!("{} command(s) journalled as interrupted: {left:?}", left.len());
+    }
+    sms.stop();
+    ctx.devices.stop_all();
+    let _ = ctx.reports.try_send(ReportRequest::Stop);
+    let _ = reporter.join();
+    stop_events.store(true, Ordering::SeqCst);
+    events.set_connected(false);
+    let _ = sender.join();
+    let p = &ctx.publisher;
+    if let Ok(Some(w)) = p.publish(&p.topics.state, true, true, crate::mqtt::session::offline_payload(&p.sn)) {
+        if !w.wait(Duration::from_secs(3)) {
+            log::warn!("offline state not acknowledged (broker away?)");
+        }
+    }
+    session.shutdown(Duration::from_secs(3));
+    log::info!("stopped");
+    Ok(exit)
+}
+
+/// SIGHUP: re-read the file. Returns true when the change needs a restart.
+fn reload(ctx: &Ctx, path: &str) -> Result<bool, String> {
+    let new = config::load(path).map_err(|e| e.to_string())?;
+    let old = ctx.config();
+    let o = old.agent.to_json_masked();
+    let n = new.agent.to_json_masked();
+    let restart = crate::config::model::RESTART_KEYS.iter().any(|k| o.get(*k) != n.get(*k)) || old.agent.password != new.agent.password;
+    if restart {
+        log::info!("reload: broker or identity settings changed; restarting");
+        return Ok(true);
+    }
+    let restart_sms = old.receiver != new.receiver;
+    ctx.devices.apply(&new.devices, manager_settings(&new));
+    ctx.set_config(Arc::new(new));
+    let _ = ctx.reports.try_send(ReportRequest::Reschedule);
+    log::info!("configuration reloaded");
+    Ok(restart_sms)
+}
+
+/// Keep the process's own executable path for a restart.
+pub fn reexec() -> std::io::Error {
+    use std::os::unix::process::CommandExt;
+    let args: Vec<String> = std::env::args().collect();
+    let exe = std::fs::read_link("/proc/self/exe").unwrap_or_else(|_| std::path::PathBuf::from(&args[0]));
+    log::info!("restarting {}", exe.display());
+    std::process::Command::new(exe).args(&args[1..]).exec()
+}

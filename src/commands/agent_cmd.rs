@@ -1,0 +1,124 @@
+//! `agent get|set`: the agent's configuration (secrets masked) and live
+//! state; `set` validates, persists atomically to the UCI file and
+//! applies — at once where possible, by a clean self-restart where the
+//! broker session itself must change.
+
+use super::envelope::{Command, Outcome};
+use crate::agent::Ctx;
+use crate::config::model::RESTART_KEYS;
+use crate::config::uci::UciValue;
+use crate::config::AgentConfig;
+use serde_json::{json, Map, Value};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+pub fn handle(ctx: &Ctx, cmd: &Command) -> Outcome {
+    match cmd.method.as_str() {
+        "get" | "" => get(ctx, &cmd.body),
+        "set" => set(ctx, &cmd.body),
+        m => Outcome::err(format!("agent: method must be get or set, not '{m}'")),
+    }
+}
+
+fn get(ctx: &Ctx, body: &Value) -> Outcome {
+    let cfg = ctx.config();
+    let mut config = cfg.agent.to_json_masked();
+    let keys: Option<Vec<String>> = match body.get("keys") {
+        None | Some(Value::Null) => None,
+        Some(Value::Array(a)) => {
+            let mut v = Vec::new();
+            for k in a {
+                match k.as_str() {
+                    Some(s) => v.push(s.to_string()),
+                    None => return Outcome::err("bad body: keys must be a list of option names"),
+                }
+            }
+            Some(v)
+        }
+        Some(_) => return Outcome::err("bad body: keys must be a list of option names"),
+    };
+    if let (Some(keys), Value::Object(m)) = (&keys, &mut config) {
+        let unknown: Vec<&String> = keys.iter().filter(|k| !m.contains_key(k.as_str()) && *k != "state").collect();
+        if !unknown.is_empty() {
+            return Outcome::err(format!("bad body: unknown option(s) {unknown:?}"));
+        }
+        m.retain(|k, _| keys.contains(k));
+    }
+    let mut state = ctx.state.lock().map(|s| s.to_json()).unwrap_or(Value::Null);
+    if let Value::Object(s) = &mut state {
+        let (queued, inflight) = ctx.publisher.tracker().pending();
+        s.insert("mqttQueued".into(), json!(queued));
+        s.insert("mqttInflight".into(), json!(inflight));
+        if let Ok(j) = ctx.journal.lock() {
+            s.insert("journal".into(), json!({"size": j.len(), "states": j.counts(), "bootId": j.boot_id()}));
+        }
+        s.insert("commands".into(), crate::commands::engine::stats());
+        s.insert("events".into(), ctx.events.stats());
+        s.insert("devices".into(), ctx.devices.overview());
+        s.insert("version".into(), json!(crate::telemetry::versions::agent_version()));
+    }
+    Outcome::ok(json!({"config": config, "devices": cfg.devices.iter().map(crate::config::model::device_to_json_masked).collect::<Vec<_>>(), "state": state}))
+}
+
+/// A JSON value as the UCI text of an option.
+fn to_uci(key: &str, v: &Value) -> Result<Option<UciValue>, String> {
+    Ok(Some(match (key, v) {
+        (_, Value::Null) => return Ok(None),
+        ("watch", Value::Array(items)) => UciValue::List(
+            items
+                .iter()
+                .map(|i| i.as_str().map(|s| s.to_string()).ok_or_else(|| format!("{key}: items must be strings")))
+                .collect::<Result<_, _>>()?,
+        ),
+        ("watch", Value::String(s)) => UciValue::List(s.split_whitespace().map(|x| x.to_string()).collect()),
+        (_, Value::String(s)) => UciValue::Single(s.clone()),
+        (_, Value::Bool(b)) => UciValue::Single(if *b { "1" } else { "0" }.into()),
+        (_, Value::Number(n)) => UciValue::Single(n.to_string()),
+        _ => return Err(format!("{key}: value must be a string, number or boolean")),
+    }))
+}
+
+fn set(ctx: &Ctx, body: &Value) -> Outcome {
+    let Value::Object(m) = body else { return Outcome::err("bad body: an object of option: value") };
+    if m.is_empty() {
+        return Outcome::err("bad body: no options to set");
+    }
+    // Validate every key and value against a scratch copy first.
+    let mut scratch = AgentConfig::default();
+    let mut updates = Vec::new();
+    let known = AgentConfig::default().to_json_masked();
+    for (k, v) in m {
+        if known.get(k.as_str()).is_none() {
+            return Outcome::err(format!("bad value for {k}: unknown option"));
+        }
+        let uv = match to_uci(k, v) {
+            Ok(uv) => uv,
+            Err(e) => return Outcome::err(format!("bad body: {e}")),
+        };
+        if let Some(UciValue::Single(s)) = &uv {
+            if let Err(e) = scratch.set(k, s) {
+                return Outcome::err(format!("bad value for {k}: {e}"));
+            }
+        }
+        updates.push((k.clone(), uv));
+    }
+    let old = ctx.config();
+    let new = match crate::config::update_agent_section(&old.path, &updates) {
+        Ok(c) => c,
+        Err(e) => return Outcome::err(format!("not applied: {e}")),
+    };
+    let restart: Vec<&String> = m.keys().filter(|k| RESTART_KEYS.contains(&k.as_str())).collect();
+    let changed: Map<String, Value> = {
+        let shown = new.agent.to_json_masked();
+        m.keys().filter_map(|k| shown.get(k).map(|v| (k.clone(), v.clone()))).collect()
+    };
+    ctx.set_config(Arc::new(new));
+    let _ = ctx.reports.try_send(crate::telemetry::ReportRequest::Reschedule);
+    ctx.devices.apply(&ctx.config().devices, crate::agent::runtime::manager_settings(&ctx.config()));
+    let needs_restart = restart.iter().any(|k| old.agent.to_json_masked().get(k.as_str()) != ctx.config().agent.to_json_masked().get(k.as_str()) || k.as_str() == "password");
+    if needs_restart {
+        log::info!("agent set: {restart:?} changed; restarting to apply");
+        ctx.restart.store(true, Ordering::SeqCst);
+    }
+    Outcome::ok(json!({"applied": changed, "restart": needs_restart}))
+}

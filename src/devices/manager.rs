@@ -1,0 +1,389 @@
+//! Runs each configured LAN device on its own thread: polls it on its
+//! interval, publishes `periph` on change and on the periph interval,
+//! marks it offline after N consecutive failures (then retries with
+//! backoff), and carries out `<kind> get|set` commands in between polls.
+//! A dead device only ever blocks its own thread.
+
+use super::{DeviceConfig, DeviceError, DeviceKind, LanDevice};
+use crate::mqtt::Publisher;
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Commands waiting for one device.
+const DEVICE_QUEUE: usize = 4;
+/// Longest wait between polls of a device that is down.
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+
+enum DevMsg {
+    Command { method: String, body: Value, reply: SyncSender<Result<Value, DeviceError>> },
+    Republish,
+    Push(Value),
+    Stop,
+}
+
+/// What is known of one device.
+#[derive(Debug, Clone, Default)]
+pub struct DeviceView {
+    pub online: bool,
+    pub msg: Option<Value>,
+    pub firmware: Option<String>,
+    pub serial: Option<String>,
+    pub failures: u32,
+    pub last_error: Option<String>,
+    pub last_seen: Option<u64>,
+    pub published: u64,
+}
+
+struct Slot {
+    cfg: DeviceConfig,
+    tx: SyncSender<DevMsg>,
+    view: Arc<Mutex<DeviceView>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// Settings the manager takes from the agent section.
+#[derive(Debug, Clone)]
+pub struct ManagerSettings {
+    pub sn: String,
+    pub gw_id: String,
+    pub failures: u32,
+    pub periph_interval: Duration,
+}
+
+#[derive(Clone)]
+pub struct DeviceManager {
+    slots: Arc<Mutex<Vec<Slot>>>,
+    publisher: Publisher,
+    settings: Arc<Mutex<ManagerSettings>>,
+}
+
+impl DeviceManager {
+    pub fn new(publisher: Publisher, settings: ManagerSettings) -> DeviceManager {
+        DeviceManager { slots: Arc::new(Mutex::new(Vec::new())), publisher, settings: Arc::new(Mutex::new(settings)) }
+    }
+
+    /// Start (or restart) the devices: unchanged devices keep running,
+    /// removed or changed ones are stopped, new ones started.
+    pub fn apply(&self, devices: &[DeviceConfig], settings: ManagerSettings) {
+        if let Ok(mut s) = self.settings.lock() {
+            *s = settings;
+        }
+        let Ok(mut slots) = self.slots.lock() else { return };
+        let mut keep = Vec::new();
+        for mut slot in slots.drain(..) {
+            if devices.iter().any(|d| *d == slot.cfg && d.enabled) {
+                keep.push(slot);
+            } else {
+                stop_slot(&mut slot);
+            }
+        }
+        for d in devices.iter().filter(|d| d.enabled) {
+            if keep.iter().any(|s| s.cfg == *d) {
+                continue;
+            }
+            match self.spawn(d.clone()) {
+                Ok(slot) => keep.push(slot),
+                Err(e) => log::error!("device {}: cannot start its thread: {e}", d.name),
+            }
+        }
+        *slots = keep;
+    }
+
+    fn spawn(&self, cfg: DeviceConfig) -> std::io::Result<Slot> {
+        let (tx, rx) = sync_channel(DEVICE_QUEUE);
+        let view = Arc::new(Mutex::new(DeviceView::default()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let worker = Worker {
+            cfg: cfg.clone(),
+            view: view.clone(),
+            stop: stop.clone(),
+            publisher: self.publisher.clone(),
+            settings: self.settings.clone(),
+            last_published: None,
+            last_publish_at: None,
+        };
+        let thread = std::thread::Builder::new()
+            .name(format!("dev-{}", cfg.name))
+            .stack_size(256 * 1024)
+            .spawn(move || worker.run(rx))?;
+        Ok(Slot { cfg, tx, view, stop, thread: Some(thread) })
+    }
+
+    pub fn stop_all(&self) {
+        if let Ok(mut slots) = self.slots.lock() {
+            for mut s in slots.drain(..) {
+                stop_slot(&mut s);
+            }
+        }
+    }
+
+    /// Carry out `<kind> get|set` on the device named in the body
+    /// (`"device": name`), or the first device of that kind.
+    pub fn command(&self, kind: DeviceKind, name: Option<&str>, method: &str, body: Value) -> Result<Value, DeviceError> {
+        let (tx, wait) = {
+            let slots = self.slots.lock().map_err(|_| DeviceError::Transport("device manager unavailable".into()))?;
+            let slot = slots
+                .iter()
+                .find(|s| s.cfg.kind == kind && name.map(|n| n == s.cfg.name).unwrap_or(true))
+                .ok_or_else(|| match name {
+                    Some(n) => DeviceError::BadRequest(format!("no enabled {kind} device named '{n}'")),
+                    None => DeviceError::BadRequest(format!("no {kind} device is configured")),
+                })?;
+            // A command may queue behind a poll, which may itself time out.
+            (slot.tx.clone(), slot.cfg.timeout * 6 + Duration::from_secs(5))
+        };
+        let (rtx, rrx) = sync_channel(1);
+        tx.try_send(DevMsg::Command { method: method.to_string(), body, reply: rtx })
+            .map_err(|_| DeviceError::Transport(format!("{kind} device busy: too many commands waiting")))?;
+        rrx.recv_timeout(wait).map_err(|_| DeviceError::Timeout(format!("{kind} device did not answer in {} s", wait.as_secs())))?
+    }
+
+    /// Publish every device's current status now.
+    pub fn republish_all(&self) {
+        if let Ok(slots) = self.slots.lock() {
+            for s in slots.iter() {
+                let _ = s.tx.try_send(DevMsg::Republish);
+            }
+        }
+    }
+
+    /// A status pushed by the device itself (GoIP dev-status/port-status):
+    /// merged into the device's `msg` and published at once.
+    pub fn push_status(&self, kind: DeviceKind, name: Option<&str>, fields: Value) {
+        if let Ok(slots) = self.slots.lock() {
+            if let Some(s) = slots.iter().find(|s| s.cfg.kind == kind && name.map(|n| n == s.cfg.name).unwrap_or(true)) {
+                let _ = s.tx.try_send(DevMsg::Push(fields));
+            }
+        }
+    }
+
+    /// (kind:name, firmware) of each device whose firmware is known.
+    pub fn firmware(&self) -> Vec<(String, String)> {
+        let Ok(slots) = self.slots.lock() else { return Vec::new() };
+        slots
+            .iter()
+            .filter_map(|s| {
+                let fw = s.view.lock().ok()?.firmware.clone()?;
+                Some((format!("{}:{}", s.cfg.kind, s.cfg.name), fw))
+            })
+            .collect()
+    }
+
+    /// State of every device, for `agent get`.
+    pub fn overview(&self) -> Value {
+        let Ok(slots) = self.slots.lock() else { return Value::Null };
+        Value::Array(
+            slots
+                .iter()
+                .map(|s| {
+                    let v = s.view.lock().map(|v| v.clone()).unwrap_or_default();
+                    json!({"name": s.cfg.name, "kind": s.cfg.kind.as_str(), "online": v.online, "failures": v.failures,
+                           "lastError": v.last_error, "lastSeen": v.last_seen, "firmware": v.firmware, "published": v.published})
+                })
+                .collect(),
+        )
+    }
+
+    pub fn view(&self, name: &str) -> Option<DeviceView> {
+        let slots = self.slots.lock().ok()?;
+        let s = slots.iter().find(|s| s.cfg.name == name)?;
+        let v = s.view.lock().ok()?.clone();
+        Some(v)
+    }
+}
+
+fn stop_slot(s: &mut Slot) {
+    s.stop.store(true, Ordering::SeqCst);
+    let _ = s.tx.try_send(DevMsg::Stop);
+    if let Some(t) = s.thread.take() {
+        // A device thread may sit in an HTTP call; it ends within its timeout.
+        std::thread::spawn(move || {
+            let _ = t.join();
+        });
+    }
+}
+
+/// Keys whose values change on every poll: left out when deciding whether
+/// a status changed (they are still published).
+fn is_volatile(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    ["uptime", "time", "load", "cpu", "mem", "bytes", "packets", "rx", "tx", "seq", "voltage", "temp", "flow"]
+        .iter()
+        .any(|v| k.contains(v))
+}
+
+fn fingerprint(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => {
+            Value::Object(m.iter().filter(|(k, _)| !is_volatile(k)).map(|(k, v)| (k.clone(), fingerprint(v))).collect())
+        }
+        Value::Array(a) => Value::Array(a.iter().map(fingerprint).collect()),
+        other => other.clone(),
+    }
+}
+
+struct Worker {
+    cfg: DeviceConfig,
+    view: Arc<Mutex<DeviceView>>,
+    stop: Arc<AtomicBool>,
+    publisher: Publisher,
+    settings: Arc<Mutex<ManagerSettings>>,
+    last_published: Option<(bool, Value)>,
+    last_publish_at: Option<Instant>,
+}
+
+impl Worker {
+    fn settings(&self) -> ManagerSettings {
+        self.settings.lock().map(|s| s.clone()).unwrap_or(ManagerSettings {
+            sn: self.publisher.sn.clone(),
+            gw_id: self.publisher.sn.clone(),
+            failures: 3,
+            periph_interval: Duration::from_secs(300),
+        })
+    }
+
+    fn node_id(&self, serial: Option<&str>) -> String {
+        match self.cfg.opt("node_id") {
+            Some("serial") => serial.map(|s| s.to_string()).unwrap_or_else(|| self.cfg.name.clone()),
+            Some(literal) => literal.to_string(),
+            None => self.cfg.name.clone(),
+        }
+    }
+
+    fn publish(&mut self, force: bool) {
+        let v = match self.view.lock() {
+            Ok(v) => v.clone(),
+            Err(_) => return,
+        };
+        let msg = if v.online {
+            v.msg.clone().unwrap_or_else(|| json!({}))
+        } else {
+            json!({"error": v.last_error, "failures": v.failures, "lastSeen": v.last_seen})
+        };
+        let st = self.settings();
+        let fp = (v.online, fingerprint(&msg));
+        let due = self.last_publish_at.map(|t| t.elapsed() >= st.periph_interval).unwrap_or(true);
+        if !force && !due && self.last_published.as_ref() == Some(&fp) {
+            return;
+        }
+        let payload = json!({
+            "sn": st.sn, "time": crate::util::unix_now(), "gwId": st.gw_id,
+            "nId": self.node_id(v.serial.as_deref()), "kind": self.cfg.kind.as_str(),
+            "online": v.online, "msg": msg,
+        });
+        if self.publisher.publish_json(&self.publisher.topics.periph, true, false, &payload).is_ok() {
+            self.last_published = Some(fp);
+            self.last_publish_at = Some(Instant::now());
+            if let Ok(mut g) = self.view.lock() {
+                g.published += 1;
+            }
+        }
+    }
+
+    fn poll(&mut self, client: &mut Option<Box<dyn LanDevice>>) -> Duration {
+        let threshold = self.settings().failures;
+        let result = match client.as_mut() {
+            Some(c) => c.poll(),
+            None => match super::build(&self.cfg) {
+                Ok(c) => {
+                    *client = Some(c);
+                    return Duration::ZERO;
+                }
+                Err(e) => Err(DeviceError::BadRequest(format!("configuration: {e}"))),
+            },
+        };
+        let mut became_offline = false;
+        let mut changed_online = false;
+        let failures;
+        {
+            let Ok(mut v) = self.view.lock() else { return self.cfg.poll_interval };
+            match result {
+                Ok(st) => {
+                    changed_online = !v.online;
+                    v.online = true;
+                    v.failures = 0;
+                    v.last_error = None;
+                    v.last_seen = Some(crate::util::unix_now());
+                    v.firmware = st.firmware.clone().or(v.firmware.take());
+                    v.serial = st.serial.clone().or(v.serial.take());
+                    v.msg = Some(st.msg);
+                }
+                Err(e) => {
+                    v.failures = v.failures.saturating_add(1);
+                    let reason = e.to_string();
+                    if v.failures == 1 || v.last_error.as_deref() != Some(reason.as_str()) {
+                        log::warn!("device {} ({}): {reason}", self.cfg.name, self.cfg.kind);
+                    }
+                    v.last_error = Some(reason);
+                    if v.failures >= threshold && (v.online || v.failures == threshold) {
+                        became_offline = v.online || v.published == 0 || v.failures == threshold;
+                        v.online = false;
+                    }
+                }
+            }
+            failures = v.failures;
+        }
+        if changed_online {
+            log::info!("device {} ({}) is online", self.cfg.name, self.cfg.kind);
+        }
+        if became_offline {
+            log::warn!("device {} ({}) is offline after {failures} failures", self.cfg.name, self.cfg.kind);
+            self.publish(true);
+        } else if failures == 0 {
+            self.publish(changed_online);
+        }
+        if failures >= threshold {
+            // Back off: double the interval per failure past the threshold.
+            let k = (failures - threshold).min(8);
+            (self.cfg.poll_interval * (1u32 << k)).min(MAX_BACKOFF.max(self.cfg.poll_interval))
+        } else {
+            self.cfg.poll_interval
+        }
+    }
+
+    fn run(mut self, rx: Receiver<DevMsg>) {
+        let mut client: Option<Box<dyn LanDevice>> = None;
+        let mut next_poll = Instant::now();
+        while !self.stop.load(Ordering::SeqCst) {
+            let wait = next_poll.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(wait) {
+                Ok(DevMsg::Command { method, body, reply }) => {
+                    if client.is_none() {
+                        client = super::build(&self.cfg).ok();
+                    }
+                    let r = match client.as_mut() {
+                        Some(c) => c.command(&method, &body),
+                        None => Err(DeviceError::BadRequest("the device client could not be built from its configuration".into())),
+                    };
+                    let _ = reply.try_send(r);
+                }
+                Ok(DevMsg::Republish) => self.publish(true),
+                Ok(DevMsg::Push(fields)) => {
+                    if let Ok(mut v) = self.view.lock() {
+                        let mut msg = v.msg.take().unwrap_or_else(|| json!({}));
+                        if let (Value::Object(m), Value::Object(f)) = (&mut msg, fields) {
+                            for (k, val) in f {
+                                m.insert(k, val);
+                            }
+                        }
+                        v.msg = Some(msg);
+                        v.online = true;
+                        v.failures = 0;
+                        v.last_seen = Some(crate::util::unix_now());
+                    }
+                    self.publish(false);
+                }
+                Ok(DevMsg::Stop) | Err(RecvTimeoutError::Disconnected) => return,
+                Err(RecvTimeoutError::Timeout) => {
+                    let next = self.poll(&mut client);
+                    next_poll = Instant::now() + next;
+                }
+            }
+        }
+    }
+}

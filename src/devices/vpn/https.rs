@@ -154,10 +154,14 @@ impl Write for DeadlineStream {
 fn io_error(what: &str, stage: &str, e: io::Error) -> DeviceError {
     match e.kind() {
         io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => DeviceError::Timeout(format!("{what}: {stage}: no answer in time")),
+        io::ErrorKind::UnexpectedEof => DeviceError::Transport(format!("{what}: {stage}: connection closed without an answer")),
         _ => match e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
+            // Our own verifier's reason (the pin) reads better than its Debug form.
+            Some(rustls::Error::InvalidCertificate(rustls::CertificateError::Other(why))) => {
+                DeviceError::Transport(format!("{what}: TLS: console certificate refused: {}", why.0))
+            }
             Some(rustls::Error::InvalidCertificate(c)) => DeviceError::Transport(format!(
-                "{what}: TLS: console certificate refused: {c}{}",
-                if matches!(c, rustls::CertificateError::Other(_)) { "" } else { " (self-signed console? set fingerprint or ca_file)" }
+                "{what}: TLS: console certificate refused: {c} (self-signed console? set fingerprint or ca_file)"
             )),
             Some(tls) => DeviceError::Transport(format!("{what}: TLS: {tls}")),
             None => DeviceError::Transport(format!("{what}: {stage}: {e}")),

@@ -21,6 +21,11 @@
 //! - `poll_group`: the group whose information the status poll reads
 //!   (default `/`, the root group).
 //!
+//! `username` is not used: the WebApi has no login, only the signature.
+//! `timeout` bounds the connection and each read; a whole call gets twice
+//! that. A refused token (code 4) is [`DeviceError::Auth`]: a wrong secret,
+//! or the router's clock more than 5 minutes off the console's.
+//!
 //! The seed documents no system-information call, so the status carries no
 //! firmware or serial; the poll proves the console answers signed calls and
 //! reports the group's information as the console gives it.

@@ -1,0 +1,92 @@
+//! The `vpn get|set` command body:
+//! `{"controler": "User", "action": "AddUserCloud", "params": {...}, "commit": bool}`.
+//!
+//! - `controler` may also be spelt `controller`; names are 1–64 of `[A-Za-z0-9_]`.
+//! - `params` is an object of identifier keys; values are flattened to
+//!   form strings (see [`api::flatten`]); the client's own fields
+//!   (`controler`, `action`, `timestamp`, `sinfor_apitoken`) are refused.
+//! - `get` only runs query actions (`Get…`, `ExGet…`, `Query…`, `List…`,
+//!   `Search…`) and never commits, so a `get` can never change the console;
+//!   `set` runs any action, and with `"commit": true` the "take effect now"
+//!   call follows a successful change.
+
+use super::api::{self, Call};
+use super::super::DeviceError;
+use serde_json::Value;
+
+/// A validated command.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VpnCommand {
+    pub call: Call,
+    pub params: Vec<(String, String)>,
+    pub commit: bool,
+}
+
+impl VpnCommand {
+    pub fn parse(method: &str, body: &Value) -> Result<VpnCommand, DeviceError> {
+        let bad = |m: String| DeviceError::BadRequest(m);
+        let obj = body.as_object().ok_or_else(|| bad("vpn body must be an object".into()))?;
+        let text = |key: &str| obj.get(key).and_then(Value::as_str);
+        let controler = text("controler").or_else(|| text("controller")).ok_or_else(|| bad("vpn needs \"controler\"".into()))?;
+        let action = text("action").ok_or_else(|| bad("vpn needs \"action\"".into()))?;
+        let call = Call::new(controler, action).map_err(bad)?;
+        let commit = match obj.get("commit") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => return Err(bad("\"commit\" must be true or false".into())),
+        };
+        let params = match obj.get("params") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Object(m)) => {
+                let mut v = Vec::with_capacity(m.len());
+                for (k, val) in m {
+                    if !api::is_identifier(k) || api::RESERVED.contains(&k.as_str()) {
+                        return Err(bad(format!("bad parameter name {k:?}")));
+                    }
+                    v.push((k.clone(), api::flatten(val)));
+                }
+                v
+            }
+            Some(_) => return Err(bad("\"params\" must be an object".into())),
+        };
+        match method {
+            "get" if commit => Err(bad("vpn get cannot commit; use set".into())),
+            "get" if !call.is_query() => Err(bad(format!("vpn get only runs query actions; {call} needs set"))),
+            "get" | "set" => Ok(VpnCommand { call, params, commit }),
+            other => Err(bad(format!("vpn takes get or set, not {other:?}"))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn parses_and_validates() {
+        let c = VpnCommand::parse(
+            "set",
+            &json!({"controler": "User", "action": "DelUserByNameCloud", "params": {"names": ["a"], "x": 1}, "commit": true}),
+        )
+        .unwrap();
+        assert_eq!(c.call.to_string(), "User/DelUserByNameCloud");
+        assert_eq!(c.params, vec![("names".to_string(), r#"["a"]"#.to_string()), ("x".to_string(), "1".to_string())]);
+        assert!(c.commit);
+        let q = VpnCommand::parse("get", &json!({"controller": "User", "action": "ExGetUserInfo", "params": {"username": "u"}})).unwrap();
+        assert!(!q.commit);
+        for (m, b) in [
+            ("get", json!({"controler": "User", "action": "AddUserCloud"})),
+            ("get", json!({"controler": "User", "action": "ExGetUserInfo", "commit": true})),
+            ("", json!({"controler": "User", "action": "ExGetUserInfo"})),
+            ("set", json!({"controler": "User/../x", "action": "A"})),
+            ("set", json!({"controler": "User", "action": "A", "params": {"timestamp": "1"}})),
+            ("set", json!({"controler": "User", "action": "A", "params": {"a=b&c": "1"}})),
+            ("set", json!({"controler": "User", "action": "A", "params": [1]})),
+            ("set", json!({"controler": "User", "action": "A", "commit": "yes"})),
+            ("set", json!("x")),
+        ] {
+            assert!(matches!(VpnCommand::parse(m, &b), Err(DeviceError::BadRequest(_))), "{m} {b}");
+        }
+    }
+}

@@ -1,1 +1,0 @@
-//! vpn simulator

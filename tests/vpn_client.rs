@@ -1,0 +1,298 @@
+//! The Sangfor VPN console client against its HTTPS simulator (127.0.0.1 only).
+#![cfg(feature = "sim")]
+
+use dma_agent::devices::vpn::api::UserSpec;
+use dma_agent::devices::vpn::{https, sign, VpnClient};
+use dma_agent::devices::{DeviceConfig, DeviceError, DeviceKind, LanDevice};
+use dma_agent::sim::vpn::{VpnSim, VpnSimConfig};
+use dma_agent::sim::Fault;
+use dma_agent::util::{unix_now, url_encode};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+const SECRET: &str = "sim-vpn-secret";
+
+fn sim() -> VpnSim {
+    VpnSim::start("127.0.0.1:0", VpnSimConfig::default()).expect("simulator starts")
+}
+
+fn config(sim: &VpnSim, options: &[(&str, &str)]) -> DeviceConfig {
+    config_at(&sim.url(), options)
+}
+
+fn config_at(url: &str, options: &[(&str, &str)]) -> DeviceConfig {
+    DeviceConfig {
+        name: "vpn1".into(),
+        kind: DeviceKind::Vpn,
+        address: url.into(),
+        username: String::new(),
+        password: String::new(),
+        poll_interval: Duration::from_secs(60),
+        timeout: Duration::from_millis(1500),
+        enabled: true,
+        options: options.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>(),
+    }
+}
+
+/// A client that pins the simulator's certificate.
+fn pinned(sim: &VpnSim) -> VpnClient {
+    let fp = sim.cert_sha256();
+    VpnClient::new(&config(sim, &[("api_secret", SECRET), ("fingerprint", &fp)])).expect("client")
+}
+
+fn transport_msg(r: Result<impl std::fmt::Debug, DeviceError>) -> String {
+    match r {
+        Err(DeviceError::Transport(m)) => m,
+        other => panic!("expected a transport error, got {other:?}"),
+    }
+}
+
+#[test]
+fn signature_matches_hand_computed_vector() {
+    // printf '%s' 'action=AddUserCloud&controler=User&name=alice&note=Alice - sales&parent_group=/sales&timestamp=17000000001700000000s3cret' | sha256sum
+    let pairs = [
+        ("controler", "User"),
+        ("action", "AddUserCloud"),
+        ("name", "alice"),
+        ("parent_group", "/sales"),
+        ("note", "Alice - sales"),
+        ("timestamp", "1700000000"),
+    ];
+    assert_eq!(
+        sign::canonical(pairs),
+        "action=AddUserCloud&controler=User&name=alice&note=Alice - sales&parent_group=/sales&timestamp=1700000000"
+    );
+    assert_eq!(sign::token(pairs, "1700000000", "s3cret"), "53eaf81db4219d9e44a23b8788266ec637ff90ebf0050d7f025f71663219bf92");
+}
+
+#[test]
+fn user_round_trip_takes_effect_only_after_commit() {
+    let sim = sim();
+    let vpn = pinned(&sim);
+
+    let mut alice = UserSpec::new("alice", "/sales");
+    alice.note = Some("Alice - 销售".into());
+    alice.passwd = Some("pw&=1".into());
+    alice.phone = Some("13800000000".into());
+    alice.role_name = Some("a,b".into());
+    let added = vpn.add_user(&alice).unwrap();
+    assert_eq!(added.message, "添加用户成功");
+
+    let stored = sim.user("alice").expect("alice stored");
+    assert_eq!((stored.parent_group.as_str(), stored.note.as_str()), ("/sales", "Alice - 销售"));
+    assert_eq!((stored.passwd.as_str(), stored.phone.as_str(), stored.role_name.as_str()), ("pw&=1", "13800000000", "a,b"));
+    assert!(stored.is_enable && stored.b_inherit_auth);
+    assert!(sim.pending() && sim.active_users().is_empty() && sim.commits() == 0);
+
+    let q = vpn.query_user("alice").unwrap();
+    assert_eq!((q["name"].as_str(), q["grpname"].as_str(), q["note"].as_str()), (Some("alice"), Some("/sales"), Some("Alice - 销售")));
+    assert_eq!(q["is_enable"], "1");
+
+    assert!(matches!(vpn.add_user(&alice), Err(DeviceError::Device { code: -9, .. })));
+    assert!(matches!(vpn.add_user(&UserSpec::new("bob", "/nowhere")), Err(DeviceError::Device { code: -13, .. })));
+
+    let mut renamed = UserSpec::new("alice2", "/it");
+    renamed.note = Some("moved".into());
+    renamed.is_enable = Some(false);
+    assert_eq!(vpn.update_user("alice", &renamed).unwrap().message, "操作成功");
+    assert!(sim.user("alice").is_none());
+    let moved = sim.user("alice2").expect("renamed");
+    assert_eq!((moved.parent_group.as_str(), moved.note.as_str(), moved.is_enable), ("/it", "moved", false));
+    assert_eq!(moved.passwd, "pw&=1", "fields not sent stay as they were");
+    assert!(matches!(vpn.update_user("ghost", &renamed), Err(DeviceError::Device { code: 10, .. })));
+
+    let committed = vpn.commit().unwrap();
+    assert_eq!(committed.raw["code"], 0);
+    assert_eq!(sim.commits(), 1);
+    assert!(!sim.pending());
+    assert_eq!(sim.active_users().iter().map(|u| u.name.as_str()).collect::<Vec<_>>(), ["alice2"]);
+
+    vpn.delete_users(&["alice2"]).unwrap();
+    match vpn.query_user("alice2") {
+        Err(DeviceError::Device { code: -10, msg }) => assert!(msg.contains("用户不存在"), "{msg}"),
+        other => panic!("expected -10, got {other:?}"),
+    }
+    assert!(sim.pending() && sim.active_users().len() == 1);
+}
+
+#[test]
+fn command_commits_only_when_asked_and_after_success() {
+    let sim = sim();
+    let mut vpn = pinned(&sim);
+    let add = |name: &str, group: &str, commit: bool| {
+        json!({"controler": "User", "action": "AddUserCloud", "params": {"name": name, "parent_group": group, "b_inherit_auth": false}, "commit": commit})
+    };
+
+    let plain = vpn.command("set", &add("u1", "/sales", false)).unwrap();
+    assert_eq!((plain["code"].as_i64(), plain["message"].as_str()), (Some(0), Some("添加用户成功")));
+    assert_eq!(sim.commits(), 0);
+    assert!(!sim.user("u1").unwrap().b_inherit_auth);
+
+    let both = vpn.command("set", &add("u2", "/it", true)).unwrap();
+    assert_eq!(both["answer"]["code"], 0);
+    assert_eq!(both["commit"]["code"], 0);
+    assert_eq!(sim.commits(), 1);
+    assert_eq!(sim.active_users().len(), 2);
+
+    let failed = vpn.command("set", &add("u3", "/nowhere", true));
+    assert!(matches!(failed, Err(DeviceError::Device { code: -13, .. })), "{failed:?}");
+    assert_eq!(sim.commits(), 1, "no commit after a failed change");
+
+    let del = json!({"controler": "User", "action": "DelUserByNameCloud", "params": {"names": ["u1", "u2"]}, "commit": true});
+    vpn.command("set", &del).unwrap();
+    assert_eq!(sim.commits(), 2);
+    assert!(sim.active_users().is_empty());
+
+    let got = vpn.command("get", &json!({"controler": "Group", "action": "GetGroupInfo", "params": {"group_name": "/sales"}})).unwrap();
+    assert_eq!(got["result"]["path"], "/sales");
+    let refused = vpn.command("get", &add("u4", "/it", false));
+    assert!(matches!(refused, Err(DeviceError::BadRequest(_))), "{refused:?}");
+    assert!(sim.user("u4").is_none(), "a refused get sends nothing");
+    let unknown = vpn.command("set", &json!({"controler": "Nope", "action": "Nothing"}));
+    assert!(matches!(unknown, Err(DeviceError::Device { code: 1, .. })), "{unknown:?}");
+}
+
+#[test]
+fn commit_api_is_configurable() {
+    let sim = sim();
+    let fp = sim.cert_sha256();
+    let vpn = VpnClient::new(&config(&sim, &[("api_secret", SECRET), ("fingerprint", &fp), ("commit_api", "Updater/DataSyncCloud")])).unwrap();
+    assert_eq!(vpn.commit_call().to_string(), "Updater/DataSyncCloud");
+    vpn.commit().unwrap();
+    assert_eq!(sim.commits(), 1);
+    assert!(VpnClient::new(&config(&sim, &[("api_secret", SECRET), ("commit_api", "Updater")])).is_err());
+}
+
+#[test]
+fn poll_reports_online_with_counts_and_console_answer() {
+    let sim = sim();
+    let mut vpn = pinned(&sim);
+    vpn.add_user(&UserSpec::new("a", "/sales")).unwrap();
+    vpn.add_user(&UserSpec::new("b", "/it")).unwrap();
+    let st = vpn.poll().unwrap();
+    assert_eq!(st.msg["online"], true);
+    assert_eq!(st.msg["users"], 2);
+    assert_eq!(st.msg["groups"], 2);
+    assert_eq!(st.msg["commit_api"], "Updater/UpdaterCloud");
+    assert_eq!(st.msg["group_info"]["result"]["name"], "/");
+    assert!(st.firmware.is_none());
+}
+
+#[test]
+fn wrong_secret_is_an_auth_error_and_never_shown() {
+    let sim = sim();
+    let fp = sim.cert_sha256();
+    let mut vpn = VpnClient::new(&config(&sim, &[("api_secret", "not-the-secret"), ("fingerprint", &fp)])).unwrap();
+    let err = vpn.poll().unwrap_err();
+    assert!(matches!(err, DeviceError::Auth(_)), "{err:?}");
+    assert!(!err.to_string().contains("not-the-secret"));
+    assert!(!format!("{vpn:?}").contains("not-the-secret"));
+
+    // The section's password is the fallback secret.
+    let mut cfg = config(&sim, &[("fingerprint", &fp)]);
+    cfg.password = SECRET.into();
+    VpnClient::new(&cfg).unwrap().poll().unwrap();
+    cfg.password.clear();
+    assert!(VpnClient::new(&cfg).is_err(), "a secret is required");
+}
+
+#[test]
+fn stale_timestamp_is_refused() {
+    let sim = sim();
+    let fp = sim.cert_sha256();
+    let tls = dma_agent::devices::vpn::tls::Trust::from_options(Some(&fp), None).unwrap().client_config().unwrap();
+    let ep = https::Endpoint::parse(&sim.url()).unwrap();
+    let ts = (unix_now() - 301).to_string();
+    let pairs = [("controler", "Updater"), ("action", "UpdaterCloud"), ("timestamp", ts.as_str())];
+    let token = sign::token(pairs, &ts, SECRET);
+    let body = format!("timestamp={ts}&sinfor_apitoken={}", url_encode(&token));
+    let path = "/cgi-bin/php-cgi/html/delegatemodule/WebApi.php?controler=Updater&action=UpdaterCloud";
+    let resp = https::post_form(&tls, &ep, path, &body, Duration::from_secs(2)).unwrap();
+    let v: Value = serde_json::from_slice(&resp.body).unwrap();
+    assert_eq!(v["code"], 4);
+    assert_eq!(sim.commits(), 0);
+}
+
+#[test]
+fn pinned_fingerprint_accepts_any_spelling_and_refuses_others() {
+    let sim = sim();
+    let fp = sim.cert_sha256().to_uppercase();
+    let colons: Vec<String> = fp.as_bytes().chunks(2).map(|c| String::from_utf8_lossy(c).into_owned()).collect();
+    let mut vpn = VpnClient::new(&config(&sim, &[("api_secret", SECRET), ("fingerprint", &colons.join(":"))])).unwrap();
+    vpn.poll().unwrap();
+
+    let wrong = "00".repeat(32);
+    let mut vpn = VpnClient::new(&config(&sim, &[("api_secret", SECRET), ("fingerprint", &wrong)])).unwrap();
+    let msg = transport_msg(vpn.poll());
+    assert!(msg.contains("TLS") && msg.contains("fingerprint mismatch"), "{msg}");
+    assert!(msg.contains(&sim.cert_sha256()), "names the presented fingerprint: {msg}");
+    assert!(VpnClient::new(&config(&sim, &[("api_secret", SECRET), ("fingerprint", "abc")])).is_err());
+}
+
+#[test]
+fn ca_file_verifies_and_no_trust_anchor_is_refused() {
+    let sim = sim();
+    let path = std::env::temp_dir().join(format!("dma-vpn-ca-{}-{}.pem", std::process::id(), sim.port()));
+    std::fs::write(&path, sim.cert_pem()).unwrap();
+    let ca = path.to_string_lossy().into_owned();
+    let mut vpn = VpnClient::new(&config(&sim, &[("api_secret", SECRET), ("ca_file", &ca)])).unwrap();
+    let polled = vpn.poll();
+    let _ = std::fs::remove_file(&path);
+    polled.unwrap();
+
+    // Neither pin nor CA: public roots, and the self-signed console fails.
+    let mut vpn = VpnClient::new(&config(&sim, &[("api_secret", SECRET)])).unwrap();
+    let msg = transport_msg(vpn.poll());
+    assert!(msg.contains("certificate") && msg.contains("fingerprint or ca_file"), "{msg}");
+    assert_eq!(sim.commits(), 0);
+
+    assert!(VpnClient::new(&config(&sim, &[("api_secret", SECRET), ("ca_file", "/nonexistent/ca.pem")])).is_err());
+    assert!(VpnClient::new(&config(&sim, &[("api_secret", SECRET), ("ca_file", &ca), ("fingerprint", &sim.cert_sha256())])).is_err());
+    let mut plain = config(&sim, &[("api_secret", SECRET)]);
+    plain.address = plain.address.replace("https://", "http://");
+    assert!(VpnClient::new(&plain).is_err(), "http:// is refused");
+}
+
+#[test]
+fn malformed_answers_are_protocol_errors() {
+    let sim = sim();
+    let mut vpn = pinned(&sim);
+    sim.set_fault(Fault::Garbage);
+    assert!(matches!(vpn.poll(), Err(DeviceError::Protocol(_))));
+    sim.set_fault(Fault::Error500);
+    let e = vpn.poll().unwrap_err();
+    assert!(matches!(&e, DeviceError::Protocol(m) if m.contains("500")), "{e:?}");
+    sim.set_fault(Fault::None);
+    vpn.poll().unwrap();
+}
+
+#[test]
+fn slow_console_times_out() {
+    let sim = sim();
+    let fp = sim.cert_sha256();
+    let mut cfg = config(&sim, &[("api_secret", SECRET), ("fingerprint", &fp)]);
+    cfg.timeout = Duration::from_millis(300);
+    let mut vpn = VpnClient::new(&cfg).unwrap();
+    sim.set_fault(Fault::Slow(Duration::from_secs(3)));
+    let started = Instant::now();
+    let e = vpn.poll().unwrap_err();
+    assert!(matches!(e, DeviceError::Timeout(_)), "{e:?}");
+    assert!(e.is_unreachable());
+    assert!(started.elapsed() < Duration::from_secs(2), "bounded by the timeout: {:?}", started.elapsed());
+}
+
+#[test]
+fn dropped_connection_is_a_transport_error() {
+    let sim = sim();
+    let mut vpn = pinned(&sim);
+    sim.set_fault(Fault::Drop);
+    let e = vpn.poll().unwrap_err();
+    assert!(matches!(e, DeviceError::Transport(_)), "{e:?}");
+    // Nothing listening at all.
+    let port = sim.port();
+    drop(sim);
+    let cfg = config_at(&format!("https://127.0.0.1:{port}"), &[("api_secret", SECRET)]);
+    let e = VpnClient::new(&cfg).unwrap().poll().unwrap_err();
+    assert!(matches!(e, DeviceError::Transport(_)), "{e:?}");
+}

@@ -204,3 +204,12 @@ fn faults_map_to_errors() {
     c.poll().expect("healthy again");
 }
 
+
+#[test]
+fn nothing_listening_is_a_transport_error() {
+    let s = sim();
+    let cfg = config(&s, "admin", &[]);
+    drop(s); // the port is closed now
+    let mut c = IadClient::new(&cfg).expect("client");
+    assert!(matches!(c.poll(), Err(DeviceError::Transport(_))));
+}

@@ -1,14 +1,47 @@
-//! Iad client (placeholder module being written; see issue "LAN devices").
+//! OpenVox IAD (analogue VoIP gateway) client over the controller API
+//! (`shared/seeds/openvox-iad-controller-api.txt`, DEVICE-NOTES "OpenVox IAD").
+//!
+//! - [`client`]: the token session and the answer envelope;
+//! - [`status`]: the status poll and its normalised `msg`;
+//! - [`ports`]: decoding of the interface board's per-port documents;
+//! - [`command`]: validation of `iad get|set` bodies.
+
+pub mod client;
+pub mod command;
+pub mod ports;
+pub mod status;
+
 use super::{DeviceConfig, DeviceError, DeviceKind, DeviceStatus, LanDevice};
 use serde_json::Value;
 
-pub const EXTRA_OPTIONS: &[(&str, bool)] = &[];
+/// Device options: `cdr` (`1`/`true`/`yes`/`on`: read `sys_info/cdr` in the
+/// poll) and `cdr_limit` (the `limit` sent with it, 0–8 digits).
+pub const EXTRA_OPTIONS: &[(&str, bool)] = &[("cdr", false), ("cdr_limit", false)];
 
-pub struct IadClient;
+pub struct IadClient {
+    session: client::Session,
+    opts: status::PollOptions,
+}
 
 impl IadClient {
-    pub fn new(_cfg: &DeviceConfig) -> Result<Self, String> {
-        Err("iad client not built yet".into())
+    pub fn new(cfg: &DeviceConfig) -> Result<Self, String> {
+        let cdr = match cfg.opt("cdr") {
+            None => false,
+            Some(v) => parse_flag(v).ok_or_else(|| format!("iad {}: option cdr must be 0/1, got {v:?}", cfg.name))?,
+        };
+        let cdr_limit = cfg.opt("cdr_limit").unwrap_or("").to_string();
+        if cdr_limit.len() > 8 || !cdr_limit.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(format!("iad {}: option cdr_limit must be up to 8 digits", cfg.name));
+        }
+        Ok(IadClient { session: client::Session::new(cfg)?, opts: status::PollOptions { cdr, cdr_limit } })
+    }
+}
+
+fn parse_flag(v: &str) -> Option<bool> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Some(true),
+        "0" | "false" | "no" | "off" => Some(false),
+        _ => None,
     }
 }
 
@@ -16,10 +49,20 @@ impl LanDevice for IadClient {
     fn kind(&self) -> DeviceKind {
         DeviceKind::Iad
     }
+
     fn poll(&mut self) -> Result<DeviceStatus, DeviceError> {
-        Err(DeviceError::Transport("not built".into()))
+        status::poll(&mut self.session, &self.opts)
     }
-    fn command(&mut self, _method: &str, _body: &Value) -> Result<Value, DeviceError> {
-        Err(DeviceError::Transport("not built".into()))
+
+    /// Runs the controller call and returns the IAD's `data`; a non-200
+    /// `code` is [`DeviceError::Device`].
+    fn command(&mut self, method: &str, body: &Value) -> Result<Value, DeviceError> {
+        let call = command::parse(method, body)?;
+        let result = self.session.call(&call.api, &call.params)?;
+        if call.api == command::REBOOT_API {
+            // The token dies with the reboot.
+            self.session.forget_token();
+        }
+        Ok(result)
     }
 }

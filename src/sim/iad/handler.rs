@@ -1,0 +1,199 @@
+//! Request handling of the simulated IAD: routing, auth, answers shaped as
+//! the seed's examples.
+
+use super::state::{PortKind, State};
+use crate::sim::{SimRequest, SimResponse};
+use serde_json::{json, Map, Value};
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Calls the device answers without a token (after a random delay).
+const WHITELIST: &[&str] = &["sys_info/device_info", "sys_info/oem_web"];
+
+pub fn handle(state: &Mutex<State>, req: &SimRequest) -> SimResponse {
+    let Some(api) = req.path.strip_prefix("/controller/").map(str::to_string) else {
+        return SimResponse::text(404, "Not Found");
+    };
+    if req.method != "POST" {
+        return SimResponse::text(405, "Method Not Allowed");
+    }
+    let body: Map<String, Value> = if req.body.iter().all(u8::is_ascii_whitespace) {
+        Map::new()
+    } else {
+        match serde_json::from_slice(&req.body) {
+            Ok(Value::Object(m)) => m,
+            _ => return answer(&api, 400, "invalid json", json!([])),
+        }
+    };
+    if WHITELIST.contains(&api.as_str()) {
+        let max = lock(state).cfg.whitelist_max_delay;
+        std::thread::sleep(random_below(max));
+    }
+    let mut s = lock(state);
+    *s.calls.entry(api.clone()).or_insert(0) += 1;
+    if api == "auth/login" {
+        return login(&mut s, &body);
+    }
+    if !WHITELIST.contains(&api.as_str()) {
+        let token = body.get("token").and_then(Value::as_str).unwrap_or("");
+        if !s.check_token(token) {
+            return answer(&api, 401, "token invalid or expired", json!([]));
+        }
+    }
+    route(&mut s, &api, &body)
+}
+
+fn login(s: &mut State, body: &Map<String, Value>) -> SimResponse {
+    let user = body.get("username").and_then(Value::as_str).unwrap_or("");
+    let pass = body.get("password").and_then(Value::as_str).unwrap_or("");
+    let expected = crate::util::md5_hex(s.cfg.password.as_bytes());
+    if user != s.cfg.username || !pass.eq_ignore_ascii_case(&expected) {
+        return answer("auth/login", 403, "username or password error", json!([]));
+    }
+    s.login_count += 1;
+    let token = s.new_token();
+    answer("auth/login", 200, "", json!({"level": "admin", "token": token}))
+}
+
+fn route(s: &mut State, api: &str, body: &Map<String, Value>) -> SimResponse {
+    let slot = body.get("slotnum").and_then(Value::as_i64);
+    match api {
+        "sys_info/oem" => answer(api, 200, "", oem(s)),
+        "sys_info/performance" => {
+            // Memory moves a little with every call.
+            let wobble = (s.calls.values().sum::<usize>() % 13) as u64 * 64;
+            answer(api, 200, "", json!({"uptime": s.uptime(), "processor_total": 391, "processor_idle": 389, "memory_total": 120608, "memory_idle": 37172 - wobble}))
+        }
+        "sys_info/interface" | "sys_info/cdr" if slot != Some(0) => answer(api, 400, "invalid slotnum", json!([])),
+        "sys_info/interface" => answer(api, 200, "", interface(s)),
+        "sys_info/cdr" => {
+            let rows: Vec<Value> = if s.cfg.cdr_enabled { s.cdr.clone() } else { Vec::new() };
+            let limit = body.get("limit").and_then(Value::as_str).and_then(|l| l.parse::<usize>().ok());
+            let skip = limit.map(|l| rows.len().saturating_sub(l)).unwrap_or(0);
+            answer(api, 200, "", Value::Array(rows.into_iter().skip(skip).collect()))
+        }
+        "sys_info/device_info" => answer(api, 200, "", device_info(s)),
+        "sys_info/oem_web" => answer(api, 200, "", json!({"device_model": s.cfg.model, "vendor": "OpenVox", "vendor_cn": "深圳市开源通信有限公司", "style": "blue", "i18n_user": "zh en fr pt th ru", "web_name": ""})),
+        "sys_info/package" => {
+            let name = body.get("name").and_then(Value::as_str).unwrap_or("");
+            let found = matches!(name, "icvp-snmp" | "icvp-provision");
+            answer(api, 200, "", json!({"name": if found { name } else { "" }, "version": if found { "1.0-1\n" } else { "" }}))
+        }
+        "sys_maintain/sys_reboot" => {
+            s.reboot();
+            answer(api, 200, "", json!([]))
+        }
+        _ => settings(s, api, body),
+    }
+}
+
+/// `<class>/<x>set` stores its body, `<class>/<x>get` answers it.
+fn settings(s: &mut State, api: &str, body: &Map<String, Value>) -> SimResponse {
+    if let Some(prefix) = api.strip_suffix("set") {
+        let mut stored = s.settings.get(prefix).cloned().unwrap_or_default();
+        for (k, v) in body.iter().filter(|(k, _)| k.as_str() != "token") {
+            stored.insert(k.clone(), v.clone());
+        }
+        s.settings.insert(prefix.to_string(), stored);
+        return answer(api, 200, "", json!([]));
+    }
+    if let Some(prefix) = api.strip_suffix("get") {
+        if let Some(stored) = s.settings.get(prefix) {
+            return answer(api, 200, "", Value::Object(stored.clone()));
+        }
+    }
+    answer(api, 404, "api not found", json!([]))
+}
+
+fn oem(s: &State) -> Value {
+    let fxs = s.ports.iter().any(|p| p.kind == PortKind::Fxs);
+    let fxo = s.ports.iter().any(|p| p.kind == PortKind::Fxo);
+    json!({
+        "vendor": "OpenVox", "website": "www.openvox.cn", "product": "OpenVox IAD Series", "region": "zh", "language": "cn",
+        "model2": s.cfg.model, "sn": s.cfg.serial, "address": "", "tel": "", "fax": "", "email": "",
+        "maxslots": 1, "interface": "analog", "maxspans": 1, "maxchannels": s.ports.len(),
+        "firmware_model": "iac-v14", "firmware_version": s.cfg.firmware_version, "platform": "combined", "maxprofiles": 4,
+        "fxs_enable": if fxs { "yes" } else { "no" }, "fxo_enable": if fxo { "yes" } else { "no" },
+        "maxacls": 16, "maxlocalswitchlist": 64, "maxdigitmaprule": 64, "maxcallrouterule": 64, "maxroutelist": 64,
+        "maxfirewallrules": 64, "maxdomainparselist": 0, "fxo_groupstart": 4, "fxo_groupmax": 60, "mac_str": s.cfg.mac,
+        "extraface": "", "maxsiptrunk": 6, "product_id": "2", "vendor_cn": "深圳市开源通信有限公司", "style": "blue",
+    })
+}
+
+fn device_info(s: &State) -> Value {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    json!({
+        "device_sn": s.cfg.serial, "product": "OpenVox IAD Series", "product_id": "2", "vendor": "OpenVox",
+        "website": "www.openvox.cn", "region": "zh", "language": "cn", "platform": "combined",
+        "device_model": s.cfg.model, "firmware_model": "iac-v14", "firmware_version": s.cfg.firmware_version,
+        "mac_str": s.cfg.mac.to_ascii_lowercase(), "device_ip": "127.0.0.1", "interface": "analog",
+        "os_time": now.to_string(), "uptime": s.uptime().to_string(), "use_cpu": "5%", "use_memory": "70%", "use_storage": "4%",
+    })
+}
+
+/// `sys_info/interface`: the board's port documents as JSON strings.
+fn interface(s: &State) -> Value {
+    let (mut types, mut slic, mut status, mut hooks, mut volts, mut sip) = (Map::new(), Map::new(), Map::new(), Map::new(), Map::new(), Map::new());
+    for (i, p) in s.ports.iter().enumerate() {
+        let ch = (i + 1).to_string();
+        let in_use = if p.in_use { " (In use)" } else { "" };
+        match p.kind {
+            PortKind::Fxo => {
+                types.insert(ch.clone(), json!("FXO"));
+                slic.insert(ch.clone(), json!("O0"));
+                let red = if p.line_connected { "" } else { " RED" };
+                status.insert(ch.clone(), json!(format!("FXSLS{in_use}{red} (EC: G168V2 - INACTIVE)")));
+                volts.insert(ch.clone(), json!(if p.line_connected { "48" } else { "1" }));
+            }
+            PortKind::Fxs => {
+                types.insert(ch.clone(), json!("FXS"));
+                slic.insert(ch.clone(), json!("S1"));
+                status.insert(ch.clone(), json!(format!("FXOLS{in_use} (EC: G168V2 - INACTIVE)")));
+                hooks.insert(ch.clone(), json!(if p.offhook { "Offhook" } else { "Onhook" }));
+                volts.insert(ch.clone(), json!(if p.offhook { "8" } else { "48" }));
+            }
+        }
+        if let Some(reg) = p.sip_registered {
+            let text = if reg { "Registered (exp. 3600s)" } else { "Rejected (exp. 11597s ago)" };
+            sip.insert(format!("{ch}reg"), json!(text));
+        }
+    }
+    let n = s.ports.len().to_string();
+    let scan = json!({"1": {"basechan": "1", "totchans": n, "type": "analog", "port": types, "slic": slic}});
+    let uptime = s.uptime();
+    json!({
+        "uptime": uptime,
+        "interface": [{
+            "slotnum": 0, "uptime": uptime.saturating_sub(1), "model": "iac-v14", "version": s.cfg.firmware_version,
+            "product_id": "2", "interface": "analog",
+            "dahdi_scan": scan.to_string(),
+            "dahdi_port": json!({"1": status}).to_string(),
+            "sip_register": Value::Object(sip).to_string(),
+            "dahdi_analog": Value::Object(hooks).to_string(),
+            "macaddr": "",
+            "voltage": Value::Object(volts).to_string(),
+            "dahdi_digital": [],
+        }],
+        "voip_port": {"sip_start": 30000, "sip_end": 30071, "sip_channel_start": 30000, "sip_group_start": 30008,
+            "sip_other_start": 30068, "sip_anonymous": 30068, "rtp_start": 10000, "rtp_end": 10023, "udptl_start": 10024, "udptl_end": 10031},
+    })
+}
+
+fn answer(api: &str, code: i64, msg: &str, data: Value) -> SimResponse {
+    SimResponse::json(&json!({"uri": api, "msg": msg, "code": code, "data": data}))
+}
+
+fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
+    state.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A delay in `[0, max)` from the clock's nanoseconds (no RNG dependency).
+fn random_below(max: Duration) -> Duration {
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let ms = max.as_millis() as u64;
+    if ms == 0 {
+        Duration::ZERO
+    } else {
+        Duration::from_millis(u64::from(nanos) % ms)
+    }
+}

@@ -1,0 +1,137 @@
+//! The simulated IAD's state: sessions, ports, call records, settings.
+
+use super::IadSimConfig;
+use serde_json::{json, Map, Value};
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+/// Type of an analogue port as `dahdi_scan` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PortKind {
+    /// Phone side: the IAD feeds a handset.
+    Fxs,
+    /// Line side: the IAD is fed by a PSTN line.
+    Fxo,
+}
+
+#[derive(Debug, Clone)]
+pub struct Port {
+    pub kind: PortKind,
+    pub in_use: bool,
+    pub offhook: bool,
+    pub line_connected: bool,
+    pub sip_registered: Option<bool>,
+}
+
+pub struct State {
+    pub cfg: IadSimConfig,
+    /// token → last use.
+    pub tokens: HashMap<String, Instant>,
+    pub login_count: usize,
+    pub reboot_count: usize,
+    pub booted: Instant,
+    pub ports: Vec<Port>,
+    pub cdr: Vec<Value>,
+    /// Stored `*_set` bodies by `class/prefix`, answered by `*_get`.
+    pub settings: BTreeMap<String, Map<String, Value>>,
+    pub calls: HashMap<String, usize>,
+    seq: u64,
+}
+
+impl State {
+    pub fn new(cfg: IadSimConfig) -> State {
+        let ports = cfg
+            .ports
+            .iter()
+            .enumerate()
+            .map(|(i, &kind)| Port {
+                kind,
+                in_use: false,
+                offhook: false,
+                line_connected: false,
+                // As in the seed: the account of port 6 is refused.
+                sip_registered: (i == 5).then_some(false),
+            })
+            .collect();
+        let mut s = State {
+            cfg,
+            tokens: HashMap::new(),
+            login_count: 0,
+            reboot_count: 0,
+            booted: Instant::now(),
+            ports,
+            cdr: Vec::new(),
+            settings: default_settings(),
+            calls: HashMap::new(),
+            seq: 0,
+        };
+        s.push_cdr("8001", "13800000000", "ANSWERED", 42);
+        s
+    }
+
+    pub fn port_mut(&mut self, port: usize) -> Option<&mut Port> {
+        port.checked_sub(1).and_then(|i| self.ports.get_mut(i))
+    }
+
+    pub fn uptime(&self) -> u64 {
+        self.booted.elapsed().as_secs() + 380
+    }
+
+    /// A fresh 32-hex token.
+    pub fn new_token(&mut self) -> String {
+        self.seq += 1;
+        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+        let t = crate::util::md5_hex(format!("iad-{}-{nanos}", self.seq).as_bytes());
+        self.tokens.insert(t.clone(), Instant::now());
+        t
+    }
+
+    /// True (and the token renewed) when `token` is live.
+    pub fn check_token(&mut self, token: &str) -> bool {
+        let ttl = self.cfg.token_ttl;
+        self.tokens.retain(|_, used| used.elapsed() < ttl);
+        match self.tokens.get_mut(token) {
+            Some(used) => {
+                *used = Instant::now();
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn reboot(&mut self) {
+        self.reboot_count += 1;
+        self.booted = Instant::now();
+        self.tokens.clear();
+        for p in &mut self.ports {
+            p.in_use = false;
+            p.offhook = false;
+        }
+    }
+
+    pub fn push_cdr(&mut self, from: &str, to: &str, disposition: &str, billsec: u32) {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        self.cdr.push(json!({
+            "slotnum": 0, "source_tpl": "", "source": "", "callerid": from, "from": from,
+            "from_channel": "DAHDI/5-1", "to": to, "to_channel": "SIP/6reg-00000001",
+            "disposition": disposition,
+            "start": (now - u64::from(billsec) - 5).to_string(),
+            "answer": (now - u64::from(billsec)).to_string(),
+            "end": now.to_string(),
+            "billsec": billsec.to_string(),
+        }));
+    }
+}
+
+/// Values the seed's `*_get` examples show.
+fn default_settings() -> BTreeMap<String, Map<String, Value>> {
+    let obj = |v: Value| v.as_object().cloned().unwrap_or_default();
+    BTreeMap::from([
+        ("sys_option/datetime_".to_string(), obj(json!({"timezone": "UTC-8:00", "ntp_enable": 1, "ntp_server_list": "pool.ntp.org time.nist.gov"}))),
+        ("sys_option/syslog_".to_string(), obj(json!({"log_ip": "172.16.6.25", "log_port": 0, "conloglevel": 7}))),
+        ("sys_option/ssh_".to_string(), obj(json!({"enable": 1, "port": 3505}))),
+        ("sys_option/schedule_".to_string(), obj(json!({"reboot": 0, "reboot_hour": 0, "reboot_dayofweek": 0}))),
+        ("sys_snmp/".to_string(), obj(json!({"enabled": 1, "versions": "v1,v2c", "ip": "172.16.6.24", "port": 161}))),
+        ("sys_ocloudclient/".to_string(), obj(json!({"disabled": 0, "server_addr": "asia-sg.openvox.cloud", "server_port": 7000}))),
+    ])
+}

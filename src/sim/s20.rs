@@ -1,1 +1,0 @@
-//! s20 simulator

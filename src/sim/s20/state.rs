@@ -1,0 +1,131 @@
+//! The simulated S20's state: login challenges, sessions, Thread network,
+//! links and settings.
+
+use super::S20SimConfig;
+use base64::prelude::{Engine, BASE64_STANDARD};
+use serde_json::{json, Map, Value};
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+pub struct Thread {
+    pub enabled: bool,
+    pub started: Instant,
+    pub name: String,
+    pub channel: i64,
+    pub panid: u64,
+    pub ext_panid: String,
+    pub network_key: String,
+    pub passphrase: String,
+    pub tx_power: i64,
+    pub commissioner: bool,
+    pub bbr: bool,
+}
+
+pub struct State {
+    pub cfg: S20SimConfig,
+    /// Outstanding challenges: nonce → issued.
+    pub challenges: Vec<(String, Instant)>,
+    /// sid → last use.
+    pub sessions: HashMap<String, Instant>,
+    pub login_count: usize,
+    pub requests: u64,
+    pub booted: Instant,
+    pub thread: Thread,
+    pub forced_role: Option<i64>,
+    pub wifi_ssid: Option<String>,
+    pub timezone: i64,
+    pub sntp: String,
+    /// Bodies of `set` calls without a dedicated model, by the `get` path that answers them.
+    pub stored: BTreeMap<String, Map<String, Value>>,
+    seq: u64,
+}
+
+impl State {
+    pub fn new(cfg: S20SimConfig) -> State {
+        let mut stored = BTreeMap::new();
+        let obj = |v: Value| v.as_object().cloned().unwrap_or_default();
+        stored.insert("/eth/get_config".to_string(), obj(json!({"protocol": "dhcp", "ipv4": {"ip": "", "netmask": "", "gateway": ""}})));
+        stored.insert("/wifi/get_reconn_to_saved_wifi".to_string(), obj(json!({"enable": false})));
+        stored.insert("/wan_failover/get_config".to_string(), obj(json!({"eth": {"check": false, "priority": 1}, "wifi": {"check": false, "priority": 2}})));
+        State {
+            cfg,
+            challenges: Vec::new(),
+            sessions: HashMap::new(),
+            login_count: 0,
+            requests: 0,
+            booted: Instant::now(),
+            thread: Thread {
+                enabled: true,
+                started: Instant::now(),
+                name: "OpenThread-5938".into(),
+                channel: 15,
+                panid: 0x5938,
+                ext_panid: "dead00beef00cafe".into(),
+                network_key: "00112233445566778899aabbccddeeff".into(),
+                passphrase: "goodlife".into(),
+                tx_power: 20,
+                commissioner: false,
+                bbr: true,
+            },
+            forced_role: None,
+            wifi_ssid: None,
+            timezone: 8,
+            sntp: "pool.ntp.org".into(),
+            stored,
+            seq: 0,
+        }
+    }
+
+    /// Something unguessable enough for a simulator: MD5 of a counter and the clock.
+    pub fn random_hex(&mut self) -> String {
+        self.seq += 1;
+        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+        crate::util::md5_hex(format!("s20-{}-{nanos}", self.seq).as_bytes())
+    }
+
+    /// A nonce shaped like the seed's (base64 of 24 hex digits).
+    pub fn new_challenge(&mut self) -> String {
+        let hex = self.random_hex();
+        let nonce = BASE64_STANDARD.encode(&hex.as_bytes()[..24]);
+        self.challenges.retain(|(_, t)| t.elapsed() < self.cfg.nonce_ttl * 5);
+        self.challenges.push((nonce.clone(), Instant::now()));
+        nonce
+    }
+
+    /// True (and the sid renewed) when `sid` is live.
+    pub fn check_sid(&mut self, sid: &str) -> bool {
+        let idle = self.cfg.sid_idle;
+        self.sessions.retain(|_, used| used.elapsed() < idle);
+        match self.sessions.get_mut(sid) {
+            Some(used) => {
+                *used = Instant::now();
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn set_thread(&mut self, on: bool) {
+        if on && !self.thread.enabled {
+            self.thread.started = Instant::now();
+        }
+        self.thread.enabled = on;
+    }
+
+    /// RCP state: disabled, detached while attaching, then leader.
+    pub fn role(&self) -> i64 {
+        match self.forced_role {
+            Some(r) => r,
+            None if !self.thread.enabled => 0,
+            None if self.thread.started.elapsed() < self.cfg.attach_time => 1,
+            None => 4,
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.sessions.clear();
+        self.challenges.clear();
+        self.booted = Instant::now();
+        self.thread.started = Instant::now();
+    }
+}

@@ -194,11 +194,10 @@ fn faults_map_to_errors() {
     assert!(matches!(c.poll(), Err(DeviceError::Protocol(_))));
     sim.set_fault(Fault::Error500);
     assert!(matches!(c.poll(), Err(DeviceError::Device { code: 500, .. })));
-    // The shared server's Drop keeps the socket open (see iad_client.rs):
-    // no answer in time; either way unreachable.
+    // The Drop fault breaks the exchange: a transport error.
     sim.set_fault(Fault::Drop);
     let err = c.poll().expect_err("dropped");
-    assert!(err.is_unreachable(), "{err:?}");
+    assert!(matches!(err, DeviceError::Transport(_)), "{err:?}");
     sim.set_fault(Fault::Slow(Duration::from_millis(1200)));
     assert!(matches!(c.poll(), Err(DeviceError::Timeout(_))));
     sim.set_fault(Fault::None);

@@ -80,7 +80,7 @@ mod tests {
     fn formats_dates() {
         assert_eq!(format_utc(0), "1970-01-01T00:00:00Z");
         assert_eq!(format_utc(1542604400), "2018-11-19T05:13:20Z");
-        assert_eq!(format_utc(1_951_257_600), "2031-10-31T00:00:00Z");
+        assert_eq!(format_utc(1_951_257_600), "2031-11-01T00:00:00Z");
     }
     #[test]
     fn expiry_only_on_trusted_clock() {

@@ -261,7 +261,7 @@ mod tests {
             let q = EventQueue::open(&d, 200).unwrap();
             q.push(&json!({"n": 1})).unwrap();
             q.push_all(&[json!({"n": 2}), json!({"n": 3})]).unwrap();
-            let big: Vec<Value> = (0..20).map(|i| json!({"n": i})).collect();
+            let big: Vec<Value> = (0..40).map(|i| json!({"n": i})).collect();
             assert!(matches!(q.push_all(&big), Err(QueueError::Full { .. })), "all or nothing");
             assert_eq!(q.read_at(0).unwrap().unwrap().0, b"{\"n\":1}".to_vec());
             q.advance(8).unwrap();

@@ -212,9 +212,19 @@ fn serve(server: &tiny_http::Server, fault: &Mutex<Fault>, stop: &AtomicBool, ha
                 req,
                 SimResponse { status: 200, content_type: "application/json".into(), body: b"<html>\x00{\"code\": garb".to_vec() },
             ),
-            Fault::Drop => drop(req.into_writer()),
+            Fault::Drop => drop_connection(req),
         }
     }
+}
+
+/// Break the exchange: tiny_http keeps the socket for its own reader, so
+/// instead of closing it we send bytes that are not HTTP, which the client
+/// sees as a broken connection at once (not as a timeout).
+fn drop_connection(req: tiny_http::Request) {
+    use std::io::Write;
+    let mut w = req.into_writer();
+    let _ = w.write_all(b"\x00\x15\x03 connection reset by simulator\r\n\r\n");
+    let _ = w.flush();
 }
 
 fn respond(req: tiny_http::Request, r: SimResponse) {

@@ -2,6 +2,11 @@
 use super::{DeviceConfig, DeviceError, DeviceKind, DeviceStatus, LanDevice};
 use serde_json::Value;
 
+pub mod crypt;
+pub mod lenient;
+pub mod ports;
+pub mod push;
+
 pub const EXTRA_OPTIONS: &[(&str, bool)] = &[];
 
 pub struct GoipClient;

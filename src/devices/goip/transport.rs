@@ -34,6 +34,11 @@ pub struct Transport {
 }
 
 const JSON_TYPE: &str = "application/json;charset=utf-8";
+// Every request asks for `Connection: close`: the GoIP's small embedded web
+// server drops idle connections on its own, and a request on such a pooled
+// connection would fail for no reason of the device's. At one call per poll
+// interval, reconnecting costs nothing; and a device that hangs up without
+// answering then shows as a transport error at once, not as a timeout.
 /// Protocol version sent with every request (the seed's 1.1 API).
 const VERSION: &str = "1.1";
 
@@ -96,8 +101,8 @@ impl Transport {
         };
         let url = format!("{}{}?{}", self.base, resource, encode_query(&q));
         let resp = match payload {
-            Some(p) => self.agent.post(&url).header("Content-Type", JSON_TYPE).send(&p[..]),
-            None => self.agent.get(&url).call(),
+            Some(p) => self.agent.post(&url).header("Connection", "close").header("Content-Type", JSON_TYPE).send(&p[..]),
+            None => self.agent.get(&url).header("Connection", "close").call(),
         }
         .map_err(|e| map_err(resource, e))?;
         let (status, text) = read_text(resource, resp)?;
@@ -136,7 +141,7 @@ impl Transport {
             ("crypt", mode.wire_name().to_string()),
         ];
         let url = format!("{}{}?{}", self.base, resource, encode_query(&q));
-        let resp = self.agent.get(&url).call().map_err(|e| map_err(resource, e))?;
+        let resp = self.agent.get(&url).header("Connection", "close").call().map_err(|e| map_err(resource, e))?;
         let (status, text) = read_text(resource, resp)?;
         let v = answer(resource, status, &text)?;
         let o = v.as_object().ok_or_else(|| DeviceError::Protocol("session answer is not an object".into()))?;

@@ -2,13 +2,13 @@
 //! The GoIP client against the simulated GoIP (127.0.0.1 only).
 
 use dma_agent::devices::goip::api::{CmdOp, SendSms, SmsTask, StatsPeriod, StatsQuery};
+use dma_agent::devices::goip::crypt::AuthOrder;
 use dma_agent::devices::goip::ports::PortSpec;
 use dma_agent::devices::goip::push::{parse_push, Push};
 use dma_agent::devices::goip::GoipClient;
 use dma_agent::devices::{DeviceConfig, DeviceError, DeviceKind, LanDevice};
 use dma_agent::sim::goip::{GoipSim, GoipSimConfig, TaskState};
 use dma_agent::sim::{Fault, SimResponse, SimServer};
-use dma_agent::devices::goip::crypt::AuthOrder;
 use serde_json::{json, Map};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -156,7 +156,8 @@ fn port_commands() {
     assert_eq!(v["code"], 200);
     assert_eq!(sim.port_state(2), Some(12));
     assert_eq!(sim.commands().last().unwrap(), &json!({"type": "command", "op": "lock", "ports": "2A"}));
-    let locked = || rx.find("/st", "port-status").into_iter().any(|p| matches!(p, Push::PortStatus(s) if s.port == "2A" && s.state == Some(12)));
+    let locked =
+        || rx.find("/st", "port-status").into_iter().any(|p| matches!(p, Push::PortStatus(s) if s.port == "2A" && s.state == Some(12)));
     wait_until(3.0, locked);
 
     c.send_cmd(CmdOp::Unlock, Some(&PortSpec::parse("2").unwrap()), &none).unwrap();
@@ -338,7 +339,10 @@ fn statistics() {
     assert_eq!(s.rows.len(), 1);
     let r = &s.rows[0];
     assert_eq!((r.port, r.slot), (1, Some(1)));
-    assert_eq!((r.counters["received"].clone(), r.counters["sent"].clone(), r.counters["sent_failed"].clone()), (json!(1), json!(2), json!(1)));
+    assert_eq!(
+        (r.counters["received"].clone(), r.counters["sent"].clone(), r.counters["sent_failed"].clone()),
+        (json!(1), json!(2), json!(1))
+    );
     let calls = c.call_stats(&StatsQuery::default()).unwrap();
     assert_eq!(calls.rows.len(), 4);
     assert_eq!(calls.rows[1].counters["calls"], 20);

@@ -398,7 +398,8 @@ mod tests {
 
     #[test]
     fn answers() {
-        let v = json!({"code": 200, "reason": "OK", "status": [{"tid": 1, "status": "0 OK"}, {"tid": "2", "status": "13 Duplicated TaskId"}]});
+        let v =
+            json!({"code": 200, "reason": "OK", "status": [{"tid": 1, "status": "0 OK"}, {"tid": "2", "status": "13 Duplicated TaskId"}]});
         let o = check_code("send", &v, &[200]).unwrap();
         let st = TaskStatus::list(o.get("status")).unwrap();
         assert!(st[0].accepted());

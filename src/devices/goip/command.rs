@@ -109,7 +109,9 @@ pub fn run(c: &mut GoipClient, method: &str, body: &Value) -> Result<Value, Devi
         "pause" | "resume" | "remove" => {
             let tids = match b.get("tids") {
                 None | Some(Value::Null) => None,
-                Some(Value::Array(a)) => Some(a.iter().map(lenient::int).collect::<Option<Vec<i64>>>().ok_or_else(|| bad("tids must be integers"))?),
+                Some(Value::Array(a)) => {
+                    Some(a.iter().map(lenient::int).collect::<Option<Vec<i64>>>().ok_or_else(|| bad("tids must be integers"))?)
+                }
                 Some(_) => return Err(bad("tids must be an array of task ids")),
             };
             let res = format!("/goip_{op}_sms.html");
@@ -158,7 +160,9 @@ fn clamp(n: u64) -> u32 {
 fn uint(b: &Map<String, Value>, k: &str) -> Result<Option<u64>, DeviceError> {
     match b.get(k) {
         None | Some(Value::Null) => Ok(None),
-        Some(v) => lenient::int(v).and_then(|n| u64::try_from(n).ok()).map(Some).ok_or_else(|| bad(format!("{k} must be a non-negative integer"))),
+        Some(v) => {
+            lenient::int(v).and_then(|n| u64::try_from(n).ok()).map(Some).ok_or_else(|| bad(format!("{k} must be a non-negative integer")))
+        }
     }
 }
 
@@ -184,7 +188,8 @@ fn stats_query(b: &Map<String, Value>) -> Result<super::api::StatsQuery, DeviceE
     let text = |k: &str| b.get(k).and_then(lenient::text).filter(|s| !s.is_empty());
     let period = match uint(b, "type")? {
         None => Default::default(),
-        Some(n) => super::api::StatsPeriod::from_code(n as i64).ok_or_else(|| bad("type must be 0 (hour), 1 (two hours), 2 (today) or 3 (total)"))?,
+        Some(n) => super::api::StatsPeriod::from_code(n as i64)
+            .ok_or_else(|| bad("type must be 0 (hour), 1 (two hours), 2 (today) or 3 (total)"))?,
     };
     Ok(super::api::StatsQuery { ports: text("ports"), slots: text("slots"), period })
 }

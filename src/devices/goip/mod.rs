@@ -67,17 +67,20 @@ impl GoipClient {
             .ok_or_else(|| format!("goip {}: auth_order must be seq or resource", cfg.name))?;
         let expires = match cfg.opt("expires") {
             None => crypt::DEFAULT_EXPIRES,
-            Some(e) => e.parse().ok().filter(|&e| e >= 1).ok_or_else(|| format!("goip {}: expires must be a positive number of seconds", cfg.name))?,
+            Some(e) => e
+                .parse()
+                .ok()
+                .filter(|&e| e >= 1)
+                .ok_or_else(|| format!("goip {}: expires must be a positive number of seconds", cfg.name))?,
         };
         let sms_page = match cfg.opt("sms_page") {
             None => DEFAULT_SMS_PAGE,
-            Some(n) => n.parse().ok().filter(|&n| n >= 1).ok_or_else(|| format!("goip {}: sms_page must be a positive number", cfg.name))?,
+            Some(n) => {
+                n.parse().ok().filter(|&n| n >= 1).ok_or_else(|| format!("goip {}: sms_page must be a positive number", cfg.name))?
+            }
         };
-        let security = if mode != CryptMode::None || flag(cfg.opt("session")) {
-            Security::Session { mode, order, expires }
-        } else {
-            Security::Plain
-        };
+        let security =
+            if mode != CryptMode::None || flag(cfg.opt("session")) { Security::Session { mode, order, expires } } else { Security::Plain };
         Ok(GoipClient {
             name: cfg.name.clone(),
             t: Transport::new(&cfg.address, &cfg.username, &cfg.password, cfg.timeout, security),
@@ -282,7 +285,8 @@ impl GoipClient {
 /// port op and valid ports.
 fn check_multiple(ops: Option<&Value>) -> Result<(), DeviceError> {
     let bad = |m: String| DeviceError::BadRequest(m);
-    let ops = ops.and_then(Value::as_array).filter(|a| !a.is_empty()).ok_or_else(|| bad("op multiple needs a non-empty ops array".into()))?;
+    let ops =
+        ops.and_then(Value::as_array).filter(|a| !a.is_empty()).ok_or_else(|| bad("op multiple needs a non-empty ops array".into()))?;
     for (i, o) in ops.iter().enumerate() {
         let op = o.get("op").and_then(Value::as_str).and_then(CmdOp::parse).filter(|op| op.needs_ports());
         let op = op.ok_or_else(|| bad(format!("ops[{i}]: op must be lock, unlock, switch or reset")))?;

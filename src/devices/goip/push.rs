@@ -232,7 +232,7 @@ impl Detail {
     pub fn from_value(v: &Value) -> Result<Detail, String> {
         let a = v.as_array().ok_or("detail record is not an array")?;
         if a.len() < 3 {
-            return Err(format!("detail record has {} elements, expected at least 4", a.len()));
+            return Err(format!("detail record has {} elements, expected at least 3 (index, number, port)", a.len()));
         }
         let reason = a.get(4).and_then(lenient::code_reason);
         Ok(Detail {

@@ -180,11 +180,7 @@ fn encode_query(q: &[(&str, String)]) -> String {
 /// failures; other HTTP errors are device errors; the body must be JSON.
 fn answer(what: &str, status: u16, text: &str) -> Result<Value, DeviceError> {
     let parsed = lenient::parse_body(text.as_bytes());
-    let reason = parsed
-        .as_ref()
-        .ok()
-        .and_then(|v| v.as_object())
-        .and_then(|o| get_text(o, "reason").or_else(|| get_text(o, "desc")));
+    let reason = parsed.as_ref().ok().and_then(|v| v.as_object()).and_then(|o| get_text(o, "reason").or_else(|| get_text(o, "desc")));
     if status == 401 || status == 403 {
         return Err(DeviceError::Auth(format!("{what}: {}", reason.unwrap_or_else(|| format!("HTTP {status}")))));
     }

@@ -101,7 +101,8 @@ fn authenticate(s: &mut State, path: &str, q: &[(String, String)], body: &[u8]) 
             return Err(unauthorized(s, "bad auth"));
         }
         let key = crypt::body_key(&user, &pass, &rec.initial_auth, &session, seq);
-        let plain = crypt::open(rec.crypt, &key, body).map_err(|e| (SimResponse::json_status(400, &json!({"code": 400, "reason": e})), Vec::new()))?;
+        let plain = crypt::open(rec.crypt, &key, body)
+            .map_err(|e| (SimResponse::json_status(400, &json!({"code": 400, "reason": e})), Vec::new()))?;
         if let Some(r) = s.sessions.get_mut(&session) {
             r.last_seq = seq;
             r.last_use = Instant::now();
@@ -111,7 +112,8 @@ fn authenticate(s: &mut State, path: &str, q: &[(String, String)], body: &[u8]) 
         }
         return Ok(plain);
     }
-    if param(q, "username").as_deref() == Some(s.cfg.username.as_str()) && param(q, "password").as_deref() == Some(s.cfg.password.as_str()) {
+    if param(q, "username").as_deref() == Some(s.cfg.username.as_str()) && param(q, "password").as_deref() == Some(s.cfg.password.as_str())
+    {
         Ok(body.to_vec())
     } else {
         Err(unauthorized(s, "Invalid User"))
@@ -352,7 +354,10 @@ fn get_tasks(s: &mut State, q: &[(String, String)]) -> Out {
     let content = param(q, "has_content").as_deref() == Some("1");
     let on_port = |t: &&SimTask| {
         matches!(t.state, TaskState::Queued | TaskState::Paused)
-            && t.from.as_deref().and_then(|f| PortSpec::parse(f).ok()).is_none_or(|spec| spec.contains(crate::devices::goip::ports::Port::new(port, None)))
+            && t.from
+                .as_deref()
+                .and_then(|f| PortSpec::parse(f).ok())
+                .is_none_or(|spec| spec.contains(crate::devices::goip::ports::Port::new(port, None)))
     };
     let all: Vec<&SimTask> = s.tasks.iter().filter(on_port).collect();
     let rows: Vec<Value> = all
@@ -390,7 +395,10 @@ fn sms_stats(s: &mut State, q: &[(String, String)]) -> Out {
             let label = State::port_label(p);
             let received = s.inbox.iter().filter(|(_, r)| r.get(1).and_then(Value::as_str) == Some(label.as_str())).count();
             let mine = |t: &&SimTask| {
-                t.from.as_deref().and_then(|f| PortSpec::parse(f).ok()).map_or(p.no == 1, |spec| spec.contains(crate::devices::goip::ports::Port::new(p.no, None)))
+                t.from
+                    .as_deref()
+                    .and_then(|f| PortSpec::parse(f).ok())
+                    .map_or(p.no == 1, |spec| spec.contains(crate::devices::goip::ports::Port::new(p.no, None)))
             };
             let tasks: Vec<&SimTask> = s.tasks.iter().filter(mine).collect();
             let sent: Vec<&String> = tasks.iter().filter(|t| t.state == TaskState::Sent).flat_map(|t| t.to.iter()).collect();

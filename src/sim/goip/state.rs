@@ -149,7 +149,15 @@ impl State {
     }
 
     fn port_json(&self, p: &SimPort, slot: u16, active: bool) -> Value {
-        let st = if !active { if p.has_sim { 1 } else { 0 } } else { p.state };
+        let st = if !active {
+            if p.has_sim {
+                1
+            } else {
+                0
+            }
+        } else {
+            p.state
+        };
         let label = Port::new(p.no, Some(slot)).to_string();
         let mut v = json!({
             "port": label, "sim": "", "seq": p.seq, "st": st,
@@ -240,7 +248,8 @@ impl State {
                 }
             }
         }
-        let due: Vec<usize> = (0..self.tasks.len()).filter(|&i| self.tasks[i].state == TaskState::Queued && now >= self.tasks[i].due).collect();
+        let due: Vec<usize> =
+            (0..self.tasks.len()).filter(|&i| self.tasks[i].state == TaskState::Queued && now >= self.tasks[i].due).collect();
         for i in due {
             out.extend(self.complete_task(i));
         }

@@ -1,0 +1,489 @@
+#![cfg(feature = "sim")]
+//! The GoIP client against the simulated GoIP (127.0.0.1 only).
+
+use dma_agent::devices::goip::api::{CmdOp, SendSms, SmsTask, StatsPeriod, StatsQuery};
+use dma_agent::devices::goip::crypt::AuthOrder;
+use dma_agent::devices::goip::ports::PortSpec;
+use dma_agent::devices::goip::push::{parse_push, Push};
+use dma_agent::devices::goip::GoipClient;
+use dma_agent::devices::{DeviceConfig, DeviceError, DeviceKind, LanDevice};
+use dma_agent::sim::goip::{GoipSim, GoipSimConfig, TaskState};
+use dma_agent::sim::{Fault, SimResponse, SimServer};
+use serde_json::{json, Map};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+fn cfg(url: &str, password: &str, opts: &[(&str, &str)]) -> DeviceConfig {
+    DeviceConfig {
+        name: "goip1".into(),
+        kind: DeviceKind::Goip,
+        address: url.into(),
+        username: "root".into(),
+        password: password.into(),
+        poll_interval: Duration::from_secs(30),
+        timeout: Duration::from_millis(1000),
+        enabled: true,
+        options: opts.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>(),
+    }
+}
+
+fn sim_with(c: GoipSimConfig) -> GoipSim {
+    GoipSim::start("127.0.0.1:0", c).expect("sim")
+}
+
+fn sim() -> GoipSim {
+    sim_with(GoipSimConfig::default())
+}
+
+fn client(sim: &GoipSim, opts: &[(&str, &str)]) -> GoipClient {
+    GoipClient::new(&cfg(&sim.url(), "root", opts)).expect("client")
+}
+
+/// Wait until `f` holds (or fail after `secs`).
+fn wait_until(secs: f64, mut f: impl FnMut() -> bool) {
+    let end = Instant::now() + Duration::from_secs_f64(secs);
+    while !f() {
+        assert!(Instant::now() < end, "condition not met in {secs} s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A push receiver: records (path, parsed push).
+struct Receiver {
+    server: SimServer,
+    got: Arc<Mutex<Vec<(String, Push)>>>,
+}
+
+impl Receiver {
+    fn start() -> Receiver {
+        let got: Arc<Mutex<Vec<(String, Push)>>> = Arc::default();
+        let g = got.clone();
+        let server = SimServer::start("127.0.0.1:0", move |req| {
+            match parse_push(&req.body) {
+                Ok(p) => g.lock().unwrap().push((req.path.clone(), p)),
+                Err(e) => panic!("push not readable: {e}"),
+            }
+            SimResponse::json(&json!({"code": 0}))
+        })
+        .unwrap();
+        Receiver { server, got }
+    }
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.server.url())
+    }
+    fn find(&self, path: &str, kind: &str) -> Vec<Push> {
+        self.got.lock().unwrap().iter().filter(|(p, x)| p == path && x.kind() == kind).map(|(_, x)| x.clone()).collect()
+    }
+    fn wait(&self, path: &str, kind: &str) -> Push {
+        wait_until(5.0, || !self.find(path, kind).is_empty());
+        self.find(path, kind).remove(0)
+    }
+}
+
+fn wait_registered(sim: &GoipSim, ports: u16) {
+    wait_until(3.0, || (1..=ports).all(|p| sim.port_state(p) == Some(3)));
+}
+
+#[test]
+fn status_and_poll() {
+    let sim = sim_with(GoipSimConfig { empty_ports: vec![4], ..GoipSimConfig::default() });
+    let mut c = client(&sim, &[]);
+    // Right after power-on the SIMs are still registering.
+    let st = c.status().unwrap();
+    assert_eq!(st.ports.len(), 4);
+    assert_eq!(st.ports[3].state, Some(0));
+    assert!(st.ports[2].state == Some(2) || st.ports[2].state == Some(3));
+    wait_registered(&sim, 3);
+    let st = c.status().unwrap();
+    assert_eq!(st.max_ports, Some(4));
+    assert_eq!(st.version.as_deref(), Some("532-604-924-041-100-000"));
+    let p1 = &st.ports[0];
+    assert_eq!((p1.port.as_str(), p1.port_no, p1.slot, p1.state, p1.registered), ("1A", Some(1), Some(1), Some(3), true));
+    assert_eq!(p1.imei.as_deref(), Some("860000000000001"));
+    assert_eq!(p1.iccid.as_deref(), Some("89860000000000000001"));
+    assert_eq!(p1.operator.as_deref(), Some("46000 CHINA MOBILE"));
+    assert_eq!(p1.balance, Some(12.5));
+    assert_eq!(p1.signal, Some(19));
+
+    let d = c.poll().unwrap();
+    assert_eq!(d.serial.as_deref(), Some("0030F1006C55"));
+    assert_eq!(d.firmware.as_deref(), Some("532-604-924-041-100-000"));
+    assert_eq!(d.msg["model"], "Ejoin GoIP");
+    assert_eq!(d.msg["registered"], 3);
+    assert_eq!(d.msg["ports"][0]["state_text"], "registered");
+    assert_eq!(d.msg["ports"][3]["state_text"], "no SIM");
+    assert_eq!(d.msg["ports"][3]["registered"], false);
+    assert_eq!(d.msg["device"]["mac"], "00-30-f1-00-6c-55");
+    assert_eq!(c.kind(), DeviceKind::Goip);
+
+    // all_sims lists every slot.
+    let sim2 = sim_with(GoipSimConfig { ports: 2, slots: 4, ..GoipSimConfig::default() });
+    let mut c2 = client(&sim2, &[("all_sims", "1")]);
+    let st = c2.status().unwrap();
+    assert_eq!(st.ports.len(), 8);
+    assert_eq!(st.ports[5].port, "2B");
+    assert_eq!(st.ports[5].state, Some(1));
+}
+
+#[test]
+fn status_push_and_port_status() {
+    let sim = sim();
+    let rx = Receiver::start();
+    let mut c = client(&sim, &[]);
+    c.set_status_push(&rx.url("/status"), 1).unwrap();
+    assert_eq!(sim.last_status_url(), Some(rx.url("/status")));
+    assert_eq!(sim.status_period(), 1);
+    // SIMs registering push port-status; the period pushes dev-status.
+    let Push::PortStatus(p) = rx.wait("/status", "port-status") else { unreachable!() };
+    assert_eq!(p.state, Some(3));
+    assert!(p.registered);
+    let Push::DevStatus(d) = rx.wait("/status", "dev-status") else { unreachable!() };
+    assert_eq!(d.ports.len(), 4);
+    assert_eq!(d.mac.as_deref(), Some("00-30-f1-00-6c-55"));
+    assert!(matches!(c.set_status_push("", 60), Err(DeviceError::BadRequest(_))));
+}
+
+#[test]
+fn port_commands() {
+    let sim = sim_with(GoipSimConfig { slots: 2, ..GoipSimConfig::default() });
+    let rx = Receiver::start();
+    let mut c = client(&sim, &[]);
+    wait_registered(&sim, 4);
+    c.set_status_push(&rx.url("/st"), 0).unwrap();
+    let none = Map::new();
+    let v = c.send_cmd(CmdOp::Lock, Some(&PortSpec::parse("2A").unwrap()), &none).unwrap();
+    assert_eq!(v["code"], 200);
+    assert_eq!(sim.port_state(2), Some(12));
+    assert_eq!(sim.commands().last().unwrap(), &json!({"type": "command", "op": "lock", "ports": "2A"}));
+    let locked =
+        || rx.find("/st", "port-status").into_iter().any(|p| matches!(p, Push::PortStatus(s) if s.port == "2A" && s.state == Some(12)));
+    wait_until(3.0, locked);
+
+    c.send_cmd(CmdOp::Unlock, Some(&PortSpec::parse("2").unwrap()), &none).unwrap();
+    assert_ne!(sim.port_state(2), Some(12));
+    let mut extra = Map::new();
+    extra.insert("auto_fail_sim_switch".into(), json!("0"));
+    c.send_cmd(CmdOp::Switch, Some(&PortSpec::parse("3B").unwrap()), &extra).unwrap();
+    assert_eq!(sim.commands().last().unwrap()["auto_fail_sim_switch"], "0");
+    wait_until(3.0, || c.status().unwrap().ports[2].port == "3B");
+    c.send_cmd(CmdOp::Reset, Some(&PortSpec::parse("1-2").unwrap()), &none).unwrap();
+    c.send_cmd(CmdOp::Save, None, &none).unwrap();
+
+    // A device-side refusal is a device error with its reason.
+    let err = c.send_cmd(CmdOp::Switch, Some(&PortSpec::parse("1D").unwrap()), &none).unwrap_err();
+    assert!(matches!(&err, DeviceError::Device { code: 400, msg } if msg.contains("Invalid Port")), "{err:?}");
+    // Caught before sending.
+    assert!(matches!(c.send_cmd(CmdOp::Switch, Some(&PortSpec::parse("1").unwrap()), &none), Err(DeviceError::BadRequest(_))));
+    assert!(matches!(c.send_cmd(CmdOp::Lock, None, &none), Err(DeviceError::BadRequest(_))));
+    assert!(matches!(c.send_cmd(CmdOp::Get, None, &none), Err(DeviceError::BadRequest(_))));
+
+    // get / set parameters.
+    let mut set = Map::new();
+    set.insert("sms_url".into(), json!("http://127.0.0.1:9/sms"));
+    c.send_cmd(CmdOp::Set, None, &set).unwrap();
+    assert_eq!(sim.param("sms_url").as_deref(), Some("http://127.0.0.1:9/sms"));
+    let got = c.send_cmd(CmdOp::Get, None, &set).unwrap();
+    assert_eq!(got["sms_url"], "http://127.0.0.1:9/sms");
+
+    // multiple
+    let mut m = Map::new();
+    m.insert("ops".into(), json!([{"op": "lock", "ports": "1A"}, {"op": "lock", "ports": "4A"}]));
+    c.send_cmd(CmdOp::Multiple, None, &m).unwrap();
+    assert_eq!((sim.port_state(1), sim.port_state(4)), (Some(12), Some(12)));
+    m.insert("ops".into(), json!([{"op": "save"}]));
+    assert!(matches!(c.send_cmd(CmdOp::Multiple, None, &m), Err(DeviceError::BadRequest(_))));
+
+    c.send_cmd(CmdOp::Reboot, None, &none).unwrap();
+    assert_eq!(sim.boots(), 2);
+}
+
+#[test]
+fn send_sms_and_status_report() {
+    let sim = sim();
+    let rx = Receiver::start();
+    let mut c = client(&sim, &[]);
+    let mut t1 = SmsTask::new(1223, "13686876620,000999", "hello123");
+    t1.sdr = Some(1);
+    let req = SendSms { tasks: vec![t1.clone(), SmsTask::new(1224, "10010", "CYFE")], sr_url: Some(rx.url("/sr")), ..SendSms::default() };
+    let st = c.send_sms(&req).unwrap();
+    assert_eq!(st.len(), 2);
+    assert!(st.iter().all(|s| s.accepted()), "{st:?}");
+    assert_eq!((st[0].tid, st[0].reason.as_str()), (1223, "OK"));
+
+    // The same tid again is refused as a duplicate; a bad port likewise.
+    let again = c.send_sms(&SendSms { tasks: vec![t1], ..SendSms::default() }).unwrap();
+    assert_eq!((again[0].code, again[0].reason.as_str()), (13, "Duplicated TaskId"));
+    let mut bad_port = SmsTask::new(1300, "1", "x");
+    bad_port.from = Some("9".into());
+    let r = c.send_sms(&SendSms { tasks: vec![bad_port], ..SendSms::default() }).unwrap();
+    assert_eq!(r[0].code, 2);
+    // Validation happens before sending.
+    assert!(matches!(c.send_sms(&SendSms::default()), Err(DeviceError::BadRequest(_))));
+
+    wait_until(5.0, || rx.find("/sr", "status-report").len() >= 2);
+    let reports: Vec<_> = rx
+        .find("/sr", "status-report")
+        .into_iter()
+        .flat_map(|p| match p {
+            Push::StatusReport(s) => s.reports,
+            _ => vec![],
+        })
+        .collect();
+    let r = reports.iter().find(|r| r.tid == 1223).unwrap();
+    assert_eq!((r.sent, r.failed, r.unsent), (1, 1, 0));
+    assert_eq!(r.sdr[0].number, "13686876620");
+    assert_eq!(r.fdr[0].number, "000999");
+    assert_eq!(r.fdr[0].reason_code, Some(1));
+    let tasks = sim.tasks();
+    assert_eq!(tasks.len(), 2);
+    assert_eq!(tasks[0].to, vec!["13686876620", "000999"]);
+    assert!(tasks.iter().all(|t| t.state == TaskState::Sent));
+}
+
+#[test]
+fn task_control_and_listing() {
+    let sim = sim_with(GoipSimConfig { send_delay: Duration::from_secs(30), ..GoipSimConfig::default() });
+    let mut c = client(&sim, &[]);
+    let mut t2 = SmsTask::new(11, "10086", "two");
+    t2.from = Some("1".into());
+    c.send_sms(&SendSms { tasks: vec![SmsTask::new(10, "10010", "one"), t2], ..SendSms::default() }).unwrap();
+    let l = c.get_tasks(1, 0, 10, true).unwrap();
+    assert_eq!(l.total, 2);
+    assert_eq!(l.tasks.iter().map(|t| t.tid).collect::<Vec<_>>(), vec![10, 11]);
+    assert_eq!(l.tasks[1].sms.as_deref(), Some("two"));
+    assert!(!l.tasks[0].paused);
+    assert_eq!(c.get_tasks(2, 0, 10, false).unwrap().tasks.len(), 1, "task 11 is on port 1 only");
+
+    let p = c.pause_tasks(Some(&[10, 99])).unwrap();
+    assert!(p[0].accepted());
+    assert_eq!((p[1].tid, p[1].code), (99, 11));
+    assert!(c.get_tasks(1, 0, 10, false).unwrap().tasks[0].paused);
+    assert!(c.resume_tasks(Some(&[10])).unwrap()[0].accepted());
+    assert!(!c.get_tasks(1, 0, 1, false).unwrap().tasks[0].paused);
+    assert!(c.remove_tasks(Some(&[11])).unwrap()[0].accepted());
+    assert_eq!(sim.tasks()[1].state, TaskState::Removed);
+    assert!(c.pause_tasks(None).unwrap().is_empty());
+    assert_eq!(sim.tasks()[0].state, TaskState::Paused);
+    c.remove_tasks(None).unwrap();
+    assert_eq!(c.get_tasks(1, 0, 10, false).unwrap().total, 0);
+    assert!(matches!(c.get_tasks(0, 0, 10, false), Err(DeviceError::BadRequest(_))));
+}
+
+#[test]
+fn inbox_paging_restart_and_push() {
+    let sim = sim();
+    let rx = Receiver::start();
+    let mut c = client(&sim, &[("sms_page", "2")]);
+    let mut set = Map::new();
+    set.insert("sms_url".into(), json!(rx.url("/sms")));
+    c.send_cmd(CmdOp::Set, None, &set).unwrap();
+    for (i, text) in ["first", "你好", "third"].iter().enumerate() {
+        assert_eq!(sim.deliver_sms("1A", &format!("1001{i}"), text), i as i64 + 1);
+    }
+    let Push::RecvSms(r) = rx.wait("/sms", "recv-sms") else { unreachable!() };
+    assert_eq!(r.sms[0].text, "first");
+    assert_eq!(r.sms[0].port, "1A");
+
+    let p1 = c.get_sms(None, 1).unwrap();
+    assert_eq!(p1.sms.iter().map(|s| s.text.as_str()).collect::<Vec<_>>(), vec!["first", "你好"]);
+    assert_eq!(p1.sms[0].from, "10010");
+    assert_eq!(p1.next_sms, 3);
+    assert!(!p1.ssrc_changed);
+    let p2 = c.get_sms(Some(&p1.ssrc), p1.next_sms as u64).unwrap();
+    assert_eq!(p2.sms.len(), 1);
+    assert_eq!(p2.sms[0].text, "third");
+    assert_eq!(p2.next_sms, 4);
+    let empty = c.get_sms(Some(&p1.ssrc), 4).unwrap();
+    assert!(empty.sms.is_empty());
+    assert_eq!(empty.next_sms, 4);
+
+    // After a restart the ids start again under a new ssrc.
+    sim.restart();
+    sim.deliver_sms("2A", "10086", "after restart");
+    let p3 = c.get_sms(Some(&p1.ssrc), 4).unwrap();
+    assert!(p3.ssrc_changed);
+    assert_ne!(p3.ssrc, p1.ssrc);
+    assert_eq!(p3.ssrc, sim.ssrc());
+    assert_eq!(p3.sms[0].text, "after restart");
+    assert_eq!(p3.next_sms, 2);
+
+    let removed = c.remove_sms(1, 1).unwrap();
+    assert_eq!(removed.sms.len(), 1);
+    assert_eq!(sim.inbox_len(), 0);
+}
+
+#[test]
+fn delivery_reports_reach_inbox_and_push() {
+    let sim = sim();
+    let rx = Receiver::start();
+    let mut c = client(&sim, &[]);
+    let mut t = SmsTask::new(7, "13900000001", "ping");
+    t.dr = Some(1);
+    c.send_sms(&SendSms { tasks: vec![t], sms_url: Some(rx.url("/sms")), ..SendSms::default() }).unwrap();
+    let Push::RecvSms(r) = rx.wait("/sms", "recv-sms") else { unreachable!() };
+    assert!(r.sms[0].is_report);
+    assert_eq!(r.sms[0].to, "13900000001");
+    assert_eq!(r.sms[0].report_code, Some(0));
+    assert!(c.get_sms(None, 1).unwrap().sms[0].is_report);
+}
+
+#[test]
+fn statistics() {
+    let sim = sim();
+    let mut c = client(&sim, &[]);
+    sim.deliver_sms("1A", "10010", "x");
+    c.send_sms(&SendSms { tasks: vec![SmsTask::new(1, "123,000", "x")], ..SendSms::default() }).unwrap();
+    wait_until(3.0, || sim.tasks()[0].state == TaskState::Sent);
+    let s = c.sms_stats(&StatsQuery { ports: Some("1".into()), slots: None, period: StatsPeriod::Total }).unwrap();
+    assert_eq!(s.rows.len(), 1);
+    let r = &s.rows[0];
+    assert_eq!((r.port, r.slot), (1, Some(1)));
+    assert_eq!(
+        (r.counters["received"].clone(), r.counters["sent"].clone(), r.counters["sent_failed"].clone()),
+        (json!(1), json!(2), json!(1))
+    );
+    let calls = c.call_stats(&StatsQuery::default()).unwrap();
+    assert_eq!(calls.rows.len(), 4);
+    assert_eq!(calls.rows[1].counters["calls"], 20);
+    assert_eq!(calls.rows[1].counters["nc"], "10/20");
+}
+
+#[test]
+fn goip_get_set_commands() {
+    let sim = sim();
+    let mut c = client(&sim, &[]);
+    wait_registered(&sim, 4);
+    let s = c.command("get", &json!({"op": "status"})).unwrap();
+    assert_eq!(s["registered"], 4);
+    sim.deliver_sms("3A", "10010", "hi there");
+    let inbox = c.command("get", &json!({"op": "sms_inbox"})).unwrap();
+    assert_eq!(inbox["code"], 0);
+    assert_eq!(inbox["messages"][0]["text"], "hi there");
+    assert_eq!(inbox["messages"][0]["port"], "3A");
+    let v = c.command("set", &json!({"op": "lock", "ports": "1A"})).unwrap();
+    assert_eq!(v, json!({"code": 200, "reason": "OK"}));
+    assert_eq!(sim.port_state(1), Some(12));
+    c.command("set", &json!({"op": "set", "params": {"sr_url": "http://127.0.0.1:9/sr"}})).unwrap();
+    assert_eq!(c.command("get", &json!({"op": "get", "names": ["sr_url"]})).unwrap()["sr_url"], "http://127.0.0.1:9/sr");
+    c.send_sms(&SendSms { tasks: vec![SmsTask::new(5, "1", "x")], ..SendSms::default() }).unwrap();
+    assert_eq!(c.command("set", &json!({"op": "pause", "tids": [5]})).unwrap()["results"][0]["status"], "0 OK");
+    assert_eq!(c.command("get", &json!({"op": "tasks", "port": 1, "content": true})).unwrap()["tasks"][0]["sms"], "x");
+    assert_eq!(c.command("get", &json!({"op": "sms_stats", "ports": "1-2", "type": 3})).unwrap()["count"], 2);
+    assert_eq!(c.command("get", &json!({"op": "call_stats"})).unwrap()["count"], 4);
+    let del = c.command("set", &json!({"op": "sms_delete", "sms_id": 1, "sms_num": 10})).unwrap();
+    assert_eq!(del["sms_num"], 1);
+    assert_eq!(sim.inbox_len(), 0);
+    let sp = c.command("set", &json!({"op": "status_push", "url": "http://127.0.0.1:9/st", "period": 60})).unwrap();
+    assert_eq!(sp["type"], "dev-status");
+    assert_eq!(sim.status_period(), 60);
+
+    for (m, body) in [
+        ("set", json!({"op": "status"})),
+        ("get", json!({"op": "lock", "ports": "1A"})),
+        ("get", json!({"op": "fly"})),
+        ("get", json!({})),
+        ("set", json!("lock")),
+        ("set", json!({"op": "lock"})),
+        ("set", json!({"op": "lock", "ports": "1Q9"})),
+        ("set", json!({"op": "set", "params": {"a": {"b": 1}}})),
+        ("set", json!({"op": "pause", "tids": ["x"]})),
+        ("get", json!({"op": "sms_stats", "type": 9})),
+        ("get", json!({"op": "get", "names": []})),
+    ] {
+        assert!(matches!(c.command(m, &body), Err(DeviceError::BadRequest(_))), "{m} {body}");
+    }
+}
+
+fn session_round_trip(crypt: &str) {
+    let sim = sim_with(GoipSimConfig { send_delay: Duration::from_secs(30), ..GoipSimConfig::default() });
+    let mut c = client(&sim, &[("crypt", crypt), ("session", "1")]);
+    let st = c.status().unwrap();
+    assert_eq!(st.ports.len(), 4);
+    let r = c.send_sms(&SendSms { tasks: vec![SmsTask::new(42, "10010", "sealed body")], ..SendSms::default() }).unwrap();
+    assert!(r[0].accepted(), "{r:?}");
+    assert_eq!(sim.tasks()[0].sms, "sealed body");
+    assert!(c.pause_tasks(Some(&[42])).unwrap()[0].accepted());
+    c.send_cmd(CmdOp::Lock, Some(&PortSpec::parse("2A").unwrap()), &Map::new()).unwrap();
+    assert_eq!(sim.port_state(2), Some(12));
+    assert_eq!((sim.handshakes(), c.handshakes()), (1, 1));
+    // The device forgets the session: the client renews it and carries on.
+    sim.expire_sessions();
+    assert!(c.remove_tasks(Some(&[42])).unwrap()[0].accepted());
+    assert_eq!((sim.handshakes(), c.handshakes()), (2, 2));
+    assert_eq!(sim.tasks()[0].state, TaskState::Removed);
+}
+
+#[test]
+fn secure_session_rc4() {
+    session_round_trip("rc4");
+}
+
+#[test]
+fn secure_session_aes() {
+    session_round_trip("aes");
+}
+
+#[test]
+fn secure_session_without_cipher() {
+    session_round_trip("none");
+}
+
+#[test]
+fn session_renewed_before_expiry() {
+    let sim = sim();
+    let mut c = client(&sim, &[("crypt", "aes"), ("expires", "1")]);
+    c.status().unwrap();
+    std::thread::sleep(Duration::from_millis(1100));
+    c.status().unwrap();
+    assert_eq!(c.handshakes(), 2);
+    assert_eq!(sim.login_failures(), 0, "renewed before the device refused");
+}
+
+#[test]
+fn auth_order_selectable() {
+    let sim = sim_with(GoipSimConfig { auth_order: AuthOrder::ResourceFirst, ..GoipSimConfig::default() });
+    let mut wrong = client(&sim, &[("crypt", "rc4")]);
+    assert!(matches!(wrong.status(), Err(DeviceError::Auth(_))));
+    let mut right = client(&sim, &[("crypt", "rc4"), ("auth_order", "resource")]);
+    right.status().unwrap();
+}
+
+#[test]
+fn wrong_password_is_auth_error() {
+    let sim = sim();
+    for opts in [&[][..], &[("crypt", "aes")][..]] {
+        let mut c = GoipClient::new(&cfg(&sim.url(), "wr0ng-pa55", opts)).unwrap();
+        let e = c.status().unwrap_err();
+        assert!(matches!(e, DeviceError::Auth(_)), "{e:?}");
+        assert!(!e.to_string().contains("wr0ng-pa55"));
+        let e = c.command("get", &json!({"op": "status"})).unwrap_err();
+        assert!(matches!(e, DeviceError::Auth(_)), "{e:?}");
+    }
+    assert!(sim.login_failures() >= 4);
+    assert!(GoipClient::new(&cfg(&sim.url(), "root", &[("crypt", "xor")])).is_err());
+    assert!(GoipClient::new(&cfg("ftp://x", "root", &[])).is_err());
+}
+
+#[test]
+fn faults_map_to_errors() {
+    let sim = sim();
+    let mut c = GoipClient::new(&DeviceConfig { timeout: Duration::from_millis(300), ..cfg(&sim.url(), "root", &[]) }).unwrap();
+    c.status().unwrap();
+    sim.set_fault(Fault::Garbage);
+    assert!(matches!(c.status(), Err(DeviceError::Protocol(_))));
+    assert!(matches!(c.get_sms(None, 1), Err(DeviceError::Protocol(_))));
+    sim.set_fault(Fault::Error500);
+    assert!(matches!(c.poll(), Err(DeviceError::Device { code: 500, .. })));
+    sim.set_fault(Fault::Drop);
+    let e = c.poll().unwrap_err();
+    assert!(matches!(e, DeviceError::Transport(_)), "{e:?}");
+    assert!(!e.to_string().contains("password=root"));
+    // Last, as the single-threaded simulator stays busy with the slow answer.
+    sim.set_fault(Fault::Slow(Duration::from_millis(1000)));
+    let e = c.poll().unwrap_err();
+    assert!(matches!(e, DeviceError::Timeout(_)), "{e:?}");
+    assert!(e.is_unreachable());
+    sim.set_fault(Fault::None);
+    wait_until(5.0, || c.poll().is_ok());
+}

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh Debian machine with the Rust toolchain:
+#   1. installs what it needs (mosquitto, python3; the cross toolchain in
+#      step 4), idempotently;
+#   2. host: unit tests, integration tests (real mosquitto, real agent
+#      process, the four LAN simulators), the demo test;
+#   3. packaging tests (the .ipk format, the procd init script);
+#   4. cross: static musl release build for each of $CROSS_TARGETS
+#      (default armv7), its unit tests and the integration suite against
+#      it under QEMU, and its .ipk (cross/ci.sh).
+# Env: SKIP_CROSS=1 skips step 4; CROSS_TARGETS="armv7-unknown-linux-musleabihf aarch64-unknown-linux-musl ...".
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '\n=== %s\n' "$*"; }
+
+need_apt=()
+command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_apt+=(mosquitto)
+command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
+if [ ${#need_apt[@]} -gt 0 ]; then
+    log "installing ${need_apt[*]}"
+    SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+    export DEBIAN_FRONTEND=noninteractive
+    for try in 1 2 3; do
+        if $SUDO apt-get update -qq && $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}"; then break; fi
+        [ "$try" = 3 ] && { echo "apt-get install ${need_apt[*]} failed" >&2; exit 1; }
+        sleep 5
+    done
+fi
+
+log "host: unit + integration + demo tests"
+cargo test --features demo
+
+log "packaging tests"
+python3 -m unittest discover -s tests/packaging -t . -v
+
+if [ "${SKIP_CROSS:-0}" != 1 ]; then
+    for t in ${CROSS_TARGETS:-armv7-unknown-linux-musleabihf}; do
+        log "cross: $t (build, unit tests and integration suite under QEMU, .ipk)"
+        cross/ci.sh "$t"
+    done
+fi
+log "all tests passed"

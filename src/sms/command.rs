@@ -94,6 +94,10 @@ pub fn build_task(body: &Value, tid: i64) -> Result<SmsTask, String> {
     for k in ["device", "tid", "to", "sms", "from", "chs", "coding"] {
         rest.remove(k);
     }
+    // Required by the type; set below.
+    rest.insert("tid".into(), json!(0));
+    rest.insert("to".into(), json!(""));
+    rest.insert("sms".into(), json!(""));
     let mut task: SmsTask = serde_json::from_value(Value::Object(rest)).map_err(|e| format!("bad task field: {e}"))?;
     task.tid = tid;
     task.to = to.join(",");

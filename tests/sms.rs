@@ -171,8 +171,13 @@ fn thousand_sms_through_an_outage_and_a_restart() {
 fn full_queue_answers_503_and_loses_nothing() {
     let mut r = rig("BB0000000004", "\toption event_queue_bytes '4096'\n");
     r.broker.stop();
+    let before = r.sim.pushes().len();
     for i in 0..40 {
         r.sim.deliver_sms("1A", "10010", &format!("q{i:02}"));
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while r.sim.pushes().len() < before + 40 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
     }
     let (code, v) = r.post(&json!({"type": "recv-sms", "sms_num": 1, "sms": [[0, "1A", 1700000000, "1", "2", b64("x".repeat(3000).as_str())]]}));
     assert_eq!(code, 503, "{v}");
@@ -184,4 +189,17 @@ fn full_queue_answers_503_and_loses_nothing() {
     let want: Vec<String> = (0..40).map(|i| format!("q{i:02}")).collect();
     assert_eq!(t, want, "all 40 once, in order; log:\n{}", r.agent.log());
     assert!(r.agent.log().contains("503"));
+}
+
+#[test]
+fn sms_while_the_agent_was_down_is_published_once() {
+    let mut r = rig("BB0000000005", "");
+    r.agent.stop();
+    r.sim.deliver_sms("2A", "10086", "while you were out");
+    r.agent.spawn();
+    let got = r.wait_sms(&r.platform, 2, T);
+    assert_eq!(got[1]["text"], "while you were out");
+    assert_eq!(got[1]["source"], "inbox");
+    std::thread::sleep(Duration::from_secs(5)); // periodic reconciliations
+    assert_eq!(texts(&r.events(&r.platform, "sms-received")), vec!["probe", "while you were out"]);
 }

@@ -179,7 +179,8 @@ fn full_queue_answers_503_and_loses_nothing() {
     while r.sim.pushes().len() < before + 40 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
-    let (code, v) = r.post(&json!({"type": "recv-sms", "sms_num": 1, "sms": [[0, "1A", 1700000000, "1", "2", b64("x".repeat(3000).as_str())]]}));
+    let (code, v) =
+        r.post(&json!({"type": "recv-sms", "sms_num": 1, "sms": [[0, "1A", 1700000000, "1", "2", b64("x".repeat(3000).as_str())]]}));
     assert_eq!(code, 503, "{v}");
     r.broker.restart();
     let p2 = Platform::connect(r.broker.port, "dma");

@@ -205,7 +205,7 @@ mod tests {
         assert_ne!(a, derive_tid("n:201811260000000002"));
         for k in ["n:1", "s:x", ""] {
             let t = derive_tid(k);
-            assert!(t >= 1 && t <= 0x7fff_ffff);
+            assert!((1..=0x7fff_ffff).contains(&t));
         }
     }
 

@@ -158,7 +158,9 @@ impl Sync {
         while !self.stop.load(Ordering::SeqCst) {
             let mut failed = false;
             for name in register.clone() {
-                let (Some(c), Some(url)) = (clients.get_mut(&name), self.urls.get(&name)) else { continue };
+                let (Some(c), Some(url)) = (clients.get_mut(&name), self.urls.get(&name)) else {
+                    continue;
+                };
                 match register::register(c, url, self.period) {
                     Ok(()) => {
                         log::info!("sms: goip {name} pushes to {url}");

@@ -99,9 +99,7 @@ fn which_device(s: &Settings, path: &str, src: Option<IpAddr>) -> Option<String>
             return Some(d.name.clone());
         }
     }
-    src.and_then(|ip| s.devices.iter().find(|d| d.host == Some(ip)))
-        .or_else(|| s.devices.first())
-        .map(|d| d.name.clone())
+    src.and_then(|ip| s.devices.iter().find(|d| d.host == Some(ip))).or_else(|| s.devices.first()).map(|d| d.name.clone())
 }
 
 fn serve(mut req: tiny_http::Request, s: &Settings, bucket: &TokenBucket, ingest: &Ingest) {

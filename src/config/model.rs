@@ -70,7 +70,25 @@ pub struct AgentConfig {
     pub event_queue_bytes: u64,
 }
 
-/// The `config sms_receiver` section: where the GoIP pushes to.
+/// The `config sms_receiver` section: the receiver of the GoIP's pushes,
+/// the registration with each GoIP and the inbox reconciliation.
+///
+/// - `enabled` (`0`): run the receiver, registration and reconciliation
+///   (the `sms` command works without it, but then reports nothing);
+/// - `listen` (`127.0.0.1:8090`): address:port the receiver listens on;
+/// - `url`: base URL the GoIP is told to push to (the router's address as
+///   the GoIP sees it); `http://<listen>/` when empty. Each GoIP gets
+///   `<url>/goip/<device>` so the receiver knows which one pushed;
+/// - `list allow`: source addresses (or host names) allowed to push;
+///   empty: the configured GoIP hosts (loopback only when a GoIP is on it);
+/// - `max_body` (262144): largest push body in bytes (413 above);
+/// - `rate` (50): pushes per second (token bucket, 429 above);
+/// - `status_period` (60): seconds between the GoIP's `dev-status` pushes
+///   (0 stops them);
+/// - `reconcile_interval` (300): seconds between inbox reads (0: only at
+///   start and after a refused push);
+/// - `seen_size` (4096): SMS/report keys remembered to drop duplicates
+///   (persisted; must exceed the SMS received between two inbox reads).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReceiverConfig {
     pub enabled: bool,
@@ -86,6 +104,7 @@ pub struct ReceiverConfig {
     pub rate: u32,
     pub status_period: u64,
     pub reconcile_interval: u64,
+    pub seen_size: usize,
 }
 
 impl Default for ReceiverConfig {
@@ -99,6 +118,7 @@ impl Default for ReceiverConfig {
             rate: 50,
             status_period: 60,
             reconcile_interval: 300,
+            seen_size: 4096,
         }
     }
 }
@@ -353,6 +373,7 @@ impl ReceiverConfig {
             "rate" => self.rate = parse_num(value, 1, 100_000)?,
             "status_period" => self.status_period = parse_num(value, 0, 86400)?,
             "reconcile_interval" => self.reconcile_interval = parse_num(value, 0, 86400)?,
+            "seen_size" => self.seen_size = parse_num(value, 16, 1_000_000)?,
             _ => return Err("unknown option".into()),
         }
         Ok(())
@@ -369,7 +390,7 @@ impl ReceiverConfig {
     pub fn to_json(&self) -> Value {
         json!({"enabled": self.enabled, "listen": self.listen, "url": self.push_url(), "allow": self.allow,
                "max_body": self.max_body, "rate": self.rate, "status_period": self.status_period,
-               "reconcile_interval": self.reconcile_interval})
+               "reconcile_interval": self.reconcile_interval, "seen_size": self.seen_size})
     }
 }
 

@@ -13,7 +13,7 @@ pub mod crypt;
 pub mod lenient;
 pub mod ports;
 pub mod push;
-mod status;
+pub mod status;
 mod transport;
 
 use super::{DeviceConfig, DeviceError, DeviceKind, DeviceStatus, LanDevice};

@@ -1,0 +1,206 @@
+#![cfg(feature = "sim")]
+//! SMS through the GoIP end to end: mosquitto, the GoIP simulator and the
+//! agent binary, all on 127.0.0.1.
+
+mod common;
+use common::*;
+use dma_agent::sim::goip::{GoipSim, GoipSimConfig};
+use serde_json::{json, Value};
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+struct Rig {
+    broker: Broker,
+    platform: Platform,
+    agent: Agent,
+    sim: GoipSim,
+    rx: u16,
+    sn: String,
+}
+
+fn rig(sn: &str, agent_extra: &str) -> Rig {
+    let broker = Broker::start();
+    let platform = Platform::connect(broker.port, "dma");
+    let sim = GoipSim::start("127.0.0.1:0", GoipSimConfig::default()).expect("sim");
+    let rx = free_port();
+    let cfg = format!(
+        "{}\nconfig sms_receiver\n\toption enabled '1'\n\toption listen '127.0.0.1:{rx}'\n\toption rate '5000'\n\toption reconcile_interval '2'\n\toption status_period '1'\n\nconfig device 'gw1'\n\toption type 'goip'\n\toption address '{}'\n\toption username 'root'\n\toption password 'root'\n\toption poll_interval '2'\n",
+        agent_section(sn, broker.port, std::path::Path::new("{state}"), agent_extra),
+        sim.url()
+    );
+    let agent = Agent::start(sn, &cfg);
+    platform
+        .wait(&format!("dma/state/{sn}"), T, |m| m.json["online"] == true)
+        .unwrap_or_else(|| panic!("no birth; agent log:\n{}", agent.log()));
+    let r = Rig { broker, platform, agent, sim, rx, sn: sn.into() };
+    // Registered and caught up: a probe SMS comes through.
+    r.sim.deliver_sms("1A", "10000", "probe");
+    r.wait_sms(&r.platform, 1, T);
+    r
+}
+
+impl Rig {
+    fn events(&self, p: &Platform, kind: &str) -> Vec<Value> {
+        p.all("dma/event").into_iter().map(|m| m.json).filter(|j| j["type"] == kind && j["sn"] == self.sn.as_str()).collect()
+    }
+    fn wait_sms(&self, p: &Platform, n: usize, timeout: Duration) -> Vec<Value> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let got = self.events(p, "sms-received");
+            if got.len() >= n || Instant::now() > deadline {
+                assert!(got.len() >= n, "{} of {n} sms-received events; agent log:\n{}", got.len(), self.agent.log());
+                return got;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    fn post(&self, body: &Value) -> (u16, Value) {
+        let agent = ureq::Agent::config_builder().http_status_as_error(false).build().new_agent();
+        let mut r = agent
+            .post(&format!("http://127.0.0.1:{}/goip/gw1", self.rx))
+            .header("Content-Type", "application/json;charset=utf-8")
+            .send(body.to_string().as_bytes())
+            .expect("post to the receiver");
+        let code = r.status().as_u16();
+        let v = r.body_mut().read_to_string().ok().and_then(|s| serde_json::from_str(&s).ok()).unwrap_or(Value::Null);
+        (code, v)
+    }
+}
+
+fn texts(ev: &[Value]) -> Vec<String> {
+    ev.iter().map(|e| e["text"].as_str().unwrap_or("").to_string()).collect()
+}
+
+#[test]
+fn send_report_and_no_second_task_on_retry() {
+    let r = rig("BB0000000001", "");
+    let cmd = json!({"id": 201811260000000001u64, "from": "test", "command": "sms", "method": "",
+                     "d": {"to": "10086,000123", "sms": "hello 你好"}});
+    let a = r.platform.command("dma", &r.sn, cmd.clone(), T);
+    assert_eq!(a["status"], "ok", "{a}");
+    let tid = a["d"]["result"]["tid"].as_i64().expect("tid");
+    assert_eq!(a["d"]["result"]["reason"], "OK");
+    let tasks = r.sim.tasks();
+    assert_eq!(tasks.len(), 1);
+    assert_eq!(tasks[0].tid, tid);
+    assert_eq!(tasks[0].raw["coding"], 1);
+    assert_eq!(tasks[0].raw["chs"], "base64");
+    let rep = r
+        .platform
+        .wait("dma/event", T, |m| m.json["type"] == "sms-report")
+        .unwrap_or_else(|| panic!("no sms-report; log:\n{}", r.agent.log()))
+        .json;
+    assert!(rep.to_string().contains("\"id\":201811260000000001"), "{rep}");
+    assert_eq!(rep["tid"], tid);
+    assert_eq!((rep["sent"].as_i64(), rep["failed"].as_i64()), (Some(1), Some(1)));
+    let d = rep["details"].as_array().unwrap();
+    assert_eq!((d[0]["number"].as_str(), d[0]["ok"].as_bool()), (Some("10086"), Some(true)));
+    assert_eq!((d[1]["number"].as_str(), d[1]["ok"].as_bool()), (Some("000123"), Some(false)));
+    // The same id again: the journal's answer, no second task.
+    let again = r.platform.command("dma", &r.sn, cmd, T);
+    assert_eq!(again["d"]["result"]["tid"], tid);
+    assert_eq!(r.sim.tasks().len(), 1, "a retried command creates no second task");
+    // A port the GoIP lacks: err with the GoIP's reason.
+    let bad = r.platform.command("dma", &r.sn, json!({"id": 2, "command": "sms", "d": {"to": "1", "sms": "x", "from": "9A"}}), T);
+    assert_eq!(bad["status"], "err");
+    assert!(bad["d"]["msg"].as_str().unwrap().contains("Invalid Port"), "{bad}");
+    let bad = r.platform.command("dma", &r.sn, json!({"id": 3, "command": "sms", "d": {"to": "12ab", "sms": "x"}}), T);
+    assert_eq!(bad["status"], "err");
+    assert!(!r.agent.log().contains("password=root"), "no secrets in the log");
+}
+
+#[test]
+fn malformed_rows_get_400_and_good_rows_are_kept() {
+    let r = rig("BB0000000002", "");
+    let body = json!({"type": "recv-sms", "sms_num": 3, "sms": [
+        [0, "2A", 1700000000, "10010", "13800000002", b64("good one")],
+        [0, "2A"],
+        [0, "3A", "1700000001", 10011, "13800000003", b64("good two\0\0"), "extra"]]});
+    let (code, v) = r.post(&body);
+    assert_eq!(code, 400, "{v}");
+    assert_eq!(v["errors"][0]["index"], 1);
+    let got = r.wait_sms(&r.platform, 3, T);
+    assert_eq!(texts(&got)[1..], ["good one".to_string(), "good two".to_string()]);
+    assert_eq!(got[2]["from"], "10011");
+    // The GoIP sends the batch again: nothing twice.
+    let (code, _) = r.post(&body);
+    assert_eq!(code, 400);
+    let (code, v) = r.post(&json!("garbage"));
+    assert_eq!(code, 400, "{v}");
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(r.events(&r.platform, "sms-received").len(), 3);
+    // Port status push: an event.
+    let (code, _) = r.post(&json!({"type": "port-status", "port": "2A", "seq": 5, "status": "6 Register Failed"}));
+    assert_eq!(code, 200);
+    r.platform.wait("dma/event", T, |m| m.json["type"] == "port-status" && m.json["port"] == "2A").expect("port-status event");
+}
+
+#[test]
+fn thousand_sms_through_an_outage_and_a_restart() {
+    let mut r = rig("BB0000000003", "");
+    r.broker.stop();
+    let before = r.sim.pushes().len();
+    for i in 0..500 {
+        r.sim.deliver_sms("1A", "10010", &format!("m{i:04}"));
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while r.sim.pushes().len() < before + 500 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    r.agent.stop();
+    // Delivered while the agent is down: only the inbox has them.
+    for i in 500..1000 {
+        r.sim.deliver_sms("1A", "10010", &format!("m{i:04}"));
+    }
+    r.agent.spawn();
+    std::thread::sleep(Duration::from_secs(2));
+    r.broker.restart();
+    let p2 = Platform::connect(r.broker.port, "dma");
+    let got = r.wait_sms(&p2, 1000, Duration::from_secs(40));
+    std::thread::sleep(Duration::from_secs(3)); // two more reconciliations
+    let got_after = r.events(&p2, "sms-received");
+    assert_eq!(got_after.len(), got.len(), "nothing later");
+    let t = texts(&got_after);
+    let want: Vec<String> = (0..1000).map(|i| format!("m{i:04}")).collect();
+    let unique: HashSet<&String> = t.iter().collect();
+    assert_eq!(unique.len(), t.len(), "no duplicates");
+    assert_eq!(t, want, "exactly the 1000, in order");
+}
+
+#[test]
+fn full_queue_answers_503_and_loses_nothing() {
+    let mut r = rig("BB0000000004", "\toption event_queue_bytes '4096'\n");
+    r.broker.stop();
+    let before = r.sim.pushes().len();
+    for i in 0..40 {
+        r.sim.deliver_sms("1A", "10010", &format!("q{i:02}"));
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while r.sim.pushes().len() < before + 40 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (code, v) =
+        r.post(&json!({"type": "recv-sms", "sms_num": 1, "sms": [[0, "1A", 1700000000, "1", "2", b64("x".repeat(3000).as_str())]]}));
+    assert_eq!(code, 503, "{v}");
+    r.broker.restart();
+    let p2 = Platform::connect(r.broker.port, "dma");
+    r.wait_sms(&p2, 40, Duration::from_secs(30));
+    std::thread::sleep(Duration::from_secs(3));
+    let t = texts(&r.events(&p2, "sms-received"));
+    let want: Vec<String> = (0..40).map(|i| format!("q{i:02}")).collect();
+    assert_eq!(t, want, "all 40 once, in order; log:\n{}", r.agent.log());
+    assert!(r.agent.log().contains("503"));
+}
+
+#[test]
+fn sms_while_the_agent_was_down_is_published_once() {
+    let mut r = rig("BB0000000005", "");
+    r.agent.stop();
+    r.sim.deliver_sms("2A", "10086", "while you were out");
+    r.agent.spawn();
+    let got = r.wait_sms(&r.platform, 2, T);
+    assert_eq!(got[1]["text"], "while you were out");
+    assert_eq!(got[1]["source"], "inbox");
+    std::thread::sleep(Duration::from_secs(5)); // periodic reconciliations
+    assert_eq!(texts(&r.events(&r.platform, "sms-received")), vec!["probe", "while you were out"]);
+}

@@ -21,9 +21,13 @@ fn text(o: &Output) -> (String, String) {
 }
 
 fn setup(sn: &str) -> (Broker, Platform, Agent) {
+    setup_with(sn, "")
+}
+
+fn setup_with(sn: &str, extra: &str) -> (Broker, Platform, Agent) {
     let broker = Broker::start();
     let platform = Platform::connect(broker.port, "dma");
-    let agent = Agent::start(sn, &agent_section(sn, broker.port, std::path::Path::new("{state}"), ""));
+    let agent = Agent::start(sn, &agent_section(sn, broker.port, std::path::Path::new("{state}"), extra));
     platform
         .wait(&format!("dma/state/{sn}"), T, |m| m.json["online"] == true)
         .unwrap_or_else(|| panic!("no birth message; agent log:\n{}", agent.log()));
@@ -81,15 +85,25 @@ fn usage_timeout_and_unreachable_exit_codes() {
 
 #[test]
 fn watch_prints_device_topics() {
-    let (b, p, _a) = setup("CC0000000003");
-    let port = b.port;
-    let watcher = std::thread::spawn(move || ctl(port, &["--json", "watch", "CC0000000003", "--count", "3"]));
+    // No periodic telemetry: the three messages are the birth and two answers.
+    let (b, p, _a) = setup_with("CC0000000003", "\toption sys_interval '0'\n\toption procs_interval '0'\n");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dma-agent"))
+        .args(["ctl", "--port", &b.port.to_string(), "--json", "watch", "CC0000000003", "--count", "3"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run ctl watch");
     // The retained birth arrives at once; two answers make up the count.
     std::thread::sleep(std::time::Duration::from_millis(1500));
     for id in [11, 12] {
         p.command("dma", "CC0000000003", serde_json::json!({"id": id, "command": "sh", "d": {"shcmd": "true"}}), T);
     }
-    let o = watcher.join().expect("watch thread");
+    let deadline = std::time::Instant::now() + T;
+    while child.try_wait().ok().flatten().is_none() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let o = child.wait_with_output().expect("watch output");
     let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(0), "{err}");
     let docs: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect();

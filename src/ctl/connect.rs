@@ -7,6 +7,7 @@ use rumqttc::{Client, ConnectReturnCode, ConnectionError, Event, Incoming, MqttO
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Largest message accepted (bounded buffers).
@@ -55,6 +56,7 @@ pub struct Conn {
     pub client: Client,
     rx: Receiver<Ev>,
     pending: VecDeque<Message>,
+    cancel: Option<Arc<AtomicBool>>,
 }
 
 fn refused_text(code: ConnectReturnCode) -> String {
@@ -115,11 +117,20 @@ impl Conn {
             })
             .map_err(|e| Failure::broker(format!("cannot start the MQTT thread: {e}")))?;
         match rx.recv_timeout(CONNECT_TIMEOUT) {
-            Ok(Ev::Connected) => Ok(Conn { client, rx, pending: VecDeque::new() }),
+            Ok(Ev::Connected) => Ok(Conn { client, rx, pending: VecDeque::new(), cancel: None }),
             Ok(Ev::Refused(code)) => Err(Failure::broker(format!("broker {where_} refused the connection: {}", refused_text(code)))),
             Ok(Ev::Failed(e)) => Err(Failure::broker(format!("cannot reach the broker at {where_}: {e} (check --host/--port{})", if b.tls { "" } else { "/--tls" }))),
             Ok(_) | Err(_) => Err(Failure::broker(format!("no answer from the broker at {where_} within {}s", CONNECT_TIMEOUT.as_secs()))),
         }
+    }
+
+    /// Waits end early (as on Ctrl-C) once `flag` is set.
+    pub fn cancel_on(&mut self, flag: Arc<AtomicBool>) {
+        self.cancel = Some(flag);
+    }
+
+    fn cancelled(&self) -> bool {
+        interrupted() || self.cancel.as_ref().is_some_and(|c| c.load(Ordering::SeqCst))
     }
 
     /// Subscribe (QoS 1) and wait until the broker confirms.
@@ -154,13 +165,18 @@ impl Conn {
         self.client.publish(topic, QoS::AtLeastOnce, false, payload).map_err(|e| Failure::broker(format!("publish {topic}: {e}")))
     }
 
+    /// Whether the last wait ended because of Ctrl-C or the cancel flag.
+    pub fn was_cancelled(&self) -> bool {
+        self.cancelled()
+    }
+
     /// The next message before `deadline` (None: none came, or Ctrl-C).
     pub fn next(&mut self, deadline: Option<Instant>) -> Result<Option<Message>, Failure> {
         if let Some(m) = self.pending.pop_front() {
             return Ok(Some(m));
         }
         loop {
-            if interrupted() {
+            if self.cancelled() {
                 return Ok(None);
             }
             let step = Duration::from_millis(200);

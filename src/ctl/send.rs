@@ -1,7 +1,7 @@
 //! `ctl send`: publish one command, wait for the answer with its id.
 
 use super::args::SendOpts;
-use super::connect::{interrupted, Conn};
+use super::connect::Conn;
 use super::Failure;
 use serde_json::{json, Value};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -42,7 +42,7 @@ pub fn send(conn: &mut Conn, prefix: &str, o: &SendOpts) -> Result<Value, Failur
             return Ok(v);
         }
     }
-    if interrupted() {
+    if conn.was_cancelled() {
         return Err(Failure::timeout(format!("interrupted before device {} answered command {id}", o.sn)));
     }
     Err(Failure::timeout(format!(

@@ -8,6 +8,7 @@ use crate::ctl::connect::Conn;
 use crate::ctl::{render, send};
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(20);
@@ -46,7 +47,7 @@ fn ctl_line(port: u16, s: &Step) -> String {
 
 /// Run the tour; stops early when `stop` is set (Ctrl-C). Returns the
 /// number of steps that got an answer.
-pub fn run(port: u16, fleet: &Fleet, view: &View, stop: &AtomicBool) -> Result<usize, String> {
+pub fn run(port: u16, fleet: &Fleet, view: &View, stop: &Arc<AtomicBool>) -> Result<usize, String> {
     let opts = BrokerOpts {
         host: "127.0.0.1".into(),
         port: Some(port),
@@ -58,6 +59,7 @@ pub fn run(port: u16, fleet: &Fleet, view: &View, stop: &AtomicBool) -> Result<u
         password: String::new(),
     };
     let mut conn = Conn::open(&opts).map_err(|f| f.msg)?;
+    conn.cancel_on(stop.clone());
     let all = steps();
     let total = all.len() + 1;
     let mut answered = 0;
@@ -77,7 +79,7 @@ pub fn run(port: u16, fleet: &Fleet, view: &View, stop: &AtomicBool) -> Result<u
         }
         if s.command == "sms" {
             say("(waiting a few seconds for the SMS delivery reports, sent as events ...)");
-            view.wait_for(Duration::from_secs(5), |v| v.events.len() > events_before);
+            view.wait_for(Duration::from_secs(5), |v| stop.load(Ordering::SeqCst) || v.events.len() > events_before);
         }
     }
     if stop.load(Ordering::SeqCst) {
@@ -88,8 +90,11 @@ pub fn run(port: u16, fleet: &Fleet, view: &View, stop: &AtomicBool) -> Result<u
     let inbox_id = fleet.goip.deliver_sms("2A", "+15551234567", "Hi router, this is an inbound SMS");
     say(&format!("(the simulated GoIP received an SMS on port 2A from +15551234567, inbox id {inbox_id}; the platform should see an event)"));
     let got = view.wait_for(Duration::from_secs(8), |v| {
-        v.events.iter().skip(before).any(|e| e.get("type").and_then(Value::as_str).is_some_and(|t| t.contains("sms")))
+        stop.load(Ordering::SeqCst) || v.events.iter().skip(before).any(|e| e.get("type").and_then(Value::as_str).is_some_and(|t| t.contains("sms")))
     });
+    if stop.load(Ordering::SeqCst) {
+        return Ok(answered);
+    }
     if got {
         say("inbound SMS event received by the platform (shown above)");
     } else {

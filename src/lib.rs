@@ -20,5 +20,8 @@ pub mod util;
 #[cfg(feature = "sim")]
 pub mod sim;
 
+#[cfg(feature = "demo")]
+pub mod demo;
+
 /// Agent version as published in `versions` and the birth message.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

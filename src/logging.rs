@@ -7,12 +7,19 @@ use std::io::Write;
 use std::sync::RwLock;
 
 static SECRETS: RwLock<Vec<String>> = RwLock::new(Vec::new());
+/// When set, records of other crates (e.g. an embedded broker's) are dropped.
+static OWN_ONLY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Log only this crate's records (the demo embeds a chatty broker).
+pub fn own_records_only() {
+    OWN_ONLY.store(true, std::sync::atomic::Ordering::SeqCst);
+}
 
 struct StderrLogger;
 
 impl log::Log for StderrLogger {
     fn enabled(&self, m: &Metadata) -> bool {
-        m.level() <= log::max_level()
+        m.level() <= log::max_level() && (!OWN_ONLY.load(std::sync::atomic::Ordering::Relaxed) || m.target().starts_with("dma_agent"))
     }
 
     fn log(&self, r: &Record) {

@@ -1,0 +1,151 @@
+//! The no-setup demo (`dma-demo`): an embedded MQTT broker, the four LAN
+//! simulators and the agent, all on loopback; the platform's view printed
+//! live, then a short tour of commands. Never part of the router build.
+
+pub mod broker;
+pub mod fleet;
+pub mod printer;
+pub mod tour;
+
+use fleet::{Fleet, PREFIX, SN};
+use printer::say;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+const USAGE: &str = "usage: dma-demo [--exit-after-tour] [--log-level LEVEL]
+  Starts an embedded MQTT broker, simulators of the four LAN devices and the
+  agent on 127.0.0.1, prints what the platform sees and runs a short tour of
+  commands; then keeps running until Ctrl-C.
+  --exit-after-tour   stop (as on Ctrl-C) once the tour is done
+  --log-level LEVEL   the agent's log level on stderr (default warn)";
+
+struct Opts {
+    exit_after_tour: bool,
+    level: log::LevelFilter,
+}
+
+fn parse(args: &[String]) -> Result<Option<Opts>, String> {
+    let mut o = Opts { exit_after_tour: false, level: log::LevelFilter::Warn };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--exit-after-tour" => o.exit_after_tour = true,
+            "--log-level" => {
+                let l = it.next().ok_or("--log-level needs a level")?;
+                o.level = crate::logging::parse_level(l).ok_or_else(|| format!("unknown log level '{l}'"))?;
+            }
+            "--help" | "-h" => return Ok(None),
+            other => return Err(format!("unknown argument '{other}'")),
+        }
+    }
+    Ok(Some(o))
+}
+
+/// A temp dir for the agent's config and state, removed at the end.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> Result<TempDir, String> {
+        let d = std::env::temp_dir().join(format!("dma-demo-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).map_err(|e| format!("temp dir {}: {e}", d.display()))?;
+        Ok(TempDir(d))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub fn main(args: &[String]) -> ExitCode {
+    let opts = match parse(args) {
+        Ok(Some(o)) => o,
+        Ok(None) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("dma-demo: {e}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(&opts) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("dma-demo: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(opts: &Opts) -> Result<(), String> {
+    say("dma-agent demo: broker, LAN device simulators and the agent, all on 127.0.0.1");
+    let port = broker::start()?;
+    say(&format!("embedded MQTT broker (rumqttd)  127.0.0.1:{port}"));
+    let fleet = Fleet::start()?;
+    for l in fleet.describe() {
+        say(&format!("simulated {l}"));
+    }
+    let dir = TempDir::new()?;
+    let sms_port = broker::free_port().map_err(|e| format!("no free port: {e}"))?;
+    let config_path = dir.0.join("dma-agent.conf");
+    std::fs::write(&config_path, fleet.agent_config(port, &dir.0.join("state"), sms_port)).map_err(|e| format!("config: {e}"))?;
+    let config_path = config_path.to_string_lossy().into_owned();
+    crate::logging::own_records_only();
+    crate::logging::init(opts.level, &config_path);
+    say(&format!("agent sn {SN}, config and state in {}", dir.0.display()));
+
+    let (view, platform) = printer::start(port, PREFIX)?;
+    let done = Arc::new(AtomicBool::new(false));
+    let agent = {
+        let (done, path) = (done.clone(), config_path.clone());
+        std::thread::Builder::new()
+            .name("agent".into())
+            .spawn(move || {
+                let r = crate::agent::runtime::run(&path);
+                done.store(true, Ordering::SeqCst);
+                r.map(|_| ())
+            })
+            .map_err(|e| format!("agent thread: {e}"))?
+    };
+    say("\n--- what the platform sees (Ctrl-C stops the demo) ---");
+    let kinds = ["iad", "s20", "goip", "vpn"];
+    let all_online = view.wait_for(Duration::from_secs(60), |s| {
+        done.load(Ordering::SeqCst) || (s.online == Some(true) && kinds.iter().all(|k| s.periph.get(*k) == Some(&true)))
+    });
+    if all_online && !done.load(Ordering::SeqCst) {
+        say("\n*** agent online; all four LAN devices online: iad s20 goip vpn ***");
+        view.wait_for(Duration::from_secs(10), |s| ["sys", "procs", "versions"].iter().all(|t| s.topics.contains(*t)) || done.load(Ordering::SeqCst));
+    } else if !done.load(Ordering::SeqCst) {
+        let missing: Vec<&str> = view.with(|s| kinds.iter().copied().filter(|k| s.periph.get(*k) != Some(&true)).collect());
+        say(&format!("\n*** not every LAN device came online within 60 s (missing: {}) ***", missing.join(" ")));
+    }
+    if !done.load(Ordering::SeqCst) {
+        let answered = tour::run(port, &fleet, &view, &done)?;
+        if !done.load(Ordering::SeqCst) {
+            say(&format!("\n*** tour complete: {answered} command(s) answered ***"));
+            if opts.exit_after_tour {
+                say("stopping (--exit-after-tour)");
+                let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGINT);
+            } else {
+                say("the demo keeps running: watch it live, or try the CLI from another shell, e.g.");
+                say(&format!("  cargo run --bin dma-agent -- ctl --port {port} devices"));
+                say(&format!("  cargo run --bin dma-agent -- ctl --port {port} send {SN} sh --body '{{\"shcmd\":\"uptime\"}}'"));
+                say("Ctrl-C to stop.");
+            }
+        }
+    }
+    let result = agent.join().map_err(|_| "the agent thread panicked".to_string())?;
+    // Let the platform see the agent's offline state.
+    view.wait_for(Duration::from_secs(3), |s| s.online == Some(false));
+    printer::stop(&view, platform);
+    drop(fleet);
+    result?;
+    say("demo stopped");
+    Ok(())
+}

@@ -1,0 +1,74 @@
+//! The no-setup demo binary: it starts, shows the four LAN devices online,
+//! completes its tour, and stops cleanly on SIGINT (issue "First run").
+#![cfg(feature = "demo")]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+#[test]
+fn demo_runs_its_tour_and_exits_on_sigint() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dma-demo"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start dma-demo");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut lines: Vec<String> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !lines.iter().any(|l| l.contains("tour complete")) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(l) => lines.push(l),
+            Err(_) => {
+                let _ = child.kill();
+                panic!("the tour did not complete; output:\n{}", lines.join("\n"));
+            }
+        }
+    }
+    let all = lines.join("\n");
+    assert!(all.contains("embedded MQTT broker"), "{all}");
+    assert!(all.contains("ONLINE"), "birth shown: {all}");
+    for kind in ["iad ", "s20 ", "goip", "vpn "] {
+        assert!(
+            lines.iter().any(|l| l.contains("[platform] periph") && l.contains(kind) && l.contains(" online ")),
+            "periph {kind} online: {all}"
+        );
+    }
+    assert!(all.contains("all four LAN devices online"), "{all}");
+    for t in ["[platform] sys ", "[platform] procs ", "[platform] versions "] {
+        assert!(all.contains(t), "{t} shown: {all}");
+    }
+    // The tour: each command printed with its decoded answer.
+    assert!(all.contains("ctl --port") && all.contains("send DE0000C0FFEE sh"), "{all}");
+    assert!(lines.iter().any(|l| l.trim().starts_with("| hello from")), "sh output decoded: {all}");
+    for cmd in ["iad get -> status ok", "s20 get -> status ok", "goip get -> status ok", ": sms -> status"] {
+        assert!(all.contains(cmd), "{cmd}: {all}");
+    }
+    assert!(all.contains("an SMS arrives at the GSM gateway"), "{all}");
+
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGINT).expect("SIGINT");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Ok(Some(st)) = child.try_wait() {
+            break st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the demo did not stop on SIGINT");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let _ = reader.join();
+    let rest: Vec<String> = rx.try_iter().collect();
+    assert!(status.success(), "exit status {status:?}; tail: {rest:?}");
+    assert!(rest.iter().any(|l| l.contains("OFFLINE")), "offline state shown: {rest:?}");
+    assert!(rest.iter().any(|l| l == "demo stopped"), "{rest:?}");
+}

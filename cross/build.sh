@@ -9,6 +9,7 @@
 # --version / --help and must exit 0.
 # Env: CARGO_FLAGS (extra cargo args, e.g. "--locked"), CARGO_TARGET_DIR.
 set -euo pipefail
+# shellcheck source=cross/common.sh
 . "$(dirname "$0")/common.sh"
 
 targets=("$@")

@@ -5,6 +5,7 @@
 #
 #   cross/ci.sh [TARGET]       env: SKIP_QEMU_TESTS=1 to skip cross/test-qemu.sh
 set -euo pipefail
+# shellcheck source=cross/common.sh
 . "$(dirname "$0")/common.sh"
 
 target=${1:-$DEFAULT_TARGET}

@@ -1,6 +1,7 @@
 # shellcheck shell=bash
 # Shared by the cross/*.sh scripts: environment and per-target facts.
 # Source it; do not run it.
+# shellcheck disable=SC2034  # variables used by the scripts that source this
 
 CROSS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT_DIR=$(cd "$CROSS_DIR/.." && pwd)

@@ -17,6 +17,7 @@
 #
 #   . cross/measure.sh   # sourcing defines peak_rss_kb, baseline_rss_kb, hello_bin
 set -euo pipefail
+# shellcheck source=cross/common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 HELLO_DIR="$CROSS_DIR/hello"

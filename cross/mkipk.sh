@@ -23,6 +23,7 @@
 #      PKG_MAINTAINER, PKG_LICENSE, PKG_SOURCE, PKG_DEPENDS (default libc),
 #      FILES_DIR (default openwrt/dma-agent/files).
 set -euo pipefail
+# shellcheck source=cross/common.sh
 . "$(dirname "$0")/common.sh"
 
 [ $# -eq 4 ] || die "usage: $0 BINARY ARCH VERSION OUTDIR"

@@ -14,6 +14,7 @@
 # Env: SKIP_UNIT=1, SKIP_INTEGRATION=1, DOCTESTS=1 (also run doctests on the
 #      target), REBUILD=1 (rebuild the release binary), CARGO_FLAGS.
 set -euo pipefail
+# shellcheck source=cross/common.sh
 . "$(dirname "$0")/common.sh"
 
 [ $# -le 1 ] || die "usage: $0 [TARGET]"

@@ -22,7 +22,7 @@ export PATH
 if command -v rustup >/dev/null; then export RUSTUP_TOOLCHAIN=deb; fi
 # -Zbuild-std on a stable compiler.
 export RUSTC_BOOTSTRAP=1
-BUILD_STD=(-Zbuild-std=std,panic_abort)
+BUILD_STD=("-Zbuild-std=std,panic_abort")
 
 check_tools() {
     command -v cargo-zigbuild >/dev/null || die "cargo-zigbuild not found: run cross/install-deps.sh"

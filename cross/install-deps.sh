@@ -10,7 +10,7 @@
 # What it installs:
 #   apt:  rustc-web cargo-web rust-web-src (Rust 1.96 from bookworm-security,
 #         with std source for -Zbuild-std), qemu-user-static (runners),
-#         time (peak RSS), file, python3-pip (only if no pip is on PATH)
+#         time (peak RSS), file, python3/python3-pip (only if python3 -m pip fails)
 #   rustup: toolchain "deb" linked to /usr (only if rustup exists)
 #   PyPI: ziglang==0.17.1 cargo-zigbuild==0.24.0
 set -euo pipefail
@@ -30,8 +30,12 @@ fi
 
 # ---------------------------------------------------------------- apt
 missing=()
-pip_cmd_guess() { command -v pip3 || command -v pip || true; }
-[ -n "$(pip_cmd_guess)" ] || APT_PACKAGES+=(python3-pip)
+# python3 + pip for the PyPI packages (a pyenv/venv python with pip is fine).
+if ! command -v python3 >/dev/null; then
+    APT_PACKAGES+=(python3 python3-pip)
+elif ! python3 -m pip --version >/dev/null 2>&1; then
+    APT_PACKAGES+=(python3-pip)
+fi
 for p in "${APT_PACKAGES[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$'; then
         missing+=("$p")

@@ -90,7 +90,7 @@ cmd_table() {
         hrss=$(median3 peak_rss_kb ${runner:+"$runner"} "$hello" || echo "?")
         local diff="?"
         [[ "$arss$hrss" =~ ^[0-9]+$ ]] && diff=$((arss - hrss))
-        rows+=("| $t | $(printf "%'d" "$size") | $(printf "%'d" "$hsize") | $arss | $hrss | $diff |")
+        rows+=("| $t | $size | $hsize | $arss | $hrss | $diff |")
     done
     echo
     echo "| target | dma-agent stripped (B) | hello-world stripped (B) | peak RSS \`dma-agent --version\` (KB) | peak RSS hello-world (KB) | difference (KB) |"

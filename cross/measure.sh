@@ -12,7 +12,7 @@
 #
 #   cross/measure.sh rss TARGET -- COMMAND [ARGS...]
 #       Runs COMMAND once and prints its peak RSS, the hello-world baseline
-#       for TARGET (measured right after, same runner) and the difference, in KB.
+#       for TARGET (median of 3, measured right after, same runner) and the difference, in KB.
 #       Use the runner yourself in COMMAND (e.g. qemu-arm-static dist/.../dma-agent ...).
 #
 #   . cross/measure.sh   # sourcing defines peak_rss_kb, baseline_rss_kb, hello_bin
@@ -66,7 +66,7 @@ cmd_rss() {
     known_target "$t" || die "unknown target '$t'"
     local peak base
     peak=$(peak_rss_kb "$@")
-    base=$(baseline_rss_kb "$t")
+    base=$(median3 baseline_rss_kb "$t")
     printf 'peak_rss_kb=%s baseline_kb=%s diff_kb=%s\n' "$peak" "$base" "$((peak - base))"
 }
 

@@ -1,0 +1,66 @@
+# shellcheck shell=bash
+# Shared by the cross/*.sh scripts: environment and per-target facts.
+# Source it; do not run it.
+# shellcheck disable=SC2034  # variables used by the scripts that source this
+
+CROSS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT_DIR=$(cd "$CROSS_DIR/.." && pwd)
+BIN_NAME=dma-agent
+DEFAULT_TARGET=armv7-unknown-linux-musleabihf
+ALL_TARGETS=(armv7-unknown-linux-musleabihf aarch64-unknown-linux-musl mipsel-unknown-linux-musl
+             arm-unknown-linux-musleabi x86_64-unknown-linux-musl)
+
+log() { printf '[%s] %s\n' "$(basename "$0")" "$*" >&2; }
+die() { printf '[%s] ERROR: %s\n' "$(basename "$0")" "$*" >&2; exit 1; }
+
+# The pip-installed cargo-zigbuild may live in python's scripts dir.
+_py_scripts=$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))' 2>/dev/null || true)
+[ -n "$_py_scripts" ] && case ":$PATH:" in *":$_py_scripts:"*) ;; *) PATH="$PATH:$_py_scripts" ;; esac
+export PATH
+
+# Debian's rustc-web (matches /usr/lib/rustlib/src), never rustup's own.
+if command -v rustup >/dev/null; then export RUSTUP_TOOLCHAIN=deb; fi
+# -Zbuild-std on a stable compiler.
+export RUSTC_BOOTSTRAP=1
+BUILD_STD=("-Zbuild-std=std,panic_abort")
+
+check_tools() {
+    command -v cargo-zigbuild >/dev/null || die "cargo-zigbuild not found: run cross/install-deps.sh"
+    if command -v rustup >/dev/null; then
+        rustup toolchain list | grep -q '^deb\b' || die "rustup toolchain 'deb' missing: run cross/install-deps.sh"
+    fi
+    [ -d "$(rustc --print sysroot)/lib/rustlib/src/rust/library" ] \
+        || die "std source missing in $(rustc --print sysroot)/lib/rustlib/src: run cross/install-deps.sh"
+}
+
+known_target() {
+    local t
+    for t in "${ALL_TARGETS[@]}"; do [ "$t" = "$1" ] && return 0; done
+    return 1
+}
+
+# QEMU user-mode runner for a target ("" = runs natively).
+runner_for() {
+    case "$1" in
+        armv7-*|arm-*)  echo qemu-arm-static ;;
+        aarch64-*)      echo qemu-aarch64-static ;;
+        mipsel-*)       echo qemu-mipsel-static ;;
+        mips-*)         echo qemu-mips-static ;;
+        x86_64-*)       echo "" ;;
+        *) die "no runner known for $1" ;;
+    esac
+}
+
+# Default OpenWrt package architecture for a target (override with OPENWRT_ARCH).
+openwrt_arch_for() {
+    case "$1" in
+        armv7-unknown-linux-musleabihf) echo arm_cortex-a7_neon-vfpv4 ;;
+        aarch64-unknown-linux-musl)     echo aarch64_cortex-a53 ;;
+        mipsel-unknown-linux-musl)      echo mipsel_24kc ;;
+        arm-unknown-linux-musleabi)     echo arm_arm926ej-s ;;
+        x86_64-unknown-linux-musl)      echo x86_64 ;;
+        *) die "no OpenWrt arch known for $1" ;;
+    esac
+}
+
+target_dir() { echo "${CARGO_TARGET_DIR:-$ROOT_DIR/target}"; }

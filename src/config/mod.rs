@@ -221,6 +221,25 @@ mod tests {
         assert_eq!(e.line, 1);
     }
 
+    /// The shipped sample parses, and so does it with every example
+    /// section uncommented (placeholders filled in).
+    #[test]
+    fn shipped_sample_is_valid() {
+        let sample = include_str!("../../openwrt/dma-agent/files/dma-agent.config");
+        let c = parse("sample", sample).unwrap();
+        assert_eq!(c.agent.broker_host, "127.0.0.1");
+        assert!(c.devices.is_empty());
+        let opened: String = sample
+            .lines()
+            .map(|l| l.strip_prefix("# config").map(|r| format!("config{r}")).or_else(|| l.strip_prefix("#\t").map(|r| format!("\t{r}"))).unwrap_or_else(|| l.to_string()))
+            .map(|l| l.replace("LAN-DEVICE-IP", "127.0.0.1").replace("LAN-ROUTER-IP", "127.0.0.1"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let c = parse("sample-opened", &opened).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.devices.len(), 4);
+        assert!(c.receiver.enabled);
+    }
+
     #[test]
     fn update_is_atomic_and_keeps_the_rest() {
         let dir = std::env::temp_dir().join(format!("dma-cfg-{}", std::process::id()));

@@ -31,6 +31,10 @@ impl ClockTrust {
 /// The `config agent` section.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AgentConfig {
+    /// Read by the init script (the service does not start when 0).
+    pub enabled: bool,
+    /// Read by the init script (`--log-level`).
+    pub log_level: String,
     pub sn: String,
     pub gateway_id: String,
     pub client_id: String,
@@ -135,6 +139,8 @@ pub struct Config {
 impl Default for AgentConfig {
     fn default() -> Self {
         AgentConfig {
+            enabled: true,
+            log_level: "info".into(),
             sn: String::new(),
             gateway_id: String::new(),
             client_id: String::new(),
@@ -217,6 +223,13 @@ impl AgentConfig {
     /// caller adds file, line and option.
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
         match key {
+            "enabled" => self.enabled = parse_bool(value)?,
+            "log_level" => {
+                if crate::logging::parse_level(value).is_none() {
+                    return Err(format!("'{value}' must be error, warn, info, debug or trace"));
+                }
+                self.log_level = value.to_string()
+            }
             "sn" => self.sn = if value.is_empty() { String::new() } else { check_topic_part(value)? },
             "gateway_id" => self.gateway_id = value.to_string(),
             "client_id" => self.client_id = value.to_string(),
@@ -312,6 +325,8 @@ impl AgentConfig {
         let mut put = |k: &str, v: Value| {
             m.insert(k.to_string(), v);
         };
+        put("enabled", json!(self.enabled));
+        put("log_level", json!(self.log_level));
         put("sn", json!(self.sn));
         put("gateway_id", json!(self.gateway_id));
         put("client_id", json!(self.client_id));

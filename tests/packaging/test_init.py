@@ -81,7 +81,7 @@ class InitScriptTest(unittest.TestCase):
         self.assertEqual(procd[-1], "procd_close_instance ")
         params = procd[1:-1]
         self.assertEqual(params, [
-            "procd_set_param command /usr/bin/dma-agent --config /etc/config/dma-agent",
+            "procd_set_param command /usr/bin/dma-agent --config /etc/config/dma-agent --log-level info",
             "procd_set_param respawn 3600 5 5",
             "procd_set_param stdout 1",
             "procd_set_param stderr 1",
@@ -94,6 +94,10 @@ class InitScriptTest(unittest.TestCase):
     def test_state_dir_from_uci(self):
         lines, _ = run("start_service", agent_state_dir="/overlay/dma")
         self.assertIn("mkdir -p /overlay/dma", lines)
+
+    def test_log_level_from_uci(self):
+        lines, _ = run("start_service", agent_log_level="debug")
+        self.assertIn("procd_set_param command /usr/bin/dma-agent --config /etc/config/dma-agent --log-level debug", lines)
 
     def test_disabled_registers_nothing(self):
         lines, err = run("start_service", agent_enabled="0")

@@ -128,3 +128,37 @@ fn get_set_round_trips_through_mqtt() {
     assert!(r["d"]["msg"].as_str().unwrap().contains("nope"));
     assert!(!a.log().contains("goodlife123"), "S20 password in the log");
 }
+
+/// The standalone simulators print config sections the agent accepts, and
+/// serve on the ports they name.
+#[test]
+fn standalone_simulators_run_and_stop() {
+    use std::io::Read;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_dma-sim"))
+        .arg("all")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("dma-sim");
+    let mut out = child.stdout.take().unwrap();
+    let mut text = String::new();
+    let deadline = Instant::now() + T;
+    let mut buf = [0u8; 4096];
+    while text.matches("config device").count() < 4 && Instant::now() < deadline {
+        let n = out.read(&mut buf).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        text.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    let cfg = format!("config agent 'agent'\n\toption sn 'X1'\n\n{text}");
+    let parsed = dma_agent::config::parse("dma-sim", &cfg).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert_eq!(parsed.devices.len(), 4);
+    for d in &parsed.devices {
+        assert!(d.address.contains("127.0.0.1"), "{}", d.address);
+        let mut client = dma_agent::devices::build(d).unwrap_or_else(|e| panic!("{e}"));
+        client.poll().unwrap_or_else(|e| panic!("{} poll: {e}", d.name));
+    }
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGINT).unwrap();
+    assert!(child.wait().unwrap().success());
+}

@@ -15,6 +15,12 @@
 #       for TARGET (median of 3, measured right after, same runner) and the difference, in KB.
 #       Use the runner yourself in COMMAND (e.g. qemu-arm-static dist/.../dma-agent ...).
 #
+#   cross/measure.sh e2e TARGET
+#       Runs the end-to-end suites (agent_core, devices_e2e, sms) against
+#       dist/TARGET/dma-agent (under its QEMU runner) and prints the largest
+#       peak RSS (VmHWM) any agent process reached, the hello-world baseline
+#       and the difference, in KB.
+#
 #   . cross/measure.sh   # sourcing defines peak_rss_kb, baseline_rss_kb, hello_bin
 set -euo pipefail
 # shellcheck source=cross/common.sh
@@ -100,8 +106,33 @@ cmd_table() {
     echo "Foreign targets run under qemu-user (its ~11 MB are in both RSS columns); x86_64 runs natively."
 }
 
+cmd_e2e() {
+    local t=$1 bin="$ROOT_DIR/dist/$1/$BIN_NAME" runner log peak base
+    known_target "$t" || die "unknown target '$t'"
+    [ -x "$bin" ] || "$CROSS_DIR/build.sh" "$t" >&2
+    runner=$(runner_for "$t")
+    log=$(mktemp)
+    (
+        cd "$ROOT_DIR"
+        unset RUSTUP_TOOLCHAIN RUSTC_BOOTSTRAP
+        export DMA_AGENT_BIN="$bin" DMA_RSS_LOG="$log"
+        if [ -n "$runner" ]; then export DMA_AGENT_RUNNER="$runner"; else unset DMA_AGENT_RUNNER; fi
+        cargo test -q --features sim --test agent_core --test devices_e2e --test sms >&2
+    )
+    peak=$(sort -n "$log" | tail -1)
+    rm -f "$log"
+    [ -n "$peak" ] || die "no RSS recorded"
+    if [ -n "$runner" ]; then
+        base=$(median3 baseline_rss_kb "$t")
+        printf '%s e2e peak_rss_kb=%s baseline_kb=%s diff_kb=%s\n' "$t" "$peak" "$base" "$((peak - base))"
+    else
+        printf '%s e2e peak_rss_kb=%s (native)\n' "$t" "$peak"
+    fi
+}
+
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
     case "${1:-}" in
+        e2e) shift; [ $# -eq 1 ] || die "usage: $0 e2e TARGET"; cmd_e2e "$1" ;;
         rss) shift; [ $# -ge 2 ] || die "usage: $0 rss TARGET -- COMMAND [ARGS...]"; cmd_rss "$@" ;;
         -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' ;;
         *) cmd_table "$@" ;;

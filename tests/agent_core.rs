@@ -63,6 +63,7 @@ fn telemetry_payloads() {
     assert_eq!(list[0]["n"], "dma-agent");
     let rss = list[0]["mem"].as_u64().unwrap();
     assert!(rss > 100 && rss < 200_000, "agent RSS {rss} KiB");
+    assert!(list[0]["peak"].as_u64().unwrap() >= rss, "peak RSS reported");
     let mosq = list.iter().find(|e| e["n"] == "mosquitto").expect("watched process listed");
     assert_eq!(mosq["running"], true);
     assert!(mosq["mem"].as_u64().unwrap() > 0);

@@ -88,7 +88,12 @@ impl ProcSampler {
         let me = std::process::id();
         let (rss, ticks) = stat_of(me).unwrap_or((0, 0));
         let cpu = self.cpu(me, ticks);
-        out.push(json!({"n": "dma-agent", "mem": rss, "cpu": cpu, "pid": me, "running": true}));
+        // The agent's own peak RSS too: the figure that matters on a 64 MB router.
+        let peak = std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok()))
+            .unwrap_or(rss);
+        out.push(json!({"n": "dma-agent", "mem": rss, "peak": peak, "cpu": cpu, "pid": me, "running": true}));
         let mut seen = vec![me];
         for name in watch {
             let pids = pids_named(name);

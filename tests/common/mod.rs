@@ -312,8 +312,22 @@ impl Agent {
         }
     }
 
+    /// With `DMA_RSS_LOG` set, append the agent's peak RSS (VmHWM, KiB) so
+    /// far to that file: `cross/measure.sh e2e` reads it.
+    fn record_peak_rss(&self) {
+        let (Ok(path), Some(pid)) = (std::env::var("DMA_RSS_LOG"), self.pid()) else { return };
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        if let Some(kb) = status.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)) {
+            use std::io::Write;
+            if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+                let _ = writeln!(f, "{kb}");
+            }
+        }
+    }
+
     /// SIGTERM and wait (bounded) for the exit; returns the exit status.
     pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
+        self.record_peak_rss();
         self.signal(nix::sys::signal::Signal::SIGTERM);
         let mut c = self.child.take()?;
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -328,6 +342,7 @@ impl Agent {
     }
 
     pub fn kill9(&mut self) {
+        self.record_peak_rss();
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();

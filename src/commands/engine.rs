@@ -12,7 +12,8 @@ use super::journal::State;
 use crate::agent::Ctx;
 use serde_json::{json, Value};
 use std::collections::{HashSet, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+// AtomicUsize, not AtomicU64: 32-bit MIPS has no 64-bit atomics.
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -22,10 +23,10 @@ const INBOX: usize = 32;
 /// Stack of a command thread: handlers are shallow; keep RSS small.
 const WORKER_STACK: usize = 256 * 1024;
 
-static RUNNING: AtomicU64 = AtomicU64::new(0);
-static QUEUED: AtomicU64 = AtomicU64::new(0);
-static DONE: AtomicU64 = AtomicU64::new(0);
-static REJECTED: AtomicU64 = AtomicU64::new(0);
+static RUNNING: AtomicUsize = AtomicUsize::new(0);
+static QUEUED: AtomicUsize = AtomicUsize::new(0);
+static DONE: AtomicUsize = AtomicUsize::new(0);
+static REJECTED: AtomicUsize = AtomicUsize::new(0);
 
 /// Counters for `agent get`.
 pub fn stats() -> Value {
@@ -204,7 +205,7 @@ fn dispatcher(ctx: Arc<Ctx>, sched: Arc<(Mutex<Sched>, Condvar)>, rx: Receiver<V
         }
         s.running_keys.insert(cmd.key.clone());
         s.queue.push_back(cmd);
-        QUEUED.store(s.queue.len() as u64, Ordering::Relaxed);
+        QUEUED.store(s.queue.len(), Ordering::Relaxed);
         schedule(&ctx, &sched, &mut s);
         cv.notify_all();
     }
@@ -220,8 +221,8 @@ fn schedule(ctx: &Arc<Ctx>, sched: &Arc<(Mutex<Sched>, Condvar)>, s: &mut Sched)
         if !cmd.detached {
             s.serial_busy = true;
         }
-        RUNNING.store(s.running as u64, Ordering::Relaxed);
-        QUEUED.store(s.queue.len() as u64, Ordering::Relaxed);
+        RUNNING.store(s.running, Ordering::Relaxed);
+        QUEUED.store(s.queue.len(), Ordering::Relaxed);
         let (ctx2, sched2) = (ctx.clone(), sched.clone());
         let detached = cmd.detached;
         let key = cmd.key.clone();
@@ -255,7 +256,7 @@ fn run_one(ctx: Arc<Ctx>, sched: Arc<(Mutex<Sched>, Condvar)>, cmd: Command) {
             s.serial_busy = false;
         }
         s.running_keys.remove(&cmd.key);
-        RUNNING.store(s.running as u64, Ordering::Relaxed);
+        RUNNING.store(s.running, Ordering::Relaxed);
         if s.accepting {
             schedule(&ctx, &sched, &mut s);
         }

@@ -159,8 +159,8 @@ pub fn open(mode: CryptMode, key: &str, data: &[u8]) -> Result<Vec<u8>, String> 
 /// A fresh client nonce: not secret, only unpredictable enough that two
 /// handshakes never share one.
 pub fn cnonce() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
     md5_hex(format!("{t}:{n}:{}", std::process::id()).as_bytes())[..16].to_string()

@@ -306,3 +306,25 @@ fn overflow_is_answered_not_dropped() {
     }
     assert!(ok >= 2 && busy >= 1, "ok {ok} busy {busy}");
 }
+
+#[test]
+fn sighup_reloads_and_a_bad_file_is_refused() {
+    let (_b, p, a) = setup("AA0000000011", "\toption sys_interval '3600'\n");
+    std::thread::sleep(Duration::from_millis(500));
+    let text = std::fs::read_to_string(&a.config).unwrap();
+    // A broken file: refused, the agent keeps running on the old one.
+    std::fs::write(&a.config, format!("{text}\toption sys_interval 'often'\n")).unwrap();
+    a.signal(nix::sys::signal::Signal::SIGHUP);
+    std::thread::sleep(Duration::from_millis(800));
+    assert!(a.log().contains("reload refused"), "{}", a.log());
+    let r = p.command("dma", "AA0000000011", json!({"id": 1, "command": "agent", "method": "get", "d": {"keys": ["sys_interval"]}}), T);
+    assert_eq!(r["d"]["result"]["config"]["sys_interval"], 3600);
+    // A good change applies without a restart.
+    std::fs::write(&a.config, text.replace("option sys_interval '3600'", "option sys_interval '1'")).unwrap();
+    let from = p.count();
+    a.signal(nix::sys::signal::Signal::SIGHUP);
+    p.wait_from(from, "dma/sys", Duration::from_secs(5), |m| m.json["sn"] == "AA0000000011").expect("sys at the reloaded interval");
+    let r = p.command("dma", "AA0000000011", json!({"id": 2, "command": "agent", "method": "get", "d": {"keys": ["sys_interval"]}}), T);
+    assert_eq!(r["d"]["result"]["config"]["sys_interval"], 1);
+    assert!(a.log().contains("configuration reloaded"));
+}

@@ -204,3 +204,27 @@ fn sms_while_the_agent_was_down_is_published_once() {
     std::thread::sleep(Duration::from_secs(5)); // periodic reconciliations
     assert_eq!(texts(&r.events(&r.platform, "sms-received")), vec!["probe", "while you were out"]);
 }
+
+#[test]
+fn goip_restart_is_noticed_and_the_agent_registers_again() {
+    let r = rig("BB0000000006", "");
+    assert!(r.sim.last_status_url().is_some(), "registered at start");
+    r.sim.restart_forgetting_push_urls();
+    assert!(r.sim.last_status_url().is_none());
+    // Reconciliation (every 2 s here) sees the new ssrc and registers again.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while r.sim.last_status_url().is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let url = r.sim.last_status_url().unwrap_or_else(|| panic!("not registered again; log:\n{}", r.agent.log()));
+    assert!(url.contains(&format!("127.0.0.1:{}", r.rx)), "{url}");
+    // And an SMS after the restart arrives once, pushed or reconciled.
+    r.sim.deliver_sms("3A", "10099", "after restart");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !texts(&r.events(&r.platform, "sms-received")).contains(&"after restart".to_string()) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    let n = texts(&r.events(&r.platform, "sms-received")).iter().filter(|t| *t == "after restart").count();
+    assert_eq!(n, 1, "published exactly once; log:\n{}", r.agent.log());
+}

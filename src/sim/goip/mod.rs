@@ -136,6 +136,18 @@ impl GoipSim {
         s.power_on();
     }
 
+    /// A reboot that also loses the push targets (status URL, sms_url,
+    /// sr_url), as a factory-fresh or reflashed device would: the agent
+    /// must notice (new ssrc) and register again.
+    pub fn restart_forgetting_push_urls(&self) {
+        let mut s = self.st();
+        s.boots += 1;
+        s.power_on();
+        s.status_url = None;
+        s.params.remove("sms_url");
+        s.params.remove("sr_url");
+    }
+
     /// An SMS arrives on `port` (e.g. `1A`): stored in the inbox and pushed
     /// as `recv-sms` to the SMS URL when one is set. Returns its inbox id.
     pub fn deliver_sms(&self, port: &str, from: &str, text: &str) -> i64 {

@@ -52,26 +52,46 @@ pub struct Broker {
     pub port: u16,
     dir: PathBuf,
     child: Option<Child>,
+    /// `user:password` required when set (anonymous refused).
+    auth: Option<(String, String)>,
 }
 
 impl Broker {
     pub fn start() -> Broker {
         let dir = temp_dir("broker");
         let port = free_port();
-        let mut b = Broker { port, dir, child: None };
+        let mut b = Broker { port, dir, child: None, auth: None };
+        b.restart();
+        b
+    }
+
+    /// A broker that refuses anonymous clients and knows one user.
+    pub fn start_with_password(user: &str, password: &str) -> Broker {
+        let dir = temp_dir("broker");
+        let port = free_port();
+        let mut b = Broker { port, dir, child: None, auth: Some((user.into(), password.into())) };
         b.restart();
         b
     }
 
     fn conf(&self) -> PathBuf {
         let conf = self.dir.join("mosquitto.conf");
+        let auth = match &self.auth {
+            Some((u, p)) => {
+                let pw = self.dir.join("passwd");
+                let st = Command::new("mosquitto_passwd").arg("-b").arg("-c").arg(&pw).arg(u).arg(p).status().expect("mosquitto_passwd");
+                assert!(st.success());
+                format!("allow_anonymous false\npassword_file {}\n", pw.display())
+            }
+            None => "allow_anonymous true\n".to_string(),
+        };
         std::fs::write(
             &conf,
             format!(
-                "user root\nlistener {} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {}/\nautosave_interval 1\nlog_dest file {}/mosquitto.log\nmax_queued_messages 5000\n",
+                "user root\nlistener {} 127.0.0.1\n{auth}persistence true\npersistence_location {}/\nautosave_interval 1\nlog_dest file {}/mosquitto.log\nmax_queued_messages 5000\n",
                 self.port,
                 self.dir.display(),
-                self.dir.display()
+                self.dir.display(),
             ),
         )
         .expect("conf");

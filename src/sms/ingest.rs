@@ -175,17 +175,44 @@ impl Ingest {
         self.commit(g, keys, &events)
     }
 
-    /// Queue events, then record their keys as seen.
+    /// Queue events, then record their keys as seen. When not all of them
+    /// fit, the longest prefix that fits is queued (and marked seen) and
+    /// `Full` is returned: the caller keeps its place (the GoIP resends the
+    /// push, the inbox cursor stays), and the rows already queued are then
+    /// skipped as seen. Without this a batch larger than the whole queue
+    /// could never get in.
     fn commit(&self, g: &mut Inner, keys: Vec<String>, events: &[Value]) -> Result<usize, QueueError> {
         if events.is_empty() {
             return Ok(0);
         }
-        self.ctx.events.push_all(events)?;
-        if let Err(e) = g.seen.add_all(&keys) {
+        match self.ctx.events.push_all(events) {
+            Ok(()) => {
+                self.mark_seen(g, &keys);
+                Ok(events.len())
+            }
+            Err(full @ QueueError::Full { .. }) => {
+                let mut queued = 0;
+                for (k, e) in keys.iter().zip(events) {
+                    if self.ctx.events.push(e).is_err() {
+                        break;
+                    }
+                    self.mark_seen(g, std::slice::from_ref(k));
+                    queued += 1;
+                }
+                if queued > 0 {
+                    log::info!("sms: queue nearly full: {queued} of {} event(s) queued, the rest later", events.len());
+                }
+                Err(full)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn mark_seen(&self, g: &mut Inner, keys: &[String]) {
+        if let Err(e) = g.seen.add_all(keys) {
             // The events are queued; at worst a row is published twice.
             log::error!("sms: seen set: {e}");
         }
-        Ok(events.len())
     }
 
     /// `status-report` rows → `sms-report` events with the command id.

@@ -328,3 +328,23 @@ fn sighup_reloads_and_a_bad_file_is_refused() {
     assert_eq!(r["d"]["result"]["config"]["sys_interval"], 1);
     assert!(a.log().contains("configuration reloaded"));
 }
+
+#[test]
+fn a_command_cut_off_by_a_crash_is_not_run_again() {
+    let (_b, p, mut a) = setup("AA0000000012", "");
+    let count = a.dir.join("count");
+    let cmd = sh(json!(900), &format!("echo x >> {}; sleep 30", count.display()));
+    p.publish_raw("dma/cmd/AA0000000012", &cmd.to_string());
+    let deadline = std::time::Instant::now() + T;
+    while !count.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(count.exists(), "the command started");
+    a.kill9();
+    a.spawn();
+    let r = p.command("dma", "AA0000000012", cmd, T);
+    assert_eq!(r["status"], "err");
+    assert!(r["d"]["msg"].as_str().unwrap().starts_with("interrupted"), "{r}");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(std::fs::read_to_string(&count).unwrap().lines().count(), 1, "not run a second time");
+}

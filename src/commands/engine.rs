@@ -124,7 +124,7 @@ fn publish_answer(ctx: &Ctx, key: Option<&str>, answer: &Value) {
     match p.publish_json(&p.topics.resp, true, false, answer) {
         Ok(Some(w)) => {
             if let Some(k) = key {
-                super::super::agent::runtime::watch_ack(k.to_string(), w);
+                crate::agent::runtime::watch_ack(k.to_string(), w);
             }
         }
         Ok(None) => {}
@@ -170,13 +170,11 @@ fn dispatcher(ctx: Arc<Ctx>, sched: Arc<(Mutex<Sched>, Condvar)>, rx: Receiver<V
                 }
                 State::Succeeded | State::Interrupted => {
                     drop(s);
-                    let a = e.answer.clone().unwrap_or_else(|| {
-                        answer_for(&ctx.sn(), &cmd, &Outcome::err("interrupted: the agent restarted while this command ran; not run again"))
-                    });
-                    let a = if e.state == State::Interrupted && e.answer.as_ref().map(|a| a.get("d").is_none()).unwrap_or(true) {
-                        answer_for(&ctx.sn(), &cmd, &Outcome::err("interrupted: the agent stopped while this command ran; not run again"))
-                    } else {
-                        a
+                    // Succeeded: the stored answer. Interrupted: its effect is
+                    // unknown, so it is not run again; say so.
+                    let a = match (e.state, e.answer.clone()) {
+                        (State::Succeeded, Some(a)) => a,
+                        _ => answer_for(&ctx.sn(), &cmd, &Outcome::err("interrupted: the agent stopped while this command ran; not run again")),
                     };
                     log::info!("command {} already done; answer published again", cmd.key);
                     publish_answer(&ctx, Some(&cmd.key), &a);

@@ -131,7 +131,7 @@ fn cdr_is_read_when_enabled() {
 fn get_set_round_trip_and_device_errors() {
     let sim = sim();
     let mut c = client(&sim);
-    let data = json!({"enabled": 0, "versions": "v2c", "ip": "10.0.0.9", "port": 1161});
+    let data = json!({"enabled": 0, "versions": "v2c", "ip": "192.0.2.9", "port": 1161});
     assert_eq!(c.command("set", &json!({"api": "sys_snmp/set", "data": data})).expect("set"), json!([]));
     let got = c.command("get", &json!({"api": "sys_snmp/get"})).expect("get");
     assert_eq!(got, data);

@@ -86,7 +86,7 @@ fn status_decodes_system_and_thread() {
     assert_eq!(t["ext_panid"], "dead00beef00cafe");
     assert_eq!(t["tx_power"], 20);
     assert_eq!(m["eth"]["status"], "connected");
-    assert_eq!(m["eth"]["ipv4"], "192.168.8.20");
+    assert_eq!(m["eth"]["ipv4"], "192.0.2.20");
     assert_eq!(m["wifi"]["status"], "connected");
     assert_eq!(m["wifi"]["ssid"], "lab-wifi");
     assert!(m.get("errors").is_none());
@@ -125,10 +125,10 @@ fn get_set_round_trips() {
     let otbr = c.command("get", &json!({"api": "/otbr/get_status"})).expect("otbr");
     assert_eq!(otbr["result"]["RCP"]["TXPower"], -4);
 
-    let eth = json!({"protocol": "static", "ipv4": {"ip": "10.1.2.3", "netmask": "255.255.255.0", "gateway": "10.1.2.1"}});
+    let eth = json!({"protocol": "static", "ipv4": {"ip": "192.0.2.3", "netmask": "255.255.255.0", "gateway": "192.0.2.1"}});
     c.command("set", &json!({"api": "/eth/set_config", "data": eth})).expect("eth set");
     assert_eq!(c.command("get", &json!({"api": "/eth/get_config"})).expect("eth get")["result"], eth);
-    assert_eq!(c.poll().expect("poll").msg["eth"]["ipv4"], "10.1.2.3");
+    assert_eq!(c.poll().expect("poll").msg["eth"]["ipv4"], "192.0.2.3");
 
     let err = c.command("set", &json!({"api": "/otbr/set_txpower", "data": {"TXPower": 99}})).expect_err("range");
     assert_eq!(err, DeviceError::Device { code: -1, msg: "invalid TXPower".into() });

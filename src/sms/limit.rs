@@ -88,14 +88,14 @@ mod tests {
 
     #[test]
     fn sources() {
-        assert_eq!(url_host("http://192.168.1.5:8080/x").as_deref(), Some("192.168.1.5"));
+        assert_eq!(url_host("http://192.0.2.5:8080/x").as_deref(), Some("192.0.2.5"));
         assert_eq!(url_host("http://u:p@[::1]:80/").as_deref(), Some("::1"));
-        let a = allowed_sources(&[], &["http://192.168.1.5".into()]);
-        assert!(is_allowed(&a, "192.168.1.5".parse().unwrap()));
+        let a = allowed_sources(&[], &["http://192.0.2.5".into()]);
+        assert!(is_allowed(&a, "192.0.2.5".parse().unwrap()));
         assert!(!is_allowed(&a, "127.0.0.1".parse().unwrap()), "loopback only when a GoIP is on it");
         let a = allowed_sources(&[], &["http://127.0.0.1:9".into()]);
         assert!(is_allowed(&a, "::ffff:127.0.0.1".parse().unwrap()));
-        let a = allowed_sources(&["10.0.0.1".into()], &["http://127.0.0.1:9".into()]);
+        let a = allowed_sources(&["192.0.2.11".into()], &["http://127.0.0.1:9".into()]);
         assert!(!is_allowed(&a, "127.0.0.1".parse().unwrap()));
     }
 }

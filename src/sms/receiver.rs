@@ -187,12 +187,12 @@ mod tests {
             rate: 1,
             allowed: vec![],
             devices: vec![
-                Known { name: "a".into(), host: Some("10.0.0.1".parse().unwrap()) },
-                Known { name: "b".into(), host: Some("10.0.0.2".parse().unwrap()) },
+                Known { name: "a".into(), host: Some("192.0.2.11".parse().unwrap()) },
+                Known { name: "b".into(), host: Some("192.0.2.2".parse().unwrap()) },
             ],
         };
         assert_eq!(which_device(&s, "/goip/b?x=1", None).as_deref(), Some("b"));
-        assert_eq!(which_device(&s, "/", Some("10.0.0.2".parse().unwrap())).as_deref(), Some("b"));
+        assert_eq!(which_device(&s, "/", Some("192.0.2.2".parse().unwrap())).as_deref(), Some("b"));
         assert_eq!(which_device(&s, "/goip/zz", None).as_deref(), Some("a"));
     }
 }

@@ -356,7 +356,7 @@ mod tests {
 
     #[test]
     fn dev_status_seed_example() {
-        let body = br#"{"type":"dev-status","seq":3,"expires":60,"mac":"00-30-f1-00-6c-55","ip":"192.168.1.67",
+        let body = br#"{"type":"dev-status","seq":3,"expires":60,"mac":"00-30-f1-00-6c-55","ip":"192.0.2.67",
             "ver":"532-604-924-041-100-000","max-ports":32,"max-slot":4,"status":[{"port":"1.01","sim":"","seq":8,"st":3,
             "imei":"898610599441327","iccid":"89860116289910033431","imsi":"460014978212473","sn":"",
             "opr":"46001 CHINA UNICOM GSM","bal":"0.00","sig":15,"tot_dur":"0/-1"}, "junk", {"st": 3}]}"#;

@@ -272,13 +272,13 @@ mod tests {
 
     #[test]
     fn endpoints() {
-        assert_eq!(Endpoint::parse("https://10.0.0.2:4430").unwrap(), Endpoint { host: "10.0.0.2".into(), port: 4430 });
+        assert_eq!(Endpoint::parse("https://192.0.2.2:4430").unwrap(), Endpoint { host: "192.0.2.2".into(), port: 4430 });
         assert_eq!(Endpoint::parse("https://vpn.lan/").unwrap(), Endpoint { host: "vpn.lan".into(), port: 443 });
         assert_eq!(Endpoint::parse("https://[fd00::1]:4430").unwrap().host, "fd00::1");
         assert_eq!(Endpoint::parse("https://[fd00::1]:4430").unwrap().host_header(), "[fd00::1]:4430");
-        assert!(Endpoint::parse("http://10.0.0.2:4430").is_err());
-        assert!(Endpoint::parse("https://10.0.0.2:4430/x").is_err());
-        assert!(Endpoint::parse("https://10.0.0.2:0").is_err());
+        assert!(Endpoint::parse("http://192.0.2.2:4430").is_err());
+        assert!(Endpoint::parse("https://192.0.2.2:4430/x").is_err());
+        assert!(Endpoint::parse("https://192.0.2.2:0").is_err());
         assert!(Endpoint::parse("https://").is_err());
     }
 

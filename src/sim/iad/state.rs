@@ -128,10 +128,10 @@ fn default_settings() -> BTreeMap<String, Map<String, Value>> {
     let obj = |v: Value| v.as_object().cloned().unwrap_or_default();
     BTreeMap::from([
         ("sys_option/datetime_".to_string(), obj(json!({"timezone": "UTC-8:00", "ntp_enable": 1, "ntp_server_list": "pool.ntp.org time.nist.gov"}))),
-        ("sys_option/syslog_".to_string(), obj(json!({"log_ip": "172.16.6.25", "log_port": 0, "conloglevel": 7}))),
+        ("sys_option/syslog_".to_string(), obj(json!({"log_ip": "203.0.113.25", "log_port": 0, "conloglevel": 7}))),
         ("sys_option/ssh_".to_string(), obj(json!({"enable": 1, "port": 3505}))),
         ("sys_option/schedule_".to_string(), obj(json!({"reboot": 0, "reboot_hour": 0, "reboot_dayofweek": 0}))),
-        ("sys_snmp/".to_string(), obj(json!({"enabled": 1, "versions": "v1,v2c", "ip": "172.16.6.24", "port": 161}))),
+        ("sys_snmp/".to_string(), obj(json!({"enabled": 1, "versions": "v1,v2c", "ip": "203.0.113.24", "port": 161}))),
         ("sys_ocloudclient/".to_string(), obj(json!({"disabled": 0, "server_addr": "asia-sg.openvox.cloud", "server_port": 7000}))),
     ])
 }

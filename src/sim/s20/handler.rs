@@ -136,14 +136,14 @@ fn route(s: &mut State, method: &str, path: &str, body: &Map<String, Value>) -> 
         ("GET", "/eth/get_status") => {
             let cfg = s.stored.get("/eth/get_config").cloned().unwrap_or_default();
             let static_ip = cfg.get("protocol").and_then(Value::as_str) == Some("static");
-            let ip = if static_ip { cfg["ipv4"]["ip"].clone() } else { json!("192.168.8.20") };
-            let gw = if static_ip { cfg["ipv4"]["gateway"].clone() } else { json!("192.168.8.1") };
+            let ip = if static_ip { cfg["ipv4"]["ip"].clone() } else { json!("192.0.2.20") };
+            let gw = if static_ip { cfg["ipv4"]["gateway"].clone() } else { json!("192.0.2.254") };
             ok(json!({"status": 1, "protocol": cfg.get("protocol").cloned().unwrap_or(json!("dhcp")),
                 "ipv4": {"ip": ip, "gateway": gw}, "ipv6": {"ip": "fe80::9683:c4ff:fea0:b1c2"}}))
         }
         ("GET", "/wifi/get_status") => match &s.wifi_ssid {
             Some(ssid) => ok(json!({"status": 2, "fail_msg": "", "ssid": ssid, "bssid": "94:83:c4:00:00:01",
-                "ipv4": {"ip": "192.168.9.30", "gateway": "192.168.9.1"}, "ipv6": {"ip": ""}})),
+                "ipv4": {"ip": "198.51.100.30", "gateway": "198.51.100.1"}, "ipv6": {"ip": ""}})),
             None => ok(json!({"status": 0, "fail_msg": "", "ssid": "", "bssid": ""})),
         },
         ("POST", p) if p.contains("/set_") => {

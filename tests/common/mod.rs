@@ -166,6 +166,10 @@ impl Platform {
     pub fn connect_as(port: u16, prefix: &str, id: &str) -> Platform {
         let mut o = MqttOptions::new(id, "127.0.0.1", port);
         o.set_keep_alive(Duration::from_secs(30));
+        // A persistent session, like the platform's: across a broker
+        // restart (mosquitto keeps sessions on disk) nothing published
+        // while this client was away is missed.
+        o.set_clean_session(false);
         o.set_max_packet_size(1 << 20, 1 << 20);
         let (client, mut conn) = Client::new(o, 1000);
         let seen: Arc<(Mutex<Seen>, Condvar)> = Arc::default();

@@ -240,11 +240,9 @@ pub fn run(config_path: &str) -> Result<Exit, String> {
 fn reload(ctx: &Ctx, path: &str) -> Result<bool, String> {
     let new = config::load(path).map_err(|e| e.to_string())?;
     let old = ctx.config();
-    let o = old.agent.to_json_masked();
-    let n = new.agent.to_json_masked();
-    let restart = crate::config::model::RESTART_KEYS.iter().any(|k| o.get(*k) != n.get(*k)) || old.agent.password != new.agent.password;
-    if restart {
-        log::info!("reload: broker or identity settings changed; restarting");
+    let restart = crate::config::model::restart_keys_changed(&old.agent, &new.agent);
+    if !restart.is_empty() {
+        log::info!("reload: {restart:?} changed; restarting");
         return Ok(true);
     }
     let restart_sms = old.receiver != new.receiver;

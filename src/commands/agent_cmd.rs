@@ -5,7 +5,6 @@
 
 use super::envelope::{Command, Outcome};
 use crate::agent::Ctx;
-use crate::config::model::RESTART_KEYS;
 use crate::config::uci::UciValue;
 use crate::config::AgentConfig;
 use serde_json::{json, Map, Value};
@@ -107,7 +106,7 @@ fn set(ctx: &Ctx, body: &Value) -> Outcome {
         Ok(c) => c,
         Err(e) => return Outcome::err(format!("not applied: {e}")),
     };
-    let restart: Vec<&String> = m.keys().filter(|k| RESTART_KEYS.contains(&k.as_str())).collect();
+    let restart = crate::config::model::restart_keys_changed(&old.agent, &new.agent);
     let changed: Map<String, Value> = {
         let shown = new.agent.to_json_masked();
         m.keys().filter_map(|k| shown.get(k).map(|v| (k.clone(), v.clone()))).collect()
@@ -115,7 +114,7 @@ fn set(ctx: &Ctx, body: &Value) -> Outcome {
     ctx.set_config(Arc::new(new));
     let _ = ctx.reports.try_send(crate::telemetry::ReportRequest::Reschedule);
     ctx.devices.apply(&ctx.config().devices, crate::agent::runtime::manager_settings(&ctx.config()));
-    let needs_restart = restart.iter().any(|k| old.agent.to_json_masked().get(k.as_str()) != ctx.config().agent.to_json_masked().get(k.as_str()) || k.as_str() == "password");
+    let needs_restart = !restart.is_empty();
     if needs_restart {
         log::info!("agent set: {restart:?} changed; restarting to apply");
         ctx.restart.store(true, Ordering::SeqCst);

@@ -195,6 +195,17 @@ pub const RESTART_KEYS: &[&str] = &[
 
 pub const MASK: &str = "******";
 
+/// The restart-only options whose values differ between `old` and `new`
+/// (secrets compared by value, not by their mask).
+pub fn restart_keys_changed(old: &AgentConfig, new: &AgentConfig) -> Vec<&'static str> {
+    let (o, n) = (old.to_json_masked(), new.to_json_masked());
+    RESTART_KEYS
+        .iter()
+        .copied()
+        .filter(|k| if *k == "password" { old.password != new.password } else { o.get(*k) != n.get(*k) })
+        .collect()
+}
+
 fn parse_bool(v: &str) -> Result<bool, String> {
     match v {
         "1" | "on" | "true" | "yes" | "enabled" => Ok(true),

@@ -43,6 +43,20 @@ pub struct BrokerOpts {
 }
 
 impl BrokerOpts {
+    /// Plain MQTT to 127.0.0.1 (`port` None: the default port), no credentials.
+    pub fn local(port: Option<u16>) -> BrokerOpts {
+        BrokerOpts {
+            host: "127.0.0.1".into(),
+            port,
+            tls: false,
+            ca: String::new(),
+            cert: String::new(),
+            key: String::new(),
+            user: String::new(),
+            password: String::new(),
+        }
+    }
+
     pub fn port(&self) -> u16 {
         self.port.unwrap_or(if self.tls { 8883 } else { 1883 })
     }
@@ -115,16 +129,7 @@ fn parse_id(v: &str) -> Result<serde_json::Value, Failure> {
 
 /// Parse `args` (everything after `ctl`); `env_password` is `DMA_CTL_PASSWORD`.
 pub fn parse(args: &[String], env_password: Option<String>) -> Result<Args, Failure> {
-    let mut broker = BrokerOpts {
-        host: "127.0.0.1".into(),
-        port: None,
-        tls: false,
-        ca: String::new(),
-        cert: String::new(),
-        key: String::new(),
-        user: String::new(),
-        password: env_password.unwrap_or_default(),
-    };
+    let mut broker = BrokerOpts { password: env_password.unwrap_or_default(), ..BrokerOpts::local(None) };
     let mut prefix = "dma".to_string();
     let mut json = false;
     let mut method = String::new();

@@ -88,16 +88,7 @@ pub fn say(text: &str) {
 /// Connect as the platform and print what the agent publishes (answers
 /// are printed by the tour, next to their command).
 pub fn start(port: u16, prefix: &str) -> Result<(Arc<View>, JoinHandle<()>), String> {
-    let opts = BrokerOpts {
-        host: "127.0.0.1".into(),
-        port: Some(port),
-        tls: false,
-        ca: String::new(),
-        cert: String::new(),
-        key: String::new(),
-        user: String::new(),
-        password: String::new(),
-    };
+    let opts = BrokerOpts::local(Some(port));
     let mut conn = Conn::open(&opts).map_err(|f| f.msg)?;
     conn.subscribe(&[format!("{prefix}/#")]).map_err(|f| f.msg)?;
     let view = Arc::new(View { seen: Mutex::default(), cv: Condvar::new(), stop: AtomicBool::new(false) });

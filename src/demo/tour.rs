@@ -48,16 +48,7 @@ fn ctl_line(port: u16, s: &Step) -> String {
 /// Run the tour; stops early when `stop` is set (Ctrl-C). Returns the
 /// number of steps that got an answer.
 pub fn run(port: u16, fleet: &Fleet, view: &View, stop: &Arc<AtomicBool>) -> Result<usize, String> {
-    let opts = BrokerOpts {
-        host: "127.0.0.1".into(),
-        port: Some(port),
-        tls: false,
-        ca: String::new(),
-        cert: String::new(),
-        key: String::new(),
-        user: String::new(),
-        password: String::new(),
-    };
+    let opts = BrokerOpts::local(Some(port));
     let mut conn = Conn::open(&opts).map_err(|f| f.msg)?;
     conn.cancel_on(stop.clone());
     let all = steps();

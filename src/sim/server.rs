@@ -61,7 +61,7 @@ impl SimRequest {
     }
     /// Decoded query parameters, in order.
     pub fn query_pairs(&self) -> Vec<(String, String)> {
-        parse_form(&self.query)
+        crate::util::parse_form(&self.query)
     }
     pub fn query_param(&self, key: &str) -> Option<String> {
         self.query_pairs().into_iter().find(|(k, _)| k == key).map(|(_, v)| v)
@@ -233,9 +233,4 @@ fn respond(req: tiny_http::Request, r: SimResponse) {
         resp = resp.with_header(h);
     }
     let _ = req.respond(resp);
-}
-
-/// Decode `a=1&b=x%20y` (also `+` as space).
-pub fn parse_form(s: &str) -> Vec<(String, String)> {
-    crate::util::parse_form(s)
 }

@@ -105,17 +105,30 @@ impl Engine {
     }
 }
 
-/// Answer a payload we will not run, with whatever id it carries.
+/// Answer a raw payload we will not run (the dispatcher never saw it),
+/// with whatever id it carries.
 fn reject(ctx: &Ctx, payload: &[u8], msg: &str) {
+    match envelope::parse(payload) {
+        Ok(c) => reject_cmd(ctx, &c, msg),
+        Err(e) => {
+            count_rejected(ctx);
+            let a = envelope::answer_for_parse_error(&ctx.sn(), &envelope::ParseError { msg: msg.to_string(), ..e });
+            publish_answer(ctx, None, &a);
+        }
+    }
+}
+
+/// Answer a parsed command we will not run.
+fn reject_cmd(ctx: &Ctx, cmd: &Command, msg: &str) {
+    count_rejected(ctx);
+    publish_answer(ctx, None, &answer_for(&ctx.sn(), cmd, &Outcome::err(msg)));
+}
+
+fn count_rejected(ctx: &Ctx) {
     REJECTED.fetch_add(1, Ordering::Relaxed);
     if let Ok(mut s) = ctx.state.lock() {
         s.commands_rejected += 1;
     }
-    let a = match envelope::parse(payload) {
-        Ok(c) => answer_for(&ctx.sn(), &c, &Outcome::err(msg)),
-        Err(e) => envelope::answer_for_parse_error(&ctx.sn(), &envelope::ParseError { msg: msg.to_string(), ..e }),
-    };
-    publish_answer(ctx, None, &a);
 }
 
 /// Publish an answer; when it has a journal key, record its PUBACK.
@@ -138,19 +151,19 @@ fn dispatcher(ctx: Arc<Ctx>, sched: Arc<(Mutex<Sched>, Condvar)>, rx: Receiver<V
             Ok(c) => c,
             Err(e) => {
                 log::warn!("bad command: {}", e.msg);
-                REJECTED.fetch_add(1, Ordering::Relaxed);
+                count_rejected(&ctx);
                 publish_answer(&ctx, None, &envelope::answer_for_parse_error(&ctx.sn(), &e));
                 continue;
             }
         };
         log::info!("command {} '{}' {} from '{}'", cmd.key, cmd.command, cmd.method, cmd.from);
         if !super::KNOWN.contains(&cmd.command.as_str()) {
-            reject(&ctx, &payload, &format!("unknown command '{}'", cmd.command));
+            reject_cmd(&ctx, &cmd, &format!("unknown command '{}'", cmd.command));
             continue;
         }
         let cfg = ctx.config();
         if crate::agent::clock::expired(cmd.publish_time, cmd.expires, cfg.agent.clock_trust) {
-            reject(&ctx, &payload, "expired: the command's expiry time has passed; not run");
+            reject_cmd(&ctx, &cmd, "expired: the command's expiry time has passed; not run");
             continue;
         }
         let (m, cv) = &*sched;
@@ -160,7 +173,7 @@ fn dispatcher(ctx: Arc<Ctx>, sched: Arc<(Mutex<Sched>, Condvar)>, rx: Receiver<V
         if let Some(e) = &prior {
             if e.hash != cmd.hash {
                 drop(s);
-                reject(&ctx, &payload, &format!("conflict: id {} was already used for a different command", cmd.id));
+                reject_cmd(&ctx, &cmd, &format!("conflict: id {} was already used for a different command", cmd.id));
                 continue;
             }
             match e.state {
@@ -185,12 +198,12 @@ fn dispatcher(ctx: Arc<Ctx>, sched: Arc<(Mutex<Sched>, Condvar)>, rx: Receiver<V
         }
         if !s.accepting {
             drop(s);
-            reject(&ctx, &payload, "agent stopping; not started");
+            reject_cmd(&ctx, &cmd, "agent stopping; not started");
             continue;
         }
         if s.queue.len() >= cfg.agent.queue_size && s.running >= cfg.agent.max_running {
             drop(s);
-            reject(&ctx, &payload, &format!("busy: {} running and {} waiting; try again later", cfg.agent.max_running, cfg.agent.queue_size));
+            reject_cmd(&ctx, &cmd, &format!("busy: {} running and {} waiting; try again later", cfg.agent.max_running, cfg.agent.queue_size));
             continue;
         }
         // Journal before any side effect.
@@ -198,7 +211,7 @@ fn dispatcher(ctx: Arc<Ctx>, sched: Arc<(Mutex<Sched>, Condvar)>, rx: Receiver<V
         if let Err(e) = journaled {
             drop(s);
             ctx.note_error(format!("journal: {e}"));
-            reject(&ctx, &payload, &format!("cannot record the command in the journal: {e}"));
+            reject_cmd(&ctx, &cmd, &format!("cannot record the command in the journal: {e}"));
             continue;
         }
         s.running_keys.insert(cmd.key.clone());
@@ -264,8 +277,9 @@ fn run_one(ctx: Arc<Ctx>, sched: Arc<(Mutex<Sched>, Condvar)>, cmd: Command) {
 
 /// Journal the final state and publish the answer.
 fn finish(ctx: &Ctx, cmd: &Command, o: &Outcome, publish: bool) {
-    // A reboot that went through published (and stored) its answer itself.
-    let stored = if cmd.command == "reboot" && o.ok {
+    // A command that answered before its effect (`answer_first`) stored
+    // that answer; it is final and was already published.
+    let stored = if o.ok {
         ctx.journal.lock().ok().and_then(|j| j.get(&cmd.key).and_then(|e| e.answer.clone()))
     } else {
         None

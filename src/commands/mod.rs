@@ -12,7 +12,8 @@ pub mod sh;
 pub mod upgrade;
 
 use crate::agent::Ctx;
-use envelope::{Command, Outcome};
+use envelope::{answer_for, Command, Outcome};
+use std::time::Duration;
 
 /// Commands this agent knows.
 pub const KNOWN: &[&str] = &["sh", "reboot", "agent", "report", "iad", "s20", "goip", "vpn", "sms", "upgrade"];
@@ -39,4 +40,29 @@ pub fn dispatch(ctx: &Ctx, cmd: &Command) -> Outcome {
         "upgrade" => upgrade::handle(ctx, cmd),
         other => Outcome::err(format!("unknown command '{other}'")),
     }
+}
+
+/// For commands whose effect may take the agent (or the router) down
+/// (`reboot`, `upgrade`): store the answer in the journal, publish it and
+/// wait, bounded, for the broker's PUBACK — all before the effect. The
+/// engine then publishes nothing more for this command (it finds the
+/// stored answer). Returns whether the broker acknowledged.
+pub fn answer_first(ctx: &Ctx, cmd: &Command, out: &Outcome, ack_timeout: Duration) -> Result<bool, String> {
+    let answer = answer_for(&ctx.sn(), cmd, out);
+    ctx.journal
+        .lock()
+        .map_err(|_| "journal unavailable".to_string())?
+        .store_answer(&cmd.key, &answer)
+        .map_err(|e| format!("cannot journal the answer: {e}"))?;
+    let p = &ctx.publisher;
+    let acked = match p.publish_json(&p.topics.resp, true, false, &answer) {
+        Ok(Some(w)) => w.wait(ack_timeout),
+        _ => false,
+    };
+    if acked {
+        if let Ok(mut j) = ctx.journal.lock() {
+            let _ = j.mark_acked(&cmd.key);
+        }
+    }
+    Ok(acked)
 }

@@ -3,7 +3,7 @@
 //! before anything happens, so a redelivery after the reboot (new boot id)
 //! is answered from the journal and does not reboot again.
 
-use super::envelope::{answer_for, Command, Outcome};
+use super::envelope::{Command, Outcome};
 use crate::agent::Ctx;
 use serde_json::json;
 use std::time::Duration;
@@ -20,24 +20,12 @@ pub fn handle(ctx: &Ctx, cmd: &Command) -> Outcome {
         },
     };
     let cfg = ctx.config();
-    let mut out = Outcome::ok(json!({"rebooting": true, "delay": delay}));
-    let answer = answer_for(&ctx.sn(), cmd, &out);
-    if let Ok(mut j) = ctx.journal.lock() {
-        if let Err(e) = j.store_answer(&cmd.key, &answer) {
-            return Outcome::err(format!("cannot journal the reboot: {e}"));
-        }
-    }
-    let p = &ctx.publisher;
-    let acked = match p.publish_json(&p.topics.resp, true, false, &answer) {
-        Ok(Some(w)) => w.wait(Duration::from_secs(cfg.agent.reboot_ack_timeout)),
-        _ => false,
-    };
-    if acked {
-        if let Ok(mut j) = ctx.journal.lock() {
-            let _ = j.mark_acked(&cmd.key);
-        }
-    } else {
-        log::warn!("reboot: no PUBACK for the answer within {} s; rebooting anyway", cfg.agent.reboot_ack_timeout);
+    let out = Outcome::ok(json!({"rebooting": true, "delay": delay}));
+    let ack_timeout = Duration::from_secs(cfg.agent.reboot_ack_timeout);
+    match super::answer_first(ctx, cmd, &out, ack_timeout) {
+        Ok(true) => {}
+        Ok(false) => log::warn!("reboot: no PUBACK for the answer within {} s; rebooting anyway", cfg.agent.reboot_ack_timeout),
+        Err(e) => return Outcome::err(format!("reboot not done: {e}")),
     }
     if delay > 0 {
         std::thread::sleep(Duration::from_secs(delay));
@@ -48,7 +36,6 @@ pub fn handle(ctx: &Ctx, cmd: &Command) -> Outcome {
         log::error!("reboot failed: {e}");
         return Outcome::err(format!("reboot failed: {e}"));
     }
-    out.extra.clear();
     out
 }
 

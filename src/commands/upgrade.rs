@@ -3,7 +3,7 @@
 //! `upgrade_command` (default `opkg install --force-reinstall {file}`,
 //! which keeps a modified /etc/config/dma-agent as a conffile).
 
-use super::envelope::{answer_for, Command, Outcome};
+use super::envelope::{Command, Outcome};
 use crate::agent::Ctx;
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -39,19 +39,9 @@ pub fn handle(ctx: &Ctx, cmd: &Command) -> Outcome {
         return Outcome::err(format!("sha256 mismatch: got {got}"));
     }
     let out = Outcome::ok(json!({"sha256": got, "installing": true}));
-    let answer = answer_for(&ctx.sn(), cmd, &out);
-    if let Ok(mut j) = ctx.journal.lock() {
-        if let Err(e) = j.store_answer(&cmd.key, &answer) {
-            return Outcome::err(format!("cannot journal the upgrade: {e}"));
-        }
-    }
-    let p = &ctx.publisher;
-    if let Ok(Some(w)) = p.publish_json(&p.topics.resp, true, false, &answer) {
-        if w.wait(Duration::from_secs(cfg.agent.reboot_ack_timeout)) {
-            if let Ok(mut j) = ctx.journal.lock() {
-                let _ = j.mark_acked(&cmd.key);
-            }
-        }
+    // Installing restarts the agent: the answer goes out first.
+    if let Err(e) = super::answer_first(ctx, cmd, &out, Duration::from_secs(cfg.agent.reboot_ack_timeout)) {
+        return Outcome::err(format!("upgrade not done: {e}"));
     }
     let line = cfg.agent.upgrade_command.replace("{file}", &file.to_string_lossy());
     log::warn!("upgrade: running {line}");

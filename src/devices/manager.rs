@@ -320,8 +320,10 @@ impl Worker {
                         log::warn!("device {} ({}): {reason}", self.cfg.name, self.cfg.kind);
                     }
                     v.last_error = Some(reason);
+                    // Publish once: on the transition, or at the threshold
+                    // for a device that was never reached.
                     if v.failures >= threshold && (v.online || v.failures == threshold) {
-                        became_offline = v.online || v.published == 0 || v.failures == threshold;
+                        became_offline = true;
                         v.online = false;
                     }
                 }

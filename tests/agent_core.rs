@@ -70,6 +70,10 @@ fn telemetry_payloads() {
     let v = p.wait("dma/versions", T, |m| m.json["sn"] == "AA0000000002").expect("versions").json;
     let agent_v = v["d"][0]["v"].as_str().unwrap();
     assert!(agent_v.starts_with(&format!("{} ", env!("CARGO_PKG_VERSION"))), "{agent_v}");
+    // The build time in the platform's form: `YYYYMMDD-HHMMSS`.
+    let stamp = agent_v.rsplit(' ').next().unwrap();
+    assert_eq!(stamp.len(), 15, "{agent_v}");
+    assert!(stamp.chars().enumerate().all(|(i, c)| if i == 8 { c == '-' } else { c.is_ascii_digit() }), "{agent_v}");
     assert!(v["d"].as_array().unwrap().len() >= 2, "OS release listed");
     // On demand.
     let from = p.count();

@@ -18,6 +18,19 @@ pub fn build_epoch() -> u64 {
 
 /// `YYYY-MM-DDTHH:MM:SSZ` of a unix time.
 pub fn format_utc(secs: u64) -> String {
+    let (y, m, d, hh, mm, ss) = civil(secs);
+    format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}Z")
+}
+
+/// `YYYYMMDD-HHMMSS` (UTC) of a unix time: the platform's form of a build
+/// time in `versions` (its device list shows `"1.0.0 20181114-173644"`).
+pub fn format_build_stamp(secs: u64) -> String {
+    let (y, m, d, hh, mm, ss) = civil(secs);
+    format!("{y:04}{m:02}{d:02}-{hh:02}{mm:02}{ss:02}")
+}
+
+/// (year, month, day, hour, minute, second) of a unix time, UTC.
+fn civil(secs: u64) -> (i64, i64, i64, u64, u64, u64) {
     let days = (secs / 86400) as i64;
     let rem = secs % 86400;
     // Howard Hinnant's civil_from_days.
@@ -31,7 +44,7 @@ pub fn format_utc(secs: u64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = if m <= 2 { y + 1 } else { y };
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, (rem / 60) % 60, rem % 60)
+    (y, m, d, rem / 3600, (rem / 60) % 60, rem % 60)
 }
 
 /// Seconds since boot, from /proc/uptime.
@@ -81,6 +94,8 @@ mod tests {
         assert_eq!(format_utc(0), "1970-01-01T00:00:00Z");
         assert_eq!(format_utc(1542604400), "2018-11-19T05:13:20Z");
         assert_eq!(format_utc(1_951_257_600), "2031-11-01T00:00:00Z");
+        assert_eq!(format_build_stamp(1542217004), "20181114-173644");
+        assert_eq!(format_build_stamp(0), "19700101-000000");
     }
     #[test]
     fn expiry_only_on_trusted_clock() {

@@ -3,9 +3,9 @@
 
 use serde_json::{json, Value};
 
-/// `"<semver> <build date-time>"`.
+/// `"<semver> <build YYYYMMDD-HHMMSS>"`, the platform's form.
 pub fn agent_version() -> String {
-    format!("{} {}", crate::VERSION, crate::agent::clock::format_utc(crate::agent::clock::build_epoch()))
+    format!("{} {}", crate::VERSION, crate::agent::clock::format_build_stamp(crate::agent::clock::build_epoch()))
 }
 
 /// Value of `KEY='v'` / `KEY="v"` / `KEY=v` in a shell-style release file.

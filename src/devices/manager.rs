@@ -22,6 +22,8 @@ enum DevMsg {
     Command { method: String, body: Value, reply: SyncSender<Result<Value, DeviceError>> },
     Republish,
     Push(Value),
+    /// One port's entry pushed by the device: replaces that port in `msg.ports`.
+    PushPort(Value),
     Stop,
 }
 
@@ -158,6 +160,16 @@ impl DeviceManager {
         if let Ok(slots) = self.slots.lock() {
             if let Some(s) = slots.iter().find(|s| s.cfg.kind == kind && name.map(|n| n == s.cfg.name).unwrap_or(true)) {
                 let _ = s.tx.try_send(DevMsg::Push(fields));
+            }
+        }
+    }
+
+    /// One port's state pushed by the device itself (GoIP `port-status`):
+    /// replaces that port's entry in `msg.ports`, published at once.
+    pub fn push_port(&self, kind: DeviceKind, name: Option<&str>, entry: Value) {
+        if let Ok(slots) = self.slots.lock() {
+            if let Some(s) = slots.iter().find(|s| s.cfg.kind == kind && name.map(|n| n == s.cfg.name).unwrap_or(true)) {
+                let _ = s.tx.try_send(DevMsg::PushPort(entry));
             }
         }
     }
@@ -365,6 +377,17 @@ impl Worker {
                     let _ = reply.try_send(r);
                 }
                 Ok(DevMsg::Republish) => self.publish(true),
+                Ok(DevMsg::PushPort(entry)) => {
+                    if let Ok(mut v) = self.view.lock() {
+                        let mut msg = v.msg.take().unwrap_or_else(|| json!({}));
+                        super::goip::status::merge_port(&mut msg, entry);
+                        v.msg = Some(msg);
+                        v.online = true;
+                        v.failures = 0;
+                        v.last_seen = Some(crate::util::unix_now());
+                    }
+                    self.publish(false);
+                }
                 Ok(DevMsg::Push(fields)) => {
                     if let Ok(mut v) = self.view.lock() {
                         let mut msg = v.msg.take().unwrap_or_else(|| json!({}));

@@ -63,9 +63,9 @@ pub fn pass(client: &mut GoipClient, ingest: &Ingest, dir: &Path, device: &str) 
             cur.next
         };
         for b in &page.bad {
-            log::warn!("sms: goip {device} inbox row {} unreadable: {}", b.index, b.reason);
+            log::warn!("sms: goip {device} inbox row {} unreadable ({}): published raw", b.index, b.reason);
         }
-        res.queued += ingest.inbox_sms(device, &page.sms).map_err(|e| format!("queue: {e}"))?;
+        res.queued += ingest.inbox_sms(device, &page.sms, &page.bad).map_err(|e| format!("queue: {e}"))?;
         let next = u64::try_from(page.next_sms).unwrap_or(start).max(start);
         let moved = next != cur.next || cur.ssrc.as_deref() != Some(page.ssrc.as_str());
         cur = Cursor { ssrc: Some(page.ssrc.clone()), next };

@@ -1,0 +1,317 @@
+//! The I/O thread (accept, allow list, nonblocking reads under `poll`,
+//! parse, deadlines) and the worker pool (handler, answer).
+
+use super::request::{parse, Progress, Request};
+use super::{Limits, Response};
+use std::io::{ErrorKind, Read, Write};
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// How often the threads look at the stop flag at the latest.
+const TICK: Duration = Duration::from_millis(200);
+/// Bytes read from one connection per readiness.
+const READ_CHUNK: usize = 4096;
+/// Connections accepted per poll round (the rest wait in the backlog).
+const ACCEPT_BURST: usize = 64;
+
+type Handler = dyn Fn(&Request, SocketAddr) -> Response + Send + Sync;
+type Admit = dyn Fn(IpAddr) -> bool + Send + Sync;
+
+/// A request ready for a worker.
+struct Job {
+    stream: TcpStream,
+    peer: SocketAddr,
+    req: Request,
+}
+
+/// A connection being read.
+struct Conn {
+    stream: TcpStream,
+    peer: SocketAddr,
+    buf: Vec<u8>,
+    deadline: Instant,
+    continue_sent: bool,
+}
+
+pub struct Server {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Server {
+    /// Listen on `listen` and serve until [`Server::stop`]. `admit` is the
+    /// allow list (checked before a byte is read); `handler` answers a
+    /// complete request.
+    pub fn start(
+        listen: &str,
+        name: &str,
+        limits: Limits,
+        admit: impl Fn(IpAddr) -> bool + Send + Sync + 'static,
+        handler: impl Fn(&Request, SocketAddr) -> Response + Send + Sync + 'static,
+    ) -> Result<Server, String> {
+        let listener = TcpListener::bind(listen).map_err(|e| format!("listen on {listen}: {e}"))?;
+        listener.set_nonblocking(true).map_err(|e| format!("listen on {listen}: {e}"))?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let (tx, rx) = sync_channel::<Job>(limits.queue.max(1));
+        let rx = Arc::new(Mutex::new(rx));
+        let handler: Arc<Handler> = Arc::new(handler);
+        let limits = Arc::new(limits);
+        let mut threads = Vec::new();
+        let mut server = Server { addr, stop: stop.clone(), threads: Vec::new() };
+        for i in 0..limits.workers.max(1) {
+            let (rx, handler, stop, limits) = (rx.clone(), handler.clone(), stop.clone(), limits.clone());
+            let t = std::thread::Builder::new()
+                .name(format!("{name}-w{i}"))
+                .stack_size(128 * 1024)
+                .spawn(move || worker(&rx, &*handler, &stop, &limits));
+            match t {
+                Ok(t) => threads.push(t),
+                Err(e) => {
+                    server.threads = threads;
+                    server.stop();
+                    return Err(e.to_string());
+                }
+            }
+        }
+        let admit: Box<Admit> = Box::new(admit);
+        let (stop2, limits2) = (stop.clone(), limits.clone());
+        let io = std::thread::Builder::new()
+            .name(format!("{name}-io"))
+            .stack_size(128 * 1024)
+            .spawn(move || IoLoop { listener, admit, limits: limits2, conns: Vec::new(), jobs: tx }.run(&stop2));
+        match io {
+            Ok(t) => threads.push(t),
+            Err(e) => {
+                server.threads = threads;
+                server.stop();
+                return Err(e.to_string());
+            }
+        }
+        server.threads = threads;
+        Ok(server)
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stop and join every thread; bounded by the tick, a handler call and
+    /// the write timeout.
+    pub fn stop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn worker(rx: &Mutex<Receiver<Job>>, handler: &Handler, stop: &AtomicBool, limits: &Limits) {
+    while !stop.load(Ordering::SeqCst) {
+        let job = {
+            let Ok(g) = rx.lock() else { return };
+            g.recv_timeout(TICK)
+        };
+        match job {
+            Ok(job) => {
+                let resp = handler(&job.req, job.peer);
+                answer(job.stream, &resp, limits.write_timeout);
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
+    }
+}
+
+/// Write the answer (blocking, bounded) and close.
+fn answer(mut stream: TcpStream, resp: &Response, timeout: Duration) {
+    let _ = stream.set_nonblocking(false);
+    let _ = stream.set_write_timeout(Some(timeout));
+    let _ = stream.write_all(&resp.to_bytes());
+    let _ = stream.shutdown(Shutdown::Write);
+}
+
+/// Best-effort answer from the I/O thread: never blocks (a peer that does
+/// not read gets a cut answer), then close.
+fn answer_now(stream: &TcpStream, resp: &Response) {
+    let _ = stream.set_nonblocking(true);
+    let mut s = stream;
+    let _ = s.write(&resp.to_bytes());
+    let _ = stream.shutdown(Shutdown::Both);
+}
+
+struct IoLoop {
+    listener: TcpListener,
+    admit: Box<Admit>,
+    limits: Arc<Limits>,
+    conns: Vec<Conn>,
+    jobs: SyncSender<Job>,
+}
+
+impl IoLoop {
+    /// The most a connection may buffer: head, body and chunk framing.
+    fn buf_cap(&self) -> usize {
+        let l = &self.limits;
+        l.max_head.saturating_add(l.max_body).saturating_add(l.max_body / 2).saturating_add(1024)
+    }
+
+    fn run(mut self, stop: &AtomicBool) {
+        while !stop.load(Ordering::SeqCst) {
+            let now = Instant::now();
+            let wait = self.conns.iter().map(|c| c.deadline.saturating_duration_since(now)).min().unwrap_or(TICK).min(TICK);
+            let mut fds: Vec<libc::pollfd> = Vec::with_capacity(self.conns.len() + 1);
+            fds.push(libc::pollfd { fd: self.listener.as_raw_fd(), events: libc::POLLIN, revents: 0 });
+            for c in &self.conns {
+                fds.push(libc::pollfd { fd: c.stream.as_raw_fd(), events: libc::POLLIN, revents: 0 });
+            }
+            let ms = wait.as_millis().clamp(1, 1000) as libc::c_int;
+            // SAFETY: `fds` is a valid array of `fds.len()` pollfd entries for the duration of the call.
+            let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+            if n < 0 {
+                let e = std::io::Error::last_os_error();
+                if e.kind() != ErrorKind::Interrupted {
+                    log::warn!("http: poll: {e}");
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                continue;
+            }
+            // Read the ready connections (indices of `fds` are shifted by one).
+            let ready: Vec<bool> = fds.iter().skip(1).map(|p| p.revents != 0).collect();
+            let mut i = 0;
+            let mut keep = Vec::with_capacity(self.conns.len());
+            for c in self.conns.drain(..) {
+                let r = ready.get(i).copied().unwrap_or(false);
+                i += 1;
+                keep.push((c, r));
+            }
+            for (c, r) in keep {
+                if let Some(c) = if r { self.read(c) } else { Some(c) } {
+                    self.conns.push(c);
+                }
+            }
+            // Deadlines.
+            let now = Instant::now();
+            self.conns.retain(|c| {
+                if c.deadline <= now {
+                    log::debug!("http: {} timed out", c.peer);
+                    answer_now(&c.stream, &Response::reason(408, "request not complete in time"));
+                    false
+                } else {
+                    true
+                }
+            });
+            if fds.first().is_some_and(|p| p.revents != 0) {
+                self.accept();
+            }
+        }
+    }
+
+    fn accept(&mut self) {
+        for _ in 0..ACCEPT_BURST {
+            let (stream, peer) = match self.listener.accept() {
+                Ok(x) => x,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) => {
+                    // EMFILE and friends: leave the rest in the backlog for now.
+                    log::warn!("http: accept: {e}");
+                    return;
+                }
+            };
+            if !(self.admit)(peer.ip()) {
+                log::info!("http: {peer}: source address not allowed");
+                answer_now(&stream, &Response::reason(403, "source address not allowed"));
+                continue;
+            }
+            if stream.set_nonblocking(true).is_err() {
+                continue;
+            }
+            if self.conns.len() >= self.limits.max_conns.max(1) {
+                // The oldest is the likeliest to be idle; a new one is about to speak.
+                let old = self.conns.remove(0);
+                log::debug!("http: {} closed for a newer connection", old.peer);
+                answer_now(&old.stream, &Response::reason(503, "too many connections"));
+            }
+            let deadline = Instant::now() + self.limits.request_timeout;
+            self.conns.push(Conn { stream, peer, buf: Vec::new(), deadline, continue_sent: false });
+        }
+    }
+
+    /// Read what is there; the connection back while it is still being read.
+    fn read(&mut self, mut c: Conn) -> Option<Conn> {
+        let cap = self.buf_cap();
+        let mut chunk = [0u8; READ_CHUNK];
+        let mut got_any = false;
+        loop {
+            let room = cap.saturating_sub(c.buf.len()).min(READ_CHUNK);
+            if room == 0 {
+                break;
+            }
+            match c.stream.read(&mut chunk[..room]) {
+                Ok(0) => {
+                    // The peer went away (or half-closed): what it sent may
+                    // still be a complete request; anything less is dropped.
+                    if !(got_any && self.complete_or_refused(&mut c)) {
+                        log::debug!("http: {} closed before a complete request", c.peer);
+                    }
+                    return None;
+                }
+                Ok(n) => {
+                    c.buf.extend_from_slice(&chunk[..n]);
+                    got_any = true;
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => return None,
+            }
+        }
+        if self.complete_or_refused(&mut c) {
+            return None;
+        }
+        if c.buf.len() >= cap {
+            answer_now(&c.stream, &Response::reason(413, "request too large"));
+            return None;
+        }
+        Some(c)
+    }
+
+    /// Parse what was read: a complete request goes to a worker, a refused
+    /// one is answered; true when the connection is done with here.
+    fn complete_or_refused(&mut self, c: &mut Conn) -> bool {
+        match parse(&c.buf, &self.limits) {
+            Ok(Progress::Partial { head_done, expects_continue }) => {
+                if head_done && expects_continue && !c.continue_sent {
+                    c.continue_sent = true;
+                    let _ = (&c.stream).write(b"HTTP/1.1 100 Continue\r\n\r\n");
+                }
+                false
+            }
+            Ok(Progress::Done(req)) => {
+                let Ok(stream) = c.stream.try_clone() else { return true };
+                let _ = c.stream.set_nonblocking(false);
+                match self.jobs.try_send(Job { stream, peer: c.peer, req }) {
+                    Ok(()) => {}
+                    Err(TrySendError::Full(job)) => answer_now(&job.stream, &Response::reason(503, "busy; try again later")),
+                    Err(TrySendError::Disconnected(_)) => {}
+                }
+                true
+            }
+            Err(e) => {
+                log::info!("http: {}: {} {}", c.peer, e.status, e.reason);
+                answer_now(&c.stream, &Response::reason(e.status, &e.reason));
+                true
+            }
+        }
+    }
+}

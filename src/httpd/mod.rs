@@ -13,6 +13,7 @@
 //! - caps on the request line, each header line, the header count and
 //!   the head, and on the body (`Content-Length` or chunked): 4xx with a
 //!   reason, and never more than the caps in memory;
+//! - at most `max_buffered` bytes buffered over all connections;
 //! - complete requests wait for a worker in a bounded queue (503 when full);
 //! - one request per connection (`Connection: close`);
 //! - `stop` returns within about a poll interval plus the handler time.
@@ -46,6 +47,18 @@ pub struct Limits {
     pub max_head: usize,
     /// The body, bytes (decoded, for chunked).
     pub max_body: usize,
+    /// Bytes buffered over all open connections (a peer that would pass
+    /// it is answered 503 and closed).
+    pub max_buffered: usize,
+}
+
+impl Limits {
+    /// Defaults with this body cap (and a total buffer that fits two such requests).
+    pub fn with_max_body(max_body: usize) -> Limits {
+        let d = Limits::default();
+        let one = max_body.saturating_add(max_body / 2).saturating_add(d.max_head);
+        Limits { max_body, max_buffered: d.max_buffered.max(one.saturating_mul(2)), ..d }
+    }
 }
 
 impl Default for Limits {
@@ -60,6 +73,7 @@ impl Default for Limits {
             max_headers: 64,
             max_head: 16 * 1024,
             max_body: 256 * 1024,
+            max_buffered: 1024 * 1024,
         }
     }
 }

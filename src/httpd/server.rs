@@ -85,7 +85,7 @@ impl Server {
         let io = std::thread::Builder::new()
             .name(format!("{name}-io"))
             .stack_size(128 * 1024)
-            .spawn(move || IoLoop { listener, admit, limits: limits2, conns: Vec::new(), jobs: tx }.run(&stop2));
+            .spawn(move || IoLoop { listener, admit, limits: limits2, conns: Vec::new(), jobs: tx, budget: 0 }.run(&stop2));
         match io {
             Ok(t) => threads.push(t),
             Err(e) => {
@@ -158,6 +158,9 @@ struct IoLoop {
     limits: Arc<Limits>,
     conns: Vec<Conn>,
     jobs: SyncSender<Job>,
+    /// Bytes that may still be buffered in this round (`max_buffered` less
+    /// what the open connections hold).
+    budget: usize,
 }
 
 impl IoLoop {
@@ -187,6 +190,8 @@ impl IoLoop {
                 }
                 continue;
             }
+            let held: usize = self.conns.iter().map(|c| c.buf.len()).sum();
+            self.budget = self.limits.max_buffered.saturating_sub(held);
             // Read the ready connections (indices of `fds` are shifted by one).
             let ready: Vec<bool> = fds.iter().skip(1).map(|p| p.revents != 0).collect();
             let mut i = 0;
@@ -238,13 +243,19 @@ impl IoLoop {
                 continue;
             }
             if self.conns.len() >= self.limits.max_conns.max(1) {
-                // The oldest is the likeliest to be idle; a new one is about to speak.
-                let old = self.conns.remove(0);
+                // Make room: the oldest connection that has sent nothing
+                // (likeliest idle), else the oldest.
+                let i = self.conns.iter().position(|c| c.buf.is_empty()).unwrap_or(0);
+                let old = self.conns.remove(i);
                 log::debug!("http: {} closed for a newer connection", old.peer);
                 answer_now(&old.stream, &Response::reason(503, "too many connections"));
             }
             let deadline = Instant::now() + self.limits.request_timeout;
-            self.conns.push(Conn { stream, peer, buf: Vec::new(), deadline, continue_sent: false });
+            let conn = Conn { stream, peer, buf: Vec::new(), deadline, continue_sent: false };
+            // A real client has usually sent its request already: take it now.
+            if let Some(c) = self.read(conn) {
+                self.conns.push(c);
+            }
         }
     }
 
@@ -258,6 +269,15 @@ impl IoLoop {
             if room == 0 {
                 break;
             }
+            let room = room.min(self.budget);
+            if room == 0 {
+                if self.complete_or_refused(&mut c) {
+                    return None;
+                }
+                log::info!("http: {}: buffers full; closed", c.peer);
+                answer_now(&c.stream, &Response::reason(503, "busy; try again later"));
+                return None;
+            }
             match c.stream.read(&mut chunk[..room]) {
                 Ok(0) => {
                     // The peer went away (or half-closed): what it sent may
@@ -269,6 +289,7 @@ impl IoLoop {
                 }
                 Ok(n) => {
                     c.buf.extend_from_slice(&chunk[..n]);
+                    self.budget = self.budget.saturating_sub(n);
                     got_any = true;
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,

@@ -46,7 +46,7 @@ fn reply(code: u16, reason: &str) -> Response {
 
 impl Receiver {
     pub fn start(s: Settings, ingest: Arc<Ingest>) -> Result<Receiver, String> {
-        let limits = Limits { max_body: s.max_body, ..Limits::default() };
+        let limits = Limits::with_max_body(s.max_body);
         let bucket = TokenBucket::new(s.rate);
         let allowed = s.allowed.clone();
         let shared = Arc::new(s);

@@ -175,6 +175,7 @@ pub fn run(config_path: &str) -> Result<Exit, String> {
         let (q, p, stop) = (events.clone(), publisher.clone(), stop_events.clone());
         std::thread::Builder::new().name("events".into()).spawn(move || q.run_sender(&p, &stop)).map_err(|e| e.to_string())?
     };
+    ctx.devices.set_event_sink(events.clone(), state_dir.join("cdr"));
     ctx.devices.apply(&cfg.devices, manager_settings(&cfg));
     let sms = crate::sms::start(ctx.clone()).map_err(|e| format!("sms: {e}"))?;
     session.start(Arc::new(Events { ctx: ctx.clone(), engine: engine.clone() }))?;

@@ -57,16 +57,33 @@ pub struct ManagerSettings {
     pub periph_interval: Duration,
 }
 
+/// Where device events go: the durable event queue, and the directory of
+/// the cursors that make each device record an event once.
+#[derive(Clone)]
+pub struct EventSink {
+    pub queue: Arc<crate::events::EventQueue>,
+    pub dir: std::path::PathBuf,
+}
+
 #[derive(Clone)]
 pub struct DeviceManager {
     slots: Arc<Mutex<Vec<Slot>>>,
     publisher: Publisher,
     settings: Arc<Mutex<ManagerSettings>>,
+    sink: Arc<Mutex<Option<EventSink>>>,
 }
 
 impl DeviceManager {
     pub fn new(publisher: Publisher, settings: ManagerSettings) -> DeviceManager {
-        DeviceManager { slots: Arc::new(Mutex::new(Vec::new())), publisher, settings: Arc::new(Mutex::new(settings)) }
+        DeviceManager { slots: Arc::new(Mutex::new(Vec::new())), publisher, settings: Arc::new(Mutex::new(settings)), sink: Arc::default() }
+    }
+
+    /// Publish device events (IAD call records) through this queue, with
+    /// their cursors under `dir`. Without it they stay only in `periph`.
+    pub fn set_event_sink(&self, queue: Arc<crate::events::EventQueue>, dir: std::path::PathBuf) {
+        if let Ok(mut g) = self.sink.lock() {
+            *g = Some(EventSink { queue, dir });
+        }
     }
 
     /// Start (or restart) the devices: unchanged devices keep running,
@@ -106,6 +123,8 @@ impl DeviceManager {
             stop: stop.clone(),
             publisher: self.publisher.clone(),
             settings: self.settings.clone(),
+            sink: self.sink.clone(),
+            cdr: None,
             last_published: None,
             last_publish_at: None,
         };
@@ -245,6 +264,8 @@ struct Worker {
     stop: Arc<AtomicBool>,
     publisher: Publisher,
     settings: Arc<Mutex<ManagerSettings>>,
+    sink: Arc<Mutex<Option<EventSink>>>,
+    cdr: Option<super::iad::cdr::CdrCursor>,
     last_published: Option<(bool, Value)>,
     last_publish_at: Option<Instant>,
 }
@@ -309,6 +330,11 @@ impl Worker {
                 Err(e) => Err(DeviceError::BadRequest(format!("configuration: {e}"))),
             },
         };
+        if let (Ok(st), DeviceKind::Iad) = (&result, self.cfg.kind) {
+            if let Some(rows) = st.msg.get("cdr").and_then(Value::as_array) {
+                self.emit_cdr(rows);
+            }
+        }
         let mut became_offline = false;
         let mut changed_online = false;
         let failures;
@@ -357,6 +383,32 @@ impl Worker {
             (self.cfg.poll_interval * (1u32 << k)).min(MAX_BACKOFF.max(self.cfg.poll_interval))
         } else {
             self.cfg.poll_interval
+        }
+    }
+
+    /// IAD call records not published yet → `cdr` events, in order, each once.
+    fn emit_cdr(&mut self, rows: &[Value]) {
+        let Some(sink) = self.sink.lock().ok().and_then(|g| g.clone()) else { return };
+        let name = self.cfg.name.clone();
+        let cursor = self.cdr.get_or_insert_with(|| super::iad::cdr::CdrCursor::open(&sink.dir, &name));
+        let new = cursor.new_rows(rows);
+        if new.is_empty() {
+            return;
+        }
+        let sn = self.publisher.sn.clone();
+        let mut published = Vec::new();
+        for (k, row) in &new {
+            match sink.queue.push(&super::iad::cdr::cdr_event(&sn, &name, row)) {
+                Ok(()) => published.push((k.clone(), *row)),
+                Err(e) => {
+                    // Full queue: the rest waits for the next poll.
+                    log::warn!("device {name}: call records wait: {e}");
+                    break;
+                }
+            }
+        }
+        if let Err(e) = cursor.mark(&published) {
+            log::error!("device {name}: call record cursor: {e} (records may be published again)");
         }
     }
 

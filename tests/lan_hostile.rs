@@ -39,7 +39,9 @@ fn raise_nofile() -> u64 {
             libc::setrlimit(libc::RLIMIT_NOFILE, &r);
         }
     }
-    r.rlim_cur as u64
+    #[allow(clippy::unnecessary_cast)] // rlim_t is not u64 on every target
+    let cur = r.rlim_cur as u64;
+    cur
 }
 
 /// A TCP connection to 127.0.0.1:`port` from the source address `src`

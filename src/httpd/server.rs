@@ -193,14 +193,8 @@ impl IoLoop {
             let held: usize = self.conns.iter().map(|c| c.buf.len()).sum();
             self.budget = self.limits.max_buffered.saturating_sub(held);
             // Read the ready connections (indices of `fds` are shifted by one).
-            let ready: Vec<bool> = fds.iter().skip(1).map(|p| p.revents != 0).collect();
-            let mut i = 0;
-            let mut keep = Vec::with_capacity(self.conns.len());
-            for c in self.conns.drain(..) {
-                let r = ready.get(i).copied().unwrap_or(false);
-                i += 1;
-                keep.push((c, r));
-            }
+            let ready = fds.iter().skip(1).map(|p| p.revents != 0).chain(std::iter::repeat(false));
+            let keep: Vec<(Conn, bool)> = self.conns.drain(..).zip(ready).collect();
             for (c, r) in keep {
                 if let Some(c) = if r { self.read(c) } else { Some(c) } {
                     self.conns.push(c);

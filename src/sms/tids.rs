@@ -1,6 +1,6 @@
 //! Which command created which GoIP task, durably: `status-report` pushes
-//! name only the task id, and delivery reports (`recv-sms` rows with flag
-//! 1) name nothing but the port, the recipient and a time — yet both
+//! name only the task id, and delivery reports (`recv-sms` rows with
+//! flag 1) name nothing but the port, the recipient and a time — yet both
 //! events must carry the `id` of the `sms` command (PROTOCOL.md).
 //!
 //! Per task: the command id, the recipients, when it was sent (agent

@@ -145,11 +145,11 @@ fn sms_events_fit(v: &Value) {
     };
     let (sms, bad) = goip::push::split_rows(&rows, goip::push::Sms::from_value);
     for s in &sms {
-        let e = dma_agent::sms::fit::fit_event(dma_agent::sms::ingest::sms_event("SN", "g", s, dma_agent::sms::ingest::Source::Push, None));
+        let e = dma_agent::sms::ingest::sms_event("SN", "g", s, dma_agent::sms::ingest::Source::Push, None);
         assert!(e.to_string().len() <= dma_agent::events::queue::MAX_EVENT);
     }
     for b in &bad {
-        let e = dma_agent::sms::fit::fit_event(dma_agent::sms::ingest::raw_sms_event("SN", "g", b, dma_agent::sms::ingest::Source::Inbox));
+        let e = dma_agent::sms::ingest::raw_sms_event("SN", "g", b, dma_agent::sms::ingest::Source::Inbox);
         assert!(e.to_string().len() <= dma_agent::events::queue::MAX_EVENT);
     }
 }

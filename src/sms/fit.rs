@@ -4,10 +4,12 @@
 //! refused row would block its device's SMS path for good.
 
 use crate::events::queue::MAX_EVENT;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
-/// Room kept under the cap for the fields the queue adds (`eid`) and the flags.
+/// Room kept under the cap for the flags this adds.
 const MARGIN: usize = 512;
+/// Room for the envelope (`sn`, `time`, `eid`, `type`).
+const ENVELOPE: usize = 512;
 
 /// Fields that may be cut, largest expected first.
 const CUTTABLE: &[&str] = &["raw", "extra", "text"];
@@ -68,9 +70,13 @@ pub fn fit(ev: Value, cap: usize) -> Value {
     Value::Object(m)
 }
 
-/// [`fit`] to the event queue's cap.
-pub fn fit_event(ev: Value) -> Value {
-    fit(ev, MAX_EVENT)
+/// An event's own fields, cut (before the envelope is added) so that the
+/// whole event fits the event queue's cap with room for the envelope.
+pub fn fit_fields(f: Map<String, Value>) -> Map<String, Value> {
+    match fit(Value::Object(f), MAX_EVENT - ENVELOPE) {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
 }
 
 #[cfg(test)]

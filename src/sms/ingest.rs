@@ -179,7 +179,7 @@ impl Ingest {
                 continue;
             }
             keys.push(k);
-            events.push(super::fit::fit_event(ev));
+            events.push(ev);
         }
         self.commit(g, keys, &events)
     }
@@ -255,7 +255,7 @@ impl Ingest {
                 log::warn!("sms: task map: {e}");
             }
             let id = g.tids.command_id(device, r.tid).unwrap_or(Value::Null);
-            events.push(super::fit::fit_event(report_event(&sn, device, id, r)));
+            events.push(report_event(&sn, device, id, r));
         }
         self.commit(&mut g, keys, &events)
     }
@@ -336,7 +336,7 @@ pub fn sms_event(sn: &str, device: &str, s: &Sms, src: Source, id: Option<Value>
     if !s.extra.is_empty() {
         f.insert("extra".into(), Value::Array(s.extra.clone()));
     }
-    crate::events::envelope(sn, if s.is_report { "sms-delivery" } else { "sms-received" }, f)
+    crate::events::envelope(sn, if s.is_report { "sms-delivery" } else { "sms-received" }, super::fit::fit_fields(f))
 }
 
 /// An SMS row that could not be read: published all the same, as
@@ -349,7 +349,7 @@ pub fn raw_sms_event(sn: &str, device: &str, b: &RowError, src: Source) -> Value
                    "from": at(3).and_then(lenient::text), "to": at(4).and_then(lenient::text),
                    "text": at(5).and_then(lenient::text), "encoding": "raw", "raw": b.raw, "reason": b.reason,
                    "source": source_name(src)});
-    crate::events::envelope(sn, "sms-received", fields(f))
+    crate::events::envelope(sn, "sms-received", super::fit::fit_fields(fields(f)))
 }
 
 /// `sms-report`: the task's counters and each number's outcome.
@@ -364,7 +364,7 @@ pub fn report_event(sn: &str, device: &str, id: Value, r: &TaskReport) -> Value 
     details.sort_by_key(|d| d["index"].as_i64().unwrap_or(i64::MAX));
     let f = json!({"device": device, "id": id, "tid": r.tid, "sending": r.sending, "sent": r.sent, "failed": r.failed,
                    "unsent": r.unsent, "details": details, "badDetails": r.bad_details.len()});
-    crate::events::envelope(sn, "sms-report", fields(f))
+    crate::events::envelope(sn, "sms-report", super::fit::fit_fields(fields(f)))
 }
 
 pub fn port_event(sn: &str, device: &str, p: &PortState) -> Value {

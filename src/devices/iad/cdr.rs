@@ -15,9 +15,12 @@ use std::path::{Path, PathBuf};
 pub const SEEN_CAP: usize = 1024;
 /// A record that ended this long before the latest one is old.
 const SLACK: i64 = 600;
-/// Fields and characters kept per record in its event.
+/// Fields, characters per value and per name kept per record in its event
+/// (even all escaped as `\uXXXX`, 32 × (200 + 64) × 6 bytes fit the
+/// event queue's 64 KiB).
 const MAX_FIELDS: usize = 32;
-const MAX_TEXT: usize = 512;
+const MAX_TEXT: usize = 200;
+const MAX_NAME: usize = 64;
 
 pub struct CdrCursor {
     path: PathBuf,
@@ -114,8 +117,12 @@ fn cut(s: &str) -> String {
     s.chars().take(MAX_TEXT).collect()
 }
 
+fn cut_name(s: &str) -> String {
+    s.chars().take(MAX_NAME).collect()
+}
+
 /// The `cdr` event of one record: its fields as the device gave them
-/// (text cut to 512 characters, at most 32 fields), plus `device`.
+/// (text cut to 200 characters, at most 32 fields), plus `device`.
 pub fn cdr_event(sn: &str, device: &str, row: &Value) -> Value {
     let mut f = Map::new();
     f.insert("device".into(), json!(device));
@@ -127,7 +134,7 @@ pub fn cdr_event(sn: &str, device: &str, row: &Value) -> Value {
                     Value::Number(_) | Value::Bool(_) | Value::Null => v.clone(),
                     other => Value::String(cut(&other.to_string())),
                 };
-                f.insert(cut(k), v);
+                f.insert(cut_name(k), v);
             }
         }
         other => {

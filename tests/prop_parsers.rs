@@ -6,7 +6,8 @@
 //!
 //! Parsers covered: the GoIP push bodies and their rows, the GoIP inbox
 //! page and other answers, the GoIP decryption, the IAD answers and
-//! interface boards, the S20 answers, the VPN answers and HTTPS answer
+//! interface boards, the S20 answers, the whole status polls of the IAD,
+//! S20 and GoIP clients against a fake device answering random documents, the VPN answers and HTTPS answer
 //! reader (with its chunked decoder), the agent's own HTTP request parser
 //! and chunked decoder, the UCI parser and the whole configuration, the
 //! command envelope, and replay of the agent's files after a power cut:
@@ -24,6 +25,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 /// Cases per in-memory property, and per property that writes files.
 const CASES: u32 = 1000;
 const FILE_CASES: u32 = 100;
+/// Cases of whole status polls against a fake device (HTTP round trips).
+const POLL_CASES: u32 = 150;
 
 fn config(cases: u32) -> ProptestConfig {
     ProptestConfig { cases, failure_persistence: None, ..ProptestConfig::default() }
@@ -397,6 +400,92 @@ proptest! {
             o.entry("id").or_insert(json!(1));
             let _ = dma_agent::commands::envelope::parse(Value::Object(o).to_string().as_bytes());
         }
+    }
+}
+
+/// A fake LAN device on 127.0.0.1 (the agent's own bounded HTTP server):
+/// logins succeed, every other call is answered with the next of the
+/// documents of the current case, so the clients' whole status polls (IAD,
+/// S20, GoIP) and their normalisation run on random answers.
+struct FakeLan {
+    server: dma_agent::httpd::Server,
+    bodies: std::sync::Arc<std::sync::Mutex<(Vec<Vec<u8>>, usize)>>,
+}
+
+fn fake_lan() -> FakeLan {
+    use dma_agent::httpd::{Response, Server};
+    let bodies: std::sync::Arc<std::sync::Mutex<(Vec<Vec<u8>>, usize)>> = Default::default();
+    let b2 = bodies.clone();
+    let server = Server::start("127.0.0.1:0", "fake", Limits::default(), |_| true, move |req, _| {
+        let fixed = |v: Value| Response::json(200, &v);
+        if req.target.contains("auth/login") {
+            return fixed(json!({"code": 200, "msg": "", "data": {"token": "t0k3n"}}));
+        }
+        if req.target.contains("/ui/challenge") {
+            return fixed(json!({"code": 0, "result": {"salt": "s", "nonce": "n"}}));
+        }
+        if req.target.contains("/ui/login") {
+            return fixed(json!({"code": 0, "result": {"sid": "sid"}}));
+        }
+        let mut g = b2.lock().unwrap_or_else(|e| e.into_inner());
+        let n = g.0.len().max(1);
+        let i = g.1 % n;
+        g.1 += 1;
+        let body = g.0.get(i).cloned().unwrap_or_default();
+        Response { status: 200, content_type: "application/json", body }
+    })
+    .expect("fake device");
+    FakeLan { server, bodies }
+}
+
+fn poll_all(lan: &FakeLan, docs: Vec<Vec<u8>>) {
+    if let Ok(mut g) = lan.bodies.lock() {
+        *g = (docs, 0);
+    }
+    let url = format!("http://{}", lan.server.local_addr());
+    for kind in [dma_agent::devices::DeviceKind::Iad, dma_agent::devices::DeviceKind::S20, dma_agent::devices::DeviceKind::Goip] {
+        let mut cfg = dma_agent::config::model::device_defaults("fake", kind);
+        cfg.address = url.clone();
+        cfg.username = if kind == dma_agent::devices::DeviceKind::S20 { "root".into() } else { "admin".into() };
+        cfg.password = "admin".into();
+        cfg.timeout = std::time::Duration::from_secs(5);
+        if kind == dma_agent::devices::DeviceKind::Iad {
+            cfg.options.insert("cdr".into(), "1".into());
+        }
+        if let Ok(mut dev) = dma_agent::devices::build(&cfg) {
+            if let Ok(st) = dev.poll() {
+                assert!(st.msg.is_object(), "{kind}: msg is an object");
+            }
+        }
+    }
+}
+
+/// A device answer in one of the wrappings the clients expect, or bare.
+fn device_doc() -> impl Strategy<Value = Vec<u8>> {
+    (0..8u8, json_value(), prop::collection::vec(any::<u8>(), 0..64)).prop_map(|(w, v, junk)| match w {
+        0 | 1 => json!({"code": 200, "msg": "", "data": v}).to_string().into_bytes(),
+        2 | 3 => json!({"code": 0, "result": v}).to_string().into_bytes(),
+        4 | 5 => match v {
+            Value::Object(mut o) => {
+                o.insert("code".into(), json!(if w == 4 { 0 } else { 200 }));
+                Value::Object(o).to_string().into_bytes()
+            }
+            other => other.to_string().into_bytes(),
+        },
+        6 => v.to_string().into_bytes(),
+        _ => junk,
+    })
+}
+
+proptest! {
+    #![proptest_config(config(POLL_CASES))]
+
+    #[test]
+    fn lan_device_polls(docs in prop::collection::vec(device_doc(), 1..6)) {
+        static LAN: std::sync::OnceLock<std::sync::Mutex<FakeLan>> = std::sync::OnceLock::new();
+        let lan = LAN.get_or_init(|| std::sync::Mutex::new(fake_lan()));
+        let g = lan.lock().unwrap_or_else(|e| e.into_inner());
+        poll_all(&g, docs);
     }
 }
 

@@ -330,3 +330,58 @@ impl IoLoop {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exchange(addr: SocketAddr, parts: &[&[u8]]) -> String {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut out = Vec::new();
+        for p in parts {
+            s.write_all(p).unwrap();
+            if p.ends_with(b"\r\n\r\n") && p.windows(6).any(|w| w.eq_ignore_ascii_case(b"expect")) {
+                let mut b = [0u8; 64];
+                let n = s.read(&mut b).unwrap();
+                out.extend_from_slice(&b[..n]);
+            }
+        }
+        let _ = s.read_to_end(&mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    #[test]
+    fn serves_continues_refuses_and_stops_promptly() {
+        let mut srv = Server::start("127.0.0.1:0", "t", Limits { max_body: 64, ..Limits::default() }, |ip| ip.is_loopback(), |req, _| {
+            Response::reason(200, &format!("{} {} {}", req.method, req.target, req.body.len()))
+        })
+        .unwrap();
+        let a = srv.local_addr();
+        let r = exchange(a, &[b"POST /x HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc"]);
+        assert!(r.starts_with("HTTP/1.1 200 OK\r\n") && r.contains("Connection: close") && r.contains("POST /x 3"), "{r}");
+        let r = exchange(a, &[b"POST /y HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n", b"hi"]);
+        assert!(r.starts_with("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200") && r.contains("POST /y 2"), "{r}");
+        let r = exchange(a, &[b"POST / HTTP/1.1\r\nContent-Length: 65\r\n\r\n"]);
+        assert!(r.starts_with("HTTP/1.1 413"), "{r}");
+        // Stop with idle and half-sent connections open: prompt.
+        let idle: Vec<TcpStream> = (0..20).map(|_| TcpStream::connect(a).unwrap()).collect();
+        let mut half = TcpStream::connect(a).unwrap();
+        half.write_all(b"POST / HTTP/1.1\r\nContent-Length: 10\r\n\r\nab").unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        let t0 = Instant::now();
+        srv.stop();
+        assert!(t0.elapsed() < Duration::from_secs(2), "stop took {:?}", t0.elapsed());
+        drop(idle);
+    }
+
+    #[test]
+    fn refused_peer_gets_403_before_sending_anything() {
+        let srv = Server::start("127.0.0.1:0", "t", Limits::default(), |_| false, |_, _| Response::reason(200, "no")).unwrap();
+        let mut s = TcpStream::connect(srv.local_addr()).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        assert!(out.starts_with("HTTP/1.1 403") && out.contains("source address not allowed"), "{out}");
+    }
+}

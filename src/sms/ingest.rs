@@ -265,13 +265,13 @@ impl Ingest {
         self.lock().tids.add(device, tid, id, numbers)
     }
 
-    /// A `port-status` push: periph update and an event.
+    /// A `port-status` push: the port's entry in `periph.msg.ports` replaced
+    /// (published at once) and a `port-status` event with the same entry.
     pub fn port_status(&self, device: &str, p: &PortState) -> Result<usize, QueueError> {
         let sn = self.ctx.sn();
         let mut g = self.lock();
         let entry = crate::devices::goip::status::port_entry(p);
-        self.ctx.devices.push_port(DeviceKind::Goip, Some(device), entry.clone());
-        self.ctx.devices.push_status(DeviceKind::Goip, Some(device), json!({ "last_port_status": entry }));
+        self.ctx.devices.push_port(DeviceKind::Goip, Some(device), entry);
         g.ports.insert(format!("{device}/{}", p.port), p.state);
         self.commit(&mut g, Vec::new(), &[port_event(&sn, device, p)])
     }

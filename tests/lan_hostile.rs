@@ -29,6 +29,26 @@ fn proc_status(pid: i32) -> (u64, u64) {
     (field("Threads:"), field("VmRSS:"))
 }
 
+/// Context switches so far of each thread of `pid` whose name starts with `prefix`.
+fn thread_switches(pid: i32, prefix: &str) -> Vec<(String, u64)> {
+    let mut out = Vec::new();
+    for t in std::fs::read_dir(format!("/proc/{pid}/task")).into_iter().flatten().flatten() {
+        let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default().trim().to_string();
+        if !comm.starts_with(prefix) {
+            continue;
+        }
+        let st = std::fs::read_to_string(t.path().join("status")).unwrap_or_default();
+        let n: u64 = st
+            .lines()
+            .filter(|l| l.starts_with("voluntary_ctxt_switches:") || l.starts_with("nonvoluntary_ctxt_switches:"))
+            .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .sum();
+        out.push((comm, n));
+    }
+    out.sort();
+    out
+}
+
 /// Raise this process's open-file limit to its hard limit; returns it.
 fn raise_nofile() -> u64 {
     let mut r = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
@@ -335,6 +355,16 @@ fn peer_not_allowed_is_refused_before_a_byte_is_read() {
     r.assert_good_pushes(2, "refused peers");
     assert!(!r.texts().contains(&"intruder".to_string()));
     assert!(r.agent.log().contains("source address not allowed"));
+    // Idle, the receiver's threads sleep: no wake-ups at all.
+    std::thread::sleep(Duration::from_millis(500));
+    let before = thread_switches(r.pid(), "sms-rx");
+    if before.is_empty() {
+        eprintln!("SKIP idle wake-up check: no thread named sms-rx* visible (emulated?)");
+        return;
+    }
+    assert_eq!(before.len(), 3, "one I/O thread and two workers: {before:?}");
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(thread_switches(r.pid(), "sms-rx"), before, "the idle receiver woke up");
 }
 
 /// Open `n` idle connections (kept by the caller).

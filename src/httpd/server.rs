@@ -5,15 +5,17 @@ use super::request::{parse, Progress, Request};
 use super::{Limits, Response};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// How often the threads look at the stop flag at the latest.
-const TICK: Duration = Duration::from_millis(200);
+/// Longest single poll while connections are open (their deadlines are
+/// checked at least this often); idle, the I/O thread sleeps until a
+/// connection or `stop` wakes it, and the workers until a request comes.
+const TICK: Duration = Duration::from_millis(1000);
 /// Bytes read from one connection per readiness.
 const READ_CHUNK: usize = 4096;
 /// Connections accepted per poll round (the rest wait in the backlog).
@@ -41,7 +43,22 @@ struct Conn {
 pub struct Server {
     addr: SocketAddr,
     stop: Arc<AtomicBool>,
+    /// Write end of the pipe that wakes the I/O thread for `stop`.
+    wake: Option<OwnedFd>,
     threads: Vec<JoinHandle<()>>,
+}
+
+/// A nonblocking, close-on-exec pipe: (read end, write end).
+fn wake_pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [-1 as libc::c_int; 2];
+    // SAFETY: `fds` is a valid array of two ints; on success both are new
+    // descriptors owned by nobody else, handed to OwnedFd once each.
+    unsafe {
+        if libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok((OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])))
+    }
 }
 
 impl Server {
@@ -59,18 +76,19 @@ impl Server {
         listener.set_nonblocking(true).map_err(|e| format!("listen on {listen}: {e}"))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
         let stop = Arc::new(AtomicBool::new(false));
+        let (wake_r, wake_w) = wake_pipe().map_err(|e| format!("wake pipe: {e}"))?;
         let (tx, rx) = sync_channel::<Job>(limits.queue.max(1));
         let rx = Arc::new(Mutex::new(rx));
         let handler: Arc<Handler> = Arc::new(handler);
         let limits = Arc::new(limits);
         let mut threads = Vec::new();
-        let mut server = Server { addr, stop: stop.clone(), threads: Vec::new() };
+        let mut server = Server { addr, stop: stop.clone(), wake: Some(wake_w), threads: Vec::new() };
         for i in 0..limits.workers.max(1) {
-            let (rx, handler, stop, limits) = (rx.clone(), handler.clone(), stop.clone(), limits.clone());
+            let (rx, handler, limits) = (rx.clone(), handler.clone(), limits.clone());
             let t = std::thread::Builder::new()
                 .name(format!("{name}-w{i}"))
                 .stack_size(128 * 1024)
-                .spawn(move || worker(&rx, &*handler, &stop, &limits));
+                .spawn(move || worker(&rx, &*handler, &limits));
             match t {
                 Ok(t) => threads.push(t),
                 Err(e) => {
@@ -85,7 +103,7 @@ impl Server {
         let io = std::thread::Builder::new()
             .name(format!("{name}-io"))
             .stack_size(128 * 1024)
-            .spawn(move || IoLoop { listener, admit, limits: limits2, conns: Vec::new(), jobs: tx, budget: 0 }.run(&stop2));
+            .spawn(move || IoLoop { listener, wake: wake_r, admit, limits: limits2, conns: Vec::new(), jobs: tx, budget: 0 }.run(&stop2));
         match io {
             Ok(t) => threads.push(t),
             Err(e) => {
@@ -102,10 +120,21 @@ impl Server {
         self.addr
     }
 
-    /// Stop and join every thread; bounded by the tick, a handler call and
-    /// the write timeout.
+    /// Stop and join every thread: the I/O thread is woken at once and
+    /// closes every connection; the workers end with their current request
+    /// (bounded by the handler and the write timeout).
     pub fn stop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
+        if let Some(w) = self.wake.take() {
+            // SAFETY: writing one byte from a valid buffer to our own pipe.
+            unsafe { libc::write(w.as_raw_fd(), [1u8].as_ptr().cast(), 1) };
+            // Kept open until the I/O thread has seen it (dropped below).
+            for t in self.threads.drain(..) {
+                let _ = t.join();
+            }
+            drop(w);
+            return;
+        }
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
@@ -118,20 +147,16 @@ impl Drop for Server {
     }
 }
 
-fn worker(rx: &Mutex<Receiver<Job>>, handler: &Handler, stop: &AtomicBool, limits: &Limits) {
-    while !stop.load(Ordering::SeqCst) {
+/// Runs requests until the I/O thread ends (the channel closes).
+fn worker(rx: &Mutex<Receiver<Job>>, handler: &Handler, limits: &Limits) {
+    loop {
         let job = {
             let Ok(g) = rx.lock() else { return };
-            g.recv_timeout(TICK)
+            g.recv()
         };
-        match job {
-            Ok(job) => {
-                let resp = handler(&job.req, job.peer);
-                answer(job.stream, &resp, limits.write_timeout);
-            }
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => return,
-        }
+        let Ok(job) = job else { return };
+        let resp = handler(&job.req, job.peer);
+        answer(job.stream, &resp, limits.write_timeout);
     }
 }
 
@@ -154,6 +179,8 @@ fn answer_now(stream: &TcpStream, resp: &Response) {
 
 struct IoLoop {
     listener: TcpListener,
+    /// Read end of the stop pipe.
+    wake: OwnedFd,
     admit: Box<Admit>,
     limits: Arc<Limits>,
     conns: Vec<Conn>,
@@ -173,13 +200,17 @@ impl IoLoop {
     fn run(mut self, stop: &AtomicBool) {
         while !stop.load(Ordering::SeqCst) {
             let now = Instant::now();
-            let wait = self.conns.iter().map(|c| c.deadline.saturating_duration_since(now)).min().unwrap_or(TICK).min(TICK);
-            let mut fds: Vec<libc::pollfd> = Vec::with_capacity(self.conns.len() + 1);
+            // Idle (no connection open): sleep until something happens.
+            let ms = match self.conns.iter().map(|c| c.deadline.saturating_duration_since(now)).min() {
+                Some(d) => d.min(TICK).as_millis().max(1) as libc::c_int,
+                None => -1,
+            };
+            let mut fds: Vec<libc::pollfd> = Vec::with_capacity(self.conns.len() + 2);
             fds.push(libc::pollfd { fd: self.listener.as_raw_fd(), events: libc::POLLIN, revents: 0 });
+            fds.push(libc::pollfd { fd: self.wake.as_raw_fd(), events: libc::POLLIN, revents: 0 });
             for c in &self.conns {
                 fds.push(libc::pollfd { fd: c.stream.as_raw_fd(), events: libc::POLLIN, revents: 0 });
             }
-            let ms = wait.as_millis().clamp(1, 1000) as libc::c_int;
             // SAFETY: `fds` is a valid array of `fds.len()` pollfd entries for the duration of the call.
             let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
             if n < 0 {
@@ -192,8 +223,11 @@ impl IoLoop {
             }
             let held: usize = self.conns.iter().map(|c| c.buf.len()).sum();
             self.budget = self.limits.max_buffered.saturating_sub(held);
-            // Read the ready connections (indices of `fds` are shifted by one).
-            let ready = fds.iter().skip(1).map(|p| p.revents != 0).chain(std::iter::repeat(false));
+            if stop.load(Ordering::SeqCst) {
+                break;
+            }
+            // Read the ready connections (indices of `fds` are shifted by two).
+            let ready = fds.iter().skip(2).map(|p| p.revents != 0).chain(std::iter::repeat(false));
             let keep: Vec<(Conn, bool)> = self.conns.drain(..).zip(ready).collect();
             for (c, r) in keep {
                 if let Some(c) = if r { self.read(c) } else { Some(c) } {

@@ -272,7 +272,7 @@ impl Ingest {
         let mut g = self.lock();
         let entry = crate::devices::goip::status::port_entry(p);
         self.ctx.devices.push_port(DeviceKind::Goip, Some(device), entry);
-        g.ports.insert(format!("{device}/{}", p.port), p.state);
+        remember_port(&mut g.ports, format!("{device}/{}", p.port), p.state);
         self.commit(&mut g, Vec::new(), &[port_event(&sn, device, p)])
     }
 
@@ -296,12 +296,23 @@ impl Ingest {
         for p in &st.ports {
             let k = format!("{device}/{}", p.port);
             if g.ports.get(&k) != Some(&p.state) {
-                g.ports.insert(k, p.state);
+                remember_port(&mut g.ports, k, p.state);
                 events.push(port_event(&sn, device, p));
             }
         }
         self.commit(&mut g, Vec::new(), &events)
     }
+}
+
+/// Port states remembered (a pushing peer may invent port names).
+const MAX_PORTS: usize = 1024;
+
+fn remember_port(ports: &mut HashMap<String, Option<i64>>, key: String, state: Option<i64>) {
+    if ports.len() >= MAX_PORTS && !ports.contains_key(&key) {
+        // Forgetting only means one more event for a port that changes.
+        ports.clear();
+    }
+    ports.insert(key, state);
 }
 
 fn fields(v: Value) -> Map<String, Value> {

@@ -37,6 +37,9 @@ pub fn port_entry(p: &PortState) -> Value {
     })
 }
 
+/// Ports kept in `msg.ports` at most (the largest GoIP has 32 ports of 4 slots).
+const MAX_PORTS: usize = 256;
+
 /// Replace (or add) one port's entry in a normalised `msg`, keeping the
 /// registered count right.
 pub fn merge_port(msg: &mut Value, entry: Value) {
@@ -46,9 +49,12 @@ pub fn merge_port(msg: &mut Value, entry: Value) {
         *ports = Value::Array(Vec::new());
     }
     if let Some(list) = ports.as_array_mut() {
+        let n = list.len();
         match list.iter_mut().find(|p| p.get("port") == entry.get("port")) {
             Some(p) => *p = entry,
-            None => list.push(entry),
+            // A pushing peer may invent port names: the list stays bounded.
+            None if n < MAX_PORTS => list.push(entry),
+            None => {}
         }
         let registered = list.iter().filter(|p| p.get("registered") == Some(&Value::Bool(true))).count();
         m.insert("registered".into(), json!(registered));

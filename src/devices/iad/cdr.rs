@@ -79,9 +79,10 @@ impl CdrCursor {
     /// The records not published yet, in the device's order, with their keys.
     pub fn new_rows<'a>(&self, rows: &'a [Value]) -> Vec<(String, &'a Value)> {
         let mut out: Vec<(String, &Value)> = Vec::new();
+        let mut batch: HashSet<String> = HashSet::new();
         for r in rows {
             let k = key(r);
-            if self.set.contains(&k) || out.iter().any(|(o, _)| *o == k) {
+            if self.set.contains(&k) || !batch.insert(k.clone()) {
                 continue;
             }
             if let (Some(latest), Some(end)) = (self.latest, end_time(r)) {

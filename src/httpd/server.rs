@@ -103,7 +103,7 @@ impl Server {
         let io = std::thread::Builder::new()
             .name(format!("{name}-io"))
             .stack_size(128 * 1024)
-            .spawn(move || IoLoop { listener, wake: wake_r, admit, limits: limits2, conns: Vec::new(), jobs: tx, budget: 0 }.run(&stop2));
+            .spawn(move || IoLoop { listener, log: LogLimit { last: None, left_out: 0 }, wake: wake_r, admit, limits: limits2, conns: Vec::new(), jobs: tx, budget: 0 }.run(&stop2));
         match io {
             Ok(t) => threads.push(t),
             Err(e) => {
@@ -177,8 +177,34 @@ fn answer_now(stream: &TcpStream, resp: &Response) {
     let _ = stream.shutdown(Shutdown::Both);
 }
 
+/// Logs about misbehaving peers, at most one per interval (a hostile LAN
+/// must not flood the router's log), with the count of the ones left out.
+struct LogLimit {
+    last: Option<Instant>,
+    left_out: u64,
+}
+
+impl LogLimit {
+    const EVERY: Duration = Duration::from_secs(10);
+
+    fn info(&mut self, msg: impl FnOnce() -> String) {
+        if self.last.is_some_and(|t| t.elapsed() < Self::EVERY) {
+            self.left_out += 1;
+            return;
+        }
+        let more = std::mem::take(&mut self.left_out);
+        if more > 0 {
+            log::info!("{} ({more} more like it not logged)", msg());
+        } else {
+            log::info!("{}", msg());
+        }
+        self.last = Some(Instant::now());
+    }
+}
+
 struct IoLoop {
     listener: TcpListener,
+    log: LogLimit,
     /// Read end of the stop pipe.
     wake: OwnedFd,
     admit: Box<Admit>,
@@ -263,7 +289,7 @@ impl IoLoop {
                 }
             };
             if !(self.admit)(peer.ip()) {
-                log::info!("http: {peer}: source address not allowed");
+                self.log.info(|| format!("http: {peer}: source address not allowed"));
                 answer_now(&stream, &Response::reason(403, "source address not allowed"));
                 continue;
             }
@@ -302,7 +328,8 @@ impl IoLoop {
                 if self.complete_or_refused(&mut c) {
                     return None;
                 }
-                log::info!("http: {}: buffers full; closed", c.peer);
+                let peer = c.peer;
+                self.log.info(|| format!("http: {peer}: buffers full; closed"));
                 answer_now(&c.stream, &Response::reason(503, "busy; try again later"));
                 return None;
             }
@@ -357,7 +384,8 @@ impl IoLoop {
                 true
             }
             Err(e) => {
-                log::info!("http: {}: {} {}", c.peer, e.status, e.reason);
+                let peer = c.peer;
+                self.log.info(|| format!("http: {peer}: {} {}", e.status, e.reason));
                 answer_now(&c.stream, &Response::reason(e.status, &e.reason));
                 true
             }

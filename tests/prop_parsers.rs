@@ -433,7 +433,7 @@ fn fake_lan() -> FakeLan {
         g.1 += 1;
         let body = g.0.get(i).cloned().unwrap_or_default();
         Response { status: 200, content_type: "application/json", body }
-    })
+    }, |_, _, _| {})
     .expect("fake device");
     FakeLan { server, bodies }
 }

@@ -234,3 +234,28 @@ fn iad_call_records_become_events_once_each() {
     let p = platform.wait("dma/periph", T, |m| m.json["kind"] == "iad" && m.json["msg"]["cdr"].as_array().is_some_and(|a| a.len() == 4));
     assert!(p.is_some(), "cdr rows also in periph");
 }
+
+#[test]
+fn an_sms_too_large_to_read_is_published_as_unreadable_and_skipped() {
+    let r = rig("DD0000000005", "\toption poll_interval '30'\n");
+    r.sim.deliver_sms("1A", "10010", "before the giant");
+    // Larger than any answer the agent reads (1 MiB): neither the push (413)
+    // nor any inbox page holding it can be read.
+    let giant = "z".repeat(1100 * 1024);
+    r.sim.deliver_row(json!([0, "1A", 1_700_000_300i64, "10010", "1326", b64(&giant)]));
+    r.sim.deliver_sms("1A", "10010", "after the giant");
+    let after = r.wait_event("sms-received", |e| e["text"] == "after the giant");
+    assert_eq!(after["source"], "inbox");
+    let marker = r.wait_event("sms-received", |e| e["inboxId"].is_u64());
+    assert_eq!(marker["encoding"], "raw");
+    assert!(marker["reason"].as_str().unwrap_or("").contains("larger than"), "{marker}");
+    settle();
+    let all = r.events("sms-received");
+    for t in ["before the giant", "after the giant"] {
+        assert_eq!(all.iter().filter(|e| e["text"] == t).count(), 1, "{t} once");
+    }
+    assert_eq!(all.iter().filter(|e| e["inboxId"].is_u64()).count(), 1, "the unreadable one once");
+    let texts: Vec<&str> = all.iter().filter_map(|e| e["text"].as_str()).collect();
+    let (b, a) = (texts.iter().position(|t| *t == "before the giant"), texts.iter().position(|t| *t == "after the giant"));
+    assert!(b < a, "in order: {texts:?}");
+}

@@ -146,6 +146,16 @@ pub fn parse(buf: &[u8], lim: &Limits) -> Result<Progress, HttpError> {
     }
 }
 
+/// The request target of a (possibly incomplete) request, once its
+/// request line is complete.
+pub fn request_target(buf: &[u8]) -> Option<&str> {
+    let start = buf.iter().position(|&b| b != b'\r' && b != b'\n')?;
+    let rest = buf.get(start..)?;
+    let line = rest.get(..rest.iter().position(|&b| b == b'\n')?)?;
+    let t = line.split(|&b| b == b' ').nth(1)?;
+    std::str::from_utf8(t).ok().filter(|t| !t.is_empty() && t.len() <= 4096)
+}
+
 /// Length of the head including its blank line, if complete.
 fn find_head_end(buf: &[u8]) -> Option<usize> {
     let mut i = 0;
@@ -302,6 +312,12 @@ mod tests {
         assert_eq!(r.body, b"abcde");
         assert!(matches!(parse(b"POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nhel", &lim()), Ok(Progress::Partial { head_done: true, .. })));
         assert!(matches!(parse(b"POST / HTTP/1.1\r\nContent-Le", &lim()), Ok(Progress::Partial { head_done: false, .. })));
+    }
+
+    #[test]
+    fn target_of_a_partial_request() {
+        assert_eq!(request_target(b"\r\nPOST /goip/gw1 HTTP/1.1\r\nContent-Le"), Some("/goip/gw1"));
+        assert_eq!(request_target(b"POST /goip/gw1 HT"), None);
     }
 
     #[test]

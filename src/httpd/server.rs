@@ -23,6 +23,7 @@ const ACCEPT_BURST: usize = 64;
 
 type Handler = dyn Fn(&Request, SocketAddr) -> Response + Send + Sync;
 type Admit = dyn Fn(IpAddr) -> bool + Send + Sync;
+type Refused = dyn Fn(SocketAddr, Option<&str>, u16) + Send + Sync;
 
 /// A request ready for a worker.
 struct Job {
@@ -64,13 +65,17 @@ fn wake_pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
 impl Server {
     /// Listen on `listen` and serve until [`Server::stop`]. `admit` is the
     /// allow list (checked before a byte is read); `handler` answers a
-    /// complete request.
+    /// complete request; `refused` hears of every request an admitted peer
+    /// began (sent a byte of) that the server itself refused or cut off
+    /// (peer, request target when the request line was read, status), so
+    /// the application can tell that a sender has something it did not take.
     pub fn start(
         listen: &str,
         name: &str,
         limits: Limits,
         admit: impl Fn(IpAddr) -> bool + Send + Sync + 'static,
         handler: impl Fn(&Request, SocketAddr) -> Response + Send + Sync + 'static,
+        refused: impl Fn(SocketAddr, Option<&str>, u16) + Send + Sync + 'static,
     ) -> Result<Server, String> {
         let listener = TcpListener::bind(listen).map_err(|e| format!("listen on {listen}: {e}"))?;
         listener.set_nonblocking(true).map_err(|e| format!("listen on {listen}: {e}"))?;
@@ -99,11 +104,12 @@ impl Server {
             }
         }
         let admit: Box<Admit> = Box::new(admit);
+        let refused: Box<Refused> = Box::new(refused);
         let (stop2, limits2) = (stop.clone(), limits.clone());
         let io = std::thread::Builder::new()
             .name(format!("{name}-io"))
             .stack_size(128 * 1024)
-            .spawn(move || IoLoop { listener, log: LogLimit { last: None, left_out: 0 }, wake: wake_r, admit, limits: limits2, conns: Vec::new(), jobs: tx, budget: 0 }.run(&stop2));
+            .spawn(move || IoLoop { listener, log: LogLimit { last: None, left_out: 0 }, wake: wake_r, admit, refused, limits: limits2, conns: Vec::new(), jobs: tx, budget: 0 }.run(&stop2));
         match io {
             Ok(t) => threads.push(t),
             Err(e) => {
@@ -208,6 +214,7 @@ struct IoLoop {
     /// Read end of the stop pipe.
     wake: OwnedFd,
     admit: Box<Admit>,
+    refused: Box<Refused>,
     limits: Arc<Limits>,
     conns: Vec<Conn>,
     jobs: SyncSender<Job>,
@@ -262,15 +269,12 @@ impl IoLoop {
             }
             // Deadlines.
             let now = Instant::now();
-            self.conns.retain(|c| {
-                if c.deadline <= now {
-                    log::debug!("http: {} timed out", c.peer);
-                    answer_now(&c.stream, &Response::reason(408, "request not complete in time"));
-                    false
-                } else {
-                    true
-                }
-            });
+            let (late, open): (Vec<Conn>, Vec<Conn>) = self.conns.drain(..).partition(|c| c.deadline <= now);
+            self.conns = open;
+            for c in late {
+                log::debug!("http: {} timed out", c.peer);
+                self.refuse(&c, 408, "request not complete in time");
+            }
             if fds.first().is_some_and(|p| p.revents != 0) {
                 self.accept();
             }
@@ -302,7 +306,7 @@ impl IoLoop {
                 let i = self.conns.iter().position(|c| c.buf.is_empty()).unwrap_or(0);
                 let old = self.conns.remove(i);
                 log::debug!("http: {} closed for a newer connection", old.peer);
-                answer_now(&old.stream, &Response::reason(503, "too many connections"));
+                self.refuse(&old, 503, "too many connections");
             }
             let deadline = Instant::now() + self.limits.request_timeout;
             let conn = Conn { stream, peer, buf: Vec::new(), deadline, continue_sent: false };
@@ -310,6 +314,15 @@ impl IoLoop {
             if let Some(c) = self.read(conn) {
                 self.conns.push(c);
             }
+        }
+    }
+
+    /// Answer a refusal and close; tell the application when the peer had
+    /// begun a request.
+    fn refuse(&self, c: &Conn, status: u16, reason: &str) {
+        answer_now(&c.stream, &Response::reason(status, reason));
+        if !c.buf.is_empty() {
+            (self.refused)(c.peer, super::request::request_target(&c.buf), status);
         }
     }
 
@@ -330,7 +343,7 @@ impl IoLoop {
                 }
                 let peer = c.peer;
                 self.log.info(|| format!("http: {peer}: buffers full; closed"));
-                answer_now(&c.stream, &Response::reason(503, "busy; try again later"));
+                self.refuse(&c, 503, "busy; try again later");
                 return None;
             }
             match c.stream.read(&mut chunk[..room]) {
@@ -339,6 +352,9 @@ impl IoLoop {
                     // still be a complete request; anything less is dropped.
                     if !(got_any && self.complete_or_refused(&mut c)) {
                         log::debug!("http: {} closed before a complete request", c.peer);
+                        if !c.buf.is_empty() {
+                            (self.refused)(c.peer, super::request::request_target(&c.buf), 400);
+                        }
                     }
                     return None;
                 }
@@ -356,7 +372,7 @@ impl IoLoop {
             return None;
         }
         if c.buf.len() >= cap {
-            answer_now(&c.stream, &Response::reason(413, "request too large"));
+            self.refuse(&c, 413, "request too large");
             return None;
         }
         Some(c)
@@ -378,7 +394,10 @@ impl IoLoop {
                 let _ = c.stream.set_nonblocking(false);
                 match self.jobs.try_send(Job { stream, peer: c.peer, req }) {
                     Ok(()) => {}
-                    Err(TrySendError::Full(job)) => answer_now(&job.stream, &Response::reason(503, "busy; try again later")),
+                    Err(TrySendError::Full(job)) => {
+                        answer_now(&job.stream, &Response::reason(503, "busy; try again later"));
+                        (self.refused)(job.peer, Some(&job.req.target), 503);
+                    }
                     Err(TrySendError::Disconnected(_)) => {}
                 }
                 true
@@ -386,7 +405,7 @@ impl IoLoop {
             Err(e) => {
                 let peer = c.peer;
                 self.log.info(|| format!("http: {peer}: {} {}", e.status, e.reason));
-                answer_now(&c.stream, &Response::reason(e.status, &e.reason));
+                self.refuse(c, e.status, &e.reason);
                 true
             }
         }
@@ -415,17 +434,25 @@ mod tests {
 
     #[test]
     fn serves_continues_refuses_and_stops_promptly() {
-        let mut srv = Server::start("127.0.0.1:0", "t", Limits { max_body: 64, ..Limits::default() }, |ip| ip.is_loopback(), |req, _| {
-            Response::reason(200, &format!("{} {} {}", req.method, req.target, req.body.len()))
-        })
+        let refusals = Arc::new(Mutex::new(Vec::new()));
+        let r2 = refusals.clone();
+        let mut srv = Server::start(
+            "127.0.0.1:0",
+            "t",
+            Limits { max_body: 64, ..Limits::default() },
+            |ip| ip.is_loopback(),
+            |req, _| Response::reason(200, &format!("{} {} {}", req.method, req.target, req.body.len())),
+            move |_, target, status| r2.lock().unwrap().push((target.map(String::from), status)),
+        )
         .unwrap();
         let a = srv.local_addr();
         let r = exchange(a, &[b"POST /x HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc"]);
         assert!(r.starts_with("HTTP/1.1 200 OK\r\n") && r.contains("Connection: close") && r.contains("POST /x 3"), "{r}");
         let r = exchange(a, &[b"POST /y HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n", b"hi"]);
         assert!(r.starts_with("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200") && r.contains("POST /y 2"), "{r}");
-        let r = exchange(a, &[b"POST / HTTP/1.1\r\nContent-Length: 65\r\n\r\n"]);
+        let r = exchange(a, &[b"POST /big HTTP/1.1\r\nContent-Length: 65\r\n\r\n"]);
         assert!(r.starts_with("HTTP/1.1 413"), "{r}");
+        assert_eq!(*refusals.lock().unwrap(), vec![(Some("/big".to_string()), 413)], "the application hears of it");
         // Stop with idle and half-sent connections open: prompt.
         let idle: Vec<TcpStream> = (0..20).map(|_| TcpStream::connect(a).unwrap()).collect();
         let mut half = TcpStream::connect(a).unwrap();
@@ -439,7 +466,7 @@ mod tests {
 
     #[test]
     fn refused_peer_gets_403_before_sending_anything() {
-        let srv = Server::start("127.0.0.1:0", "t", Limits::default(), |_| false, |_, _| Response::reason(200, "no")).unwrap();
+        let srv = Server::start("127.0.0.1:0", "t", Limits::default(), |_| false, |_, _| Response::reason(200, "no"), |_, _, _| {}).unwrap();
         let mut s = TcpStream::connect(srv.local_addr()).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         let mut out = String::new();

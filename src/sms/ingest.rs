@@ -161,6 +161,21 @@ impl Ingest {
         self.queue_sms(&mut g, device, &rows_in_order(rows, bad), Source::Inbox)
     }
 
+    /// An inbox SMS the GoIP cannot deliver in a readable answer: published
+    /// as unreadable (once), so reading can move past it.
+    pub fn inbox_unreadable(&self, device: &str, ssrc: Option<&str>, id: u64, reason: &str) -> Result<usize, QueueError> {
+        let sn = self.ctx.sn();
+        let mut g = self.lock();
+        let k = seen::key("unreadable", &[device, ssrc.unwrap_or(""), &id.to_string()]);
+        if g.seen.contains(&k) {
+            return Ok(0);
+        }
+        let f = json!({"device": device, "encoding": "raw", "raw": Value::Null, "inboxId": id, "reason": reason,
+                       "source": source_name(Source::Inbox)});
+        let ev = crate::events::envelope(&sn, "sms-received", super::fit::fit_fields(fields(f)));
+        self.commit(&mut g, vec![k], &[ev])
+    }
+
     fn queue_sms(&self, g: &mut Inner, device: &str, rows: &[SmsRow<'_>], src: Source) -> Result<usize, QueueError> {
         let sn = self.ctx.sn();
         let mut keys = Vec::new();

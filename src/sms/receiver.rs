@@ -50,6 +50,7 @@ impl Receiver {
         let bucket = TokenBucket::new(s.rate);
         let allowed = s.allowed.clone();
         let shared = Arc::new(s);
+        let (shared2, ingest2) = (shared.clone(), ingest.clone());
         let server = Server::start(
             &shared.listen.clone(),
             "sms-rx",
@@ -61,6 +62,14 @@ impl Receiver {
                     log::info!("sms receiver: {} {} from {peer}: {} {}", req.method, req.target, r.status, String::from_utf8_lossy(&r.body));
                 }
                 r
+            },
+            // A push the server refused or lost (too large, too slow, cut
+            // off, malformed, busy): the GoIP keeps what it held, so its SMS
+            // must now come through the inbox, in order.
+            move |peer, target, _status| {
+                if let Some(device) = which_device(&shared2, target.unwrap_or(""), Some(peer.ip())) {
+                    ingest2.refused(&device);
+                }
             },
         )?;
         Ok(Receiver { server })

@@ -164,6 +164,9 @@ fn http_request(bytes: &[u8]) {
         Ok(Progress::Partial { .. }) => assert!(bytes.len() <= lim.max_head + lim.max_body * 2 + 64 || bytes.len() > lim.max_head),
         Err(e) => assert!((400..600).contains(&e.status) && !e.reason.is_empty()),
     }
+    if let Some(t) = dma_agent::httpd::request::request_target(bytes) {
+        assert!(!t.is_empty() && t.len() <= 4096);
+    }
     if let Ok(Some(b)) = decode_chunked(bytes, 4096, 512) {
         assert!(b.len() <= 4096);
     }

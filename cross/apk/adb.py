@@ -1,0 +1,275 @@
+"""Writer of apk-tools v3 "ADB" files (packages and indexes), Python stdlib only.
+
+Written from apk-tools' documentation (apk-v3(5), apk-package(5)) and the
+schema numbers of its src/apk_adb.h; no apk-tools code is used. The reader the
+tests use (tests/packaging/apkread.py) is a separate implementation.
+
+Wire format, in short:
+  file      = "ADBd" + raw-deflate( "ADB." + schema(u32 LE) + blocks )   (or uncompressed "ADB." ...)
+  block     = u32 LE (type << 30 | 4 + len(payload)), payload, zero padding to 8 bytes
+              type 0 ADB (the metadata tree), 1 SIG, 2 DATA (file contents)
+  ADB block = u8 compat_ver 0, u8 ver 0, u16 0, u32 root value, then the values
+  value     = u32 LE: 4-bit type + 28-bit immediate or offset into the ADB block
+              0x0 special (0 null), 0x1 int (direct), 0x2 int32 / 0x3 int64 (offset),
+              0x8/0x9/0xa blob with u8/u16/u32 length prefix (offset),
+              0xd array / 0xe object (offset of u32 slots; slot 0 = number of slots)
+"""
+
+import hashlib
+import struct
+
+T_SPECIAL, T_INT, T_INT32, T_INT64 = 0x0, 0x1, 0x2, 0x3
+T_BLOB8, T_BLOB16, T_BLOB32, T_ARRAY, T_OBJECT = 0x8, 0x9, 0xA, 0xD, 0xE
+NULL = 0
+
+BLOCK_ADB, BLOCK_SIG, BLOCK_DATA = 0, 1, 2
+SCHEMA_PACKAGE = 0x676B6370  # "pckg"
+SCHEMA_INDEX = 0x78646E69  # "indx"
+
+# Slot numbers (apk_adb.h).
+PI = dict(name=1, version=2, hashes=3, description=4, arch=5, license=6, origin=7,
+          maintainer=8, url=9, repo_commit=10, build_time=11, installed_size=12,
+          file_size=13, provider_priority=14, depends=15, provides=16, replaces=17,
+          install_if=18, recommends=19, layer=20, tags=21)
+DEP = dict(name=1, version=2, match=3)
+ACL = dict(mode=1, user=2, group=3, xattrs=4)
+FI = dict(name=1, acl=2, size=3, mtime=4, hash=5, target=6)
+DI = dict(name=1, acl=2, files=3)
+SCRIPT = {"trigger": 1, "pre-install": 2, "post-install": 3, "pre-deinstall": 4,
+          "post-deinstall": 5, "pre-upgrade": 6, "post-upgrade": 7}
+PKG = dict(info=1, paths=2, scripts=3, triggers=4, replaces_priority=5)
+NDX = dict(description=1, packages=2, pkgname_spec=3)
+
+DIGEST_SHA512 = 4  # apk's hash_alg number in a v0 signature
+
+
+class Obj:
+    """An object (or array) being built: slots 1..n, each a Python value:
+    None, int, bytes/str (blob), Obj, or Raw (a blob never shared, patched later)."""
+
+    def __init__(self, array=False):
+        self.array = array
+        self.slots = {}
+
+    def set(self, i, v):
+        if v is not None and v != b"" and v != "":
+            self.slots[i] = v
+        return self
+
+    def append(self, v):
+        self.slots[len(self.slots) + 1] = v
+        return self
+
+
+class Raw:
+    """A blob written at its own offset (not shared), whose offset is remembered."""
+
+    def __init__(self, data):
+        self.data = data
+        self.offset = None
+
+
+class Writer:
+    """Builds the ADB block payload the way apk-tools lays it out: values
+    appended with their natural alignment, identical values shared."""
+
+    def __init__(self):
+        self.buf = bytearray(8)  # adb_hdr: compat 0, ver 0, reserved 0, root (patched)
+        self.seen = {}
+
+    def _data(self, data, align, share=True):
+        if share:
+            off = self.seen.get(data)
+            if off is not None and off % align == 0:
+                return off
+        self.buf += b"\0" * ((-len(self.buf)) % align)
+        off = len(self.buf)
+        self.buf += data
+        if share and data not in self.seen:
+            self.seen[data] = off
+        return off
+
+    @staticmethod
+    def _val(t, v):
+        if v >= 0x10000000:
+            raise ValueError("ADB block larger than 256 MiB")
+        return (t << 28) | v
+
+    def int(self, n):
+        if n < 0:
+            raise ValueError("negative integer")
+        if n < 0x10000000:
+            return self._val(T_INT, n)
+        if n < 1 << 32:
+            return self._val(T_INT32, self._data(struct.pack("<I", n), 4))
+        return self._val(T_INT64, self._data(struct.pack("<Q", n), 4))
+
+    def blob(self, b, share=True):
+        if isinstance(b, str):
+            b = b.encode()
+        n = len(b)
+        if n == 0:
+            return NULL
+        if n <= 0xFF:
+            return self._val(T_BLOB8, self._data(struct.pack("<B", n) + b, 1, share))
+        if n <= 0xFFFF:
+            return self._val(T_BLOB16, self._data(struct.pack("<H", n) + b, 2, share))
+        return self._val(T_BLOB32, self._data(struct.pack("<I", n) + b, 4, share))
+
+    def value(self, v):
+        if v is None:
+            return NULL
+        if isinstance(v, bool):
+            return 1 if v else 2
+        if isinstance(v, int):
+            return self.int(v)
+        if isinstance(v, (bytes, bytearray, str)):
+            return self.blob(bytes(v) if not isinstance(v, str) else v)
+        if isinstance(v, Raw):
+            val = self.blob(v.data, share=False)
+            v.offset = (val & 0x0FFFFFFF) + 1  # past the u8 length
+            return val
+        if isinstance(v, Obj):
+            return self.obj(v)
+        raise TypeError(type(v))
+
+    def obj(self, o):
+        n = max(o.slots) if o.slots else 0
+        vals = [self.value(o.slots.get(i)) for i in range(1, n + 1)]
+        while vals and vals[-1] == NULL:
+            vals.pop()
+        if not vals:
+            return NULL
+        slots = [len(vals) + 1] + vals
+        return self._val(T_ARRAY if o.array else T_OBJECT,
+                         self._data(struct.pack("<%dI" % len(slots), *slots), 4))
+
+    def finish(self, root):
+        struct.pack_into("<I", self.buf, 4, self.value(root))
+        return self.buf
+
+
+def block(btype, payload):
+    raw = 4 + len(payload)
+    if raw > 0x3FFFFFFF:
+        raise ValueError("block too large")
+    return struct.pack("<I", (btype << 30) | raw) + bytes(payload) + b"\0" * ((-raw) % 8)
+
+
+def file_header(schema):
+    return b"ADB." + struct.pack("<I", schema)
+
+
+def deflate(data, level=9):
+    """Raw deflate (no zlib/gzip header) as apk writes after "ADBd": level 9,
+    window 15, memLevel 8, default strategy: deterministic for a given zlib."""
+    import zlib
+    c = zlib.compressobj(level, zlib.DEFLATED, -15, 8, zlib.Z_DEFAULT_STRATEGY)
+    return b"ADBd" + c.compress(data) + c.flush()
+
+
+def sign_v0_payload(schema, key_id, adb_payload):
+    """The bytes a v0 signature covers (apk signs them with SHA-512): the schema,
+    the signature header (version 0, hash alg SHA-512, 16-byte key id) and the
+    SHA-512 of the ADB block payload."""
+    hdr = struct.pack("<BB", 0, DIGEST_SHA512) + key_id
+    return hdr, struct.pack("<I", schema) + hdr + hashlib.sha512(bytes(adb_payload)).digest()
+
+
+def sort_key(o, field):
+    """apk sorts arrays of objects by their first compared field, bytewise."""
+    v = o.slots.get(field, b"")
+    return v.encode() if isinstance(v, str) else bytes(v)
+
+
+def dependency(text):
+    """'name', 'name>=1.2-r1', '!name' ... to a dependency object."""
+    # apk_version.h: EQUAL 1, LESS 2, GREATER 4, FUZZY 8, CONFLICT 16
+    ops = [(">=", 4 | 1), ("<=", 2 | 1), ("~", 8 | 1), ("=", 1), (">", 4), ("<", 2)]
+    o = Obj()
+    conflict = text.startswith("!")
+    if conflict:
+        text = text[1:]
+    for op, mask in ops:
+        if op in text:
+            name, ver = text.split(op, 1)
+            o.set(DEP["name"], name).set(DEP["version"], ver)
+            match = mask | (16 if conflict else 0)
+            if match != 1:
+                o.set(DEP["match"], match)
+            return o
+    o.set(DEP["name"], text)
+    if conflict:
+        o.set(DEP["match"], 16)
+    return o
+
+
+def dependency_array(texts):
+    deps = sorted((dependency(t) for t in texts if t), key=lambda d: sort_key(d, DEP["name"]))
+    arr = Obj(array=True)
+    for d in deps:
+        arr.append(d)
+    return arr if deps else None
+
+
+# ---- reading back (what the index builder needs: a package's info object) ----
+
+def unpack(data):
+    """Decompress an .apk / .adb file: returns (schema, [(block type, payload)])."""
+    import zlib
+    if data[:4] == b"ADBd":
+        d = zlib.decompressobj(-15)
+        data = d.decompress(data[4:]) + d.flush()
+    elif data[:4] != b"ADB.":
+        raise ValueError("not an apk v3 file (no ADB magic)")
+    if data[:4] != b"ADB." or len(data) < 8:
+        raise ValueError("bad ADB file header")
+    schema = struct.unpack_from("<I", data, 4)[0]
+    blocks, pos = [], 8
+    while pos < len(data):
+        if pos + 4 > len(data):
+            raise ValueError("truncated block header")
+        ts = struct.unpack_from("<I", data, pos)[0]
+        btype, raw = ts >> 30, ts & 0x3FFFFFFF
+        if btype == 3 or raw < 4 or pos + raw > len(data):
+            raise ValueError("bad block at %d" % pos)
+        blocks.append((btype, data[pos + 4:pos + raw]))
+        pos += raw + ((-raw) % 8)
+    return schema, blocks
+
+
+def copy(w, src, v):
+    """Copy value v of ADB payload src into writer w (any type, recursively)."""
+    t, off = v >> 28, v & 0x0FFFFFFF
+    if t in (T_SPECIAL, T_INT):
+        return v
+    if t == T_INT32:
+        return w.int(struct.unpack_from("<I", src, off)[0])
+    if t == T_INT64:
+        return w.int(struct.unpack_from("<Q", src, off)[0])
+    if t in (T_BLOB8, T_BLOB16, T_BLOB32):
+        fmt, size = {T_BLOB8: ("<B", 1), T_BLOB16: ("<H", 2), T_BLOB32: ("<I", 4)}[t]
+        n = struct.unpack_from(fmt, src, off)[0]
+        return w.blob(bytes(src[off + size:off + size + n]))
+    if t in (T_ARRAY, T_OBJECT):
+        n = struct.unpack_from("<I", src, off)[0]
+        slots = struct.unpack_from("<%dI" % n, src, off)
+        vals = [n] + [copy(w, src, s) for s in slots[1:]]
+        return w._val(t, w._data(struct.pack("<%dI" % n, *vals), 4))
+    raise ValueError("bad value type %x" % t)
+
+
+def slot(src, v, i):
+    """Slot i of object value v in payload src (NULL if absent)."""
+    off = v & 0x0FFFFFFF
+    n = struct.unpack_from("<I", src, off)[0]
+    return struct.unpack_from("<I", src, off + 4 * i)[0] if i < n else NULL
+
+
+def blob_at(src, v):
+    t, off = v >> 28, v & 0x0FFFFFFF
+    fmt, size = {T_BLOB8: ("<B", 1), T_BLOB16: ("<H", 2), T_BLOB32: ("<I", 4)}.get(t, (None, 0))
+    if fmt is None:
+        return b""
+    n = struct.unpack_from(fmt, src, off)[0]
+    return bytes(src[off + size:off + size + n])

@@ -1,0 +1,143 @@
+#!/usr/bin/env python3
+"""Build a signed apk-tools v3 package index (packages.adb) for a dma-agent feed.
+
+    cross/mkapk-index.py --key OPERATOR-KEY.pem --output FEED/packages.adb FEED/*.apk
+        [--description TEXT]
+
+The index lists each package's info (as `apk mkndx` does: the package's own
+info, its file size and, as `hashes`, the SHA-256 of its metadata block, which
+is how apk trusts an unsigned package fetched from a signed index) and carries
+one v0 signature block: ECDSA over SHA-512 with the operator's private key
+(openssl CLI). Routers that have the matching public key in /etc/apk/keys
+install and upgrade from the feed without --allow-untrusted.
+
+A key for a fleet (keep the private half off the routers):
+    openssl ecparam -name prime256v1 -genkey -noout -out dma-feed.key.pem
+    openssl ec -in dma-feed.key.pem -pubout -out dma-feed.pub.pem
+
+The package files must sit beside packages.adb, named <name>-<version>.apk
+(apk's default name spec; cross/mkapk.py writes them so).
+"""
+
+import argparse
+import hashlib
+import os
+import re
+import struct
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "apk"))
+import adb  # noqa: E402
+
+
+def die(msg):
+    print("mkapk-index: error: " + msg, file=sys.stderr)
+    sys.exit(1)
+
+
+def der_items(data, pos, end):
+    """Top-level (tag, content start, content end) items of DER data[pos:end]."""
+    out = []
+    while pos < end:
+        tag, n = data[pos], data[pos + 1]
+        pos += 2
+        if n & 0x80:
+            k = n & 0x7F
+            n = int.from_bytes(data[pos:pos + k], "big")
+            pos += k
+        out.append((tag, pos, pos + n))
+        pos += n
+    return out
+
+
+def key_id(key_path):
+    """apk's key id: the first 16 bytes of SHA-512 over the raw public key (the
+    BIT STRING of the SubjectPublicKeyInfo: the EC point, or the RSA key)."""
+    spki = subprocess.run(["openssl", "pkey", "-in", key_path, "-pubout", "-outform", "DER"],
+                          capture_output=True, check=True).stdout
+    (tag, s, e), = der_items(spki, 0, len(spki))
+    items = der_items(spki, s, e)
+    if tag != 0x30 or len(items) != 2 or items[1][0] != 0x03:
+        raise ValueError("unexpected public key encoding")
+    _, bs, be = items[1]
+    return hashlib.sha512(spki[bs + 1:be]).digest()[:16]  # skip the unused-bits byte
+
+
+def version_key(v):
+    # Enough of apk's ordering to sort a feed: numbers numerically, -rN last.
+    return [int(x) if x.isdigit() else x for x in re.split(r"([0-9]+)", v)]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--key", required=True, help="operator's private key (PEM, ECDSA P-256)")
+    ap.add_argument("--output", required=True, help="packages.adb to write")
+    ap.add_argument("--description", default="dma-agent feed")
+    ap.add_argument("packages", nargs="+")
+    a = ap.parse_args()
+
+    w = adb.Writer()
+    infos = []
+    for path in a.packages:
+        with open(path, "rb") as f:
+            data = f.read()
+        try:
+            schema, blocks = adb.unpack(data)
+        except (ValueError, struct.error) as e:
+            die("%s: %s" % (path, e))
+        if schema != adb.SCHEMA_PACKAGE or not blocks or blocks[0][0] != adb.BLOCK_ADB:
+            die("%s: not an apk v3 package" % path)
+        payload = blocks[0][1]
+        root = struct.unpack_from("<I", payload, 4)[0]
+        info_v = adb.slot(payload, root, adb.PKG["info"])
+        n = struct.unpack_from("<I", payload, info_v & 0x0FFFFFFF)[0]
+        slots = {i: adb.slot(payload, info_v, i) for i in range(1, n)}
+        name = adb.blob_at(payload, slots.get(adb.PI["name"], 0)).decode()
+        version = adb.blob_at(payload, slots.get(adb.PI["version"], 0)).decode()
+        expect = "%s-%s.apk" % (name, version)
+        if os.path.basename(path) != expect:
+            die("%s: must be named %s beside the index" % (path, expect))
+        vals = {i: adb.copy(w, payload, v) for i, v in slots.items()}
+        vals[adb.PI["hashes"]] = w.blob(hashlib.sha256(payload).digest())
+        vals[adb.PI["file_size"]] = w.int(len(data))
+        m = max(vals)
+        arr = [vals.get(i, adb.NULL) for i in range(1, m + 1)]
+        v = w._val(adb.T_OBJECT, w._data(struct.pack("<%dI" % (m + 1), m + 1, *arr), 4))
+        infos.append(((name.encode(), version_key(version)), v))
+        print("mkapk-index: %s %s (%d bytes)" % (name, version, len(data)), file=sys.stderr)
+
+    infos.sort(key=lambda x: x[0])
+    pkgs = [len(infos) + 1] + [v for _, v in infos]
+    pkgs_v = w._val(adb.T_ARRAY, w._data(struct.pack("<%dI" % len(pkgs), *pkgs), 4))
+    desc_v = w.blob(a.description)
+    root = [3, desc_v, pkgs_v]
+    root_v = w._val(adb.T_OBJECT, w._data(struct.pack("<3I", *root), 4))
+    struct.pack_into("<I", w.buf, 4, root_v)
+    payload = bytes(w.buf)
+
+    try:
+        kid = key_id(a.key)
+    except (OSError, subprocess.CalledProcessError, ValueError) as e:
+        die("cannot read the key %s: %s" % (a.key, e))
+    hdr, signed = adb.sign_v0_payload(adb.SCHEMA_INDEX, kid, payload)
+    with tempfile.TemporaryDirectory() as tmp:
+        msg = os.path.join(tmp, "msg")
+        with open(msg, "wb") as f:
+            f.write(signed)
+        sig = subprocess.run(["openssl", "dgst", "-sha512", "-sign", a.key, "-binary", msg],
+                             capture_output=True, check=True).stdout
+
+    out = adb.file_header(adb.SCHEMA_INDEX) + adb.block(adb.BLOCK_ADB, payload)
+    out += adb.block(adb.BLOCK_SIG, hdr + sig)
+    os.makedirs(os.path.dirname(os.path.abspath(a.output)), exist_ok=True)
+    with open(a.output + ".tmp", "wb") as f:
+        f.write(adb.deflate(out))
+    os.replace(a.output + ".tmp", a.output)
+    print("mkapk-index: %s: %d packages, signed by key id %s" % (a.output, len(infos), kid.hex()), file=sys.stderr)
+    print(a.output)
+
+
+if __name__ == "__main__":
+    main()

@@ -26,7 +26,6 @@ import re
 import struct
 import subprocess
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "apk"))
 import adb  # noqa: E402
@@ -35,34 +34,6 @@ import adb  # noqa: E402
 def die(msg):
     print("mkapk-index: error: " + msg, file=sys.stderr)
     sys.exit(1)
-
-
-def der_items(data, pos, end):
-    """Top-level (tag, content start, content end) items of DER data[pos:end]."""
-    out = []
-    while pos < end:
-        tag, n = data[pos], data[pos + 1]
-        pos += 2
-        if n & 0x80:
-            k = n & 0x7F
-            n = int.from_bytes(data[pos:pos + k], "big")
-            pos += k
-        out.append((tag, pos, pos + n))
-        pos += n
-    return out
-
-
-def key_id(key_path):
-    """apk's key id: the first 16 bytes of SHA-512 over the raw public key (the
-    BIT STRING of the SubjectPublicKeyInfo: the EC point, or the RSA key)."""
-    spki = subprocess.run(["openssl", "pkey", "-in", key_path, "-pubout", "-outform", "DER"],
-                          capture_output=True, check=True).stdout
-    (tag, s, e), = der_items(spki, 0, len(spki))
-    items = der_items(spki, s, e)
-    if tag != 0x30 or len(items) != 2 or items[1][0] != 0x03:
-        raise ValueError("unexpected public key encoding")
-    _, bs, be = items[1]
-    return hashlib.sha512(spki[bs + 1:be]).digest()[:16]  # skip the unused-bits byte
 
 
 def version_key(v):
@@ -118,19 +89,11 @@ def main():
     payload = bytes(w.buf)
 
     try:
-        kid = key_id(a.key)
+        sig_block, kid = adb.signature_block(adb.SCHEMA_INDEX, payload, a.key)
     except (OSError, subprocess.CalledProcessError, ValueError) as e:
-        die("cannot read the key %s: %s" % (a.key, e))
-    hdr, signed = adb.sign_v0_payload(adb.SCHEMA_INDEX, kid, payload)
-    with tempfile.TemporaryDirectory() as tmp:
-        msg = os.path.join(tmp, "msg")
-        with open(msg, "wb") as f:
-            f.write(signed)
-        sig = subprocess.run(["openssl", "dgst", "-sha512", "-sign", a.key, "-binary", msg],
-                             capture_output=True, check=True).stdout
+        die("cannot sign with the key %s: %s" % (a.key, e))
 
-    out = adb.file_header(adb.SCHEMA_INDEX) + adb.block(adb.BLOCK_ADB, payload)
-    out += adb.block(adb.BLOCK_SIG, hdr + sig)
+    out = adb.file_header(adb.SCHEMA_INDEX) + adb.block(adb.BLOCK_ADB, payload) + sig_block
     os.makedirs(os.path.dirname(os.path.abspath(a.output)), exist_ok=True)
     with open(a.output + ".tmp", "wb") as f:
         f.write(adb.deflate(out))

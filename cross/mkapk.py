@@ -24,12 +24,19 @@ What goes in, as OpenWrt's include/package-pack.mk puts it with `apk mkpkg`:
            (the files OpenWrt's sysupgrade and `apk` wrappers read)
 
 Reproducible: every mtime is SOURCE_DATE_EPOCH, owners root:root, paths sorted,
-fixed deflate parameters, no signature in the package (a feed's index is signed
-instead: cross/mkapk-index.py). The same inputs give a byte-identical file.
+fixed deflate parameters, no signature in the package (as OpenWrt's: a feed's
+index is signed instead, cross/mkapk-index.py). The same inputs give a
+byte-identical file.
+
+Optional: APK_SIGN_KEY=operator-key.pem adds a signature block (ECDSA over
+SHA-512, openssl CLI), so `apk add FILE.apk` accepts the file without
+--allow-untrusted on routers holding the public key in /etc/apk/keys.
+A signed package is not byte-reproducible (ECDSA signatures are randomised);
+its metadata and data blocks still are.
 
 Env: SOURCE_DATE_EPOCH (default: last git commit time, else now),
      PKG_MAINTAINER, PKG_LICENSE, PKG_SOURCE, PKG_URL, PKG_DEPENDS (default libc;
-     space or comma separated; empty for none), PKG_ABIVERSION,
+     space or comma separated; empty for none), PKG_ABIVERSION, APK_SIGN_KEY,
      FILES_DIR (default openwrt/dma-agent/files).
 """
 
@@ -196,6 +203,9 @@ def build(binary, arch, version, env):
     payload[uid.offset:uid.offset + 20] = hashlib.sha256(bytes(payload)).digest()[:20]
 
     out = adb.file_header(adb.SCHEMA_PACKAGE) + adb.block(adb.BLOCK_ADB, payload)
+    if env["sign_key"]:
+        sig, _ = adb.signature_block(adb.SCHEMA_PACKAGE, payload, env["sign_key"])
+        out += sig
     for di, fi, data in order:
         out += adb.block(adb.BLOCK_DATA, struct.pack("<II", di, fi) + data)
     return adb.deflate(out)
@@ -225,8 +235,14 @@ def main(argv):
         "url": os.environ.get("PKG_URL") or cargo_field("repository") or "",
         "depends": [d for d in re.split(r"[\s,]+", depends) if d],
         "abiversion": os.environ.get("PKG_ABIVERSION", ""),
+        "sign_key": os.environ.get("APK_SIGN_KEY", ""),
     }
-    data = build(binary, arch, version, env)
+    if env["sign_key"] and not os.path.isfile(env["sign_key"]):
+        die("APK_SIGN_KEY: no such file " + env["sign_key"])
+    try:
+        data = build(binary, arch, version, env)
+    except (OSError, subprocess.CalledProcessError, ValueError) as e:
+        die("cannot build the package: %s" % e)
     os.makedirs(outdir, exist_ok=True)
     path = os.path.join(outdir, "%s-%s.apk" % (PKG, version))
     with open(path + ".tmp", "wb") as f:

@@ -176,6 +176,51 @@ def sign_v0_payload(schema, key_id, adb_payload):
     return hdr, struct.pack("<I", schema) + hdr + hashlib.sha512(bytes(adb_payload)).digest()
 
 
+def der_items(data, pos, end):
+    """Top-level (tag, content start, content end) items of DER data[pos:end]."""
+    out = []
+    while pos < end:
+        tag, n = data[pos], data[pos + 1]
+        pos += 2
+        if n & 0x80:
+            k = n & 0x7F
+            n = int.from_bytes(data[pos:pos + k], "big")
+            pos += k
+        out.append((tag, pos, pos + n))
+        pos += n
+    return out
+
+
+def key_id(key_path):
+    """apk's key id: the first 16 bytes of SHA-512 over the raw public key (the
+    BIT STRING of the SubjectPublicKeyInfo: the EC point, or the RSA key)."""
+    import subprocess
+    spki = subprocess.run(["openssl", "pkey", "-in", key_path, "-pubout", "-outform", "DER"],
+                          capture_output=True, check=True).stdout
+    (tag, s, e), = der_items(spki, 0, len(spki))
+    items = der_items(spki, s, e)
+    if tag != 0x30 or len(items) != 2 or items[1][0] != 0x03:
+        raise ValueError("unexpected public key encoding")
+    _, bs, be = items[1]
+    return hashlib.sha512(spki[bs + 1:be]).digest()[:16]  # skip the unused-bits byte
+
+
+def signature_block(schema, adb_payload, key_path):
+    """A SIG block over the ADB block, signed with the private key at key_path
+    by the openssl CLI (ECDSA or RSA; SHA-512). Returns (block bytes, key id)."""
+    import subprocess
+    import tempfile
+    kid = key_id(key_path)
+    hdr, signed = sign_v0_payload(schema, kid, adb_payload)
+    with tempfile.TemporaryDirectory() as tmp:
+        msg = tmp + "/msg"
+        with open(msg, "wb") as f:
+            f.write(signed)
+        sig = subprocess.run(["openssl", "dgst", "-sha512", "-sign", key_path, "-binary", msg],
+                             capture_output=True, check=True).stdout
+    return block(BLOCK_SIG, hdr + sig), kid
+
+
 def sort_key(o, field):
     """apk sorts arrays of objects by their first compared field, bytewise."""
     v = o.slots.get(field, b"")

@@ -92,5 +92,21 @@ mkdir -p "$R3/etc/apk/repositories.d"
 cp "$R2/etc/apk/repositories.d/dma-agent.list" "$R3/etc/apk/repositories.d/"
 step "$APK" --root "$R3" --initdb --no-network --allow-untrusted add --virtual libc
 if step "$APK" --root "$R3" add dma-agent; then echo "FAIL: untrusted index accepted"; exit 1; fi
+
 echo
-echo "OK: install, upgrade (config kept, new one beside it), remove (config left), signed feed"
+echo "# a signed package (APK_SIGN_KEY) installs as a local file without --allow-untrusted"
+signed=$(APK_SIGN_KEY="$work/feed.key.pem" "$root_dir/cross/mkapk.py" "$binary" "$arch" 0.1.2-r1 "$work/signed" 2>/dev/null)
+R4=$work/root4
+mkdir -p "$R4/bin" "$R4/lib" "$R4/tmp" "$R4/etc/apk/keys"
+cp "$BUSYBOX" "$R4/bin/busybox"; ln -s busybox "$R4/bin/sh"
+cp "$R/lib/functions.sh" "$R4/lib/functions.sh"
+step "$APK" --root "$R4" --initdb --no-network --allow-untrusted add --virtual libc
+if step "$APK" --root "$R4" --no-network --repositories-file /dev/null add "$signed"; then
+    echo "FAIL: signed package accepted without the key"; exit 1
+fi
+cp "$work/dma-feed.pub.pem" "$R4/etc/apk/keys/"
+step "$APK" --root "$R4" --no-network --repositories-file /dev/null add "$signed"
+step "$APK" --root "$R4" list --installed
+
+echo
+echo "OK: install, upgrade (config kept, new one beside it), remove (config left), signed feed, signed package"

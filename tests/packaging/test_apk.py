@@ -310,6 +310,30 @@ class IndexTest(unittest.TestCase):
                                  capture_output=True, text=True)
             self.assertNotEqual(bad.returncode, 0)
 
+    def verify(self, schema, adb, sig):
+        msg = struct.pack("<I", schema) + sig[:18] + hashlib.sha512(adb).digest()
+        with tempfile.TemporaryDirectory() as t:
+            m, s = os.path.join(t, "m"), os.path.join(t, "s")
+            with open(m, "wb") as f:
+                f.write(msg)
+            with open(s, "wb") as f:
+                f.write(sig[18:])
+            return subprocess.run(["openssl", "dgst", "-sha512", "-verify", self.pub, "-signature", s, m],
+                                  capture_output=True, text=True).returncode == 0
+
+    def test_signed_package(self):
+        binary = os.path.join(self.tmp.name, "dma-agent")
+        plain = build_apk(binary, os.path.join(self.tmp.name, "plain"))
+        signed = build_apk(binary, os.path.join(self.tmp.name, "signed"), APK_SIGN_KEY=self.key)
+        pc, ppkg = apkread.read(read_file(plain))
+        sc, spkg = apkread.read(read_file(signed))
+        self.assertEqual([b for b, _ in sc.blocks], [0, 1] + [2] * len(pc.data), "ADB, SIG, then DATA")
+        self.assertEqual(sc.adb, pc.adb, "the signature adds a block, nothing else")
+        self.assertEqual(sc.data, pc.data)
+        self.assertTrue(self.verify(0x676B6370, sc.adb, sc.sigs[0]))
+        self.assertFalse(self.verify(0x78646E69, sc.adb, sc.sigs[0]), "the schema is part of what is signed")
+        self.assertEqual(len(apkread.package_files(sc, spkg)), len(apkread.package_files(pc, ppkg)))
+
     def test_misnamed_package_refused(self):
         wrong = os.path.join(self.tmp.name, "renamed.apk")
         shutil.copy(self.pkgs[0], wrong)

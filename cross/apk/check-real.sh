@@ -77,10 +77,12 @@ cp "$work/dma-feed.pub.pem" "$R2/etc/apk/keys/"
 echo "file://$work/feed/packages.adb" > "$R2/etc/apk/repositories.d/dma-agent.list"
 step "$APK" --root "$R2" --initdb --no-network --allow-untrusted add --virtual libc
 step "$APK" --root "$R2" update
-step "$APK" --root "$R2" add 'dma-agent<0.1.1'
-step "$APK" --root "$R2" list --installed
+# installed from a local file first (pinned in world), then handed to the feed
+step "$APK" --root "$R2" --allow-untrusted add "$v1"
+step cat "$R2/etc/apk/world"
 echo "option broker_host 'modified.example'  # operator's change" >> "$R2/etc/config/dma-agent"
 step "$APK" --root "$R2" add dma-agent
+step cat "$R2/etc/apk/world"
 step "$APK" --root "$R2" upgrade
 step "$APK" --root "$R2" list --installed
 step ls -l "$R2/etc/config/"

@@ -50,7 +50,8 @@ step "$APK" --root "$R" --no-network --allow-untrusted add "$v1"
 step ls -l "$R/usr/bin/dma-agent" "$R/etc/init.d/dma-agent" "$R/etc/config/dma-agent" "$R/lib/apk/packages/"
 step cat "$R/tmp/scripts.log"
 echo "option broker_host 'modified.example'  # operator's change" >> "$R/etc/config/dma-agent"
-step "$APK" --root "$R" --no-network --allow-untrusted add "$v2"
+# the upgrade as the agent's `upgrade` command runs it (commands/upgrade/installer.rs)
+step "$APK" --root "$R" add --no-network --repositories-file /dev/null --allow-untrusted "$v2"
 step "$APK" --root "$R" --no-network info -v dma-agent
 step tail -1 "$R/etc/config/dma-agent"
 step ls -l "$R/etc/config/"

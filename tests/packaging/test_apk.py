@@ -186,6 +186,23 @@ class ApkTest(unittest.TestCase):
                 c, pkg = apkread.read(self.raw[:cut])
                 apkread.package_files(c, pkg)
 
+    def test_reader_survives_corruption(self):
+        # The reader checks packages it did not write: any corruption must end
+        # in a clean error (or a clean read), never an IndexError or a hang.
+        import random
+        rnd = random.Random(12)
+        plain = apkread.decompress(self.raw)
+        for _ in range(400):
+            data = bytearray(plain)
+            for _ in range(rnd.randint(1, 8)):
+                data[rnd.randrange(len(data))] = rnd.randrange(256)
+            try:
+                c = apkread.Container(bytes(data))
+                pkg = apkread.Tree(c.adb).decode(apkread.Tree(c.adb).root(), ("obj", apkread.PACKAGE))
+                apkread.package_files(c, pkg or {})
+            except (apkread.AdbError, UnicodeDecodeError):
+                pass
+
     # -- scripts -----------------------------------------------------------
     def test_scripts_as_package_pack_mk(self):
         s = self.pkg["scripts"]

@@ -222,12 +222,13 @@ fn download_agent(tag: &str, sn: &str, extra: &str) -> (Broker, Platform, Agent,
 
 #[test]
 fn slow_download_longer_than_the_stall_timeout_completes() {
-    // 24 KiB in 1 KiB pieces every 300 ms: ~7 s in all, over three times the
-    // 2 s stall timeout, and never 2 s without a byte.
-    let package = ipk_bytes(24 * 1024);
+    // A full-size package (8 MiB, the default upgrade_max_bytes) in 64 KiB
+    // pieces every 55 ms: ~7 s in all, over three times the 2 s stall
+    // timeout, and never 2 s without a byte.
+    let package = ipk_bytes(8 * 1024 * 1024);
     let srv = Server::start(HashMap::from([(
         "/slow.ipk".to_string(),
-        Route::Trickle(package.clone(), 1024, Duration::from_millis(300)),
+        Route::Trickle(package.clone(), 64 * 1024, Duration::from_millis(55)),
     )]));
     let (_b, p, _a, dir) = download_agent("upgrade-slow", "EE0000000002", "");
     let started = Instant::now();

@@ -295,6 +295,31 @@ fn redirects_are_followed_up_to_a_bound() {
     let r = p.command("dma", "EE0000000005", upgrade_cmd(2, &srv.url("/a"), &package), T);
     assert_eq!(r["status"], "ok", "{r}");
     assert_eq!(wait_file(&dir.join("installed"), package.len()), package);
+
+    // A redirect to https is followed with TLS: a listener that sees the
+    // TLS ClientHello (record type 0x16) and hangs up. (No test CA can be
+    // given to the download, so the handshake itself cannot complete here.)
+    let tls = TcpListener::bind("127.0.0.1:0").unwrap();
+    let tls_port = tls.local_addr().unwrap().port();
+    let hello = Arc::new(AtomicBool::new(false));
+    let seen = hello.clone();
+    std::thread::spawn(move || {
+        if let Ok((mut c, _)) = tls.accept() {
+            c.set_read_timeout(Some(Duration::from_secs(10))).ok();
+            let mut b = [0u8; 1];
+            if c.read_exact(&mut b).is_ok() && b[0] == 0x16 {
+                seen.store(true, Ordering::SeqCst);
+            }
+        }
+    });
+    let srv2 = Server::start(HashMap::from([(
+        "/to-https".to_string(),
+        Route::Redirect(302, format!("https://127.0.0.1:{tls_port}/pkg.ipk")),
+    )]));
+    let r = p.command("dma", "EE0000000005", upgrade_cmd(3, &srv2.url("/to-https"), &package), T);
+    assert_eq!(r["status"], "err", "{r}");
+    assert!(hello.load(Ordering::SeqCst), "the https location was not tried with TLS: {r}");
+    assert_eq!(leftovers(&dir.join("dl")), Vec::<String>::new());
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -10,7 +10,8 @@ Python 3 stdlib only: no apk-tools, no SDK, no Docker.
 
 What goes in, as OpenWrt's include/package-pack.mk puts it with `apk mkpkg`:
   info     name, version (X.Y.Z-rN), description, arch (OpenWrt's name), license,
-           origin, url, maintainer, depends, installed-size, and the
+           origin, url, maintainer, depends, provides (dma-agent-any, the
+           virtual name OpenWrt gives every package), installed-size, and the
            `openwrt:abiversion=` tag when PKG_ABIVERSION is set (libraries only;
            dma-agent has none)
   scripts  post-install: default_postinst (enables and starts the service)
@@ -165,6 +166,9 @@ def build(binary, arch, version, env):
     info.set(P["maintainer"], env["maintainer"]).set(P["url"], env["url"])
     info.set(P["installed_size"], max(1, sum(len(d) for _, _, d in entries)))
     info.set(P["depends"], adb.dependency_array(env["depends"]))
+    # OpenWrt's package.mk gives every package the virtual "<name>-any"
+    # (no version: it does not own the name; other builds may provide it too).
+    info.set(P["provides"], adb.dependency_array([PKG + "-any"]))
     if env["abiversion"]:
         tags = adb.Obj(array=True).append("openwrt:abiversion=" + env["abiversion"])
         info.set(P["tags"], tags)

@@ -104,6 +104,7 @@ class ApkTest(unittest.TestCase):
         self.assertEqual(i["origin"], "feeds/dmaagent/dma-agent")
         self.assertEqual(i["maintainer"], "dma-agent maintainers")
         self.assertEqual(i["depends"], [{"name": "libc"}])
+        self.assertEqual(i["provides"], [{"name": "dma-agent-any"}], "as every OpenWrt 25.12 package")
         self.assertIn("MQTT", i["description"])
         self.assertNotIn("\n", i["description"], "apk's description is one line")
         self.assertNotIn("tags", i, "no ABI version: no openwrt:abiversion tag")
@@ -296,7 +297,7 @@ class IndexTest(unittest.TestCase):
             # apk trusts an unsigned package through the index: SHA-256 of its ADB block.
             self.assertEqual(p["hashes"], hashlib.sha256(c.adb).hexdigest())
             self.assertEqual(p["file-size"], len(raw))
-            for k in ("name", "version", "arch", "license", "origin", "depends", "installed-size"):
+            for k in ("name", "version", "arch", "license", "origin", "depends", "provides", "installed-size"):
                 self.assertEqual(p[k], pkg["info"][k], k)
 
     def test_signature_verifies_with_the_operator_key(self):

@@ -232,7 +232,24 @@ fn slow_download_longer_than_the_stall_timeout_completes() {
     )]));
     let (_b, p, _a, dir) = download_agent("upgrade-slow", "EE0000000002", "");
     let started = Instant::now();
-    let r = p.command("dma", "EE0000000002", upgrade_cmd(1, &srv.url("/slow.ipk"), &package), Duration::from_secs(60));
+    let from = p.count();
+    p.publish_raw("dma/cmd/EE0000000002", &upgrade_cmd(1, &srv.url("/slow.ipk"), &package).to_string());
+    // While it downloads, a second (detached) upgrade is refused at once.
+    let part = dir.join("dl").join("dma-agent-upgrade.part");
+    let deadline = Instant::now() + T;
+    while !part.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(part.exists(), "the download did not start in upgrade_dir");
+    let mut second = upgrade_cmd(2, &srv.url("/slow.ipk"), &package);
+    second["detached"] = json!(true);
+    let r2 = p.command("dma", "EE0000000002", second, T);
+    assert_eq!(r2["status"], "err", "{r2}");
+    assert!(r2["d"]["msg"].as_str().unwrap_or_default().contains("another upgrade is running"), "{r2}");
+    let r = p
+        .wait_from(from, "dma/resp/cmd", Duration::from_secs(60), |m| m.json["id"] == 1)
+        .expect("answer to the slow upgrade")
+        .json;
     let took = started.elapsed();
     assert_eq!(r["status"], "ok", "{r}");
     assert!(took >= Duration::from_secs(6), "the trickle took {took:?}: not slower than the stall timeout");

@@ -12,11 +12,29 @@ use crate::agent::Ctx;
 use download::{Limits, TempFile};
 use serde_json::json;
 use std::path::Path;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// Every file the upgrade writes starts with this, in `upgrade_dir`.
 const PREFIX: &str = "dma-agent-upgrade";
+
+/// One upgrade at a time (a `detached` one could otherwise run beside
+/// another and share its file names).
+static RUNNING: AtomicBool = AtomicBool::new(false);
+
+struct Running;
+
+impl Running {
+    fn claim() -> Option<Running> {
+        (!RUNNING.swap(true, Ordering::SeqCst)).then_some(Running)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        RUNNING.store(false, Ordering::SeqCst);
+    }
+}
 
 pub fn handle(ctx: &Ctx, cmd: &Command) -> Outcome {
     let Some(url) = cmd.body.get("url").and_then(|v| v.as_str()) else {
@@ -31,6 +49,9 @@ pub fn handle(ctx: &Ctx, cmd: &Command) -> Outcome {
     if want.len() != 64 || !want.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Outcome::err("bad body: sha256 must be 64 hex digits");
     }
+    let Some(_running) = Running::claim() else {
+        return Outcome::err("busy: another upgrade is running");
+    };
     let cfg = ctx.config();
     let dir = Path::new(&cfg.agent.upgrade_dir);
     if let Err(e) = std::fs::create_dir_all(dir) {

@@ -70,23 +70,21 @@ def main():
         expect = "%s-%s.apk" % (name, version)
         if os.path.basename(path) != expect:
             die("%s: must be named %s beside the index" % (path, expect))
+        # As apk mkndx: the package's info copied, then its size and, as
+        # `hashes`, the SHA-256 of its ADB block (how apk trusts it).
         vals = {i: adb.copy(w, payload, v) for i, v in slots.items()}
-        vals[adb.PI["hashes"]] = w.blob(hashlib.sha256(payload).digest())
         vals[adb.PI["file_size"]] = w.int(len(data))
-        m = max(vals)
-        arr = [vals.get(i, adb.NULL) for i in range(1, m + 1)]
-        v = w._val(adb.T_OBJECT, w._data(struct.pack("<%dI" % (m + 1), m + 1, *arr), 4))
+        vals[adb.PI["hashes"]] = w.blob(hashlib.sha256(payload).digest())
+        v = w.fields(vals)
         infos.append(((name.encode(), version_key(version)), v))
         print("mkapk-index: %s %s (%d bytes)" % (name, version, len(data)), file=sys.stderr)
 
+    # As apk mkndx: the description, then the packages (sorted by name and
+    # version), then the index object.
     infos.sort(key=lambda x: x[0])
-    pkgs = [len(infos) + 1] + [v for _, v in infos]
-    pkgs_v = w._val(adb.T_ARRAY, w._data(struct.pack("<%dI" % len(pkgs), *pkgs), 4))
     desc_v = w.blob(a.description)
-    root = [3, desc_v, pkgs_v]
-    root_v = w._val(adb.T_OBJECT, w._data(struct.pack("<3I", *root), 4))
-    struct.pack_into("<I", w.buf, 4, root_v)
-    payload = bytes(w.buf)
+    pkgs_v = w.slots([v for _, v in infos])
+    payload = bytes(w.finish(w.fields({adb.NDX["description"]: desc_v, adb.NDX["packages"]: pkgs_v})))
 
     try:
         sig_block, kid = adb.signature_block(adb.SCHEMA_INDEX, payload, a.key)

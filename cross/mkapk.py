@@ -24,6 +24,8 @@ What goes in, as OpenWrt's include/package-pack.mk puts it with `apk mkpkg`:
            /lib/apk/packages/dma-agent.list, .conffiles, .conffiles_static
            (the files OpenWrt's sysupgrade and `apk` wrappers read)
 
+The bytes are those `apk mkpkg` (apk-tools 3.0.6) writes for the same files and
+arguments (tests/packaging/data/apk-3.0.6/ keeps the reference).
 Reproducible: every mtime is SOURCE_DATE_EPOCH, owners root:root, paths sorted,
 fixed deflate parameters, no signature in the package (as OpenWrt's: a feed's
 index is signed instead, cross/mkapk-index.py). The same inputs give a
@@ -152,59 +154,68 @@ def collect(binary, files_dir):
 
 
 def build(binary, arch, version, env):
+    """The package bytes. Values are written in the order `apk mkpkg` (3.0.x)
+    writes them, so that the same inputs give the same bytes as OpenWrt's own
+    build (cross/apk/check-real.sh compares the two)."""
     epoch = env["epoch"]
     entries = collect(binary, env["files_dir"])
-
     w = adb.Writer()
-    info = adb.Obj()
-    P = adb.PI
-    info.set(P["name"], PKG).set(P["version"], version)
-    uid = adb.Raw(b"\0" * 20)  # filled with the package's unique id below, as apk mkpkg does
-    info.set(P["hashes"], uid)
-    info.set(P["description"], DESCRIPTION).set(P["arch"], arch)
-    info.set(P["license"], env["license"]).set(P["origin"], env["source"])
-    info.set(P["maintainer"], env["maintainer"]).set(P["url"], env["url"])
-    info.set(P["installed_size"], max(1, sum(len(d) for _, _, d in entries)))
-    info.set(P["depends"], adb.dependency_array(env["depends"]))
+    P, A, F, D = adb.PI, adb.ACL, adb.FI, adb.DI
+
+    # 1. The info fields given to mkpkg (--info), in slot order.
+    info = {P["name"]: w.blob(PKG), P["version"]: w.blob(version),
+            P["description"]: w.blob(DESCRIPTION), P["arch"]: w.blob(arch),
+            P["license"]: w.blob(env["license"]), P["origin"]: w.blob(env["source"]),
+            P["maintainer"]: w.blob(env["maintainer"]), P["url"]: w.blob(env["url"])}
+    info[P["depends"]] = adb.write_dependencies(w, env["depends"])
     # OpenWrt's package.mk gives every package the virtual "<name>-any"
     # (no version: it does not own the name; other builds may provide it too).
-    info.set(P["provides"], adb.dependency_array([PKG + "-any"]))
+    info[P["provides"]] = adb.write_dependencies(w, [PKG + "-any"])
     if env["abiversion"]:
-        tags = adb.Obj(array=True).append("openwrt:abiversion=" + env["abiversion"])
-        info.set(P["tags"], tags)
+        info[P["tags"]] = adb.write_strings(w, ["openwrt:abiversion=" + env["abiversion"]])
 
-    # Directories holding files (parents with no file of their own are implied,
-    # as apk mkpkg prunes them), each with its files, sorted bytewise.
-    dirs = {}
+    # 2. Every directory (the root "" and each parent included, as mkpkg
+    # without --compat writes them), root first then by name, each with its
+    # files by name.
+    dirs = {"": []}
     for path, mode, data in entries:
         d, name = path.rsplit("/", 1)
         dirs.setdefault(d, []).append((name, mode, data))
-    paths = adb.Obj(array=True)
-    order = []  # (dir index, file index, data) for the DATA blocks
-    for di, d in enumerate(sorted(dirs, key=lambda s: s.encode()), start=1):
-        dacl = adb.Obj().set(adb.ACL["mode"], 0o755).set(adb.ACL["user"], "root").set(adb.ACL["group"], "root")
-        files = adb.Obj(array=True)
+        while d:
+            dirs.setdefault(d, [])
+            d = d.rsplit("/", 1)[0] if "/" in d else ""
+    paths, order = [], []  # order: (dir index, file index, data) for the DATA blocks
+    for di, d in enumerate(sorted(dirs, key=str.encode), start=1):
+        files = []
         for fi, (name, mode, data) in enumerate(sorted(dirs[d], key=lambda e: e[0].encode()), start=1):
-            acl = adb.Obj().set(adb.ACL["mode"], mode).set(adb.ACL["user"], "root").set(adb.ACL["group"], "root")
-            f = adb.Obj().set(adb.FI["name"], name).set(adb.FI["acl"], acl)
-            f.set(adb.FI["size"], len(data)).set(adb.FI["mtime"], epoch)
-            f.set(adb.FI["hash"], hashlib.sha256(data).digest())
-            files.append(f)
+            fv = {F["name"]: w.blob(name), F["hash"]: w.blob(hashlib.sha256(data).digest()),
+                  F["mtime"]: w.int(epoch), F["size"]: w.int(len(data))}
+            acl = {A["mode"]: w.int(mode), A["user"]: w.blob("root"), A["group"]: w.blob("root")}
+            fv[F["acl"]] = w.fields(acl)
+            files.append(w.fields(fv))
             if data:
                 order.append((di, fi, data))
-        paths.append(adb.Obj().set(adb.DI["name"], d).set(adb.DI["acl"], dacl).set(adb.DI["files"], files))
+        dv = {D["name"]: w.blob(d)}
+        acl = {A["mode"]: w.int(0o755), A["user"]: w.blob("root"), A["group"]: w.blob("root")}
+        dv[D["acl"]] = w.fields(acl)
+        dv[D["files"]] = w.slots(files)
+        paths.append(w.fields(dv))
 
-    scripts = adb.Obj()
+    # 3. Size, the unique id's place (20 zero bytes, never shared), the info.
+    info[P["installed_size"]] = w.int(max(1, sum(len(d) for _, _, d in entries)))
+    info[P["hashes"]], uid_at = w.blob_raw(bytes(20))
+    pkg = {adb.PKG["info"]: w.fields(info), adb.PKG["paths"]: w.slots(paths)}
+
+    # 4. Scripts (slot order), then the package.
     post_install = POST_INSTALL % {"pkg": PKG}
-    scripts.set(adb.SCRIPT["post-install"], post_install)
-    scripts.set(adb.SCRIPT["post-upgrade"], post_upgrade(post_install))
-    scripts.set(adb.SCRIPT["pre-deinstall"], PRE_DEINSTALL % {"pkg": PKG})
-
-    pkg = adb.Obj().set(adb.PKG["info"], info).set(adb.PKG["paths"], paths).set(adb.PKG["scripts"], scripts)
-    payload = w.finish(pkg)
+    scripts = {adb.SCRIPT["post-install"]: post_install,
+               adb.SCRIPT["pre-deinstall"]: PRE_DEINSTALL % {"pkg": PKG},
+               adb.SCRIPT["post-upgrade"]: post_upgrade(post_install)}
+    pkg[adb.PKG["scripts"]] = w.fields({i: w.blob(scripts[i]) for i in sorted(scripts)})
+    payload = w.finish(w.fields(pkg))
     # Unique id: the first 20 bytes of the SHA-256 of the ADB block written with
     # zeros in its place (apk reads a 20-byte id as a name, not a checksum).
-    payload[uid.offset:uid.offset + 20] = hashlib.sha256(bytes(payload)).digest()[:20]
+    payload[uid_at:uid_at + 20] = hashlib.sha256(bytes(payload)).digest()[:20]
 
     out = adb.file_header(adb.SCHEMA_PACKAGE) + adb.block(adb.BLOCK_ADB, payload)
     if env["sign_key"]:

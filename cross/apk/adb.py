@@ -43,41 +43,18 @@ NDX = dict(description=1, packages=2, pkgname_spec=3)
 DIGEST_SHA512 = 4  # apk's hash_alg number in a v0 signature
 
 
-class Obj:
-    """An object (or array) being built: slots 1..n, each a Python value:
-    None, int, bytes/str (blob), Obj, or Raw (a blob never shared, patched later)."""
-
-    def __init__(self, array=False):
-        self.array = array
-        self.slots = {}
-
-    def set(self, i, v):
-        if v is not None and v != b"" and v != "":
-            self.slots[i] = v
-        return self
-
-    def append(self, v):
-        self.slots[len(self.slots) + 1] = v
-        return self
-
-
-class Raw:
-    """A blob written at its own offset (not shared), whose offset is remembered."""
-
-    def __init__(self, data):
-        self.data = data
-        self.offset = None
-
-
 class Writer:
     """Builds the ADB block payload the way apk-tools lays it out: values
-    appended with their natural alignment, identical values shared."""
+    appended in the order they are written, with their natural alignment,
+    identical values shared. Callers write children before parents."""
 
     def __init__(self):
         self.buf = bytearray(8)  # adb_hdr: compat 0, ver 0, reserved 0, root (patched)
         self.seen = {}
 
     def _data(self, data, align, share=True):
+        # As apk's adb_w_data: an identical earlier value is reused when its
+        # offset suits the alignment; otherwise the new copy replaces it.
         if share:
             off = self.seen.get(data)
             if off is not None and off % align == 0:
@@ -85,7 +62,7 @@ class Writer:
         self.buf += b"\0" * ((-len(self.buf)) % align)
         off = len(self.buf)
         self.buf += data
-        if share and data not in self.seen:
+        if share:
             self.seen[data] = off
         return off
 
@@ -116,36 +93,28 @@ class Writer:
             return self._val(T_BLOB16, self._data(struct.pack("<H", n) + b, 2, share))
         return self._val(T_BLOB32, self._data(struct.pack("<I", n) + b, 4, share))
 
-    def value(self, v):
-        if v is None:
-            return NULL
-        if isinstance(v, bool):
-            return 1 if v else 2
-        if isinstance(v, int):
-            return self.int(v)
-        if isinstance(v, (bytes, bytearray, str)):
-            return self.blob(bytes(v) if not isinstance(v, str) else v)
-        if isinstance(v, Raw):
-            val = self.blob(v.data, share=False)
-            v.offset = (val & 0x0FFFFFFF) + 1  # past the u8 length
-            return val
-        if isinstance(v, Obj):
-            return self.obj(v)
-        raise TypeError(type(v))
+    def blob_raw(self, data):
+        """A blob never shared; returns (value, offset of its bytes) for patching."""
+        v = self.blob(data, share=False)
+        return v, (v & 0x0FFFFFFF) + 1
 
-    def obj(self, o):
-        n = max(o.slots) if o.slots else 0
-        vals = [self.value(o.slots.get(i)) for i in range(1, n + 1)]
+    def slots(self, vals, t=T_OBJECT):
+        """Write an object (or array) from its slot values 1..n, trailing nulls
+        dropped; an empty one is NULL, as apk writes it."""
+        vals = list(vals)
         while vals and vals[-1] == NULL:
             vals.pop()
         if not vals:
             return NULL
-        slots = [len(vals) + 1] + vals
-        return self._val(T_ARRAY if o.array else T_OBJECT,
-                         self._data(struct.pack("<%dI" % len(slots), *slots), 4))
+        words = [len(vals) + 1] + vals
+        return self._val(t, self._data(struct.pack("<%dI" % len(words), *words), 4))
 
-    def finish(self, root):
-        struct.pack_into("<I", self.buf, 4, self.value(root))
+    def fields(self, d):
+        """slots() from a {slot number: value} dict."""
+        return self.slots([d.get(i, NULL) for i in range(1, max(d, default=0) + 1)])
+
+    def finish(self, root_val):
+        struct.pack_into("<I", self.buf, 4, root_val)
         return self.buf
 
 
@@ -221,40 +190,43 @@ def signature_block(schema, adb_payload, key_path):
     return block(BLOCK_SIG, hdr + sig), kid
 
 
-def sort_key(o, field):
-    """apk sorts arrays of objects by their first compared field, bytewise."""
-    v = o.slots.get(field, b"")
-    return v.encode() if isinstance(v, str) else bytes(v)
-
-
-def dependency(text):
-    """'name', 'name>=1.2-r1', '!name' ... to a dependency object."""
+def parse_dependency(text):
+    """'name', 'name>=1.2-r1', '!name' ... -> (name, version or None, match or None)."""
     # apk_version.h: EQUAL 1, LESS 2, GREATER 4, FUZZY 8, CONFLICT 16
     ops = [(">=", 4 | 1), ("<=", 2 | 1), ("~", 8 | 1), ("=", 1), (">", 4), ("<", 2)]
-    o = Obj()
     conflict = text.startswith("!")
     if conflict:
         text = text[1:]
     for op, mask in ops:
         if op in text:
             name, ver = text.split(op, 1)
-            o.set(DEP["name"], name).set(DEP["version"], ver)
             match = mask | (16 if conflict else 0)
-            if match != 1:
-                o.set(DEP["match"], match)
-            return o
-    o.set(DEP["name"], text)
-    if conflict:
-        o.set(DEP["match"], 16)
-    return o
+            return name, ver, (match if match != 1 else None)
+    return text, None, (16 if conflict else None)
 
 
-def dependency_array(texts):
-    deps = sorted((dependency(t) for t in texts if t), key=lambda d: sort_key(d, DEP["name"]))
-    arr = Obj(array=True)
-    for d in deps:
-        arr.append(d)
-    return arr if deps else None
+def write_dependencies(w, texts):
+    """A dependency array as apk writes one from a string: each dependency's
+    name, version and object in the order given, then the array, sorted by
+    name and without duplicates, tagged as an object (apk's fromstring path)."""
+    items = []
+    for t in texts:
+        name, ver, match = parse_dependency(t)
+        nv = w.blob(name)
+        vv = w.blob(ver) if ver else NULL
+        mv = w.int(match) if match else NULL
+        items.append(((name.encode(), (ver or "").encode(), match or 0), w.slots([nv, vv, mv])))
+    items.sort(key=lambda x: x[0])
+    vals = []
+    for _, v in items:
+        if not vals or vals[-1] != v:
+            vals.append(v)
+    return w.slots(vals)
+
+
+def write_strings(w, texts):
+    """A string array (tags) as apk writes one from a string."""
+    return w.slots([w.blob(t) for t in texts])
 
 
 # ---- reading back (what the index builder needs: a package's info object) ----
@@ -284,20 +256,26 @@ def unpack(data):
 
 
 def copy(w, src, v):
-    """Copy value v of ADB payload src into writer w (any type, recursively)."""
+    """Copy value v of ADB payload src into writer w, as apk's adb_w_copy:
+    same type tags and byte forms, children before their object."""
     t, off = v >> 28, v & 0x0FFFFFFF
     if t in (T_SPECIAL, T_INT):
         return v
-    if t == T_INT32:
-        return w.int(struct.unpack_from("<I", src, off)[0])
-    if t == T_INT64:
-        return w.int(struct.unpack_from("<Q", src, off)[0])
+    if t in (T_INT32, T_INT64):
+        size = 4 if t == T_INT32 else 8
+        if off + size > len(src):
+            raise ValueError("integer beyond the ADB block")
+        return w._val(t, w._data(bytes(src[off:off + size]), size))
     if t in (T_BLOB8, T_BLOB16, T_BLOB32):
         fmt, size = {T_BLOB8: ("<B", 1), T_BLOB16: ("<H", 2), T_BLOB32: ("<I", 4)}[t]
         n = struct.unpack_from(fmt, src, off)[0]
-        return w.blob(bytes(src[off + size:off + size + n]))
+        if off + size + n > len(src):
+            raise ValueError("blob beyond the ADB block")
+        return w._val(t, w._data(bytes(src[off:off + size + n]), size))
     if t in (T_ARRAY, T_OBJECT):
         n = struct.unpack_from("<I", src, off)[0]
+        if n < 1 or off + 4 * n > len(src):
+            raise ValueError("object beyond the ADB block")
         slots = struct.unpack_from("<%dI" % n, src, off)
         vals = [n] + [copy(w, src, s) for s in slots[1:]]
         return w._val(t, w._data(struct.pack("<%dI" % n, *vals), 4))

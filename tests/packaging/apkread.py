@@ -168,8 +168,11 @@ class Tree:
         raise AdbError("expected a blob, got type %x" % t)
 
     def slots(self, v, want):
+        # Arrays and objects share one encoding (apk-v3(5)); apk reads either
+        # tag for either, and writes arrays built from text (depends, the
+        # paths of `apk mkpkg`) with the object tag.
         t, x = v >> 28, v & 0x0FFFFFFF
-        if t != want:
+        if t not in (0xD, 0xE):
             raise AdbError("expected %s, got type %x" % ({0xD: "array", 0xE: "object"}[want], t))
         if x % 4:
             raise AdbError("object/array misaligned")
@@ -216,6 +219,7 @@ def package_files(c, pkg):
     blocks in path/file order, one per non-empty regular file, sizes and SHA-256 equal."""
     expect = []
     for pi, d in enumerate(pkg.get("paths") or [], start=1):
+        d.setdefault("name", "")  # the root directory has no name
         for fi, f in enumerate(d.get("files") or [], start=1):
             expect.append((pi, fi, d, f))
     blocks = list(c.data)

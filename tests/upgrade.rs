@@ -202,6 +202,42 @@ fn upgrade_verifies_installs_once_and_restarts() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+#[test]
+fn package_is_removed_even_when_the_install_kills_the_agent() {
+    // OpenWrt's post-install restarts the service while the installer runs:
+    // the agent dies before it could remove the package. Here the install
+    // command kills the agent outright, then installs.
+    let package = ipk_bytes(20_000);
+    let srv = Server::start(HashMap::from([("/p.ipk".to_string(), Route::Body(package.clone()))]));
+    let dir = temp_dir("upgrade-killed");
+    let (dl, installed) = (dir.join("dl"), dir.join("installed"));
+    // A download cut by an earlier kill: removed at start-up.
+    std::fs::create_dir_all(&dl).unwrap();
+    std::fs::write(dl.join("dma-agent-upgrade.part"), vec![0u8; 4096]).unwrap();
+    let extra = format!(
+        "\toption upgrade_dir '{}'\n\toption upgrade_command 'kill -9 $PPID; sleep 1; cp {{file}} {}'\n",
+        dl.display(),
+        installed.display()
+    );
+    let broker = Broker::start();
+    let p = Platform::connect(broker.port, "dma");
+    let mut a = Agent::start("EE0000000008", &agent_section("EE0000000008", broker.port, Path::new("{state}"), &extra));
+    p.wait("dma/state/EE0000000008", T, |m| m.json["online"] == true).expect("birth");
+    assert_eq!(leftovers(&dl), Vec::<String>::new(), "the leftover of a killed download stays in RAM");
+
+    let r = p.command("dma", "EE0000000008", upgrade_cmd(1, &srv.url("/p.ipk"), &package), T);
+    assert_eq!(r["status"], "ok", "{r}");
+    assert_eq!(wait_file(&installed, package.len()), package, "installed after the agent died");
+    let deadline = Instant::now() + T;
+    while !leftovers(&dl).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(leftovers(&dl), Vec::<String>::new(), "the package outlived the install");
+    let dead = a.child.as_mut().and_then(|c| c.try_wait().ok().flatten()).is_some();
+    assert!(dead, "the install command was to kill the agent; log:\n{}", a.log());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// One agent for the download tests: stall timeout 2 s, its own upgrade_dir,
 /// an install command that copies the file.
 fn download_agent(tag: &str, sn: &str, extra: &str) -> (Broker, Platform, Agent, PathBuf) {

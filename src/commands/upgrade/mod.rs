@@ -86,7 +86,10 @@ pub fn handle(ctx: &Ctx, cmd: &Command) -> Outcome {
         return Outcome::err(format!("upgrade not done: {e}"));
     }
     log::warn!("upgrade: running {line}");
-    let st = std::process::Command::new("/bin/sh").arg("-c").arg(&line).status();
+    // The package's scripts usually restart the agent while the installer
+    // runs; the shell outlives us and removes the package itself.
+    let script = format!("( {line} ); rc=$?; rm -f {}; exit $rc", installer::shell_quote(&file.path().to_string_lossy()));
+    let st = std::process::Command::new("/bin/sh").arg("-c").arg(&script).status();
     drop(file);
     match st {
         Ok(s) if s.success() => {
@@ -100,8 +103,9 @@ pub fn handle(ctx: &Ctx, cmd: &Command) -> Outcome {
 }
 
 /// Files of an upgrade the agent did not finish (killed mid-download): at
-/// most a few, all ours by name; removed so the directory never fills.
-fn remove_leftovers(dir: &Path) {
+/// most a few, all ours by name; removed so the directory (RAM) never
+/// fills. Called before each download and at start-up.
+pub fn remove_leftovers(dir: &Path) {
     let Ok(entries) = std::fs::read_dir(dir) else { return };
     for e in entries.flatten().take(1024) {
         if e.file_name().to_string_lossy().starts_with(PREFIX) {

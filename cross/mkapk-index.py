@@ -41,6 +41,30 @@ def version_key(v):
     return [int(x) if x.isdigit() else x for x in re.split(r"([0-9]+)", v)]
 
 
+def index_entry(w, data):
+    """(name, version, index entry value) of one package, written into w as
+    apk mkndx does: the package's info copied, then its size and, as
+    `hashes`, the SHA-256 of its ADB block (how apk trusts it)."""
+    schema, blocks = adb.unpack(data)
+    if schema != adb.SCHEMA_PACKAGE or not blocks or blocks[0][0] != adb.BLOCK_ADB:
+        raise ValueError("no package metadata block")
+    payload = blocks[0][1]
+    if len(payload) < 8:
+        raise ValueError("metadata block too short")
+    root = struct.unpack_from("<I", payload, 4)[0]
+    info_v = adb.slot(payload, root, adb.PKG["info"])
+    n = struct.unpack_from("<I", payload, info_v & 0x0FFFFFFF)[0]
+    slots = {i: adb.slot(payload, info_v, i) for i in range(1, n)}
+    name = adb.blob_at(payload, slots.get(adb.PI["name"], 0)).decode()
+    version = adb.blob_at(payload, slots.get(adb.PI["version"], 0)).decode()
+    if not name or not version:
+        raise ValueError("no name or version")
+    vals = {i: adb.copy(w, payload, v) for i, v in slots.items()}
+    vals[adb.PI["file_size"]] = w.int(len(data))
+    vals[adb.PI["hashes"]] = w.blob(hashlib.sha256(payload).digest())
+    return name, version, w.fields(vals)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--key", required=True, help="operator's private key (PEM, ECDSA P-256)")
@@ -52,30 +76,17 @@ def main():
     w = adb.Writer()
     infos = []
     for path in a.packages:
-        with open(path, "rb") as f:
-            data = f.read()
         try:
-            schema, blocks = adb.unpack(data)
-        except (ValueError, struct.error) as e:
+            with open(path, "rb") as f:
+                data = f.read()
+            name, version, v = index_entry(w, data)
+        except OSError as e:
             die("%s: %s" % (path, e))
-        if schema != adb.SCHEMA_PACKAGE or not blocks or blocks[0][0] != adb.BLOCK_ADB:
-            die("%s: not an apk v3 package" % path)
-        payload = blocks[0][1]
-        root = struct.unpack_from("<I", payload, 4)[0]
-        info_v = adb.slot(payload, root, adb.PKG["info"])
-        n = struct.unpack_from("<I", payload, info_v & 0x0FFFFFFF)[0]
-        slots = {i: adb.slot(payload, info_v, i) for i in range(1, n)}
-        name = adb.blob_at(payload, slots.get(adb.PI["name"], 0)).decode()
-        version = adb.blob_at(payload, slots.get(adb.PI["version"], 0)).decode()
+        except (ValueError, struct.error, IndexError, UnicodeDecodeError) as e:
+            die("%s: not a valid apk v3 package: %s" % (path, e))
         expect = "%s-%s.apk" % (name, version)
         if os.path.basename(path) != expect:
             die("%s: must be named %s beside the index" % (path, expect))
-        # As apk mkndx: the package's info copied, then its size and, as
-        # `hashes`, the SHA-256 of its ADB block (how apk trusts it).
-        vals = {i: adb.copy(w, payload, v) for i, v in slots.items()}
-        vals[adb.PI["file_size"]] = w.int(len(data))
-        vals[adb.PI["hashes"]] = w.blob(hashlib.sha256(payload).digest())
-        v = w.fields(vals)
         infos.append(((name.encode(), version_key(version)), v))
         print("mkapk-index: %s %s (%d bytes)" % (name, version, len(data)), file=sys.stderr)
 

@@ -354,6 +354,22 @@ class IndexTest(unittest.TestCase):
         self.assertFalse(self.verify(0x78646E69, sc.adb, sc.sigs[0]), "the schema is part of what is signed")
         self.assertEqual(len(apkread.package_files(sc, spkg)), len(apkread.package_files(pc, ppkg)))
 
+    def test_broken_package_refused_cleanly(self):
+        good = read_file(self.pkgs[0])
+        plain = apkread.decompress(good)
+        for i, junk in enumerate((b"ADB.pckg\x00\x00\x00", good[:len(good) // 2], b"not a package",
+                                  plain[:8] + b"\x10\x00\x00\x00" + b"\xff" * 12)):
+            d = os.path.join(self.tmp.name, f"broken{i}")
+            os.makedirs(d)
+            path = os.path.join(d, "dma-agent-0.1.0-r1.apk")
+            with open(path, "wb") as f:
+                f.write(junk)
+            res = subprocess.run([sys.executable, MKINDEX, "--key", self.key, "--output",
+                                  os.path.join(d, "packages.adb"), path], capture_output=True, text=True)
+            self.assertNotEqual(res.returncode, 0)
+            self.assertIn("not a valid apk v3 package", res.stderr)
+            self.assertNotIn("Traceback", res.stderr)
+
     def test_misnamed_package_refused(self):
         wrong = os.path.join(self.tmp.name, "renamed.apk")
         shutil.copy(self.pkgs[0], wrong)

@@ -7,5 +7,6 @@ pub mod iad;
 pub mod s20;
 pub mod server;
 pub mod vpn;
+pub mod wire;
 
 pub use server::{Fault, SimRequest, SimResponse, SimServer};

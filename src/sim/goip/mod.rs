@@ -13,11 +13,12 @@
 
 mod routes;
 mod state;
+pub mod vendor;
 
 pub use state::{SimTask, TaskState};
+pub use vendor::AuthOrder;
 
 use super::{Fault, SimServer};
-use crate::devices::goip::crypt::AuthOrder;
 use serde_json::{json, Value};
 use state::{Push, State};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -153,7 +154,7 @@ impl GoipSim {
     pub fn deliver_sms(&self, port: &str, from: &str, text: &str) -> i64 {
         let (id, push) = {
             let mut s = self.st();
-            let to = crate::devices::goip::ports::Port::parse(port).map(|p| State::sim_number(p.port)).unwrap_or_default();
+            let to = vendor::one_port(port).map(|(no, _)| State::sim_number(no)).unwrap_or_default();
             let row = State::sms_row(port, from, &to, text);
             let id = s.store_sms(row.clone());
             (id, s.sms_url().map(|u| (u, json!({"type": "recv-sms", "sms_num": 1, "sms": [row]}))))
@@ -230,7 +231,11 @@ impl Drop for GoipSim {
 }
 
 fn push_loop(rx: &mpsc::Receiver<Push>, log: &Mutex<Vec<(String, Value)>>) {
-    let agent = crate::devices::http::agent(Duration::from_secs(2));
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(2)))
+        .http_status_as_error(false)
+        .build()
+        .into();
     while let Ok((url, body)) = rx.recv() {
         let _ = agent.post(&url).header("Content-Type", "application/json;charset=utf-8").send(body.to_string().as_bytes());
         if let Ok(mut l) = log.lock() {

@@ -85,7 +85,9 @@ fn login(s: &mut State, body: &Map<String, Value>) -> SimResponse {
     ok(json!({"sid": sid}))
 }
 
-fn expected_hash(password: &str, salt: &str, nonce: &str) -> String {
+/// The `hash` the device expects (seed "Login and Use Steps"): MD5 of
+/// `root:` + base64(HMAC-SHA256(key = salt, message = password)) + `:` + nonce.
+pub fn expected_hash(password: &str, salt: &str, nonce: &str) -> String {
     let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(salt.as_bytes()) else { return String::new() };
     mac.update(password.as_bytes());
     let b64 = BASE64_STANDARD.encode(mac.finalize().into_bytes());

@@ -6,6 +6,8 @@
 mod handler;
 mod state;
 
+pub use handler::expected_hash as login_hash;
+
 use super::{Fault, SimServer};
 use state::State;
 use std::sync::{Arc, Mutex, MutexGuard};

@@ -551,3 +551,16 @@ fn task_control_reports_per_task() {
     assert!(sim.tasks().iter().all(|t| t.state == TaskState::Removed));
     assert!(matches!(c.command("set", &json!({"op": "pause", "tids": []})), Err(DeviceError::BadRequest(_))));
 }
+
+/// Command answers come as `"code": 0` (the seed's example, and the
+/// simulator) or `"code": 200` (the code the rest of the API uses): the
+/// client takes both, and still refuses anything else.
+#[test]
+fn command_answers_with_code_0_or_200() {
+    for (code, ok) in [(0, true), (200, true), (400, false)] {
+        let dev = SimServer::start("127.0.0.1:0", move |_req| SimResponse::json(&json!({"code": code, "reason": "OK"}))).unwrap();
+        let mut c = GoipClient::new(&cfg(&dev.url(), "root", &[])).unwrap();
+        let r = c.command("set", &json!({"op": "save"}));
+        assert_eq!(r.is_ok(), ok, "code {code}: {r:?}");
+    }
+}

@@ -1,5 +1,13 @@
 //! Request handling of the simulated IAD: routing, auth, answers shaped as
 //! the seed's examples.
+//!
+//! The seed documents only code 200 (success); the error codes here are
+//! the simulator's choice, stated: 400 for a malformed body or slot, 401
+//! for a missing/unknown/expired token (DEVICE-NOTES only says the answer
+//! "says the token is invalid or expired"), 403 for a refused login, 404
+//! for a call the simulator does not model (`sys_info/api`,
+//! `sys_ocloudclient/status`, the `*_do` calls, uploads). Any other
+//! `…set` call is stored as given and answered by its `…get`.
 
 use super::state::{PortKind, State};
 use crate::sim::{SimRequest, SimResponse};

@@ -268,6 +268,8 @@ fn ok(result: Value) -> SimResponse {
 }
 
 /// An error answer: `code` -1 with `err_msg`, under the given HTTP status.
+/// The seed only says "0 means success" and that `err_msg` exists on
+/// error; -1, and 401 for a dead sid, are the simulator's choice.
 fn fail(status: u16, msg: &str) -> SimResponse {
     SimResponse::json_status(status, &json!({"code": -1, "err_msg": msg}))
 }

@@ -9,7 +9,12 @@
 //! pausing, resuming or removing an unknown or finished task answers
 //! `"11 TID Expected"`; authentication failures answer HTTP 401 with
 //! `{"code": 401, "reason": "Unauthorized: …"}`, a refused handshake
-//! `{"code": <non-zero>, "desc"}`.
+//! `{"code": <non-zero>, "desc"}`; `goip_send_cmd.html` answers
+//! `"code": 0` as the seed's example does (§6.4.2), the other endpoints
+//! 200, the inbox 0 (DEVICE-NOTES).
+//!
+//! The vendor side (session auth, key, RC4/AES-ECB, port syntax, state
+//! texts) is in [`vendor`], written from the seed, not the client's code.
 
 mod routes;
 mod state;

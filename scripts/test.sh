@@ -31,6 +31,22 @@ fi
 log "host: unit + integration + demo tests"
 cargo test --features demo
 
+# ---- platform (issue 13; added by the platform branch) ----------------------
+# dma-platform's tests: REST API against the real agent through mosquitto,
+# two instances sharing one broker, and the console in headless Chromium
+# (Debian's chromium + chromium-driver; the console test says SKIPPED if
+# they cannot be installed). Screenshot: target/artifacts/console.png
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+    log "installing chromium chromium-driver (console test)"
+    SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+    export DEBIAN_FRONTEND=noninteractive
+    { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq --no-install-recommends chromium chromium-driver; } \
+        || echo "chromium could not be installed: the console test will be skipped" >&2
+fi
+log "platform: REST API, console (headless chromium), two instances"
+cargo test -p dma-platform
+# ---- end platform -------------------------------------------------------------
+
 log "packaging tests"
 python3 -m unittest discover -s tests/packaging -t . -v
 

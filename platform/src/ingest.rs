@@ -4,7 +4,7 @@
 //! `resp/cmd` (the command state machine). Every message is also offered
 //! to the message routes. Malformed payloads are logged and dropped.
 
-use crate::db::commands::Answered;
+use crate::db::commands::{Answer, Answered};
 use crate::db::devices::Report;
 use crate::db::hooks::HookKind;
 use crate::hooks::{topic, Post};
@@ -85,10 +85,8 @@ fn state(sh: &Shared, sn: &str, obj: &Map<String, Value>, retain: bool, now: i64
         log::info!("device {sn} {}{}", if online { "online" } else { "offline" }, if retain { " (retained)" } else { "" });
         sh.callback("device", json!({"type": "device", "sn": sn, "online": online, "time": now, "bootTime": boot.unwrap_or(-1)}));
     }
-    if online {
-        if sh.db.commands_wake(sn, now)? > 0 {
-            sh.scheduler.wake();
-        }
+    if online && sh.db.commands_wake(sn, now)? > 0 {
+        sh.scheduler.wake();
     }
     Ok(())
 }
@@ -122,7 +120,9 @@ fn answer(sh: &Shared, obj: Map<String, Value>, now: i64) -> Result<(), String> 
     let Some(id) = obj.get("id").and_then(crate::ids::parse) else { return Ok(()) };
     let ok = obj.get("status").and_then(Value::as_str) == Some("ok");
     let reason = obj.get("d").and_then(|d| d.get("msg")).and_then(Value::as_str).unwrap_or("").chars().take(500).collect::<String>();
-    match sh.db.command_answer(id, &sn, ok, &reason, &with_revtime(obj, now), now, sh.cfg.retry_delay)? {
+    let response = with_revtime(obj, now);
+    let a = Answer { id, sn: &sn, ok, reason: &reason, response: &response };
+    match sh.db.command_answer(&a, now, sh.cfg.retry_delay)? {
         Answered::Retry => sh.scheduler.wake(),
         Answered::Done(s) => log::info!("command {id} on {sn}: state {s}"),
         Answered::Unknown => {}

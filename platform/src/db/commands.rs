@@ -126,6 +126,19 @@ fn get(c: &Connection, id: u64) -> rusqlite::Result<Option<Cmd>> {
     c.query_row(&format!("SELECT {COLS} FROM commands WHERE id = ?1"), params![id as i64], row).optional()
 }
 
+/// A device's answer on `resp/cmd`.
+#[derive(Clone, Copy, Debug)]
+pub struct Answer<'a> {
+    pub id: u64,
+    pub sn: &'a str,
+    /// The answer's top-level `status` was ok.
+    pub ok: bool,
+    /// Its `d.msg`.
+    pub reason: &'a str,
+    /// The answer's JSON text (with `revtime`).
+    pub response: &'a str,
+}
+
 /// What an answer did to its command.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Answered {
@@ -237,8 +250,9 @@ impl Db {
         self.with(|c| c.execute("UPDATE commands SET next_at = ?2 WHERE sn = ?1 AND state = 0 AND next_at > ?2", params![sn, now]))
     }
 
-    /// An answer on `resp/cmd`. `ok`: the device's `status` was ok.
-    pub fn command_answer(&self, id: u64, sn: &str, ok: bool, reason: &str, response: &str, now: i64, retry_delay: i64) -> Result<Answered, String> {
+    /// An answer on `resp/cmd`.
+    pub fn command_answer(&self, a: &Answer, now: i64, retry_delay: i64) -> Result<Answered, String> {
+        let Answer { id, sn, ok, reason, response } = *a;
         self.tx(|c| {
             let Some(cmd) = get(c, id)? else { return Ok(Answered::Unknown) };
             if cmd.sn != sn {

@@ -218,8 +218,23 @@ fn a_message_route_forwards_dma_event() {
 
 #[test]
 fn a_platform_restart_loses_no_pending_command() {
+    restart_case(None);
+}
+
+#[test]
+fn a_platform_restart_loses_no_pending_command_postgresql() {
+    match common::pg::Postgres::start() {
+        Ok(pg) => restart_case(Some(&pg.url())),
+        Err(e) => eprintln!("SKIPPED a_platform_restart_loses_no_pending_command_postgresql: {e}"),
+    }
+}
+
+fn restart_case(database: Option<&str>) {
     let broker = Broker::start();
-    let mut p = Platform::start(broker.port);
+    let mut p = match database {
+        None => Platform::start(broker.port),
+        Some(url) => Platform::start_with(temp_dir("platform"), &platform_config(free_port(), url, broker.port, "platform-pg", json!({}))),
+    };
     let sn = "RESTART00001";
     let dir = temp_dir("restart");
     let runs = dir.join("runs.txt");

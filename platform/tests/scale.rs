@@ -11,13 +11,32 @@ use serde_json::json;
 use std::time::Duration;
 
 #[test]
-fn two_instances_share_one_broker_and_one_database() {
-    let broker = Broker::start();
+fn two_instances_share_one_broker_and_one_sqlite_file() {
     let dir = temp_dir("scale");
-    let db = dir.join("shared.db");
-    let cfg = |client: &str| platform_config(free_port(), &db, broker.port, client, json!({"broker": {"share_group": "dma-platform"}}));
-    let a = Platform::start_with(dir.clone(), &cfg("platform-a"));
-    let b = Platform::start_with(dir.clone(), &cfg("platform-b"));
+    let db = dir.join("shared.db").to_string_lossy().into_owned();
+    two_instances(&dir, &db);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn two_instances_share_one_broker_and_one_postgresql() {
+    let pg = match common::pg::Postgres::start() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("SKIPPED two_instances_share_one_broker_and_one_postgresql: {e}");
+            return;
+        }
+    };
+    let dir = temp_dir("scale-pg");
+    two_instances(&dir, &pg.url());
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+fn two_instances(dir: &std::path::Path, db: &str) {
+    let broker = Broker::start();
+    let cfg = |client: &str| platform_config(free_port(), db, broker.port, client, json!({"broker": {"share_group": "dma-platform"}}));
+    let a = Platform::start_with(dir.to_path_buf(), &cfg("platform-a"));
+    let b = Platform::start_with(dir.to_path_buf(), &cfg("platform-b"));
     let hooks = Receiver::start();
     // Set through one instance, seen by the other (one database; a token from one works on both).
     a.post("monitor/devices/callbacks", &json!({"type": "device", "url": hooks.url("/cb"), "enabled": true}));
@@ -52,5 +71,4 @@ fn two_instances_share_one_broker_and_one_database() {
     std::thread::sleep(Duration::from_secs(3));
     let hits = hooks.hits("/cb");
     assert_eq!(hits.len(), 2, "one POST per change: {hits:?}");
-    let _ = std::fs::remove_dir_all(dir);
 }

@@ -4,7 +4,7 @@
 //! command again; every move is a conditional UPDATE so that of several
 //! instances exactly one makes it.
 
-use super::Db;
+use super::Sqlite;
 use crate::ids;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde_json::{json, Value};
@@ -84,7 +84,7 @@ impl Cmd {
     }
 }
 
-const COLS: &str = "id, sn, origin, command, method, body, detached, publish_now, max_retries, expires, create_time, state, try_times, \
+pub(super) const COLS: &str = "id, sn, origin, command, method, body, detached, publish_now, max_retries, expires, create_time, state, try_times, \
                     publish_time, finish_time, failed_time, next_at, reason, response, rev_time";
 
 fn row(r: &Row) -> rusqlite::Result<Cmd> {
@@ -147,7 +147,7 @@ pub enum Answered {
     Retry,
 }
 
-impl Db {
+impl Sqlite {
     /// Store new commands, one id each, in one transaction; `Err` names the
     /// limit when too many are pending.
     pub fn commands_create(&self, cmds: &[NewCommand], now: i64, max_pending: i64) -> Result<Vec<(u64, String)>, String> {

@@ -1,7 +1,7 @@
 //! Devices (from `state`, `sys`, `procs`, `versions`) and their LAN
 //! peripherals (from `periph`).
 
-use super::Db;
+use super::Sqlite;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde_json::{json, Value};
 
@@ -43,7 +43,7 @@ fn device_json(r: &Row) -> rusqlite::Result<Value> {
     }))
 }
 
-const DEVICE_COLS: &str = "sn, online, online_time, offline_time, active_time, boot_time, dur, sys, procs, versions";
+pub(super) const DEVICE_COLS: &str = "sn, online, online_time, offline_time, active_time, boot_time, dur, sys, procs, versions";
 
 fn periph_json(r: &Row) -> rusqlite::Result<Value> {
     Ok(json!({
@@ -67,7 +67,7 @@ fn counts(c: &Connection, table: &str) -> rusqlite::Result<(i64, i64, i64)> {
     })
 }
 
-impl Db {
+impl Sqlite {
     /// A `state` message. Returns true when this call changed the device's
     /// online flag (the one instance that sees the change fires the callback).
     pub fn device_state(&self, sn: &str, online: bool, boot_time: Option<i64>, ver: Option<&str>, now: i64) -> Result<bool, String> {

@@ -1,7 +1,7 @@
 //! Status-change callbacks (one per type: `device`, `peripheral`) and
 //! message routes (topic → URL), with their success/failure counters.
 
-use super::Db;
+use super::Sqlite;
 use rusqlite::{params, OptionalExtension, Row};
 use serde_json::{json, Value};
 
@@ -12,7 +12,7 @@ pub enum HookKind {
 }
 
 impl HookKind {
-    fn table(self) -> &'static str {
+    pub(super) fn table(self) -> &'static str {
         match self {
             HookKind::Callback => "callbacks",
             HookKind::Route => "routes",
@@ -46,8 +46,8 @@ fn route_json(r: &Row) -> rusqlite::Result<Value> {
     }))
 }
 
-const CB_COLS: &str = "id, type, url, enabled, create_time, update_time, succ_count, failed_count";
-const RT_COLS: &str = "id, name, topic, url, create_time, update_time, succ_count, failed_count";
+pub(super) const CB_COLS: &str = "id, type, url, enabled, create_time, update_time, succ_count, failed_count";
+pub(super) const RT_COLS: &str = "id, name, topic, url, create_time, update_time, succ_count, failed_count";
 
 /// A message route as the forwarder needs it.
 #[derive(Clone, Debug)]
@@ -57,7 +57,7 @@ pub struct Route {
     pub url: String,
 }
 
-impl Db {
+impl Sqlite {
     pub fn callbacks_list(&self) -> Result<Vec<Value>, String> {
         self.with(|c| {
             let mut st = c.prepare(&format!("SELECT {CB_COLS} FROM callbacks ORDER BY id"))?;

@@ -1,9 +1,9 @@
 //! Login tokens (their digests) with an expiry; shared by all instances.
 
-use super::Db;
+use super::Sqlite;
 use rusqlite::{params, OptionalExtension};
 
-impl Db {
+impl Sqlite {
     pub fn session_add(&self, digest: &str, user: &str, expires: i64, now: i64) -> Result<(), String> {
         self.with(|c| {
             c.execute("DELETE FROM sessions WHERE expires <= ?1", params![now])?;

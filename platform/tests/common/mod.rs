@@ -8,6 +8,7 @@
 
 pub mod browser;
 pub mod hooks;
+pub mod pg;
 
 use serde_json::{json, Value};
 use std::net::TcpListener;
@@ -194,7 +195,7 @@ pub struct Platform {
 }
 
 /// The platform's JSON config; `extra` (an object) is merged in.
-pub fn platform_config(listen_port: u16, db: &Path, broker_port: u16, client_id: &str, extra: Value) -> Value {
+pub fn platform_config(listen_port: u16, db: &str, broker_port: u16, client_id: &str, extra: Value) -> Value {
     let hash = dma_platform::auth::hash_password(PASSWORD).expect("hash");
     let mut c = json!({
         "listen": format!("127.0.0.1:{listen_port}"),
@@ -222,7 +223,7 @@ pub fn platform_config(listen_port: u16, db: &Path, broker_port: u16, client_id:
 impl Platform {
     pub fn start(broker_port: u16) -> Platform {
         let dir = temp_dir("platform");
-        let db = dir.join("platform.db");
+        let db = dir.join("platform.db").to_string_lossy().into_owned();
         Platform::start_with(dir.clone(), &platform_config(free_port(), &db, broker_port, &format!("platform-{}", SEQ.fetch_add(1, Ordering::SeqCst)), json!({})))
     }
 

@@ -23,9 +23,18 @@ impl Report {
     }
 }
 
-fn ensure(c: &Connection, sn: &str) -> rusqlite::Result<()> {
-    c.execute("INSERT OR IGNORE INTO devices (sn) VALUES (?1)", params![sn])?;
-    Ok(())
+/// Devices kept at most (a message from one more serial is dropped).
+pub const MAX_DEVICES: i64 = 100_000;
+/// LAN peripherals kept per device.
+pub const MAX_PERIPHERALS: i64 = 64;
+
+/// Make sure the device has a row; false when it has none and the table is full.
+fn ensure(c: &Connection, sn: &str) -> rusqlite::Result<bool> {
+    c.execute(
+        "INSERT INTO devices (sn) SELECT ?1 WHERE NOT EXISTS (SELECT 1 FROM devices WHERE sn = ?1) AND (SELECT COUNT(*) FROM devices) < ?2",
+        params![sn, MAX_DEVICES],
+    )?;
+    c.query_row("SELECT COUNT(*) FROM devices WHERE sn = ?1", params![sn], |r| r.get::<_, i64>(0)).map(|n| n == 1)
 }
 
 fn device_json(r: &Row) -> rusqlite::Result<Value> {
@@ -72,7 +81,9 @@ impl Sqlite {
     /// online flag (the one instance that sees the change fires the callback).
     pub fn device_state(&self, sn: &str, online: bool, boot_time: Option<i64>, ver: Option<&str>, now: i64) -> Result<bool, String> {
         self.tx(|c| {
-            ensure(c, sn)?;
+            if !ensure(c, sn)? {
+                return Ok(false);
+            }
             if online {
                 let changed = c.execute("UPDATE devices SET online = 1, online_time = ?2 WHERE sn = ?1 AND online = 0", params![sn, now])? == 1;
                 c.execute(
@@ -91,7 +102,9 @@ impl Sqlite {
     /// `sys` reports (or `procs`, for a device that sends no `sys`).
     pub fn device_report(&self, sn: &str, kind: Report, text: &str, now: i64) -> Result<(), String> {
         self.tx(|c| {
-            ensure(c, sn)?;
+            if !ensure(c, sn)? {
+                return Ok(());
+            }
             match kind {
                 Report::Sys => c.execute(
                     "UPDATE devices SET sys = ?2, dur = CASE WHEN sys_rev > 0 THEN ?3 - sys_rev ELSE dur END, sys_rev = ?3, active_time = ?3 WHERE sn = ?1",
@@ -146,11 +159,14 @@ impl Sqlite {
     #[allow(clippy::too_many_arguments)]
     pub fn periph_update(&self, sn: &str, nid: &str, gw_id: &str, kind: &str, online: bool, msg: &str, now: i64) -> Result<bool, String> {
         self.tx(|c| {
-            ensure(c, sn)?;
+            if !ensure(c, sn)? {
+                return Ok(false);
+            }
             c.execute("UPDATE devices SET active_time = ?2 WHERE sn = ?1", params![sn, now])?;
             let inserted = c.execute(
-                "INSERT OR IGNORE INTO peripherals (sn, nid, gw_id, kind, online, active_time, rev_time, msg) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7)",
-                params![sn, nid, gw_id, kind, online as i64, if online { now } else { 0 }, msg],
+                "INSERT OR IGNORE INTO peripherals (sn, nid, gw_id, kind, online, active_time, rev_time, msg) \
+                 SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7 WHERE (SELECT COUNT(*) FROM peripherals WHERE sn = ?1) < ?8",
+                params![sn, nid, gw_id, kind, online as i64, if online { now } else { 0 }, msg, MAX_PERIPHERALS],
             )? == 1;
             if inserted {
                 return Ok(true);
@@ -179,5 +195,24 @@ impl Sqlite {
 
     pub fn periph_count(&self) -> Result<(i64, i64, i64), String> {
         self.with(|c| counts(c, "peripherals"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transitions_once_and_peripherals_capped() {
+        let db = Sqlite::open(":memory:").unwrap();
+        assert!(db.device_state("A1", true, Some(5), Some("0.1.0"), 10).unwrap(), "first birth is a change");
+        assert!(!db.device_state("A1", true, None, None, 11).unwrap(), "a repeated birth is not");
+        assert!(db.device_state("A1", false, None, None, 12).unwrap());
+        assert!(!db.device_state("B2", false, None, None, 12).unwrap(), "a will of an unknown device changes nothing");
+        for n in 0..(MAX_PERIPHERALS + 6) {
+            db.periph_update("A1", &format!("p{n}"), "A1", "goip", true, "{}", 20).unwrap();
+        }
+        assert_eq!(db.periph_page(1, 1000, Some("A1")).unwrap().0, MAX_PERIPHERALS);
+        assert_eq!(db.devices_count().unwrap(), (0, 2, 2));
     }
 }

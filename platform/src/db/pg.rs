@@ -4,7 +4,7 @@
 //! (re-opened when it breaks).
 
 use super::commands::{Answer, Answered, Cmd, NewCommand, COLS, IN_PROGRESS, OK};
-use super::devices::{Report, DEVICE_COLS};
+use super::devices::{Report, DEVICE_COLS, MAX_DEVICES, MAX_PERIPHERALS};
 use super::hooks::{HookKind, Route, CB_COLS, RT_COLS};
 use crate::ids;
 use postgres::types::ToSql;
@@ -127,9 +127,14 @@ fn counts(c: &mut impl GenericClient, table: &str) -> R<(i64, i64, i64)> {
     Ok((on, total - on, total))
 }
 
-fn ensure(c: &mut impl GenericClient, sn: &str) -> R<()> {
-    c.execute("INSERT INTO devices (sn) VALUES ($1) ON CONFLICT DO NOTHING", &[&sn])?;
-    Ok(())
+/// Make sure the device has a row; false when it has none and the table is full.
+fn ensure(c: &mut impl GenericClient, sn: &str) -> R<bool> {
+    c.execute(
+        "INSERT INTO devices (sn) SELECT $1::TEXT WHERE NOT EXISTS (SELECT 1 FROM devices WHERE sn = $1::TEXT) \
+         AND (SELECT COUNT(*) FROM devices) < $2 ON CONFLICT DO NOTHING",
+        &[&sn, &MAX_DEVICES],
+    )?;
+    Ok(i(&c.query_one("SELECT COUNT(*) FROM devices WHERE sn = $1", &[&sn])?, 0)? == 1)
 }
 
 fn get_cmd(c: &mut impl GenericClient, id: u64, lock: bool) -> R<Option<Cmd>> {
@@ -179,7 +184,9 @@ impl Pg {
 
     pub fn device_state(&self, sn: &str, online: bool, boot_time: Option<i64>, ver: Option<&str>, now: i64) -> Result<bool, String> {
         self.tx(|c| {
-            ensure(c, sn)?;
+            if !ensure(c, sn)? {
+                return Ok(false);
+            }
             if online {
                 let changed = c.execute("UPDATE devices SET online = 1, online_time = $2 WHERE sn = $1 AND online = 0", &[&sn, &now])? == 1;
                 c.execute(
@@ -195,7 +202,9 @@ impl Pg {
 
     pub fn device_report(&self, sn: &str, kind: Report, text: &str, now: i64) -> Result<(), String> {
         self.tx(|c| {
-            ensure(c, sn)?;
+            if !ensure(c, sn)? {
+                return Ok(());
+            }
             let sql = match kind {
                 Report::Sys => "UPDATE devices SET sys = $2, dur = CASE WHEN sys_rev > 0 THEN $3 - sys_rev ELSE dur END, sys_rev = $3, active_time = $3 WHERE sn = $1",
                 Report::Procs => "UPDATE devices SET procs = $2, dur = CASE WHEN procs_rev > 0 AND sys_rev = 0 THEN $3 - procs_rev ELSE dur END, procs_rev = $3, active_time = $3 WHERE sn = $1",
@@ -235,12 +244,16 @@ impl Pg {
     pub fn periph_update(&self, sn: &str, nid: &str, gw_id: &str, kind: &str, online: bool, msg: &str, now: i64) -> Result<bool, String> {
         let on = online as i64;
         self.tx(|c| {
-            ensure(c, sn)?;
+            if !ensure(c, sn)? {
+                return Ok(false);
+            }
             c.execute("UPDATE devices SET active_time = $2 WHERE sn = $1", &[&sn, &now])?;
             let active = if online { now } else { 0 };
             let inserted = c.execute(
-                "INSERT INTO peripherals (sn, nid, gw_id, kind, online, active_time, rev_time, msg) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
-                &[&sn, &nid, &gw_id, &kind, &on, &active, &now, &msg],
+                "INSERT INTO peripherals (sn, nid, gw_id, kind, online, active_time, rev_time, msg) \
+                 SELECT $1::TEXT, $2::TEXT, $3::TEXT, $4::TEXT, $5::BIGINT, $6::BIGINT, $7::BIGINT, $8::TEXT \
+                 WHERE (SELECT COUNT(*) FROM peripherals WHERE sn = $1::TEXT) < $9 ON CONFLICT DO NOTHING",
+                &[&sn, &nid, &gw_id, &kind, &on, &active, &now, &msg, &MAX_PERIPHERALS],
             )? == 1;
             if inserted {
                 return Ok(true);

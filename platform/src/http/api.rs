@@ -262,8 +262,8 @@ fn commands_post(sh: &Shared, b: &Value) -> ApiResult {
         return Err(ApiError::bad("'method' must be \"\", \"get\" or \"set\""));
     }
     let body = Value::Object(body_object(b)?).to_string();
-    if body.len() > 256 * 1024 {
-        return Err(ApiError::bad("'body' over 256 KiB"));
+    if body.len() > 64 * 1024 {
+        return Err(ApiError::bad("'body' over 64 KiB"));
     }
     let base = NewCommand {
         sn: String::new(),

@@ -22,6 +22,20 @@ pub fn with_revtime(mut obj: Map<String, Value>, now: i64) -> String {
     Value::Object(obj).to_string()
 }
 
+/// The device's own text with `"revtime":N` put first inside its outer
+/// braces: its bytes stay as sent (key order, number forms). A payload that
+/// already has a `revtime` is re-serialized instead.
+pub fn splice_revtime(raw: &str, obj: Map<String, Value>, now: i64) -> String {
+    let body = raw.trim_start().strip_prefix('{');
+    match body {
+        Some(rest) if !obj.contains_key("revtime") => {
+            let sep = if rest.trim_start().starts_with('}') { "" } else { "," };
+            format!("{{\"revtime\":{now}{sep}{rest}")
+        }
+        _ => with_revtime(obj, now),
+    }
+}
+
 pub fn handle(sh: &Shared, topic: &str, payload: &[u8], retain: bool, now: i64) {
     if let Some(t) = topic.strip_prefix("$SYS/") {
         sh.sys.record(t, payload);
@@ -45,7 +59,7 @@ pub fn handle(sh: &Shared, topic: &str, payload: &[u8], retain: bool, now: i64) 
         "versions" => report(sh, Report::Versions, obj, now),
         "periph" => periph(sh, obj, now),
         "event" => payload_sn(&obj).map_or(Ok(()), |sn| sh.db.device_touch(sn, now)),
-        "resp/cmd" => answer(sh, obj, now),
+        "resp/cmd" => answer(sh, obj, &String::from_utf8_lossy(payload), now),
         _ => match rest.strip_prefix("state/") {
             Some(sn) => state(sh, sn, &obj, retain, now),
             None => Ok(()),
@@ -114,13 +128,13 @@ fn periph(sh: &Shared, obj: Map<String, Value>, now: i64) -> Result<(), String> 
     Ok(())
 }
 
-fn answer(sh: &Shared, obj: Map<String, Value>, now: i64) -> Result<(), String> {
+fn answer(sh: &Shared, obj: Map<String, Value>, raw: &str, now: i64) -> Result<(), String> {
     let sn = payload_sn(&obj).ok_or("no valid 'sn'")?.to_string();
     let _ = sh.db.device_touch(&sn, now);
     let Some(id) = obj.get("id").and_then(crate::ids::parse) else { return Ok(()) };
     let ok = obj.get("status").and_then(Value::as_str) == Some("ok");
     let reason = obj.get("d").and_then(|d| d.get("msg")).and_then(Value::as_str).unwrap_or("").chars().take(500).collect::<String>();
-    let response = with_revtime(obj, now);
+    let response = splice_revtime(raw, obj, now);
     let a = Answer { id, sn: &sn, ok, reason: &reason, response: &response };
     match sh.db.command_answer(&a, now, sh.cfg.retry_delay)? {
         Answered::Retry => sh.scheduler.wake(),
@@ -138,6 +152,15 @@ mod tests {
     fn revtime_added_keys_sorted() {
         let Value::Object(o) = serde_json::from_str(r#"{"sn":"X","time":5,"d":{"load":0.1}}"#).unwrap() else { panic!() };
         assert_eq!(with_revtime(o, 7), r#"{"d":{"load":0.1},"revtime":7,"sn":"X","time":5}"#);
+        let raw = r#" {"id": 201811260000000001, "status":"ok", "d":{"result":"cm9vdA=="}}"#;
+        let Value::Object(o) = serde_json::from_str(raw).unwrap() else { panic!() };
+        let s = splice_revtime(raw, o, 9);
+        assert_eq!(s, r#"{"revtime":9,"id": 201811260000000001, "status":"ok", "d":{"result":"cm9vdA=="}}"#);
+        assert_eq!(serde_json::from_str::<Value>(&s).unwrap()["id"].as_u64(), Some(201811260000000001));
+        let Value::Object(o) = serde_json::from_str("{}").unwrap() else { panic!() };
+        assert_eq!(splice_revtime("{}", o, 9), r#"{"revtime":9}"#);
+        let Value::Object(o) = serde_json::from_str(r#"{"revtime":1}"#).unwrap() else { panic!() };
+        assert_eq!(splice_revtime(r#"{"revtime":1}"#, o, 9), r#"{"revtime":9}"#);
         assert!(valid_sn("8CFCA0107D1B"));
         assert!(!valid_sn("a/b"));
         assert!(!valid_sn(""));

@@ -196,22 +196,43 @@ fn a_message_route_forwards_dma_event() {
     let r = p.post("msgroute/configs", &json!({"topic": "dma/event", "name": "events", "url": hooks.url("/events")}));
     let id = r["id"].as_i64().unwrap();
     assert_eq!((r["topic"].as_str(), r["name"].as_str()), (Some("dma/event"), Some("events")), "{r}");
-    let ev = json!({"sn": "ROUTE0000001", "time": 5, "eid": 17, "type": "sms", "from": "+8613800000000", "text": "hello"});
-    publish(broker.port, "dma/event", &ev.to_string());
-    let hit = hooks.wait("/events", 1, T, |_| true);
-    assert_eq!(hit[0].json(), ev, "forwarded as the device sent it");
+    // A real agent's event: its GoIP push receiver takes a port-status push
+    // (the GSM gateway itself is not needed for that) and publishes `dma/event`.
+    let sn = "ROUTE0000001";
+    let rx = free_port();
+    let _agent = Agent::start(
+        sn,
+        broker.port,
+        &format!(
+            "\nconfig sms_receiver\n\toption enabled '1'\n\toption listen '127.0.0.1:{rx}'\n\n\
+             config device 'gw1'\n\toption type 'goip'\n\toption address 'http://127.0.0.1:{}'\n\toption username 'root'\n\toption password 'root'\n",
+            free_port()
+        ),
+    );
+    p.wait_device(sn, true, T);
+    let push = |port: &str| {
+        let a: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+        let body = json!({"type": "port-status", "port": port, "seq": 5, "status": "6 Register Failed"}).to_string();
+        wait_for(T, || a.post(&format!("http://127.0.0.1:{rx}/goip/gw1")).header("Content-Type", "application/json").send(body.as_bytes()).ok().filter(|r| r.status() == 200))
+            .expect("the agent's push receiver took the push");
+    };
+    push("2A");
+    let hit = hooks.wait("/events", 1, T, |h| h.json()["port"] == "2A");
+    let ev = hit[0].json();
+    assert_eq!((ev["sn"].as_str(), ev["type"].as_str()), (Some(sn), Some("port-status")), "{ev}");
+    assert_eq!((ev["stateText"].as_str(), ev["device"].as_str()), (Some("Register Failed"), Some("gw1")), "forwarded as the agent sent it: {ev}");
     assert_eq!(hit[0].topic.as_deref(), Some("dma/event"));
-    wait_for(T, || Some(p.get("msgroute/configs")).filter(|l| l["list"][0]["succCount"] == 1)).expect("succCount");
+    wait_for(T, || Some(p.get("msgroute/configs")).filter(|l| l["list"][0]["succCount"].as_i64() >= Some(1))).expect("succCount");
     // Update the URL, then delete.
     let (code, u) = p.call("PUT", "msgroute/configs", Some(&json!({"id": id, "name": "events2", "url": hooks.url("/events2")})));
     assert_eq!((code, u["data"]["name"].as_str()), (200, Some("events2")), "{u}");
-    publish(broker.port, "dma/event", &ev.to_string());
-    hooks.wait("/events2", 1, T, |_| true);
+    push("3A");
+    hooks.wait("/events2", 1, T, |h| h.json()["port"] == "3A");
     let (code, d) = p.call("DELETE", &format!("msgroute/configs?id={id}"), None);
     assert_eq!((code, d["data"]["rows"].as_i64()), (200, Some(1)), "{d}");
-    publish(broker.port, "dma/event", &ev.to_string());
+    push("4A");
     std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(hooks.hits("/events2").len(), 1);
+    assert!(hooks.hits("/events2").iter().all(|h| h.json()["port"] != "4A"), "no forward after delete");
     let (code, _) = p.call("POST", "msgroute/configs", Some(&json!({"topic": "$SYS/#", "url": hooks.url("/x")})));
     assert_eq!(code, 400);
 }

@@ -71,4 +71,17 @@ fn two_instances(dir: &std::path::Path, db: &str) {
     std::thread::sleep(Duration::from_secs(3));
     let hits = hooks.hits("/cb");
     assert_eq!(hits.len(), 2, "one POST per change: {hits:?}");
+
+    // One instance dies: the other takes all the work at once (no answer
+    // waits for the dead one; tryTimes stays 1).
+    let mut b = b;
+    b.kill9();
+    agent.spawn();
+    a.wait_device(sn, true, T);
+    let more: Vec<u64> = (8..12).map(|i| a.send(sh(sn, &format!("echo {i} >> {}", runs.display()), json!({})))).collect();
+    for id in &more {
+        let st = a.wait_state(*id, 2, Duration::from_secs(15));
+        assert_eq!(st["tryTimes"].as_i64(), Some(1), "{st}");
+    }
+    assert_eq!(std::fs::read_to_string(&runs).unwrap().lines().count(), 12);
 }

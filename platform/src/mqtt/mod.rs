@@ -24,8 +24,13 @@ impl Outbox {
     pub fn new(cfg: &crate::config::BrokerConfig) -> (Outbox, Connection) {
         let mut o = MqttOptions::new(cfg.client_id.clone(), cfg.host.clone(), cfg.port);
         o.set_keep_alive(Duration::from_secs(cfg.keepalive.max(5)));
-        // Persistent session: answers published while the platform restarts wait at the broker.
-        o.set_clean_session(false);
+        // One instance: a persistent session, so answers published while it
+        // restarts wait at the broker. Instances sharing work: a clean
+        // session, so a dead instance leaves the shared group at once and the
+        // broker does not queue the group's messages for it (mosquitto
+        // would); an answer lost while every instance is down is recovered
+        // by the resend after `answer_timeout` (the agent re-publishes it).
+        o.set_clean_session(!cfg.share_group.is_empty());
         o.set_max_packet_size(1 << 20, 1 << 20);
         if !cfg.username.is_empty() {
             o.set_credentials(cfg.username.clone(), cfg.password.clone());

@@ -154,8 +154,20 @@ fn callbacks_fire_on_kill9_and_on_return() {
     assert_eq!((cb["type"].as_str(), cb["enabled"].as_bool()), (Some("device"), Some(true)), "{cb}");
     let bad = p.post("monitor/devices/callbacks", &json!({"type": "peripheral", "url": hooks.url("/fail/peripheral"), "enabled": true}));
 
-    let mut agent = Agent::start(sn, broker.port, "");
+    // A GSM gateway the agent cannot reach: its `periph` says offline (a new peripheral: a change).
+    let lan = format!(
+        "\toption device_failures '1'\n\nconfig device 'gw1'\n\toption type 'goip'\n\toption address 'http://127.0.0.1:{}'\n\toption username 'root'\n\toption password 'root'\n\toption poll_interval '1'\n",
+        free_port()
+    );
+    let mut agent = Agent::start(sn, broker.port, &lan);
     hooks.wait("/devicecallback", 1, T, |h| h.json()["online"] == true && h.json()["sn"] == sn);
+    // The peripheral callback's URL answers 500: tried `hooks.tries` (2) times, counted once as failed.
+    let tried = hooks.wait("/fail/peripheral", 2, T, |h| h.json()["nId"] == "gw1");
+    assert_eq!((tried[0].json()["online"].as_bool(), tried[0].json()["kind"].as_str()), (Some(false), Some("goip")), "{:?}", tried[0]);
+    wait_for(T, || Some(p.get("monitor/devices/callbacks/peripheral/stats")).filter(|s| s["failed"] == 1)).expect("1 failure");
+    let per = p.get(&format!("monitor/devices/peripherals?sn={sn}"));
+    assert_eq!((per["total"].as_i64(), per["list"][0]["nId"].as_str(), per["list"][0]["online"].as_bool()), (Some(1), Some("gw1"), Some(false)), "{per}");
+    assert!(serde_json::from_str::<Value>(per["list"][0]["msg"].as_str().unwrap()).unwrap()["error"].is_string(), "{per}");
     agent.kill9();
     // The broker publishes the agent's will at once (the socket closed).
     let offline = hooks.wait("/devicecallback", 1, T, |h| h.json()["online"] == false);
@@ -169,21 +181,14 @@ fn callbacks_fire_on_kill9_and_on_return() {
     let dev = p.get(&format!("monitor/devices?sn={sn}"))["list"][0].clone();
     assert!(dev["offlineTime"].as_i64().unwrap() > 0 && dev["onlineTime"].as_i64() >= dev["offlineTime"].as_i64(), "{dev}");
 
-    // A peripheral's change (as the agent's `periph` carries it) to a URL that answers 500:
-    // tried `hooks.tries` (2) times, counted once as failed.
-    publish(broker.port, "dma/periph", &json!({"sn": sn, "time": 1, "gwId": sn, "nId": "goip1", "kind": "goip", "online": true, "msg": {"model": "GoIP-8"}}).to_string());
-    hooks.wait("/fail/peripheral", 2, T, |h| h.json()["nId"] == "goip1");
-    wait_for(T, || Some(p.get("monitor/devices/callbacks/peripheral/stats")).filter(|s| s["failed"] == 1)).expect("1 failure");
-    let per = p.get(&format!("monitor/devices/peripherals?sn={sn}"));
-    assert_eq!((per["total"].as_i64(), per["list"][0]["nId"].as_str(), per["list"][0]["online"].as_bool()), (Some(1), Some("goip1"), Some(true)), "{per}");
-    assert_eq!(serde_json::from_str::<Value>(per["list"][0]["msg"].as_str().unwrap()).unwrap()["model"], "GoIP-8");
     let list = p.get("monitor/devices/callbacks");
     assert_eq!(list["count"], 2);
     // Disabled: no more POSTs.
     let off = p.post("monitor/devices/callbacks/enable", &json!({"id": bad["id"], "enabled": false}));
     assert_eq!(off["enabled"], false);
-    publish(broker.port, "dma/periph", &json!({"sn": sn, "time": 2, "gwId": sn, "nId": "goip1", "kind": "goip", "online": false, "msg": {"error": "timeout"}}).to_string());
-    wait_for(T, || Some(p.get("monitor/devices/peripherals/count")).filter(|c| c["offline"] == 1)).expect("peripheral offline");
+    // A change while disabled (a `periph` as an agent sends it): no POST.
+    publish(broker.port, "dma/periph", &json!({"sn": sn, "time": 2, "gwId": sn, "nId": "s20", "kind": "s20", "online": true, "msg": {"model": "GL-S20"}}).to_string());
+    wait_for(T, || Some(p.get("monitor/devices/peripherals/count")).filter(|c| c["online"] == 1)).expect("peripheral online");
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(hooks.hits("/fail/peripheral").len(), 2);
 }

@@ -288,3 +288,27 @@ fn restart_case(database: Option<&str>) {
     assert_eq!(std::fs::read_to_string(&runs).unwrap().lines().count(), 2);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn an_unanswered_command_is_sent_again_with_the_same_id_until_it_expires() {
+    let broker = Broker::start();
+    let dir = temp_dir("platform");
+    let db = dir.join("p.db").to_string_lossy().into_owned();
+    let p = Platform::start_with(dir, &platform_config(free_port(), &db, broker.port, "platform-silent", json!({"answer_timeout": 2})));
+    // A device that is online but never answers.
+    let sn = "SILENT000001";
+    let watch = Watch::start(broker.port, &format!("dma/cmd/{sn}"));
+    publish(broker.port, &format!("dma/state/{sn}"), &json!({"sn": sn, "online": true, "time": 1, "bootTime": 1, "ver": "0.1.0"}).to_string());
+    p.wait_device(sn, true, T);
+    let id = p.send(sh(sn, "true", json!({"maxRetries": 2, "expires": 8, "detached": true})));
+    let st = p.wait_state(id, 3, T);
+    assert_eq!((st["tryTimes"].as_i64(), st["reason"].as_str()), (Some(2), Some("expired")), "{st}");
+    let sent = watch.all();
+    assert_eq!(sent.len(), 2, "two tries, none after expiry: {sent:?}");
+    for (n, (_, m)) in sent.iter().enumerate() {
+        assert_eq!(m["id"].as_u64(), Some(id), "same id: {m}");
+        assert_eq!((m["tryTimes"].as_i64(), m["maxRetries"].as_i64(), m["expires"].as_i64()), (Some(n as i64 + 1), Some(2), Some(8)), "{m}");
+        assert_eq!((m["command"].as_str(), m["d"]["shcmd"].as_str(), m["detached"].as_bool(), m["from"].as_str()), (Some("sh"), Some("true"), Some(true), Some("test")), "{m}");
+    }
+    assert_eq!(sent[0].1["publishTime"], sent[1].1["publishTime"], "one deadline for every try");
+}

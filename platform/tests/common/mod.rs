@@ -105,7 +105,17 @@ fn agent_bin() -> String {
         }
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf();
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let st = Command::new(cargo).args(["build", "--quiet", "--bin", "dma-agent"]).current_dir(&root).status().expect("cargo build --bin dma-agent");
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "--quiet", "--bin", "dma-agent"]).current_dir(&root);
+        // Not this test's own build environment (CARGO_PKG_*, CARGO_MANIFEST_DIR, …):
+        // build scripts watching it would rebuild the agent's dependencies.
+        for (k, _) in std::env::vars_os() {
+            let k = k.to_string_lossy().into_owned();
+            if k.starts_with("CARGO_") && k != "CARGO_HOME" && k != "CARGO_TARGET_DIR" {
+                cmd.env_remove(&k);
+            }
+        }
+        let st = cmd.status().expect("cargo build --bin dma-agent");
         assert!(st.success(), "cargo build --bin dma-agent failed");
         let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| root.join("target"));
         target.join("debug").join("dma-agent").to_string_lossy().into_owned()
@@ -389,4 +399,46 @@ pub fn publish(port: u16, topic: &str, payload: &str) {
         }
     }
     let _ = client.disconnect();
+}
+
+/// Messages on `filter` seen by a test client, as they arrive.
+pub struct Watch {
+    pub msgs: std::sync::Arc<std::sync::Mutex<Vec<(String, Value)>>>,
+    _client: rumqttc::Client,
+}
+
+impl Watch {
+    pub fn start(port: u16, filter: &str) -> Watch {
+        use rumqttc::{Client, Event, Incoming, MqttOptions, QoS};
+        let mut o = MqttOptions::new(format!("ptest-watch-{}", SEQ.fetch_add(1, Ordering::SeqCst)), "127.0.0.1", port);
+        o.set_keep_alive(Duration::from_secs(10));
+        let (client, mut conn) = Client::new(o, 100);
+        let msgs: std::sync::Arc<std::sync::Mutex<Vec<(String, Value)>>> = Default::default();
+        let (m, c, f) = (msgs.clone(), client.clone(), filter.to_string());
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for ev in conn.iter() {
+                match ev {
+                    Ok(Event::Incoming(Incoming::ConnAck(_))) => {
+                        let _ = c.subscribe(f.clone(), QoS::AtLeastOnce);
+                    }
+                    Ok(Event::Incoming(Incoming::SubAck(_))) => {
+                        let _ = tx.send(());
+                    }
+                    Ok(Event::Incoming(Incoming::Publish(p))) => {
+                        let v = serde_json::from_slice(&p.payload).unwrap_or(Value::Null);
+                        m.lock().unwrap().push((p.topic.clone(), v));
+                    }
+                    Ok(_) => {}
+                    Err(_) => std::thread::sleep(Duration::from_millis(200)),
+                }
+            }
+        });
+        rx.recv_timeout(Duration::from_secs(10)).expect("watch subscribed");
+        Watch { msgs, _client: client }
+    }
+
+    pub fn all(&self) -> Vec<(String, Value)> {
+        self.msgs.lock().unwrap().clone()
+    }
 }

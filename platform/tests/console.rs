@@ -8,7 +8,6 @@ mod common;
 use common::browser::Browser;
 use common::*;
 use std::path::PathBuf;
-use std::time::Duration;
 
 const SN: &str = "8CFCA0107D1B";
 
@@ -57,7 +56,8 @@ fn console_logs_in_shows_the_device_and_runs_sh() {
     // The platform agrees.
     let list = p.get(&format!("remotectl/commands?sn={SN}"));
     assert_eq!((list["total"].as_i64(), list["list"][0]["state"].as_i64(), list["list"][0]["from"].as_str()), (Some(1), Some(2), Some("iot_web_console")), "{list}");
-    std::thread::sleep(Duration::from_millis(300));
+    // The header's broker figures (mosquitto's $SYS) once they are in.
+    browser.wait_text("#broker", T, |t| t.contains("connections"));
     let shot = artifact("console.png");
     browser.screenshot(&shot);
     let png = std::fs::read(&shot).expect("screenshot");

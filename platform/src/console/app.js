@@ -83,7 +83,9 @@ async function loadDevices() {
 async function loadBroker() {
   try {
     const s = await api("monitor/brokers/stats");
-    $("broker").textContent = `broker: ${s.stats.connectionCount} connections, ${s.metrics.messageReceivedCount} messages in, ${s.metrics.messageSentCount} out`;
+    const m = s.metrics, none = !s.stats.connectionCount && !m.packetReceivedCount;
+    $("broker").textContent = none ? "broker: no figures yet" :
+      `broker: ${s.stats.connectionCount} connections, ${s.stats.sessionCount} sessions, ${m.messageReceivedCount} messages in, ${m.messageSentCount} out`;
   } catch (e) { $("broker").textContent = ""; }
 }
 async function openDevice(sn) {
@@ -173,7 +175,7 @@ function start(user) {
   timers.forEach(clearInterval);
   const safe = (f) => () => f().catch((e) => console.warn(e));
   safe(loadDevices)(); safe(loadBroker)();
-  timers = [setInterval(safe(loadDevices), 5000), setInterval(safe(loadBroker), 10000), setInterval(safe(poll), 1000),
+  timers = [setInterval(safe(loadDevices), 5000), setInterval(safe(loadBroker), 5000), setInterval(safe(poll), 1000),
     setInterval(safe(async () => { if (current) { await loadPeriph(); if (!watching) await loadHistory(); } }), 5000)];
 }
 if (token) start(""); else showLogin();

@@ -68,7 +68,12 @@ fn login(sh: &Shared, req: &mut Request) -> ApiResult {
     let b = json_body(req)?;
     let user = b.get("user").and_then(Value::as_str).ok_or_else(|| ApiError::bad("'user' is required"))?;
     let password = b.get("password").and_then(Value::as_str).ok_or_else(|| ApiError::bad("'password' is required"))?;
-    let Some(u) = sh.cfg.users.iter().find(|u| u.user == user).filter(|u| crate::auth::verify_password(password, &u.password_hash)) else {
+    let known = sh.cfg.users.iter().find(|u| u.user == user);
+    if known.is_none() {
+        // As slow as a wrong password: the answer time does not tell which users exist.
+        crate::auth::verify_password(password, crate::auth::dummy_hash());
+    }
+    let Some(u) = known.filter(|u| crate::auth::verify_password(password, &u.password_hash)) else {
         log::warn!("failed login for user '{}'", user.chars().take(64).collect::<String>());
         return Err(ApiError(401, "login_failed", "wrong user or password".into()));
     };

@@ -4,14 +4,22 @@
 //!
 //! Scheduling: at most `max_running` commands run at once. Commands with
 //! `detached: true` run alongside others; the rest run one at a time in
-//! arrival order. When `max_running` run and `queue_size` wait, a new
-//! command gets an `err` answer ("busy") at once — never silence.
+//! arrival order. A command that cannot start at once waits; when
+//! `queue_size` wait already it gets an `err` answer ("busy") at once —
+//! never silence, never journalled.
+//!
+//! Acknowledgement: the broker's PUBLISH of a command is acknowledged only
+//! once the command is journalled, or answered without journalling
+//! (malformed, unknown, expired, busy, too large, a redelivery). If the
+//! agent dies before, the broker delivers it again.
 
 use super::envelope::{self, answer_for, Command, Outcome};
 use super::journal::State;
 use crate::agent::Ctx;
+use crate::mqtt::session::MAX_COMMAND;
+use crate::mqtt::CommandAck;
 use serde_json::{json, Value};
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 // AtomicUsize, not AtomicU64: 32-bit MIPS has no 64-bit atomics.
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
@@ -39,13 +47,24 @@ struct Sched {
     queue: VecDeque<Command>,
     running: usize,
     serial_busy: bool,
-    running_keys: HashSet<String>,
+    /// Journalled and not finished (queued or running), by key.
+    live: HashMap<String, Command>,
     accepting: bool,
 }
 
+impl Sched {
+    /// Would `cmd` start at once (rather than wait)?
+    fn can_start(&self, cmd: &Command, max_running: usize) -> bool {
+        self.running < max_running && (cmd.detached || (!self.serial_busy && !self.queue.iter().any(|c| !c.detached)))
+    }
+}
+
+/// A raw command with the PUBACK to send once it is dealt with.
+type Inbound = (Vec<u8>, CommandAck);
+
 pub struct Engine {
     ctx: Arc<Ctx>,
-    inbox: SyncSender<Vec<u8>>,
+    inbox: SyncSender<Inbound>,
     sched: Arc<(Mutex<Sched>, Condvar)>,
 }
 
@@ -61,61 +80,81 @@ impl Engine {
     }
 
     /// Called on the MQTT thread: never blocks.
-    pub fn offer(&self, payload: &[u8]) {
+    pub fn offer(&self, payload: &[u8], ack: CommandAck) {
         if let Ok(mut s) = self.ctx.state.lock() {
             s.commands_received += 1;
         }
-        match self.inbox.try_send(payload.to_vec()) {
+        if payload.len() > MAX_COMMAND {
+            reject(&self.ctx, payload, &format!("too large: the command has {} bytes, the limit is {MAX_COMMAND}", payload.len()));
+            ack.ack();
+            return;
+        }
+        match self.inbox.try_send((payload.to_vec(), ack)) {
             Ok(()) => {}
-            Err(TrySendError::Full(p)) | Err(TrySendError::Disconnected(p)) => {
-                reject(&self.ctx, &p, "busy: too many commands waiting; try again later")
+            Err(TrySendError::Full((p, ack))) | Err(TrySendError::Disconnected((p, ack))) => {
+                reject(&self.ctx, &p, "busy: too many commands waiting; try again later");
+                ack.ack();
             }
         }
     }
 
-    /// Stop taking commands; wait (bounded) for running ones. Returns the
-    /// keys still running at the deadline (journalled as interrupted).
+    /// Stop taking commands; wait (bounded) for running ones. Commands
+    /// still running at the deadline are journalled as interrupted and
+    /// answered so (a full answer envelope), unless they already gave their
+    /// answer (`reboot`, `upgrade`): that one stands. Returns their keys.
     pub fn drain(&self, timeout: Duration) -> Vec<String> {
         let (m, cv) = &*self.sched;
         let deadline = Instant::now() + timeout;
         let Ok(mut s) = m.lock() else { return Vec::new() };
         s.accepting = false;
         // Queued commands never started: they fail, so a redelivery retries them.
-        for c in s.queue.drain(..) {
-            finish(&self.ctx, &c, &Outcome::err("agent stopping; not started"), false);
+        let queued: Vec<Command> = s.queue.drain(..).collect();
+        for c in &queued {
+            s.live.remove(&c.key);
         }
         QUEUED.store(0, Ordering::Relaxed);
+        drop(s);
+        for c in &queued {
+            finish(&self.ctx, c, &Outcome::err("agent stopping; not started (a redelivery runs it)"), true);
+        }
+        let Ok(mut s) = m.lock() else { return Vec::new() };
         while s.running > 0 && Instant::now() < deadline {
             match cv.wait_timeout(s, deadline.saturating_duration_since(Instant::now())) {
                 Ok((g, _)) => s = g,
                 Err(_) => return Vec::new(),
             }
         }
-        let left: Vec<String> = s.running_keys.iter().cloned().collect();
+        let left: Vec<Command> = s.live.values().cloned().collect();
         drop(s);
-        if let Ok(mut j) = self.ctx.journal.lock() {
-            for k in &left {
-                let a = json!({"interrupted": k});
-                if let Err(e) = j.finish(k, State::Interrupted, &a) {
-                    log::error!("journal: {e}");
-                }
+        for c in &left {
+            let answered = self.ctx.journal.lock().ok().and_then(|j| j.get(&c.key).map(|e| e.answer.is_some())).unwrap_or(false);
+            if answered {
+                log::warn!("command {} ({}) still running at shutdown; its answer was already given", c.key, c.command);
+                continue;
             }
+            let a = fitted_answer(
+                &self.ctx,
+                c,
+                &Outcome::err("interrupted: the agent stopped while this command ran; its effect is unknown, it is not run again"),
+            );
+            let journaled = self.ctx.journal.lock().map_err(|_| "poisoned".to_string()).and_then(|mut j| j.finish(&c.key, State::Interrupted, &a).map_err(|e| e.to_string()));
+            if let Err(e) = journaled {
+                log::error!("journal: {e}");
+            }
+            publish_answer(&self.ctx, Some(&c.key), &a);
         }
-        left
+        left.into_iter().map(|c| c.key).collect()
     }
 }
 
 /// Answer a raw payload we will not run (the dispatcher never saw it),
-/// with whatever id it carries.
+/// with whatever id it carries (read without building the body, which
+/// may be huge).
 fn reject(ctx: &Ctx, payload: &[u8], msg: &str) {
-    match envelope::parse(payload) {
-        Ok(c) => reject_cmd(ctx, &c, msg),
-        Err(e) => {
-            count_rejected(ctx);
-            let a = envelope::answer_for_parse_error(&ctx.sn(), &envelope::ParseError { msg: msg.to_string(), ..e });
-            publish_answer(ctx, None, &a);
-        }
-    }
+    count_rejected(ctx);
+    let head = envelope::parse_head(payload);
+    let a = envelope::answer_for_parse_error(&ctx.sn(), &envelope::ParseError { msg: msg.to_string(), ..head });
+    publish_answer(ctx, None, &a);
 }
 
 /// Answer a parsed command we will not run.
@@ -129,6 +168,12 @@ fn count_rejected(ctx: &Ctx) {
     if let Ok(mut s) = ctx.state.lock() {
         s.commands_rejected += 1;
     }
+}
+
+/// The answer envelope, cut to fit the packet limit (before it is
+/// journalled: the journal never holds what cannot be sent).
+pub fn fitted_answer(ctx: &Ctx, cmd: &Command, o: &Outcome) -> Value {
+    crate::mqtt::fit::fit(&ctx.publisher.topics.resp, answer_for(&ctx.sn(), cmd, o))
 }
 
 /// Publish an answer; when it has a journal key, record its PUBACK.
@@ -145,81 +190,113 @@ fn publish_answer(ctx: &Ctx, key: Option<&str>, answer: &Value) {
     }
 }
 
-fn dispatcher(ctx: Arc<Ctx>, sched: Arc<(Mutex<Sched>, Condvar)>, rx: Receiver<Vec<u8>>) {
-    while let Ok(payload) = rx.recv() {
-        let cmd = match envelope::parse(&payload) {
-            Ok(c) => c,
-            Err(e) => {
-                log::warn!("bad command: {}", e.msg);
-                count_rejected(&ctx);
-                publish_answer(&ctx, None, &envelope::answer_for_parse_error(&ctx.sn(), &e));
-                continue;
-            }
-        };
-        log::info!("command {} '{}' {} from '{}'", cmd.key, cmd.command, cmd.method, cmd.from);
-        if !super::KNOWN.contains(&cmd.command.as_str()) {
-            reject_cmd(&ctx, &cmd, &format!("unknown command '{}'", cmd.command));
-            continue;
-        }
-        let cfg = ctx.config();
-        if crate::agent::clock::expired(cmd.publish_time, cmd.expires, cfg.agent.clock_trust) {
-            reject_cmd(&ctx, &cmd, "expired: the command's expiry time has passed; not run");
-            continue;
-        }
-        let (m, cv) = &*sched;
-        let Ok(mut s) = m.lock() else { return };
-        // Exactly-once rules.
-        let prior = ctx.journal.lock().ok().and_then(|j| j.get(&cmd.key).cloned());
-        if let Some(e) = &prior {
-            if e.hash != cmd.hash {
-                drop(s);
-                reject_cmd(&ctx, &cmd, &format!("conflict: id {} was already used for a different command", cmd.id));
-                continue;
-            }
-            match e.state {
-                State::Running => {
-                    log::info!("command {} is already running; redelivery ignored", cmd.key);
-                    continue;
-                }
-                State::Succeeded | State::Interrupted => {
-                    drop(s);
-                    // Succeeded: the stored answer. Interrupted: its effect is
-                    // unknown, so it is not run again; say so.
-                    let a = match (e.state, e.answer.clone()) {
-                        (State::Succeeded, Some(a)) => a,
-                        _ => answer_for(&ctx.sn(), &cmd, &Outcome::err("interrupted: the agent stopped while this command ran; not run again")),
-                    };
-                    log::info!("command {} already done; answer published again", cmd.key);
-                    publish_answer(&ctx, Some(&cmd.key), &a);
-                    continue;
-                }
-                State::Failed => log::info!("command {} failed before; running it again", cmd.key),
-            }
-        }
-        if !s.accepting {
-            drop(s);
-            reject_cmd(&ctx, &cmd, "agent stopping; not started");
-            continue;
-        }
-        if s.queue.len() >= cfg.agent.queue_size && s.running >= cfg.agent.max_running {
-            drop(s);
-            reject_cmd(&ctx, &cmd, &format!("busy: {} running and {} waiting; try again later", cfg.agent.max_running, cfg.agent.queue_size));
-            continue;
-        }
-        // Journal before any side effect.
-        let journaled = ctx.journal.lock().map_err(|_| "poisoned".to_string()).and_then(|mut j| j.begin(&cmd.key, &cmd.hash, &cmd.command).map_err(|e| e.to_string()));
-        if let Err(e) = journaled {
-            drop(s);
-            ctx.note_error(format!("journal: {e}"));
-            reject_cmd(&ctx, &cmd, &format!("cannot record the command in the journal: {e}"));
-            continue;
-        }
-        s.running_keys.insert(cmd.key.clone());
-        s.queue.push_back(cmd);
-        QUEUED.store(s.queue.len(), Ordering::Relaxed);
-        schedule(&ctx, &sched, &mut s);
-        cv.notify_all();
+/// Test hook (builds with the `sim` feature only, never the router's):
+/// `DMA_TEST_JOURNAL_DELAY_MS` holds each command this long between
+/// receipt and journalling, so a test can kill the agent in that window.
+fn journal_delay() -> Option<Duration> {
+    #[cfg(feature = "sim")]
+    {
+        static D: std::sync::OnceLock<Option<Duration>> = std::sync::OnceLock::new();
+        *D.get_or_init(|| {
+            let d = std::env::var("DMA_TEST_JOURNAL_DELAY_MS").ok()?.parse().ok().map(Duration::from_millis);
+            log::warn!("test hook: journalling delayed by {d:?}");
+            d
+        })
     }
+    #[cfg(not(feature = "sim"))]
+    {
+        None
+    }
+}
+
+fn dispatcher(ctx: Arc<Ctx>, sched: Arc<(Mutex<Sched>, Condvar)>, rx: Receiver<Inbound>) {
+    let _ = journal_delay();
+    while let Ok((payload, ack)) = rx.recv() {
+        decide(&ctx, &sched, &payload);
+        ack.ack();
+    }
+}
+
+/// Decide what to do with one command: answer it at once, or journal it
+/// and queue it. Once this returns, the command may be acknowledged.
+fn decide(ctx: &Arc<Ctx>, sched: &Arc<(Mutex<Sched>, Condvar)>, payload: &[u8]) {
+    let cmd = match envelope::parse(payload) {
+        Ok(c) => c,
+        Err(e) => {
+            log::warn!("bad command: {}", e.msg);
+            count_rejected(ctx);
+            publish_answer(ctx, None, &envelope::answer_for_parse_error(&ctx.sn(), &e));
+            return;
+        }
+    };
+    log::info!("command {} '{}' {} from '{}'", cmd.key, cmd.command, cmd.method, cmd.from);
+    if !super::KNOWN.contains(&cmd.command.as_str()) {
+        reject_cmd(ctx, &cmd, &format!("unknown command '{}'", cmd.command));
+        return;
+    }
+    let cfg = ctx.config();
+    if crate::agent::clock::expired(cmd.publish_time, cmd.expires, cfg.agent.clock_trust) {
+        reject_cmd(ctx, &cmd, "expired: the command's expiry time has passed; not run");
+        return;
+    }
+    if let Some(d) = journal_delay() {
+        std::thread::sleep(d);
+    }
+    let (m, cv) = &**sched;
+    let Ok(mut s) = m.lock() else { return };
+    // Exactly-once rules.
+    let prior = ctx.journal.lock().ok().and_then(|j| j.get(&cmd.key).cloned());
+    if let Some(e) = &prior {
+        if e.hash != cmd.hash {
+            drop(s);
+            reject_cmd(ctx, &cmd, &format!("conflict: id {} was already used for a different command", cmd.id));
+            return;
+        }
+        match e.state {
+            State::Running => {
+                log::info!("command {} is already running; redelivery ignored", cmd.key);
+                return;
+            }
+            State::Succeeded | State::Interrupted => {
+                drop(s);
+                // Succeeded: the stored answer. Interrupted: its effect is
+                // unknown, so it is not run again; say so.
+                let a = match (e.state, e.answer.clone()) {
+                    (State::Succeeded, Some(a)) => a,
+                    _ => fitted_answer(ctx, &cmd, &Outcome::err("interrupted: the agent stopped while this command ran; not run again")),
+                };
+                log::info!("command {} already done; answer published again", cmd.key);
+                publish_answer(ctx, Some(&cmd.key), &a);
+                return;
+            }
+            State::Failed => log::info!("command {} failed before; running it again", cmd.key),
+        }
+    }
+    if !s.accepting {
+        drop(s);
+        reject_cmd(ctx, &cmd, "agent stopping; not started");
+        return;
+    }
+    // Every command that would wait counts against queue_size, serial or detached.
+    if !s.can_start(&cmd, cfg.agent.max_running) && s.queue.len() >= cfg.agent.queue_size {
+        let (running, waiting) = (s.running, s.queue.len());
+        drop(s);
+        reject_cmd(ctx, &cmd, &format!("busy: {running} running and {waiting} waiting; try again later"));
+        return;
+    }
+    // Journal before any side effect.
+    let journaled = ctx.journal.lock().map_err(|_| "poisoned".to_string()).and_then(|mut j| j.begin(&cmd.key, &cmd.hash, &cmd.command).map_err(|e| e.to_string()));
+    if let Err(e) = journaled {
+        drop(s);
+        ctx.note_error(format!("journal: {e}"));
+        reject_cmd(ctx, &cmd, &format!("cannot record the command in the journal: {e}"));
+        return;
+    }
+    s.live.insert(cmd.key.clone(), cmd.clone());
+    s.queue.push_back(cmd);
+    QUEUED.store(s.queue.len(), Ordering::Relaxed);
+    schedule(ctx, sched, &mut s);
+    cv.notify_all();
 }
 
 /// Start what can start. Called with the lock held.
@@ -236,7 +313,7 @@ fn schedule(ctx: &Arc<Ctx>, sched: &Arc<(Mutex<Sched>, Condvar)>, s: &mut Sched)
         QUEUED.store(s.queue.len(), Ordering::Relaxed);
         let (ctx2, sched2) = (ctx.clone(), sched.clone());
         let detached = cmd.detached;
-        let key = cmd.key.clone();
+        let failed = cmd.clone();
         let spawned = std::thread::Builder::new()
             .name("cmd".into())
             .stack_size(WORKER_STACK)
@@ -247,10 +324,8 @@ fn schedule(ctx: &Arc<Ctx>, sched: &Arc<(Mutex<Sched>, Condvar)>, s: &mut Sched)
             if !detached {
                 s.serial_busy = false;
             }
-            s.running_keys.remove(&key);
-            if let Ok(mut j) = ctx.journal.lock() {
-                let _ = j.finish(&key, State::Failed, &json!({"error": "no thread"}));
-            }
+            s.live.remove(&failed.key);
+            finish(ctx, &failed, &Outcome::err(format!("cannot start a command thread: {e}")), true);
             break;
         }
     }
@@ -258,15 +333,18 @@ fn schedule(ctx: &Arc<Ctx>, sched: &Arc<(Mutex<Sched>, Condvar)>, s: &mut Sched)
 
 fn run_one(ctx: Arc<Ctx>, sched: Arc<(Mutex<Sched>, Condvar)>, cmd: Command) {
     let outcome = super::dispatch(&ctx, &cmd);
-    finish(&ctx, &cmd, &outcome, true);
-    DONE.fetch_add(1, Ordering::Relaxed);
     let (m, cv) = &*sched;
+    // Not after drain() gave up on it: its interrupted answer stands.
+    let still_live = m.lock().map(|mut s| s.live.remove(&cmd.key).is_some()).unwrap_or(false);
+    if still_live {
+        finish(&ctx, &cmd, &outcome, true);
+    }
+    DONE.fetch_add(1, Ordering::Relaxed);
     if let Ok(mut s) = m.lock() {
         s.running -= 1;
         if !cmd.detached {
             s.serial_busy = false;
         }
-        s.running_keys.remove(&cmd.key);
         RUNNING.store(s.running, Ordering::Relaxed);
         if s.accepting {
             schedule(&ctx, &sched, &mut s);
@@ -278,20 +356,21 @@ fn run_one(ctx: Arc<Ctx>, sched: Arc<(Mutex<Sched>, Condvar)>, cmd: Command) {
 /// Journal the final state and publish the answer.
 fn finish(ctx: &Ctx, cmd: &Command, o: &Outcome, publish: bool) {
     // A command that answered before its effect (`answer_first`) stored
-    // that answer; it is final and was already published.
+    // that answer; it is final and was already published (its PUBACK is
+    // recorded by whoever saw it, never assumed).
     let stored = if o.ok {
-        ctx.journal.lock().ok().and_then(|j| j.get(&cmd.key).and_then(|e| e.answer.clone()))
+        ctx.journal.lock().ok().and_then(|j| j.get(&cmd.key).and_then(|e| e.answer.clone().map(|a| (a, e.acked))))
     } else {
         None
     };
     let already_sent = stored.is_some();
-    let answer = stored.unwrap_or_else(|| answer_for(&ctx.sn(), cmd, o));
+    let (answer, was_acked) = stored.unwrap_or_else(|| (fitted_answer(ctx, cmd, o), false));
     let state = if o.ok { State::Succeeded } else { State::Failed };
     if let Ok(mut j) = ctx.journal.lock() {
         if let Err(e) = j.finish(&cmd.key, state, &answer) {
             log::error!("journal: {e}");
         }
-        if already_sent {
+        if was_acked {
             let _ = j.mark_acked(&cmd.key);
         }
     }

@@ -125,6 +125,13 @@ impl Engine {
             }
         }
         let left: Vec<Command> = s.live.values().cloned().collect();
+        for c in &left {
+            let answered = self.ctx.journal.lock().ok().and_then(|j| j.get(&c.key).map(|e| e.answer.is_some())).unwrap_or(false);
+            if !answered {
+                // Its thread, should it still end, must not answer over this.
+                s.live.remove(&c.key);
+            }
+        }
         drop(s);
         for c in &left {
             let answered = self.ctx.journal.lock().ok().and_then(|j| j.get(&c.key).map(|e| e.answer.is_some())).unwrap_or(false);

@@ -177,7 +177,7 @@ fn cut(v: &mut Value, excess: usize) -> bool {
             }
             // Drop the biggest members until enough is gone.
             let mut members: Vec<(String, usize)> = o.iter().map(|(k, x)| (k.clone(), size(x) + k.len() + 4)).collect();
-            members.sort_by(|a, b| b.1.cmp(&a.1));
+            members.sort_by_key(|m| std::cmp::Reverse(m.1));
             let mut removed = 0;
             for (k, n) in members {
                 if removed >= excess + 8 {

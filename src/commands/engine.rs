@@ -85,15 +85,19 @@ impl Engine {
             s.commands_received += 1;
         }
         if payload.len() > MAX_COMMAND {
-            reject(&self.ctx, payload, &format!("too large: the command has {} bytes, the limit is {MAX_COMMAND}", payload.len()));
-            ack.ack();
+            if reject(&self.ctx, payload, &format!("too large: the command has {} bytes, the limit is {MAX_COMMAND}", payload.len())) {
+                ack.ack();
+            }
             return;
         }
         match self.inbox.try_send((payload.to_vec(), ack)) {
             Ok(()) => {}
             Err(TrySendError::Full((p, ack))) | Err(TrySendError::Disconnected((p, ack))) => {
-                reject(&self.ctx, &p, "busy: too many commands waiting; try again later");
-                ack.ack();
+                // Unanswered (request queue full): unacknowledged, so the
+                // broker delivers it again.
+                if reject(&self.ctx, &p, "busy: too many commands waiting; try again later") {
+                    ack.ack();
+                }
             }
         }
     }
@@ -148,7 +152,7 @@ impl Engine {
             if let Err(e) = journaled {
                 log::error!("journal: {e}");
             }
-            publish_answer(&self.ctx, Some(&c.key), &a);
+            publish_answer(&self.ctx, Some(&c.key), &a, true);
         }
         left.into_iter().map(|c| c.key).collect()
     }
@@ -157,17 +161,19 @@ impl Engine {
 /// Answer a raw payload we will not run (the dispatcher never saw it),
 /// with whatever id it carries (read without building the body, which
 /// may be huge).
-fn reject(ctx: &Ctx, payload: &[u8], msg: &str) {
+/// On the MQTT thread: never waits. Returns whether the answer was queued.
+fn reject(ctx: &Ctx, payload: &[u8], msg: &str) -> bool {
     count_rejected(ctx);
     let head = envelope::parse_head(payload);
     let a = envelope::answer_for_parse_error(&ctx.sn(), &envelope::ParseError { msg: msg.to_string(), ..head });
-    publish_answer(ctx, None, &a);
+    publish_answer(ctx, None, &a, false)
 }
 
-/// Answer a parsed command we will not run.
-fn reject_cmd(ctx: &Ctx, cmd: &Command, msg: &str) {
+/// Answer a parsed command we will not run. Returns whether the answer
+/// was queued (if not, the command is left unacknowledged).
+fn reject_cmd(ctx: &Ctx, cmd: &Command, msg: &str) -> bool {
     count_rejected(ctx);
-    publish_answer(ctx, None, &answer_for(&ctx.sn(), cmd, &Outcome::err(msg)));
+    publish_answer(ctx, None, &answer_for(&ctx.sn(), cmd, &Outcome::err(msg)), true)
 }
 
 fn count_rejected(ctx: &Ctx) {
@@ -183,17 +189,35 @@ pub fn fitted_answer(ctx: &Ctx, cmd: &Command, o: &Outcome) -> Value {
     crate::mqtt::fit::fit(&ctx.publisher.topics.resp, answer_for(&ctx.sn(), cmd, o))
 }
 
-/// Publish an answer; when it has a journal key, record its PUBACK.
-fn publish_answer(ctx: &Ctx, key: Option<&str>, answer: &Value) {
+/// How long a thread other than the MQTT one waits for room in the
+/// request queue (it fills in bursts, e.g. 60 commands answered "busy").
+const ROOM_WAIT: Duration = Duration::from_secs(10);
+
+/// Publish an answer; when it has a journal key, record its PUBACK. With
+/// `wait`, wait (bounded, while connected) for room in the request queue
+/// rather than drop it. Returns whether it was queued; a journalled
+/// answer that was not goes out after the next connect.
+fn publish_answer(ctx: &Ctx, key: Option<&str>, answer: &Value, wait: bool) -> bool {
     let p = &ctx.publisher;
-    match p.publish_json(&p.topics.resp, true, false, answer) {
-        Ok(Some(w)) => {
-            if let Some(k) = key {
-                crate::agent::runtime::watch_ack(k.to_string(), w);
+    let deadline = Instant::now() + ROOM_WAIT;
+    loop {
+        match p.publish_json(&p.topics.resp, true, false, answer) {
+            Ok(Some(w)) => {
+                if let Some(k) = key {
+                    crate::agent::runtime::watch_ack(k.to_string(), w);
+                }
+                return true;
+            }
+            Ok(None) => return true,
+            Err(e) => {
+                if wait && p.is_connected() && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(20));
+                    continue;
+                }
+                log::warn!("answer not queued ({e}); {}", if key.is_some() { "it is sent again after reconnect" } else { "the command stays unacknowledged" });
+                return false;
             }
         }
-        Ok(None) => {}
-        Err(e) => log::warn!("answer not queued ({e}); it is sent again after reconnect"),
     }
 }
 
@@ -219,50 +243,49 @@ fn journal_delay() -> Option<Duration> {
 fn dispatcher(ctx: Arc<Ctx>, sched: Arc<(Mutex<Sched>, Condvar)>, rx: Receiver<Inbound>) {
     let _ = journal_delay();
     while let Ok((payload, ack)) = rx.recv() {
-        decide(&ctx, &sched, &payload);
-        ack.ack();
+        if decide(&ctx, &sched, &payload) {
+            ack.ack_waiting(ROOM_WAIT);
+        }
     }
 }
 
 /// Decide what to do with one command: answer it at once, or journal it
-/// and queue it. Once this returns, the command may be acknowledged.
-fn decide(ctx: &Arc<Ctx>, sched: &Arc<(Mutex<Sched>, Condvar)>, payload: &[u8]) {
+/// and queue it. Returns whether the command may now be acknowledged: not
+/// when an answer that is not journalled could not be queued (the broker
+/// then delivers the command again and it is answered then).
+fn decide(ctx: &Arc<Ctx>, sched: &Arc<(Mutex<Sched>, Condvar)>, payload: &[u8]) -> bool {
     let cmd = match envelope::parse(payload) {
         Ok(c) => c,
         Err(e) => {
             log::warn!("bad command: {}", e.msg);
             count_rejected(ctx);
-            publish_answer(ctx, None, &envelope::answer_for_parse_error(&ctx.sn(), &e));
-            return;
+            return publish_answer(ctx, None, &envelope::answer_for_parse_error(&ctx.sn(), &e), true);
         }
     };
     log::info!("command {} '{}' {} from '{}'", cmd.key, cmd.command, cmd.method, cmd.from);
     if !super::KNOWN.contains(&cmd.command.as_str()) {
-        reject_cmd(ctx, &cmd, &format!("unknown command '{}'", cmd.command));
-        return;
+        return reject_cmd(ctx, &cmd, &format!("unknown command '{}'", cmd.command));
     }
     let cfg = ctx.config();
     if crate::agent::clock::expired(cmd.publish_time, cmd.expires, cfg.agent.clock_trust) {
-        reject_cmd(ctx, &cmd, "expired: the command's expiry time has passed; not run");
-        return;
+        return reject_cmd(ctx, &cmd, "expired: the command's expiry time has passed; not run");
     }
     if let Some(d) = journal_delay() {
         std::thread::sleep(d);
     }
     let (m, cv) = &**sched;
-    let Ok(mut s) = m.lock() else { return };
+    let Ok(mut s) = m.lock() else { return false };
     // Exactly-once rules.
     let prior = ctx.journal.lock().ok().and_then(|j| j.get(&cmd.key).cloned());
     if let Some(e) = &prior {
         if e.hash != cmd.hash {
             drop(s);
-            reject_cmd(ctx, &cmd, &format!("conflict: id {} was already used for a different command", cmd.id));
-            return;
+            return reject_cmd(ctx, &cmd, &format!("conflict: id {} was already used for a different command", cmd.id));
         }
         match e.state {
             State::Running => {
                 log::info!("command {} is already running; redelivery ignored", cmd.key);
-                return;
+                return true;
             }
             State::Succeeded | State::Interrupted => {
                 drop(s);
@@ -273,37 +296,35 @@ fn decide(ctx: &Arc<Ctx>, sched: &Arc<(Mutex<Sched>, Condvar)>, payload: &[u8]) 
                     _ => fitted_answer(ctx, &cmd, &Outcome::err("interrupted: the agent stopped while this command ran; not run again")),
                 };
                 log::info!("command {} already done; answer published again", cmd.key);
-                publish_answer(ctx, Some(&cmd.key), &a);
-                return;
+                publish_answer(ctx, Some(&cmd.key), &a, true);
+                return true;
             }
             State::Failed => log::info!("command {} failed before; running it again", cmd.key),
         }
     }
     if !s.accepting {
         drop(s);
-        reject_cmd(ctx, &cmd, "agent stopping; not started");
-        return;
+        return reject_cmd(ctx, &cmd, "agent stopping; not started");
     }
     // Every command that would wait counts against queue_size, serial or detached.
     if !s.can_start(&cmd, cfg.agent.max_running) && s.queue.len() >= cfg.agent.queue_size {
         let (running, waiting) = (s.running, s.queue.len());
         drop(s);
-        reject_cmd(ctx, &cmd, &format!("busy: {running} running and {waiting} waiting; try again later"));
-        return;
+        return reject_cmd(ctx, &cmd, &format!("busy: {running} running and {waiting} waiting; try again later"));
     }
     // Journal before any side effect.
     let journaled = ctx.journal.lock().map_err(|_| "poisoned".to_string()).and_then(|mut j| j.begin(&cmd.key, &cmd.hash, &cmd.command).map_err(|e| e.to_string()));
     if let Err(e) = journaled {
         drop(s);
         ctx.note_error(format!("journal: {e}"));
-        reject_cmd(ctx, &cmd, &format!("cannot record the command in the journal: {e}"));
-        return;
+        return reject_cmd(ctx, &cmd, &format!("cannot record the command in the journal: {e}"));
     }
     s.live.insert(cmd.key.clone(), cmd.clone());
     s.queue.push_back(cmd);
     QUEUED.store(s.queue.len(), Ordering::Relaxed);
     schedule(ctx, sched, &mut s);
     cv.notify_all();
+    true
 }
 
 /// Start what can start. Called with the lock held.
@@ -385,6 +406,6 @@ fn finish(ctx: &Ctx, cmd: &Command, o: &Outcome, publish: bool) {
         log::info!("command {} '{}': {}", cmd.key, cmd.command, o.msg);
     }
     if publish && !already_sent {
-        publish_answer(ctx, Some(&cmd.key), &answer);
+        publish_answer(ctx, Some(&cmd.key), &answer, true);
     }
 }

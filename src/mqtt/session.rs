@@ -42,15 +42,31 @@ pub trait SessionEvents: Send + Sync + 'static {
 pub struct CommandAck {
     client: Client,
     publish: rumqttc::Publish,
+    publisher: Publisher,
 }
 
 impl CommandAck {
-    /// Acknowledge to the broker. If the request queue is full or the
-    /// connection dropped meanwhile the ack is lost and the broker delivers
-    /// the command again: the journal then answers it without running it twice.
+    /// Acknowledge to the broker, without waiting (the MQTT thread). If the
+    /// request queue is full or the connection dropped meanwhile the ack is
+    /// lost and the broker delivers the command again after the next
+    /// connect: the journal then answers it without running it twice.
     pub fn ack(self) {
         if let Err(e) = self.client.try_ack(&self.publish) {
             log::warn!("command ack not queued ({e}); the broker will deliver it again");
+        }
+    }
+
+    /// Acknowledge, waiting up to `timeout` (while connected) for room in
+    /// the request queue: an ack lost while connected would leave the
+    /// command with the broker until the next reconnect.
+    pub fn ack_waiting(self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while self.client.try_ack(&self.publish).is_err() {
+            if !self.publisher.is_connected() || Instant::now() >= deadline {
+                log::warn!("command ack not queued; the broker will deliver it again");
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 }
@@ -193,7 +209,7 @@ fn run(
                 let mut birth = rumqttc::Publish::new(publisher.topics.state.clone(), QoS::AtLeastOnce, events.birth());
                 birth.retain = true;
                 pending.push_front(Request::Publish(birth));
-                tracker.push_front_untracked();
+                let _ = tracker.push_front_qos1();
                 pending.push_front(Request::Subscribe(rumqttc::Subscribe::new(cmd_topic.clone(), QoS::AtLeastOnce)));
                 publisher.set_connected(true);
                 events.connected(ack.session_present);
@@ -205,7 +221,7 @@ fn run(
                 }
                 if p.topic == cmd_topic {
                     let payload = p.payload.clone();
-                    let ack = CommandAck { client: client.clone(), publish: rumqttc::Publish { payload: Default::default(), ..p } };
+                    let ack = CommandAck { client: client.clone(), publish: rumqttc::Publish { payload: Default::default(), ..p }, publisher: publisher.clone() };
                     events.command(&payload, ack);
                 } else {
                     log::warn!("message on unexpected topic {} ignored", p.topic);

@@ -142,12 +142,16 @@ impl AckTracker {
         self.0.lock().map(|g| (g.queued.len(), g.inflight.values().map(|q| q.len()).sum())).unwrap_or((0, 0))
     }
 
-    /// A publish put at the front of rumqttc's pending list (it goes out
-    /// before everything queued): its ticket goes first too.
-    pub fn push_front_untracked(&self) {
+    /// A QoS 1 publish put at the front of rumqttc's pending list (it goes
+    /// out before everything queued): its ticket goes first too. (A ticket,
+    /// not a gap: should it be in flight at the next disconnect, its replay
+    /// must be recognised as one.)
+    pub fn push_front_qos1(&self) -> AckWaiter {
+        let w = AckWaiter(Arc::new(Slot::default()));
         if let Ok(mut g) = self.0.lock() {
-            g.queued.push_front(None);
+            g.queued.push_front(Some(w.clone()));
         }
+        w
     }
 
     /// After a connection error rumqttc has moved every queued request into

@@ -116,6 +116,7 @@ fn a_broker_that_lost_the_session_gets_every_event_and_answer_again() {
     let _broker = Forgetful::start(port);
     let p2 = Platform::connect(port, "dma");
     px.resume();
+    let resumed = Instant::now();
     p2.wait(&format!("dma/state/{sn}"), LONG, |m| m.json["online"] == true).unwrap_or_else(|| panic!("no birth after the restart:\n{}", agent.log()));
     // The first connect and the one after the restart.
     assert!(agent.log().matches("session present: false").count() >= 2, "{}", agent.log());
@@ -129,6 +130,7 @@ fn a_broker_that_lost_the_session_gets_every_event_and_answer_again() {
         let a = p2.wait("dma/resp/cmd", LONG, |m| m.json["id"] == id).unwrap_or_else(|| panic!("answer {id} lost:\n{}", agent.log())).json;
         assert_eq!(a["status"], "ok");
     }
+    eprintln!("measured: 20 events and 3 answers all delivered {:.1} s after the broker came back without the session", resumed.elapsed().as_secs_f64());
     assert_eq!(std::fs::read_to_string(&ran).unwrap().lines().count(), 3, "nothing ran twice");
 
     // eid: one per event, the same on a duplicate, growing in creation order.

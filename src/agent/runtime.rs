@@ -163,9 +163,9 @@ impl SessionEvents for Events {
             s.connected_since = Some(crate::util::unix_now());
             s.connects += 1;
         }
-        // The birth message is already on its way (the session sends it first).
-        let _ = ctx.reports.try_send(ReportRequest::Versions);
-        let _ = ctx.reports.try_send(ReportRequest::Periph);
+        // The birth message is already on its way (the session sends it
+        // first). Fresh reports follow: none were kept from while away.
+        let _ = ctx.reports.try_send(ReportRequest::All);
         // Answers the broker never acknowledged (lost in an outage, a
         // restart or with the broker's session).
         request_resend();

@@ -55,7 +55,7 @@ fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
 /// A publisher with a large packet limit (the platform client's is 1 MiB).
 fn big_publisher(port: u16) -> rumqttc::Client {
     let mut o = rumqttc::MqttOptions::new(format!("big-{}", std::process::id()), "127.0.0.1", port);
-    o.set_max_packet_size(8 << 20, 8 << 20);
+    o.set_max_packet_size(16 << 20, 16 << 20);
     let (c, mut conn) = rumqttc::Client::new(o, 10);
     std::thread::spawn(move || for _ in conn.iter() {});
     c
@@ -111,7 +111,7 @@ fn oversized_output_is_cut_to_fit_and_the_session_stays_up() {
 }
 
 #[test]
-fn a_command_over_the_read_limit_is_read_once_and_answered_too_large() {
+fn commands_over_the_read_limit_never_make_the_session_loop() {
     let sn = "FA0000000002";
     let b = Broker::start();
     // Platform clients that never see the 1.5 MB command (theirs is 1 MiB).
@@ -134,6 +134,26 @@ fn a_command_over_the_read_limit_is_read_once_and_answered_too_large() {
     let log = a.log();
     assert_eq!(log.matches("broker connection:").count(), 1, "{log}");
     assert_eq!(answers.answers("dma", &json!(4)).len(), 1);
+
+    // Over 8 MiB: too large to read on a router. The agent drops its MQTT
+    // session (a clean connection) to get rid of it, then goes back to a
+    // persistent one; no loop.
+    let huge = json!({"id": 6, "command": "sh", "d": {"shcmd": format!("touch {}; : {}", marker.display(), "z".repeat(9 << 20))}});
+    let from = states.count();
+    big.publish(format!("dma/cmd/{sn}"), QoS::AtLeastOnce, false, huge.to_string().into_bytes()).unwrap();
+    assert!(wait_until(LONG, || a.log().contains("reconnecting with a persistent one")), "{}", a.log());
+    // (The clean connection publishes no birth: the next one is the persistent session's.)
+    wait_birth(&states, sn, from, &a);
+    let r = answers.command("dma", sn, sh(json!(7), "echo back"), LONG);
+    assert_eq!(unb64(&r["d"]["result"]), "back\n");
+    let n = a.log().matches("broker connection:").count();
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(a.log().matches("broker connection:").count(), n, "no reconnect loop:\n{}", a.log());
+    assert!(n <= 3, "{n} reconnects:\n{}", a.log());
+    assert!(!marker.exists());
+    // Persistent again: a command sent while the agent is away still arrives.
+    let r = answers.command("dma", sn, sh(json!(8), "echo persistent"), LONG);
+    assert_eq!(r["status"], "ok");
 }
 
 // ---- 3. Outages ------------------------------------------------------------

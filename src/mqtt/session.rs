@@ -79,7 +79,8 @@ pub const MAX_PACKET: usize = super::fit::MAX_PACKET;
 /// and the broker would deliver it again after every reconnect. A larger
 /// one raises the limit for the next connection up to [`INCOMING_HARD_MAX`].
 pub const INCOMING_MAX: usize = 1024 * 1024;
-/// The most the incoming limit is raised to read one oversized packet.
+/// The most the incoming limit is raised to read one oversized packet;
+/// beyond it the session is dropped (a clean connection) to get rid of it.
 pub const INCOMING_HARD_MAX: usize = 8 * 1024 * 1024;
 /// Largest command run; larger ones are answered "too large".
 pub const MAX_COMMAND: usize = 256 * 1024;
@@ -185,6 +186,8 @@ fn run(
     // Tickets of never-sent publishes in rumqttc's pending list (lost with
     // the list when the broker has no session for us).
     let mut pending_tickets = 0usize;
+    // The next connection is a clean one, to drop a packet too large to read.
+    let mut drop_session = false;
     loop {
         let ev = match connection.recv_timeout(Duration::from_millis(500)) {
             Ok(ev) => ev,
@@ -203,6 +206,16 @@ fn run(
                     tracker.session_lost(pending_tickets);
                 }
                 pending_tickets = 0;
+                if drop_session {
+                    // The clean session dropped the oversized packet; back to
+                    // a persistent session at once (a new connection).
+                    drop_session = false;
+                    connection.eventloop.mqtt_options.set_clean_session(false);
+                    connection.eventloop.clean();
+                    pending_tickets = tracker.filter_pending(&mut connection.eventloop.pending, |p| publisher.is_report_topic(&p.topic));
+                    log::warn!("dropped the MQTT session; reconnecting with a persistent one");
+                    continue;
+                }
                 connected_at = Some(Instant::now());
                 // Subscription, then birth, ahead of everything that waited.
                 let pending = &mut connection.eventloop.pending;
@@ -246,10 +259,22 @@ fn run(
                     return;
                 }
                 if let rumqttc::ConnectionError::MqttState(rumqttc::StateError::Deserialization(rumqttc::Error::PayloadSizeLimitExceeded(n))) = &e {
-                    // Read it once so it can be answered; see INCOMING_MAX.
-                    let raise = (*n + 16).min(INCOMING_HARD_MAX);
-                    log::warn!("the broker sent a packet of {n} bytes; reading up to {raise} bytes on the next connection");
-                    connection.eventloop.mqtt_options.set_max_packet_size(raise.max(INCOMING_MAX), MAX_PACKET);
+                    if *n <= INCOMING_HARD_MAX {
+                        // Read it once so it can be answered; see INCOMING_MAX.
+                        let raise = (*n + 16).max(INCOMING_MAX);
+                        log::warn!("the broker sent a packet of {n} bytes; reading up to {raise} bytes on the next connection");
+                        connection.eventloop.mqtt_options.set_max_packet_size(raise, MAX_PACKET);
+                    } else {
+                        // Too large to read on a router: the broker would send
+                        // it again after every reconnect. Only a clean session
+                        // drops it (and whatever else waits in the session:
+                        // the platform retries unanswered commands).
+                        log::error!(
+                            "the broker holds a packet of {n} bytes (over {INCOMING_HARD_MAX}); dropping the MQTT session to get rid of it"
+                        );
+                        connection.eventloop.mqtt_options.set_clean_session(true);
+                        drop_session = true;
+                    }
                 }
                 if connected_at.take().map(|t| t.elapsed() >= STABLE_AFTER).unwrap_or(false) {
                     backoff.reset();

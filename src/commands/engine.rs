@@ -409,3 +409,29 @@ fn finish(ctx: &Ctx, cmd: &Command, o: &Outcome, publish: bool) {
         publish_answer(ctx, Some(&cmd.key), &answer, true);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cmd(key: &str, detached: bool) -> Command {
+        let mut c = envelope::parse(format!(r#"{{"id":"{key}","command":"sh","d":{{"shcmd":"true"}}}}"#).as_bytes()).unwrap();
+        c.detached = detached;
+        c
+    }
+
+    #[test]
+    fn only_commands_that_can_start_at_once_do_not_count_as_waiting() {
+        let mut s = Sched { accepting: true, ..Default::default() };
+        assert!(s.can_start(&cmd("a", false), 4));
+        s.running = 1;
+        s.serial_busy = true;
+        assert!(!s.can_start(&cmd("b", false), 4), "a serial one waits behind the running serial one");
+        assert!(s.can_start(&cmd("c", true), 4), "a detached one runs beside it");
+        s.serial_busy = false;
+        s.queue.push_back(cmd("d", false));
+        assert!(!s.can_start(&cmd("e", false), 4), "arrival order: not ahead of a waiting serial one");
+        s.running = 4;
+        assert!(!s.can_start(&cmd("f", true), 4), "max_running reached");
+    }
+}

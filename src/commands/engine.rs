@@ -28,6 +28,8 @@ use std::time::{Duration, Instant};
 
 /// Raw payloads waiting for the dispatcher (beyond this, answered "busy").
 const INBOX: usize = 32;
+/// Their bytes together (commands are up to 256 KiB each).
+const INBOX_BYTES: usize = 1024 * 1024;
 /// Stack of a command thread: handlers are shallow; keep RSS small.
 const WORKER_STACK: usize = 256 * 1024;
 
@@ -35,6 +37,7 @@ static RUNNING: AtomicUsize = AtomicUsize::new(0);
 static QUEUED: AtomicUsize = AtomicUsize::new(0);
 static DONE: AtomicUsize = AtomicUsize::new(0);
 static REJECTED: AtomicUsize = AtomicUsize::new(0);
+static INBOX_USED: AtomicUsize = AtomicUsize::new(0);
 
 /// Counters for `agent get`.
 pub fn stats() -> Value {
@@ -90,9 +93,17 @@ impl Engine {
             }
             return;
         }
+        if INBOX_USED.load(Ordering::SeqCst) + payload.len() > INBOX_BYTES {
+            if reject(&self.ctx, payload, "busy: too many commands waiting; try again later") {
+                ack.ack();
+            }
+            return;
+        }
+        INBOX_USED.fetch_add(payload.len(), Ordering::SeqCst);
         match self.inbox.try_send((payload.to_vec(), ack)) {
             Ok(()) => {}
             Err(TrySendError::Full((p, ack))) | Err(TrySendError::Disconnected((p, ack))) => {
+                INBOX_USED.fetch_sub(p.len(), Ordering::SeqCst);
                 // Unanswered (request queue full): unacknowledged, so the
                 // broker delivers it again.
                 if reject(&self.ctx, &p, "busy: too many commands waiting; try again later") {
@@ -243,6 +254,7 @@ fn journal_delay() -> Option<Duration> {
 fn dispatcher(ctx: Arc<Ctx>, sched: Arc<(Mutex<Sched>, Condvar)>, rx: Receiver<Inbound>) {
     let _ = journal_delay();
     while let Ok((payload, ack)) = rx.recv() {
+        INBOX_USED.fetch_sub(payload.len(), Ordering::SeqCst);
         if decide(&ctx, &sched, &payload) {
             ack.ack_waiting(ROOM_WAIT);
         }

@@ -130,7 +130,9 @@ impl Engine {
         QUEUED.store(0, Ordering::Relaxed);
         drop(s);
         for c in &queued {
-            finish(&self.ctx, c, &Outcome::err("agent stopping; not started (a redelivery runs it)"), true);
+            // No waiting for room at shutdown (procd's term_timeout): what is
+            // not queued now goes out from the journal after the restart.
+            finish(&self.ctx, c, &Outcome::err("agent stopping; not started (a redelivery runs it)"), false);
         }
         let Ok(mut s) = m.lock() else { return Vec::new() };
         while s.running > 0 && Instant::now() < deadline {
@@ -163,7 +165,7 @@ impl Engine {
             if let Err(e) = journaled {
                 log::error!("journal: {e}");
             }
-            publish_answer(&self.ctx, Some(&c.key), &a, true);
+            publish_answer(&self.ctx, Some(&c.key), &a, false);
         }
         left.into_iter().map(|c| c.key).collect()
     }
@@ -365,7 +367,7 @@ fn schedule(ctx: &Arc<Ctx>, sched: &Arc<(Mutex<Sched>, Condvar)>, s: &mut Sched)
                 s.serial_busy = false;
             }
             s.live.remove(&failed.key);
-            finish(ctx, &failed, &Outcome::err(format!("cannot start a command thread: {e}")), true);
+            finish(ctx, &failed, &Outcome::err(format!("cannot start a command thread: {e}")), false);
             break;
         }
     }
@@ -393,8 +395,9 @@ fn run_one(ctx: Arc<Ctx>, sched: Arc<(Mutex<Sched>, Condvar)>, cmd: Command) {
     }
 }
 
-/// Journal the final state and publish the answer.
-fn finish(ctx: &Ctx, cmd: &Command, o: &Outcome, publish: bool) {
+/// Journal the final state and publish the answer (`wait`: for room in the
+/// request queue, bounded; the journal sends it again after a reconnect anyway).
+fn finish(ctx: &Ctx, cmd: &Command, o: &Outcome, wait: bool) {
     // A command that answered before its effect (`answer_first`) stored
     // that answer; it is final and was already published (its PUBACK is
     // recorded by whoever saw it, never assumed).
@@ -417,8 +420,8 @@ fn finish(ctx: &Ctx, cmd: &Command, o: &Outcome, publish: bool) {
     if !o.ok && !o.msg.is_empty() {
         log::info!("command {} '{}': {}", cmd.key, cmd.command, o.msg);
     }
-    if publish && !already_sent {
-        publish_answer(ctx, Some(&cmd.key), &answer, true);
+    if !already_sent {
+        publish_answer(ctx, Some(&cmd.key), &answer, wait);
     }
 }
 

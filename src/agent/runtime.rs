@@ -138,6 +138,8 @@ pub enum Exit {
 /// Run the agent until SIGTERM/SIGINT (or a restart is needed).
 pub fn run(config_path: &str) -> Result<Exit, String> {
     let cfg = Arc::new(config::load(config_path).map_err(|e| e.to_string())?);
+    // One agent per state dir (faults-local): refuse at once, before anything else.
+    let _lock = super::lock::acquire(std::path::Path::new(&cfg.agent.state_dir))?;
     install_signal_handlers();
     let _ = rustls::crypto::ring::default_provider().install_default();
     if cfg.agent.startup_delay > 0 {
@@ -150,9 +152,14 @@ pub fn run(config_path: &str) -> Result<Exit, String> {
         }
     }
     let state_dir = std::path::PathBuf::from(&cfg.agent.state_dir);
-    std::fs::create_dir_all(&state_dir).map_err(|e| format!("state dir {}: {e}", state_dir.display()))?;
+    // A state dir that cannot be written (full, read-only) must not keep the
+    // agent off the platform: the journal and the queue refuse what they
+    // cannot store, with the cause (faults-local).
+    if let Err(e) = std::fs::create_dir_all(&state_dir) {
+        log::error!("state dir {}: {e}", state_dir.display());
+    }
     let boot = read_boot_id(&cfg.agent.boot_id_file);
-    let journal = Journal::open(&state_dir, cfg.agent.journal_size, &boot).map_err(|e| format!("journal: {e}"))?;
+    let journal = Journal::open(&state_dir, cfg.agent.journal_size, cfg.agent.journal_bytes, &boot).map_err(|e| format!("journal: {e}"))?;
     let events = Arc::new(EventQueue::open(&state_dir.join("events"), cfg.agent.event_queue_bytes).map_err(|e| format!("event queue: {e}"))?);
     let mut session = Session::create(&cfg.agent)?;
     let publisher = session.publisher.clone();
@@ -239,6 +246,8 @@ pub fn run(config_path: &str) -> Result<Exit, String> {
 /// SIGHUP: re-read the file. Returns true when the change needs a restart.
 fn reload(ctx: &Ctx, path: &str) -> Result<bool, String> {
     let new = config::load(path).map_err(|e| e.to_string())?;
+    // Secrets changed in the file are scrubbed from the log from now on.
+    crate::logging::add_secrets(new.secrets());
     let old = ctx.config();
     let restart = crate::config::model::restart_keys_changed(&old.agent, &new.agent);
     if !restart.is_empty() {

@@ -96,11 +96,10 @@ impl Entry {
 pub struct Journal {
     path: PathBuf,
     dir: PathBuf,
-    /// Append handle; `None` after a failed write (or when the state dir
-    /// could not be written at all): the next append reopens it and first
-    /// cuts the file back to `good_len`.
-    file: Option<File>,
-    /// Bytes of the file known to hold whole records.
+    /// Bytes of the file known to hold whole records. The file is opened
+    /// for each append and closed after it (no descriptor open for writing
+    /// between commands, so the state dir can be remounted read-only, e.g.
+    /// by sysupgrade); each open first cuts the file back to this length.
     good_len: u64,
     cap: usize,
     /// Most bytes the file may hold.
@@ -185,7 +184,6 @@ impl Journal {
         let mut j = Journal {
             path,
             dir: dir.to_path_buf(),
-            file: None,
             good_len,
             cap: cap.max(1),
             max_bytes: max_bytes.max(MIN_BYTES),
@@ -270,26 +268,24 @@ impl Journal {
                 text.push('\n');
             }
         }
-        self.file = None;
         std::fs::create_dir_all(&self.dir).map_err(|e| tag(&self.path, e))?;
         crate::config::write_atomic(&self.path, text.as_bytes()).map_err(|e| tag(&self.path, e))?;
         self.good_len = text.len() as u64;
         Ok(())
     }
 
-    /// The append handle, reopened after a failure; the file is first cut
-    /// back to its last whole record.
-    fn writer(&mut self) -> std::io::Result<&mut File> {
-        if self.file.is_none() {
-            let existed = self.path.exists();
-            let f = OpenOptions::new().create(true).append(true).open(&self.path).map_err(|e| tag(&self.path, e))?;
+    /// Open the file for one append, first cutting it back to its last
+    /// whole record (a failed or torn append leaves nothing behind).
+    fn writer(&mut self) -> std::io::Result<File> {
+        let existed = self.path.exists();
+        let f = OpenOptions::new().create(true).append(true).open(&self.path).map_err(|e| tag(&self.path, e))?;
+        if f.metadata().map_err(|e| tag(&self.path, e))?.len() != self.good_len {
             f.set_len(self.good_len).map_err(|e| tag(&self.path, e))?;
-            if !existed {
-                crate::config::sync_dir(&self.dir).map_err(|e| tag(&self.path, e))?;
-            }
-            self.file = Some(f);
         }
-        self.file.as_mut().ok_or_else(|| std::io::Error::other("journal: no file"))
+        if !existed {
+            crate::config::sync_dir(&self.dir).map_err(|e| tag(&self.path, e))?;
+        }
+        Ok(f)
     }
 
     /// Cut an entry whose record would pass the record limit: the stored
@@ -348,13 +344,12 @@ impl Journal {
             }
         }
         let good = self.good_len;
-        let f = self.writer()?;
+        let mut f = self.writer()?;
         let written = f.write_all(line.as_bytes()).and_then(|_| f.sync_data());
         if let Err(err) = written {
-            // Roll back; if even that fails, the reopen before the next
+            // Roll back; if even that fails, the open before the next
             // append cuts the file back.
             let _ = f.set_len(good);
-            self.file = None;
             return Err(tag(&self.path, err));
         }
         self.good_len += len;
@@ -538,7 +533,7 @@ mod tests {
         let d = tmp("rollback");
         let mut j = Journal::open(&d, 16, 1 << 20, "b").unwrap();
         j.begin("n:1", "h", "sh").unwrap();
-        j.file = None; // as after a failed write
+        // As after a write that failed and could not be rolled back at once:
         let mut f = OpenOptions::new().append(true).open(d.join("journal.log")).unwrap();
         f.write_all(b"{\"k\":\"n:2\",\"h\":\"h\",\"c\":\"sh\",\"s\":\"run").unwrap();
         j.finish("n:1", State::Succeeded, &json!({"id": 1})).unwrap();

@@ -67,9 +67,6 @@ impl std::fmt::Display for QueueError {
 }
 
 struct Inner {
-    /// Append handle; `None` until (re)opened: after a failed write, a
-    /// compaction, or when the dir could not be written.
-    log: Option<File>,
     /// The log was read from disk (if not, nothing else here is known).
     loaded: bool,
     /// Logical position of the first event in the file, and the length of
@@ -133,7 +130,7 @@ impl EventQueue {
         let q = EventQueue {
             dir: dir.to_path_buf(),
             cap,
-            inner: Mutex::new(Inner { log: None, loaded: false, base: 0, hdr_len: 0, head: 0, tail: 0, pushed: 0, acked: 0 }),
+            inner: Mutex::new(Inner { loaded: false, base: 0, hdr_len: 0, head: 0, tail: 0, pushed: 0, acked: 0 }),
             wake: Condvar::new(),
             connected: AtomicBool::new(false),
         };
@@ -144,6 +141,7 @@ impl EventQueue {
             if let Err(e) = q.writer(&mut g) {
                 log::error!("event queue {}: {e}; events are refused until it can be written", dir.display());
             }
+            // (the handle is closed at once: none stays open for writing)
         }
         Ok(q)
     }
@@ -182,40 +180,37 @@ impl EventQueue {
         // Before the base: those events were acknowledged and compacted away.
         g.head = cursor.clamp(base, tail);
         g.loaded = true;
-        g.log = None;
         Ok(())
     }
 
-    /// The append handle, (re)opened on demand; the file is first cut back
-    /// to its last whole event (a torn or failed append leaves nothing).
-    fn writer<'a>(&self, g: &'a mut Inner) -> std::io::Result<&'a mut File> {
+    /// Open the log for one append (no descriptor stays open for writing,
+    /// so the state dir can be remounted read-only). The file is first cut
+    /// back to its last whole event: a torn or failed append leaves nothing.
+    fn writer(&self, g: &mut Inner) -> std::io::Result<File> {
         if !g.loaded {
             self.load(g)?;
         }
-        if g.log.is_none() {
-            std::fs::create_dir_all(&self.dir)?;
-            let path = self.log_path();
-            let fresh = !path.exists();
-            let mut f = OpenOptions::new().create(true).read(true).append(true).open(&path)?;
-            if fresh {
-                // A new log starts with its header (an empty file would be read as base 0).
-                let h = header(g.tail);
-                f.write_all(h.as_bytes())?;
+        std::fs::create_dir_all(&self.dir)?;
+        let path = self.log_path();
+        let fresh = !path.exists();
+        let mut f = OpenOptions::new().create(true).append(true).open(&path)?;
+        if fresh {
+            // A new log starts with its header (an empty file would be read as base 0).
+            let h = header(g.tail);
+            f.write_all(h.as_bytes())?;
+            f.sync_data()?;
+            crate::config::sync_dir(&self.dir)?;
+            g.base = g.tail;
+            g.hdr_len = h.len() as u64;
+            g.head = g.head.max(g.base);
+        } else {
+            let end = g.phys(g.tail);
+            if f.metadata()?.len() != end {
+                f.set_len(end)?;
                 f.sync_data()?;
-                crate::config::sync_dir(&self.dir)?;
-                g.base = g.tail;
-                g.hdr_len = h.len() as u64;
-                g.head = g.head.max(g.base);
-            } else {
-                let end = g.phys(g.tail);
-                if f.metadata()?.len() != end {
-                    f.set_len(end)?;
-                    f.sync_data()?;
-                }
             }
-            g.log = Some(f);
         }
-        g.log.as_mut().ok_or_else(|| std::io::Error::other("no log"))
+        Ok(f)
     }
 
     /// Append events durably, all or none. Returns once they are on disk.
@@ -235,12 +230,11 @@ impl EventQueue {
             return Err(QueueError::Full { used, cap: self.cap });
         }
         let end = g.phys(g.tail);
-        let f = self.writer(&mut g).map_err(io)?;
+        let mut f = self.writer(&mut g).map_err(io)?;
         if let Err(e) = f.write_all(&buf).and_then(|_| f.sync_data()) {
             // Roll back to the last whole event; if that fails too, the
-            // next push reopens and cuts the file first.
+            // next push cuts the file first.
             let _ = f.set_len(end);
-            g.log = None;
             return Err(io(e));
         }
         g.tail += buf.len() as u64;
@@ -337,7 +331,6 @@ impl EventQueue {
         }
         g.base = g.head;
         g.hdr_len = h.len() as u64;
-        g.log = None;
         crate::config::sync_dir(&self.dir)
     }
 

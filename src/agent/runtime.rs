@@ -183,7 +183,16 @@ pub fn run(config_path: &str) -> Result<Exit, String> {
         std::thread::Builder::new().name("events".into()).spawn(move || q.run_sender(&p, &stop)).map_err(|e| e.to_string())?
     };
     ctx.devices.apply(&cfg.devices, manager_settings(&cfg));
-    let sms = crate::sms::start(ctx.clone()).map_err(|e| format!("sms: {e}"))?;
+    // SMS state on a full or read-only state dir must not keep the agent
+    // off the platform (faults-local): run without the SMS service.
+    let sms = match crate::sms::start(ctx.clone()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            log::error!("sms: {e}; running without the SMS receiver");
+            ctx.note_error(format!("sms: {e}"));
+            None
+        }
+    };
     session.start(Arc::new(Events { ctx: ctx.clone(), engine: engine.clone() }))?;
     log::info!(
         "dma-agent {} started: sn {}, broker {}:{}{}, {} LAN device(s)",
@@ -225,7 +234,9 @@ pub fn run(config_path: &str) -> Result<Exit, String> {
     if !left.is_empty() {
         log::warn!("{} command(s) journalled as interrupted: {left:?}", left.len());
     }
-    sms.stop();
+    if let Some(sms) = &sms {
+        sms.stop();
+    }
     ctx.devices.stop_all();
     let _ = ctx.reports.try_send(ReportRequest::Stop);
     let _ = reporter.join();

@@ -353,3 +353,73 @@ fn secrets_changed_by_set_or_sighup_are_scrubbed_from_then_on() {
     assert!(!log.contains(set_secret), "set secret in the log:\n{log}");
     let _ = a.stop();
 }
+
+/// The event queue on a full disk: an SMS push it cannot store is refused
+/// (503, the cause named; the GoIP keeps it), nothing accepted is lost, and
+/// freeing space recovers without a restart.
+#[test]
+fn a_full_state_dir_refuses_sms_pushes_and_loses_nothing() {
+    use dma_agent::sim::goip::{GoipSim, GoipSimConfig};
+    let Some(fs) = Tmpfs::mount("full-sms", "1m") else { return };
+    let b = Broker::start();
+    let p = Platform::connect(b.port, "dma");
+    let sim = GoipSim::start("127.0.0.1:0", GoipSimConfig::default()).expect("sim");
+    let rx = free_port();
+    let sn = "FA0000000022";
+    let cfg = format!(
+        "{}\nconfig sms_receiver\n\toption enabled '1'\n\toption listen '127.0.0.1:{rx}'\n\toption rate '5000'\n\toption reconcile_interval '2'\n\toption status_period '0'\n\nconfig device 'gw1'\n\toption type 'goip'\n\toption address '{}'\n\toption username 'root'\n\toption password 'root'\n\toption poll_interval '60'\n",
+        agent_section(sn, b.port, fs.dir(), ""),
+        sim.url()
+    );
+    let a = Agent::start(sn, &cfg);
+    online(&p, sn, 0, &a);
+    let http = ureq::Agent::config_builder().http_status_as_error(false).build().new_agent();
+    let push = |i: u32| -> (u16, String) {
+        let body = json!({"type": "recv-sms", "sms_num": 1, "sms": [[0, "1A", 1_700_000_000u64 + u64::from(i), "10010", "13800000001", b64(&format!("f{i:03}"))]]});
+        let deadline = Instant::now() + T;
+        loop {
+            match http.post(&format!("http://127.0.0.1:{rx}/goip/gw1")).header("Content-Type", "application/json").send(body.to_string().as_bytes()) {
+                Ok(mut r) => return (r.status().as_u16(), r.body_mut().read_to_string().unwrap_or_default()),
+                Err(e) if Instant::now() > deadline => panic!("receiver unreachable: {e}; log:\n{}", a.log()),
+                Err(_) => std::thread::sleep(Duration::from_millis(100)),
+            }
+        }
+    };
+    assert_eq!(push(0).0, 200);
+    let filler = fs.fill();
+    let mut accepted = vec![0u32];
+    let mut refused = None;
+    for i in 1..200 {
+        match push(i) {
+            (200, _) => accepted.push(i),
+            (code, body) => {
+                refused = Some((i, code, body));
+                break;
+            }
+        }
+    }
+    let (i, code, body) = refused.expect("no push was refused on a full state dir");
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("No space left on device"), "names the cause: {body}");
+    std::fs::remove_file(&filler).unwrap();
+    // The GoIP pushes it again until accepted (the agent may first catch
+    // up with the GoIP's inbox after a refusal): no restart needed.
+    let deadline = Instant::now() + T;
+    let mut last = push(i);
+    while last.0 != 200 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(300));
+        last = push(i);
+    }
+    assert_eq!(last.0, 200, "after freeing space: {}", last.1);
+    accepted.push(i);
+    let want: Vec<String> = accepted.iter().map(|i| format!("f{i:03}")).collect();
+    let deadline = Instant::now() + T;
+    let texts = || -> Vec<String> {
+        p.all("dma/event").into_iter().filter(|m| m.json["type"] == "sms-received").filter_map(|m| m.json["text"].as_str().map(String::from)).collect()
+    };
+    while texts().len() < want.len() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(texts(), want, "every accepted SMS once, in order; log:\n{}", a.log());
+}

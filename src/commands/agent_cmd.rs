@@ -49,7 +49,8 @@ fn get(ctx: &Ctx, body: &Value) -> Outcome {
         s.insert("mqttQueued".into(), json!(queued));
         s.insert("mqttInflight".into(), json!(inflight));
         if let Ok(j) = ctx.journal.lock() {
-            s.insert("journal".into(), json!({"size": j.len(), "states": j.counts(), "bootId": j.boot_id()}));
+            let (bytes, cap) = j.bytes();
+            s.insert("journal".into(), json!({"size": j.len(), "bytes": bytes, "capBytes": cap, "states": j.counts(), "bootId": j.boot_id()}));
         }
         s.insert("commands".into(), crate::commands::engine::stats());
         s.insert("events".into(), ctx.events.stats());

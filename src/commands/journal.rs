@@ -364,6 +364,11 @@ impl Journal {
         self.entries.len()
     }
 
+    /// Bytes of the journal file, and its budget.
+    pub fn bytes(&self) -> (u64, u64) {
+        (self.good_len, self.max_bytes)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }

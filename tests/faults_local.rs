@@ -239,7 +239,9 @@ fn a_lan_command_given_up_on_is_never_sent_and_a_retry_runs_once() {
     let a_ans = ans(91).unwrap_or_else(|| panic!("no answer to A; log:\n{}", a.log()));
     assert_eq!(a_ans["status"], "err", "A started but did not answer within 2 s: {a_ans}");
 
-    // Long after A finished, B was never sent; A was sent once.
+    // Long after A finished, B was never sent; A was sent once. (Fault
+    // off: a B that leaked through would now be answered at once.)
+    iad.set_fault(Fault::None);
     let deadline = Instant::now() + Duration::from_secs(8);
     while iad.call_count("test_cfg/a_set") < 1 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
@@ -249,7 +251,6 @@ fn a_lan_command_given_up_on_is_never_sent_and_a_retry_runs_once() {
     assert_eq!(iad.call_count("test_cfg/a_set"), 1);
 
     // Retries: B runs now, once; A's retry gets the earlier attempt's result, no second request.
-    iad.set_fault(Fault::None);
     let r = p.command("dma", sn, set_b.clone(), T);
     assert_eq!(r["status"], "ok", "{r}");
     let r = p.command("dma", sn, set_a.clone(), T);

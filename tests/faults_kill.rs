@@ -7,6 +7,7 @@
 //! allowed, counted and reported; a loss or a reordering is not.
 //!
 //! Tunable for slow runs: `DMA_KILL_SMS` (default 1000; 300 under QEMU),
+//! `DMA_KILL_CMDS` (default 200; 60 under QEMU),
 //! `DMA_KILLS` (default 30; 10 under QEMU), `DMA_KILL_SEED` (to replay a run).
 #![cfg(feature = "sim")]
 
@@ -158,5 +159,75 @@ fn sms_survive_kill_9_at_random_moments() {
         seen.len(),
         started.elapsed()
     );
+    let _ = agent.stop();
+}
+
+/// Commands while `kill -9` hits the agent: the platform publishes each
+/// command again until it is answered (as its `maxRetries` do). Each
+/// command's effect (a line appended to a file) happens at most once;
+/// every command is answered; one answered ok happened exactly once; one
+/// cut off by a kill is answered "interrupted" and not run again.
+#[test]
+fn commands_run_at_most_once_across_kill_9() {
+    let emulated = std::env::var("DMA_AGENT_RUNNER").map(|r| !r.is_empty()).unwrap_or(false);
+    let total = env_num("DMA_KILL_CMDS", if emulated { 60 } else { 200 });
+    let kills = env_num("DMA_KILLS", if emulated { 10 } else { 30 }) / 2;
+    let stretch = if emulated { 4 } else { 1 };
+    let seed = env_num("DMA_KILL_SEED", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1) | 1);
+    eprintln!("faults_kill: {total} commands, {kills} kills, seed {seed}");
+    let broker = Broker::start();
+    let sn = "FA0000000020";
+    let mut agent = Agent::start(sn, &agent_section(sn, broker.port, std::path::Path::new("{state}"), "\toption sys_interval '0'\n\toption procs_interval '0'\n"));
+    let marker = agent.dir.join("effects");
+    let port = broker.port;
+    let done = Arc::new(AtomicUsize::new(0));
+    let commander = {
+        let (done, marker) = (done.clone(), marker.clone());
+        std::thread::spawn(move || {
+            let p = Platform::connect(port, "dma");
+            let mut answers = Vec::new();
+            for id in 0..total {
+                let cmd = json!({"id": 5000 + id, "command": "sh", "d": {"shcmd": format!("printf '%s\\n' {id} >> {}", marker.display())}});
+                let from = p.count();
+                let deadline = Instant::now() + Duration::from_secs(120);
+                let answer = loop {
+                    p.publish_raw(&format!("dma/cmd/{sn}"), &cmd.to_string());
+                    let wait = Duration::from_secs(2 * stretch);
+                    if let Some(m) = p.wait_from(from, "dma/resp/cmd", wait, |m| m.json["id"] == 5000 + id) {
+                        break m.json;
+                    }
+                    assert!(Instant::now() < deadline, "command {id} never answered");
+                };
+                answers.push(answer);
+                done.store(id as usize + 1, Ordering::SeqCst);
+            }
+            answers
+        })
+    };
+    let mut rng = Rng(seed);
+    for _ in 0..kills {
+        std::thread::sleep(Duration::from_millis((150 + rng.below(600)) * stretch));
+        agent.kill9();
+        agent.spawn();
+    }
+    let answers = commander.join().unwrap_or_else(|_| panic!("commander failed; log:\n{}", agent.log()));
+    let effects = std::fs::read_to_string(&marker).unwrap_or_default();
+    let mut count = vec![0u32; total as usize];
+    for l in effects.lines() {
+        let i: usize = l.trim().parse().unwrap_or_else(|_| panic!("a torn effect line {l:?}"));
+        count[i] += 1;
+    }
+    let (mut ok, mut interrupted) = (0, 0);
+    for (i, a) in answers.iter().enumerate() {
+        assert!(count[i] <= 1, "command {i} ran {} times; answer {a}", count[i]);
+        if a["status"] == "ok" {
+            ok += 1;
+            assert_eq!(count[i], 1, "answered ok but no effect: {a}");
+        } else {
+            interrupted += 1;
+            assert!(a["d"]["msg"].as_str().unwrap_or("").contains("interrupted"), "{a}");
+        }
+    }
+    eprintln!("faults_kill: {kills} kills, {total} commands: {ok} ok, {interrupted} interrupted, none run twice");
     let _ = agent.stop();
 }

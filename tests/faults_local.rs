@@ -424,3 +424,39 @@ fn a_full_state_dir_refuses_sms_pushes_and_loses_nothing() {
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(texts(), want, "every accepted SMS once, in order; log:\n{}", a.log());
 }
+
+/// Every part that keeps state (journal, event queue, the SMS service's
+/// files, the lock) starts on a read-only state dir: the agent comes up,
+/// reports and answers; what needs the disk is refused with the cause.
+#[test]
+fn the_agent_starts_on_a_read_only_state_dir_with_every_service_configured() {
+    use dma_agent::sim::goip::{GoipSim, GoipSimConfig};
+    let Some(fs) = Tmpfs::mount("ro-start", "1m") else { return };
+    let b = Broker::start();
+    let p = Platform::connect(b.port, "dma");
+    let sim = GoipSim::start("127.0.0.1:0", GoipSimConfig::default()).expect("sim");
+    let sn = "FA0000000023";
+    let cfg = format!(
+        "{}\nconfig sms_receiver\n\toption enabled '1'\n\toption listen '127.0.0.1:{}'\n\nconfig device 'gw1'\n\toption type 'goip'\n\toption address '{}'\n\toption username 'root'\n\toption password 'root'\n\toption poll_interval '1'\n",
+        agent_section(sn, b.port, fs.dir(), "\toption sys_interval '1'\n"),
+        free_port(),
+        sim.url()
+    );
+    // First run on a writable dir leaves its files; then the dir goes read-only.
+    let mut a = Agent::start(sn, &cfg);
+    online(&p, sn, 0, &a);
+    assert_eq!(p.command("dma", sn, sh(1, "echo rw"), T)["status"], "ok");
+    a.stop();
+    fs.remount_ro();
+    let from = p.count();
+    a.spawn();
+    online(&p, sn, from, &a);
+    p.wait_from(from, "dma/sys", T, |_| true).unwrap_or_else(|| panic!("no sys; log:\n{}", a.log()));
+    p.wait_from(from, "dma/periph", T, |m| m.json["kind"] == "goip" && m.json["online"] == true)
+        .unwrap_or_else(|| panic!("no GoIP status; log:\n{}", a.log()));
+    let r = p.command("dma", sn, sh(2, "echo ro"), T);
+    assert!(r["d"]["msg"].as_str().unwrap_or("").contains("Read-only file system"), "{r}");
+    assert_eq!(unb64(&p.command("dma", sn, sh(1, "echo rw"), T)["d"]["result"]), "rw\n", "stored answer");
+    fs.remount_rw();
+    assert_eq!(p.command("dma", sn, sh(3, "echo back"), T)["status"], "ok");
+}

@@ -278,8 +278,15 @@ impl Journal {
     /// whole record (a failed or torn append leaves nothing behind).
     fn writer(&mut self) -> std::io::Result<File> {
         let existed = self.path.exists();
-        let f = OpenOptions::new().create(true).append(true).open(&self.path).map_err(|e| tag(&self.path, e))?;
-        if f.metadata().map_err(|e| tag(&self.path, e))?.len() != self.good_len {
+        let mut f = OpenOptions::new().create(true).append(true).open(&self.path).map_err(|e| tag(&self.path, e))?;
+        let len = f.metadata().map_err(|e| tag(&self.path, e))?.len();
+        if len < self.good_len {
+            // Shortened or removed behind our back: rewrite it from memory
+            // (extending it would put zeros before the next record).
+            drop(f);
+            self.compact()?;
+            f = OpenOptions::new().append(true).open(&self.path).map_err(|e| tag(&self.path, e))?;
+        } else if len > self.good_len {
             f.set_len(self.good_len).map_err(|e| tag(&self.path, e))?;
         }
         if !existed {
@@ -545,6 +552,12 @@ mod tests {
         j.begin("n:3", "h", "sh").unwrap();
         let text = std::fs::read_to_string(d.join("journal.log")).unwrap();
         assert!(text.lines().all(|l| Entry::from_line(l).is_some()), "only whole records:\n{text}");
+        // Removed behind the journal's back: rewritten from memory, no zeros.
+        std::fs::remove_file(d.join("journal.log")).unwrap();
+        j.finish("n:3", State::Failed, &json!({"id": 3})).unwrap();
+        let text = std::fs::read_to_string(d.join("journal.log")).unwrap();
+        assert!(!text.contains('\0') && text.lines().all(|l| Entry::from_line(l).is_some()), "{text:?}");
+        j.begin("n:3", "h", "sh").unwrap();
         drop(j);
         let j = Journal::open(&d, 16, 1 << 20, "b").unwrap();
         assert_eq!(j.get("n:1").unwrap().state, State::Succeeded);

@@ -204,6 +204,12 @@ impl EventQueue {
             g.hdr_len = h.len() as u64;
             g.head = g.head.max(g.base);
         } else {
+            if f.metadata()?.len() < g.phys(g.tail) {
+                // Shortened behind our back: what is on disk is the truth
+                // (extending it would put zeros before the next event).
+                log::error!("event queue {}: the log is shorter than written; continuing from what is there", path.display());
+                self.load(g)?;
+            }
             let end = g.phys(g.tail);
             if f.metadata()?.len() != end {
                 f.set_len(end)?;

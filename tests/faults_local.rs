@@ -224,13 +224,16 @@ fn a_lan_command_given_up_on_is_never_sent_and_a_retry_runs_once() {
     p.wait("dma/periph", T, |m| m.json["kind"] == "iad" && m.json["online"] == true)
         .unwrap_or_else(|| panic!("IAD never polled; log:\n{}", a.log()));
 
-    iad.set_fault(Fault::Slow(Duration::from_millis(4000)));
-    // A occupies the device's thread for 4 s; B waits behind it.
+    // A occupies the device's thread for `slow`; B, sent `gap` later, waits
+    // behind it past its 2 s. (The gap keeps A first on a loaded machine.)
+    let gap = Duration::from_secs(1) + slack() / 5;
+    let slow = gap + Duration::from_secs(5);
+    iad.set_fault(Fault::Slow(slow));
     let set_a = json!({"id": 91, "command": "iad", "method": "set", "detached": true, "d": {"api": "test_cfg/a_set", "data": {"v": 1}}});
     let set_b = json!({"id": 92, "command": "iad", "method": "set", "detached": true, "d": {"api": "test_cfg/b_set", "data": {"v": 2}}});
     let from = p.count();
     p.publish_raw(&format!("dma/cmd/{sn}"), &set_a.to_string());
-    std::thread::sleep(Duration::from_millis(300));
+    std::thread::sleep(gap);
     p.publish_raw(&format!("dma/cmd/{sn}"), &set_b.to_string());
     let ans = |id: u64| p.wait_from(from, "dma/resp/cmd", T + slack(), |m| m.json["id"] == id).map(|m| m.json);
     let b_ans = ans(92).unwrap_or_else(|| panic!("no answer to B; log:\n{}", a.log()));
@@ -242,7 +245,7 @@ fn a_lan_command_given_up_on_is_never_sent_and_a_retry_runs_once() {
     // Long after A finished, B was never sent; A was sent once. (Fault
     // off: a B that leaked through would now be answered at once.)
     iad.set_fault(Fault::None);
-    let deadline = Instant::now() + Duration::from_secs(8);
+    let deadline = Instant::now() + slow + Duration::from_secs(5);
     while iad.call_count("test_cfg/a_set") < 1 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
     }

@@ -158,6 +158,7 @@ pub fn run(config_path: &str) -> Result<Exit, String> {
     if let Err(e) = std::fs::create_dir_all(&state_dir) {
         log::error!("state dir {}: {e}", state_dir.display());
     }
+    crate::commands::upgrade::remove_leftovers(std::path::Path::new(&cfg.agent.upgrade_dir)); // a download cut by a kill (apk)
     let boot = read_boot_id(&cfg.agent.boot_id_file);
     let journal = Journal::open(&state_dir, cfg.agent.journal_size, cfg.agent.journal_bytes, &boot).map_err(|e| format!("journal: {e}"))?;
     let events = Arc::new(EventQueue::open(&state_dir.join("events"), cfg.agent.event_queue_bytes).map_err(|e| format!("event queue: {e}"))?);

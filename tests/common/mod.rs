@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod fsfault;
+pub mod proxy;
 
 use rumqttc::{Client, Event, Incoming, MqttOptions, QoS};
 use serde_json::Value;

@@ -169,7 +169,7 @@ fn io_error(what: &str, stage: &str, e: io::Error) -> DeviceError {
     }
 }
 
-fn read_response<R: BufRead>(r: &mut R, what: &str) -> Result<Response, DeviceError> {
+pub fn read_response<R: BufRead>(r: &mut R, what: &str) -> Result<Response, DeviceError> {
     let head = read_head(r).map_err(|e| io_error(what, "answer", e))?;
     let bad = |m: &str| DeviceError::Protocol(format!("{what}: {m}"));
     let mut lines = head.split("\r\n");

@@ -170,6 +170,21 @@ impl GoipSim {
         id
     }
 
+    /// Any inbox row exactly as given (odd firmware: malformed rows, content
+    /// that is not base64, extra elements): stored and pushed like
+    /// [`GoipSim::deliver_sms`]. Returns its inbox id.
+    pub fn deliver_row(&self, row: Value) -> i64 {
+        let (id, push) = {
+            let mut s = self.st();
+            let id = s.store_sms(row.clone());
+            (id, s.sms_url().map(|u| (u, json!({"type": "recv-sms", "sms_num": 1, "sms": [row]}))))
+        };
+        if let (Some(p), Some(tx)) = (push, &self.tx) {
+            let _ = tx.send(p);
+        }
+        id
+    }
+
     /// Every task taken, in order, with its current state.
     pub fn tasks(&self) -> Vec<SimTask> {
         self.st().tasks.clone()

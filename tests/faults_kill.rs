@@ -139,7 +139,16 @@ fn sms_survive_kill_9_at_random_moments() {
     let mut first_seen: Vec<String> = Vec::new();
     let mut seen = HashSet::new();
     let mut duplicates = 0usize;
+    // A duplicate with an eid already seen is one the platform drops by eid;
+    // one with a new eid is the same SMS taken in twice (dropped by identity).
+    let mut eids = HashSet::new();
+    let mut same_eid = 0usize;
     for e in &events {
+        if let Some(eid) = e["eid"].as_u64() {
+            if !eids.insert(eid) {
+                same_eid += 1;
+            }
+        }
         let t = e["text"].as_str().unwrap_or_else(|| panic!("an event without text (corrupt?): {e}"));
         assert!(want.binary_search(&t.to_string()).is_ok(), "a corrupt or unknown SMS text {t:?} in {e}");
         assert_eq!(e["from"], "10010", "{e}");
@@ -155,7 +164,7 @@ fn sms_survive_kill_9_at_random_moments() {
     // Duplicates of one event carry the same eid where the agent sets one:
     // the platform drops them. Report the figures.
     eprintln!(
-        "faults_kill: {kills} kills, {}/{total} SMS delivered, in order; {duplicates} duplicate event(s) (at least once), {retries} push retries, {:?}",
+        "faults_kill: {kills} kills, {}/{total} SMS delivered, in order; {duplicates} duplicate event(s) (at least once: {same_eid} with an eid already seen), {retries} push retries, {:?}",
         seen.len(),
         started.elapsed()
     );

@@ -165,7 +165,7 @@ impl SessionEvents for Events {
         }
         // The birth message is already on its way (the session sends it
         // first). Fresh reports follow: none were kept from while away.
-        let _ = ctx.reports.try_send(ReportRequest::All);
+        let _ = ctx.reports.try_send(ReportRequest::Connected);
         // Answers the broker never acknowledged (lost in an outage, a
         // restart or with the broker's session).
         request_resend();

@@ -341,7 +341,16 @@ fn secrets_changed_by_set_or_sighup_are_scrubbed_from_then_on() {
     assert!(a.log().contains("configuration reloaded"), "{}", a.log());
     probe(1, hup_secret);
 
-    // agent set with a new broker password (the agent restarts to apply it).
+    // agent set with a new broker password (the agent restarts to apply it:
+    // it execs itself, which a foreign-arch binary under qemu-user cannot do
+    // without binfmt_misc; the SIGHUP half above has run).
+    if !slack().is_zero() {
+        eprintln!("SKIP (under {}): the agent set half needs the agent to exec itself", std::env::var("DMA_AGENT_RUNNER").unwrap_or_default());
+        let log = a.log();
+        assert!(!log.contains(hup_secret), "SIGHUP secret in the log:\n{log}");
+        let _ = a.stop();
+        return;
+    }
     let set_secret = "Set-Secret-0815";
     let from = p.count();
     let r = p.command("dma", sn, json!({"id": 2, "command": "agent", "method": "set", "d": {"password": set_secret}}), T);

@@ -237,7 +237,8 @@ fn read_chunked<R: BufRead>(r: &mut R, what: &str) -> Result<Vec<u8>, DeviceErro
             // Trailers, if any, are not needed: the connection closes.
             return Ok(body);
         }
-        if body.len() as u64 + size > MAX_BODY {
+        // checked: a hostile chunk size near u64::MAX must not overflow.
+        if (body.len() as u64).checked_add(size).is_none_or(|n| n > MAX_BODY) {
             return Err(bad(&format!("answer larger than {MAX_BODY} bytes")));
         }
         let start = body.len();
@@ -292,6 +293,8 @@ mod tests {
         assert_eq!((r.status, r.body.as_slice()), (500, &b"boom"[..]));
         assert!(matches!(read_response(&mut &b"garbage\r\n\r\n"[..], "t"), Err(DeviceError::Protocol(_))));
         assert!(matches!(read_response(&mut &b""[..], "t"), Err(DeviceError::Transport(_))));
+        let huge = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\n{\r\nffffffffffffffff\r\n";
+        assert!(matches!(read_response(&mut &huge[..], "t"), Err(DeviceError::Protocol(_))));
         let big = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", MAX_BODY + 1);
         assert!(matches!(read_response(&mut big.as_bytes(), "t"), Err(DeviceError::Protocol(_))));
     }

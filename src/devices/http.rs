@@ -8,8 +8,23 @@ use std::time::Duration;
 /// is treated as malformed rather than allowed to grow our memory.
 pub const MAX_BODY: u64 = 1024 * 1024;
 
+/// Buffers per connection. ureq's defaults (128 KiB in, 128 KiB out,
+/// zero-filled, held by every pooled connection) cost more memory than the
+/// whole rest of the agent; LAN answers stream through 16 KiB just as well
+/// (ureq needs at least 10 KiB of input space while sending a body).
+const INPUT_BUFFER: usize = 16 * 1024;
+const OUTPUT_BUFFER: usize = 8 * 1024;
+
 pub fn agent(timeout: Duration) -> ureq::Agent {
+    config(timeout).into()
+}
+
+/// The configuration of [`agent`], for agents with their own connector.
+pub fn config(timeout: Duration) -> ureq::config::Config {
     ureq::Agent::config_builder()
+        .input_buffer_size(INPUT_BUFFER)
+        .output_buffer_size(OUTPUT_BUFFER)
+        .max_response_header_size(INPUT_BUFFER)
         .timeout_connect(Some(timeout))
         .timeout_global(Some(timeout * 2))
         .timeout_recv_response(Some(timeout))
@@ -18,7 +33,6 @@ pub fn agent(timeout: Duration) -> ureq::Agent {
         .http_status_as_error(false)
         .user_agent(concat!("dma-agent/", env!("CARGO_PKG_VERSION")))
         .build()
-        .into()
 }
 
 /// Map a ureq error to a device error (timeouts separately, so the poller

@@ -8,15 +8,18 @@ use std::sync::Arc;
 /// Where OpenWrt's ca-bundle / ca-certificates packages put the roots.
 const SYSTEM_BUNDLES: &[&str] = &["/etc/ssl/certs/ca-certificates.crt", "/etc/ssl/cert.pem"];
 
+/// The system CA bundle, if the router has one.
+pub fn system_bundle() -> Option<&'static str> {
+    SYSTEM_BUNDLES.iter().find(|p| std::path::Path::new(p).exists()).copied()
+}
+
 /// Build the client config: roots from `ca_file` (or the system bundle),
 /// and a client certificate when both `cert_file` and `key_file` are set.
 pub fn client_config(ca_file: &str, cert_file: &str, key_file: &str) -> Result<Arc<rustls::ClientConfig>, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let ca_path = if ca_file.is_empty() {
-        SYSTEM_BUNDLES
-            .iter()
-            .find(|p| std::path::Path::new(p).exists())
-            .map(|s| s.to_string())
+        system_bundle()
+            .map(str::to_string)
             .ok_or("tls is on but no ca_file is set and no system CA bundle exists")?
     } else {
         ca_file.to_string()

@@ -121,10 +121,10 @@ fn run(
 ) {
     let mut connected_at: Option<Instant> = None;
     loop {
-        let ev = match connection.recv_timeout(Duration::from_millis(500)) {
+        // Blocks until the next event (keep-alive pings included): no idle polling.
+        let ev = match connection.recv() {
             Ok(ev) => ev,
-            Err(rumqttc::RecvTimeoutError::Timeout) => continue,
-            Err(rumqttc::RecvTimeoutError::Disconnected) => return,
+            Err(rumqttc::RecvError) => return,
         };
         match ev {
             Ok(Event::Incoming(Incoming::ConnAck(ack))) => {

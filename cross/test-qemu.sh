@@ -12,7 +12,8 @@
 #    which binary to spawn and how. The binary is built first if missing.
 #
 # Env: SKIP_UNIT=1, SKIP_INTEGRATION=1, DOCTESTS=1 (also run doctests on the
-#      target), REBUILD=1 (rebuild the release binary), CARGO_FLAGS.
+#      target), REBUILD=1 (rebuild the release binary), CARGO_FLAGS,
+#      QEMU_TESTS="agent_core sms" (only these tests/*.rs files; default all).
 set -euo pipefail
 # shellcheck source=cross/common.sh
 . "$(dirname "$0")/common.sh"
@@ -50,8 +51,14 @@ if [ "${SKIP_INTEGRATION:-0}" != 1 ]; then
             unset RUSTUP_TOOLCHAIN RUSTC_BOOTSTRAP
             export DMA_AGENT_BIN="$bin"
             if [ -n "$runner" ]; then export DMA_AGENT_RUNNER="$runner"; else unset DMA_AGENT_RUNNER; fi
+            sel=(--test '*')
+            if [ -n "${QEMU_TESTS:-}" ]; then
+                sel=()
+                for f in $QEMU_TESTS; do sel+=(--test "$f"); done
+                log "only: $QEMU_TESTS"
+            fi
             # shellcheck disable=SC2086
-            cargo test --features sim --test '*' ${CARGO_FLAGS:-}
+            cargo test --features sim "${sel[@]}" ${CARGO_FLAGS:-}
         )
     fi
 fi

@@ -202,7 +202,7 @@ fn stop_slot(s: &mut Slot) {
     let _ = s.tx.try_send(DevMsg::Stop);
     if let Some(t) = s.thread.take() {
         // A device thread may sit in an HTTP call; it ends within its timeout.
-        std::thread::spawn(move || {
+        let _ = std::thread::Builder::new().stack_size(64 * 1024).spawn(move || {
             let _ = t.join();
         });
     }

@@ -12,7 +12,6 @@ use std::fmt;
 use std::io::{self, Read, Write};
 use std::sync::Arc;
 use std::time::Duration;
-use ureq::unversioned::resolver::DefaultResolver;
 use ureq::unversioned::transport::{
     Buffers, ConnectionDetails, Connector, LazyBuffers, NextTimeout, TcpConnector, Transport, TransportAdapter,
 };
@@ -82,7 +81,7 @@ pub fn post_form(
     let what = ep.host_header();
     let name = ServerName::try_from(ep.host.clone()).map_err(|_| DeviceError::BadRequest(format!("bad host name {:?}", ep.host)))?;
     let tls = PinnedTls { config: config.clone(), name };
-    let agent = ureq::Agent::with_parts(http::config(timeout), ().chain(TcpConnector::default()).chain(tls), DefaultResolver::default());
+    let agent = ureq::Agent::with_parts(http::config(timeout), ().chain(TcpConnector::default()).chain(tls), http::InlineResolver);
     let resp = agent
         .post(&format!("https://{what}{path_and_query}"))
         .header("Accept", "application/json")

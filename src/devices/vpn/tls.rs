@@ -44,7 +44,7 @@ impl Trust {
         let builder = ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
             .map_err(|e| format!("TLS setup: {e}"))?;
-        let config = match self {
+        let mut config = match self {
             Trust::Pinned(pin) => builder
                 .dangerous()
                 .with_custom_certificate_verifier(Arc::new(PinnedVerifier::new(*pin, &provider)))
@@ -56,6 +56,7 @@ impl Trust {
                 builder.with_root_certificates(roots_from_file(path)?).with_no_client_auth()
             }
         };
+        config.resumption = crate::mqtt::tls::resumption();
         Ok(Arc::new(config))
     }
 }

@@ -27,3 +27,4 @@ step build "$CROSS_DIR/build.sh" "$target"
 [ "${SKIP_QEMU_TESTS:-0}" = 1 ] || step test-qemu "$CROSS_DIR/test-qemu.sh" "$target"
 step packaging-tests python3 -m unittest discover -s tests/packaging -t . -v
 step ipk "$CROSS_DIR/mkipk.sh" "dist/$target/$BIN_NAME" "$(openwrt_arch_for "$target")" "${version}-r1" dist/ipk
+step apk sh -c 'a=$(python3 "$1/mkapk.py" "$2" "$3" "$4" "dist/apk/$3") && python3 tests/packaging/apkread.py "$a"' _ "$CROSS_DIR" "dist/$target/$BIN_NAME" "$(openwrt_arch_for "$target")" "${version}-r1"  # [apk, issue 12] the .apk for OpenWrt 25.12+, checked with the project's reader

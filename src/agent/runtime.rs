@@ -196,6 +196,7 @@ pub fn run(config_path: &str) -> Result<Exit, String> {
     }
     let state_dir = std::path::PathBuf::from(&cfg.agent.state_dir);
     std::fs::create_dir_all(&state_dir).map_err(|e| format!("state dir {}: {e}", state_dir.display()))?;
+    crate::commands::upgrade::remove_leftovers(std::path::Path::new(&cfg.agent.upgrade_dir)); // a download cut by a kill (apk)
     let boot = read_boot_id(&cfg.agent.boot_id_file);
     let journal = Journal::open(&state_dir, cfg.agent.journal_size, &boot).map_err(|e| format!("journal: {e}"))?;
     let events = Arc::new(EventQueue::open(&state_dir.join("events"), cfg.agent.event_queue_bytes).map_err(|e| format!("event queue: {e}"))?);

@@ -68,6 +68,8 @@ pub struct AgentConfig {
     pub reboot_ack_timeout: u64,
     pub upgrade_command: String,
     pub upgrade_max_bytes: u64,
+    pub upgrade_dir: String,
+    pub upgrade_stall_timeout: u64,
     pub boot_id_file: String,
     pub clock_trust: ClockTrust,
     pub device_failures: u32,
@@ -172,8 +174,11 @@ impl Default for AgentConfig {
             reconnect_max: 300,
             reboot_command: String::new(),
             reboot_ack_timeout: 10,
-            upgrade_command: "opkg install --force-reinstall {file}".into(),
+            // empty: the router's own installer (apk or opkg), commands/upgrade/installer.rs
+            upgrade_command: String::new(),
             upgrade_max_bytes: 8 * 1024 * 1024,
+            upgrade_dir: "/tmp".into(),
+            upgrade_stall_timeout: 60,
             boot_id_file: "/proc/sys/kernel/random/boot_id".into(),
             clock_trust: ClockTrust::Ntp,
             device_failures: 3,
@@ -282,12 +287,19 @@ impl AgentConfig {
             "reboot_command" => self.reboot_command = value.to_string(),
             "reboot_ack_timeout" => self.reboot_ack_timeout = parse_num(value, 1, 600)?,
             "upgrade_command" => {
-                if !value.contains("{file}") {
-                    return Err("must contain {file} where the downloaded package goes".into());
+                if !value.is_empty() && !value.contains("{file}") {
+                    return Err("must contain {file} where the downloaded package goes (empty: apk or opkg, as the router has)".into());
                 }
                 self.upgrade_command = value.to_string()
             }
             "upgrade_max_bytes" => self.upgrade_max_bytes = parse_num(value, 1024, 256 * 1024 * 1024)?,
+            "upgrade_dir" => {
+                if !value.starts_with('/') {
+                    return Err("must be an absolute path (default /tmp: RAM, not flash)".into());
+                }
+                self.upgrade_dir = value.to_string()
+            }
+            "upgrade_stall_timeout" => self.upgrade_stall_timeout = parse_num(value, 1, 3600)?,
             "boot_id_file" => self.boot_id_file = value.to_string(),
             "clock_trust" => {
                 self.clock_trust = match value {
@@ -371,6 +383,8 @@ impl AgentConfig {
         put("reboot_ack_timeout", json!(self.reboot_ack_timeout));
         put("upgrade_command", json!(self.upgrade_command));
         put("upgrade_max_bytes", json!(self.upgrade_max_bytes));
+        put("upgrade_dir", json!(self.upgrade_dir));
+        put("upgrade_stall_timeout", json!(self.upgrade_stall_timeout));
         put("boot_id_file", json!(self.boot_id_file));
         put("clock_trust", json!(self.clock_trust.as_str()));
         put("device_failures", json!(self.device_failures));

@@ -31,6 +31,7 @@ show:
 \t@echo 'NAME=$(PKG_NAME) VERSION=$(PKG_VERSION)-$(PKG_RELEASE) LICENSE=$(PKG_LICENSE)'
 \t@echo 'BUILD_DEPENDS=$(PKG_BUILD_DEPENDS) DEPENDS=$$(strip $$(DEPENDS))'
 \t@echo 'SECTION=$$(strip $$(SECTION)) CATEGORY=$$(strip $$(CATEGORY))'
+\t@echo 'CARGO_PKG_CONFIG_VARS=$$(strip $$(CARGO_PKG_CONFIG_VARS))'
 prepare:
 \t$(call Build/Prepare)
 install:
@@ -41,6 +42,12 @@ endef
 """
 RUST_PACKAGE_MK = """
 RUST_ARCH_DEPENDS:=@(aarch64||arm||mipsel||x86_64)
+# as the feed's rust-values.mk (abridged)
+CARGO_PKG_CONFIG_VARS= \\
+\tCARGO_PROFILE_RELEASE_LTO=true \\
+\tCARGO_PROFILE_RELEASE_OPT_LEVEL=z \\
+\tCARGO_PROFILE_RELEASE_PANIC=unwind \\
+\tRUSTFLAGS="-Ctarget-feature=-crt-static"
 define RustBinPackage
   ifndef Package/$(1)/install
     define Package/$(1)/install
@@ -105,4 +112,36 @@ class OpenWrtMakefileTest(unittest.TestCase):
     def test_prepare_copies_crate_only(self):
         self.make("prepare")
         build = os.path.join(self.build, "build")
-        self.assertEqual(sorted(os.listdir(build)), ["Cargo.lock", "Cargo.toml", "src"])
+        want = ["Cargo.lock", "Cargo.toml", "build.rs", "src"]
+        if os.path.exists(os.path.join(ROOT, "platform", "Cargo.toml")):
+            want.append("platform")  # a workspace member: cargo reads it
+        self.assertEqual(sorted(os.listdir(build)), sorted(want))
+        self.assertFalse(os.path.exists(os.path.join(build, ".cargo")))
+
+    def test_panic_abort_overrides_the_feeds_unwind(self):
+        out = self.make("show")
+        line = [l for l in out.splitlines() if l.startswith("CARGO_PKG_CONFIG_VARS=")][0]
+        panics = [w for w in line.split() if w.startswith("CARGO_PROFILE_RELEASE_PANIC=")]
+        # Environment assignments before a command: the last one wins.
+        self.assertEqual(panics[-1], "CARGO_PROFILE_RELEASE_PANIC=abort", line)
+
+    def test_version_is_valid_for_apk_and_matches_cargo(self):
+        import re
+        import sys
+        sys.path.insert(0, os.path.join(ROOT, "cross"))
+        try:
+            import importlib.util
+            spec = importlib.util.spec_from_file_location("mkapk", os.path.join(ROOT, "cross", "mkapk.py"))
+            mkapk = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(mkapk)
+        finally:
+            sys.path.pop(0)
+        with open(os.path.join(PKG, "Makefile")) as f:
+            mk = f.read()
+        ver = re.search(r"^PKG_VERSION:=(\S+)", mk, re.M).group(1)
+        rel = re.search(r"^PKG_RELEASE:=(\S+)", mk, re.M).group(1)
+        # CONFIG_USE_APK: VERSION is $(PKG_VERSION)-r$(PKG_RELEASE)
+        self.assertTrue(mkapk.VERSION_RE.match(f"{ver}-r{rel}"), f"{ver}-r{rel}")
+        with open(os.path.join(ROOT, "Cargo.toml")) as f:
+            cargo = re.search(r'^version = "(.*)"', f.read(), re.M).group(1)
+        self.assertEqual(ver, cargo)

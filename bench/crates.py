@@ -12,6 +12,7 @@ import re, sys
 from collections import Counter
 
 GENERIC = {"core", "alloc", "std", "_"}
+STD = "std/core/alloc"
 tot, n = Counter(), 0
 for line in sys.stdin:
     parts = line.split(None, 3)
@@ -21,9 +22,10 @@ for line in sys.stdin:
     n += size
     if name.startswith("ring_core_") or name.startswith("GFp_") or "ring_core" in name:
         tot["ring"] += size; continue
-    crates = re.findall(r"(?<![A-Za-z0-9_])([a-z_][a-z0-9_]*)::", name)
+    # The first segment of each path (not std::sys's "sys").
+    crates = re.findall(r"(?<![A-Za-z0-9_:])([a-z_][a-z0-9_]*)::", name)
     crates = [c.replace("dma_agent", "dma_agent (own code)") for c in crates]
-    pick = next((c for c in crates if c not in GENERIC), crates[0] if crates else None)
+    pick = next((c for c in crates if c not in GENERIC), STD if crates else None)
     tot[pick or ("libc (C)" if kind.lower() in "tw" else "data/other")] += size
 top = int(sys.argv[1]) if len(sys.argv) > 1 else 25
 print("| crate | bytes | share |\n|---|---:|---:|")

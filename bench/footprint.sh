@@ -201,7 +201,7 @@ breakdown() {
     ' "/proc/$pid/smaps" | sort -k4 -n -r | head -8 | while read -r range perm path kb; do
         local what=""
         case "$path" in
-            *dma-agent*) case "$perm" in r-x*) what="code (text)";; r--*) what="read-only data";; *) what="data/bss";; esac ;;
+            "$AGENT") case "$perm" in r-x*) what="code (text)";; r--*) what="read-only data";; *) what="data/bss";; esac ;;
             "[heap]") what="heap (brk)";;
             "[stack]") what="main thread stack";;
             "[anon]") what="anonymous: mmap'd heap chunks or a thread stack";;
@@ -298,8 +298,8 @@ cmd_idle() {
     c=$(awk 'NR == FNR {b[$1] = $3; next} {s += $3 - b[$1]} END {print s}' "$WORK/ctxt0" "$WORK/ctxt1")
     awk -v c="$c" -v t="$((t1 - t0))" -v hz="$hz" -v s0="$s0" -v s1="$s1" -v th="$(threads "$pid")" -v rss="$(rss_kb "$pid")" 'BEGIN {
         d = s1 - s0
-        printf "CPU: **%.3f %%** of a core (%d ticks in %.0f s); wake-ups: **%.2f /s** (%d context switches, %d threads); RSS %d KiB\n",
-            100 * t / hz / d, t, d, c / d, c, th, rss }'
+        printf "CPU: **%.3f %%** of a core (%d ticks of 1/%d s in %.0f s: resolution %.3f %%); wake-ups: **%.2f /s** (%d context switches, %d threads); RSS %d KiB\n",
+            100 * t / hz / d, t, hz, d, 100 / hz / d, c / d, c, th, rss }'
     say
     say "| thread | context switches in ${IDLE_SEC} s |"
     say "|---|---:|"

@@ -1,20 +1,17 @@
 //! HTTPS form POSTs to the console through ureq (the one HTTP client of
-//! the agent), with a TLS connector of our own so that the console's
-//! certificate goes through our verifier (pinned fingerprint or CA file,
-//! see [`super::tls`]): ureq's TLS settings take no custom verifier. Every
-//! read and write is bounded by ureq's timeouts, answers by [`MAX_BODY`].
+//! the agent), with our TLS connector ([`http::tls_agent`]) so that the
+//! console's certificate goes through our verifier (pinned fingerprint or
+//! CA file, see [`super::tls`]): ureq's TLS settings take no custom
+//! verifier. Every read and write is bounded by ureq's timeouts, answers by
+//! [`MAX_BODY`].
 
 use super::super::http::{self, MAX_BODY};
 use super::super::DeviceError;
 use rustls::pki_types::ServerName;
-use rustls::{ClientConfig, ClientConnection, StreamOwned};
-use std::fmt;
-use std::io::{self, Read, Write};
+use rustls::ClientConfig;
+use std::io;
 use std::sync::Arc;
 use std::time::Duration;
-use ureq::unversioned::transport::{
-    Buffers, ConnectionDetails, Connector, LazyBuffers, NextTimeout, TcpConnector, Transport, TransportAdapter,
-};
 
 /// Where the console is: from an `https://host[:port][/]` address.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,8 +77,7 @@ pub fn post_form(
 ) -> Result<Response, DeviceError> {
     let what = ep.host_header();
     let name = ServerName::try_from(ep.host.clone()).map_err(|_| DeviceError::BadRequest(format!("bad host name {:?}", ep.host)))?;
-    let tls = PinnedTls { config: config.clone(), name };
-    let agent = ureq::Agent::with_parts(http::config(timeout), ().chain(TcpConnector::default()).chain(tls), http::InlineResolver);
+    let agent = http::tls_agent(http::config(timeout), Some(config.clone()), Some(name));
     let resp = agent
         .post(&format!("https://{what}{path_and_query}"))
         .header("Accept", "application/json")
@@ -117,81 +113,6 @@ fn io_error(what: &str, e: io::Error) -> DeviceError {
             Some(tls) => DeviceError::Transport(format!("{what}: TLS: {tls}")),
             None => DeviceError::Transport(format!("{what}: {e}")),
         },
-    }
-}
-
-/// Wraps the TCP transport in rustls with our configuration (and so our
-/// verifier). Modelled on ureq's own rustls connector, which is not linked.
-struct PinnedTls {
-    config: Arc<ClientConfig>,
-    name: ServerName<'static>,
-}
-
-impl fmt::Debug for PinnedTls {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PinnedTls").field("name", &self.name).finish()
-    }
-}
-
-impl<In: Transport> Connector<In> for PinnedTls {
-    type Out = TlsTransport;
-
-    fn connect(&self, details: &ConnectionDetails, chained: Option<In>) -> Result<Option<TlsTransport>, ureq::Error> {
-        let Some(tcp) = chained else { return Ok(None) };
-        let conn = ClientConnection::new(self.config.clone(), self.name.clone()).map_err(io::Error::other)?;
-        let mut sock = TransportAdapter::new(tcp.boxed(), details.current_time.clone());
-        sock.set_timeout(details.timeout);
-        let mut stream = StreamOwned::new(conn, sock);
-        while stream.conn.is_handshaking() {
-            stream.conn.complete_io(&mut stream.sock)?;
-        }
-        let buffers = LazyBuffers::new(details.config.input_buffer_size(), details.config.output_buffer_size());
-        Ok(Some(TlsTransport { buffers, stream }))
-    }
-}
-
-struct TlsTransport {
-    buffers: LazyBuffers,
-    stream: StreamOwned<ClientConnection, TransportAdapter>,
-}
-
-impl fmt::Debug for TlsTransport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("TlsTransport")
-    }
-}
-
-impl Transport for TlsTransport {
-    fn buffers(&mut self) -> &mut dyn Buffers {
-        &mut self.buffers
-    }
-
-    fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
-        self.stream.get_mut().set_timeout(timeout);
-        let output = &self.buffers.output()[..amount];
-        self.stream.write_all(output)?;
-        Ok(())
-    }
-
-    fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
-        self.stream.get_mut().set_timeout(timeout);
-        let input = self.buffers.input_append_buf();
-        let amount = match self.stream.read(input) {
-            // A close without TLS close_notify is taken as the end of the
-            // connection (many consoles' web servers do it).
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => 0,
-            r => r?,
-        };
-        self.buffers.input_appended(amount);
-        Ok(amount > 0)
-    }
-
-    fn is_open(&mut self) -> bool {
-        self.stream.get_mut().get_mut().is_open()
-    }
-
-    fn is_tls(&self) -> bool {
-        true
     }
 }
 

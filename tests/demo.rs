@@ -1,5 +1,6 @@
 //! The no-setup demo binary: it starts, shows the four LAN devices online,
-//! completes its tour, and stops cleanly on SIGINT (issue "First run").
+//! completes its tour, serves the platform's console and REST API with the
+//! printed login, and stops cleanly on SIGINT (issues "First run", 13).
 #![cfg(feature = "demo")]
 
 use std::io::{BufRead, BufReader};
@@ -53,6 +54,7 @@ fn demo_runs_its_tour_and_exits_on_sigint() {
         assert!(all.contains(cmd), "{cmd}: {all}");
     }
     assert!(all.contains("an SMS arrives at the GSM gateway"), "{all}");
+    console_works(&lines);
 
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGINT).expect("SIGINT");
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -71,4 +73,36 @@ fn demo_runs_its_tour_and_exits_on_sigint() {
     assert!(status.success(), "exit status {status:?}; tail: {rest:?}");
     assert!(rest.iter().any(|l| l.contains("OFFLINE")), "offline state shown: {rest:?}");
     assert!(rest.iter().any(|l| l == "demo stopped"), "{rest:?}");
+}
+
+/// The printed console URL and login work: the page is served, the login
+/// gives a token, and the platform lists the agent online with its four
+/// peripherals.
+fn console_works(lines: &[String]) {
+    let line = lines.iter().find(|l| l.starts_with("platform console and REST API")).unwrap_or_else(|| panic!("no console line: {lines:?}"));
+    let url = line.split_whitespace().find(|w| w.starts_with("http://127.0.0.1:")).expect("console URL").to_string();
+    let password = line.trim_end_matches(')').rsplit(" / ").next().expect("password").to_string();
+    let agent: ureq::Agent = ureq::Agent::config_builder().timeout_global(Some(Duration::from_secs(20))).http_status_as_error(false).build().into();
+    let page = agent.get(&url).call().expect("console page").body_mut().read_to_string().expect("page");
+    assert!(page.contains("dma platform") && page.contains("/app.js"), "{page}");
+    let api = format!("{url}iot/api/v1/");
+    let login: serde_json::Value = serde_json::from_str(
+        &agent.post(&format!("{api}auth/login")).send(serde_json::json!({"user": "admin", "password": password}).to_string()).expect("login").body_mut().read_to_string().expect("login body"),
+    )
+    .expect("login json");
+    let token = login["data"]["token"].as_str().unwrap_or_else(|| panic!("login with the printed password: {login}")).to_string();
+    let get = |path: &str| -> serde_json::Value {
+        let mut r = agent.get(&format!("{api}{path}")).header("Authorization", format!("Bearer {token}")).call().expect("api");
+        serde_json::from_str(&r.body_mut().read_to_string().expect("body")).expect("json")
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let d = get("monitor/devices");
+        let p = get("monitor/devices/peripherals/count");
+        if d["data"]["list"][0]["sn"] == "DE0000C0FFEE" && d["data"]["list"][0]["online"] == true && p["data"]["online"] == 4 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the platform does not show the agent and its 4 peripherals online: {d} {p}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
 }

@@ -115,7 +115,7 @@ fn get_set_round_trips_through_mqtt() {
     let r = cmd("goip", "set", json!({"op": "explode"}));
     assert_eq!(r["status"], "err");
 
-    let r = cmd("vpn", "set", json!({"controler": "User", "action": "AddUserCloud", "params": {"name": "alice", "parent_group": "/sales", "password": "pw-123456"}, "commit": true}));
+    let r = cmd("vpn", "set", json!({"controler": "User", "action": "AddUserCloud", "params": {"name": "alice", "parent_group": "/sales", "passwd": "pw-123456"}, "commit": true}));
     assert_eq!(r["status"], "ok", "{r}");
     assert!(lan.vpn.commits() >= 1, "committed");
     let r = cmd("vpn", "get", json!({"controler": "User", "action": "AddUserCloud", "params": {}}));
@@ -126,6 +126,66 @@ fn get_set_round_trips_through_mqtt() {
     let r = cmd("iad", "set", json!({"api": "sys_info/oem", "device": "nope"}));
     assert_eq!(r["status"], "err");
     assert!(r["d"]["msg"].as_str().unwrap().contains("nope"));
+    assert!(!a.log().contains("goodlife123"), "S20 password in the log");
+}
+
+/// Issue 10 items 8–10 and 13 over MQTT, one operation per new capability:
+/// a refused `iad get` of a change, the S20 brought back after a remote
+/// factory reset, a GoIP task command that names its failing task, and the
+/// VPN console's enable/online/kick actions.
+#[test]
+fn new_device_operations_end_to_end() {
+    let (_b, p, a, lan, _) = start();
+    for kind in ["iad", "s20", "goip", "vpn"] {
+        periph(&p, 0, kind, true, T).unwrap_or_else(|| panic!("{kind} not up; log:\n{}", a.log()));
+    }
+    let sn = "BB0000000001";
+    let mut id = 100;
+    let mut cmd = |command: &str, method: &str, d: Value| {
+        id += 1;
+        p.command("dma", sn, json!({"id": id, "command": command, "method": method, "d": d}), T)
+    };
+
+    // IAD: get runs only reads.
+    let r = cmd("iad", "get", json!({"api": "sys_maintain/sys_reset"}));
+    assert_eq!((r["d"]["exestatus"].as_str(), r["status"].as_str()), (Some("err"), Some("err")), "{r}");
+    let msg = r["d"]["msg"].as_str().unwrap_or_default();
+    assert!(msg.contains("factory") && msg.contains("use method set"), "{r}");
+    let r = cmd("iad", "get", json!({"api": "sys_option/syslog_get"}));
+    assert_eq!(r["d"]["result"], json!({"log_ip": "", "log_port": 0, "conloglevel": 0}), "{r}");
+
+    // S20: factory reset, then back with set_init (the agent's own password).
+    let r = cmd("s20", "set", json!({"api": "/sys/reset"}));
+    assert_eq!(r["status"], "ok", "{r}");
+    assert!(!lan.s20.initialized());
+    let r = cmd("s20", "get", json!({"api": "/ui/check_initialized"}));
+    assert_eq!(r["d"]["result"]["result"]["initialized"], false, "{r}");
+    let from = p.count();
+    let r = cmd("s20", "set", json!({"api": "/ui/set_init", "data": {"lang": "en"}}));
+    assert_eq!(r["status"], "ok", "{r}");
+    assert!(lan.s20.initialized());
+    periph(&p, from, "s20", true, T).unwrap_or_else(|| panic!("S20 not back after set_init; log:\n{}", a.log()));
+
+    // GoIP: a task command reports per task; a failed task fails it, named.
+    let r = cmd("goip", "set", json!({"op": "pause", "tids": [424242]}));
+    assert_eq!((r["d"]["exestatus"].as_str(), r["status"].as_str()), (Some("ok"), Some("err")), "{r}");
+    let msg = r["d"]["msg"].as_str().unwrap_or_default();
+    assert!(msg.contains("task 424242: 11 TID Expected"), "{r}");
+    assert_eq!(r["d"]["result"]["code"], 11, "{r}");
+
+    // VPN: add + commit, a client logs in, list it online, disable, kick.
+    let r = cmd("vpn", "set", json!({"controler": "User", "action": "AddUserCloud", "params": {"name": "carol", "parent_group": "/it", "passwd": "pw-1"}, "commit": true}));
+    assert_eq!(r["status"], "ok", "{r}");
+    assert!(lan.vpn.login("carol", "10.1.0.9"));
+    let r = cmd("vpn", "get", json!({"controler": "State", "action": "GetOnlineUserCloud"}));
+    assert_eq!(r["d"]["result"]["result"]["data"][0]["name"], "carol", "{r}");
+    let r = cmd("vpn", "set", json!({"controler": "User", "action": "ExtSetUserEnable", "params": {"names": "carol", "is_enable": 0}, "commit": true}));
+    assert_eq!(r["status"], "ok", "{r}");
+    let r = cmd("vpn", "set", json!({"controler": "State", "action": "KillOnlineUserCloud", "params": {"names": ["carol"]}}));
+    assert_eq!(r["d"]["result"]["result"]["killed"], json!(["carol"]), "{r}");
+    assert!(lan.vpn.online().is_empty() && !lan.vpn.login("carol", "10.1.0.9"));
+    let r = cmd("vpn", "get", json!({"controler": "User", "action": "GetSearchData", "params": {"search": "carol"}}));
+    assert_eq!(r["d"]["result"]["result"]["data"][0]["is_enable"], "0", "{r}");
     assert!(!a.log().contains("goodlife123"), "S20 password in the log");
 }
 

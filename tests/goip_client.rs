@@ -2,12 +2,13 @@
 //! The GoIP client against the simulated GoIP (127.0.0.1 only).
 
 use dma_agent::devices::goip::api::{CmdOp, SendSms, SmsTask, StatsPeriod, StatsQuery};
-use dma_agent::devices::goip::crypt::AuthOrder;
+use dma_agent::devices::goip::crypt::{self, CryptMode};
 use dma_agent::devices::goip::ports::PortSpec;
 use dma_agent::devices::goip::push::{parse_push, Push};
 use dma_agent::devices::goip::GoipClient;
 use dma_agent::devices::{DeviceConfig, DeviceError, DeviceKind, LanDevice};
-use dma_agent::sim::goip::{GoipSim, GoipSimConfig, TaskState};
+use dma_agent::sim::goip::vendor::{self, Cipher};
+use dma_agent::sim::goip::{AuthOrder, GoipSim, GoipSimConfig, TaskState};
 use dma_agent::sim::{Fault, SimResponse, SimServer};
 use serde_json::{json, Map};
 use std::collections::BTreeMap;
@@ -153,7 +154,8 @@ fn port_commands() {
     c.set_status_push(&rx.url("/st"), 0).unwrap();
     let none = Map::new();
     let v = c.send_cmd(CmdOp::Lock, Some(&PortSpec::parse("2A").unwrap()), &none).unwrap();
-    assert_eq!(v["code"], 200);
+    // The seed's example answer of goip_send_cmd.html (§6.4.2).
+    assert_eq!(v["code"], 0);
     assert_eq!(sim.port_state(2), Some(12));
     assert_eq!(sim.commands().last().unwrap(), &json!({"type": "command", "op": "lock", "ports": "2A"}));
     let locked =
@@ -362,12 +364,14 @@ fn goip_get_set_commands() {
     assert_eq!(inbox["messages"][0]["text"], "hi there");
     assert_eq!(inbox["messages"][0]["port"], "3A");
     let v = c.command("set", &json!({"op": "lock", "ports": "1A"})).unwrap();
-    assert_eq!(v, json!({"code": 200, "reason": "OK"}));
+    assert_eq!(v, json!({"code": 0, "reason": "OK"}));
     assert_eq!(sim.port_state(1), Some(12));
     c.command("set", &json!({"op": "set", "params": {"sr_url": "http://127.0.0.1:9/sr"}})).unwrap();
     assert_eq!(c.command("get", &json!({"op": "get", "names": ["sr_url"]})).unwrap()["sr_url"], "http://127.0.0.1:9/sr");
     c.send_sms(&SendSms { tasks: vec![SmsTask::new(5, "1", "x")], ..SendSms::default() }).unwrap();
-    assert_eq!(c.command("set", &json!({"op": "pause", "tids": [5]})).unwrap()["results"][0]["status"], "0 OK");
+    let paused = c.command("set", &json!({"op": "pause", "tids": [5]})).unwrap();
+    assert_eq!(paused["results"][0]["status"], "0 OK");
+    assert_eq!(paused["tasks"], json!([{"tid": 5, "ok": true, "code": 0, "reason": "OK"}]));
     assert_eq!(c.command("get", &json!({"op": "tasks", "port": 1, "content": true})).unwrap()["tasks"][0]["sms"], "x");
     assert_eq!(c.command("get", &json!({"op": "sms_stats", "ports": "1-2", "type": 3})).unwrap()["count"], 2);
     assert_eq!(c.command("get", &json!({"op": "call_stats"})).unwrap()["count"], 4);
@@ -486,4 +490,77 @@ fn faults_map_to_errors() {
     assert!(e.is_unreachable());
     sim.set_fault(Fault::None);
     wait_until(5.0, || c.poll().is_ok());
+}
+
+/// DEVICE-NOTES' vector (u = p = root, cnonce 123456, session
+/// 0123456789abcdef, seq 10, /goip_remove_sms.html), checked against the
+/// client and, separately, the simulator's own implementation.
+#[test]
+fn session_vectors_hold_on_both_sides() {
+    let (u, p, cnonce, session, seq, res) = ("root", "root", "123456", "0123456789abcdef", 10, "/goip_remove_sms.html");
+    let (initial, auth, key) = ("8e064d3cea40fb69afc5be4760b67925", "22839fda5ddce7c5f0759284e21e4192", "abfd5a2e273b4eb25cf069394edf298a");
+    assert_eq!(crypt::initial_auth(u, p, cnonce, "/crypt_sess.json"), initial, "client");
+    assert_eq!(crypt::request_auth(crypt::AuthOrder::SeqFirst, u, p, session, res, seq), auth, "client");
+    assert_eq!(crypt::body_key(u, p, initial, session, seq), key, "client");
+    assert_eq!(vendor::handshake_auth(u, p, cnonce, "/crypt_sess.json"), initial, "simulator");
+    assert_eq!(vendor::request_auth(AuthOrder::SeqFirst, u, p, session, res, seq), auth, "simulator");
+    assert_eq!(vendor::body_key(u, p, initial, session, seq), key, "simulator");
+    // The seed's order is a different hash on both sides alike.
+    assert_eq!(
+        crypt::request_auth(crypt::AuthOrder::ResourceFirst, u, p, session, res, seq),
+        vendor::request_auth(AuthOrder::ResourceFirst, u, p, session, res, seq)
+    );
+    // What the client seals, the simulator's own ciphers open.
+    let plain = br#"{"tids":[2,3]}"#;
+    for (mode, cipher) in [(CryptMode::Rc4, Cipher::Rc4), (CryptMode::AesEcb, Cipher::Aes256Ecb)] {
+        let sealed = crypt::seal(mode, key, plain).unwrap();
+        assert_ne!(&sealed[..plain.len().min(sealed.len())], &plain[..], "{mode:?} leaves the body in clear");
+        assert_eq!(vendor::decrypt_body(cipher, key, &sealed).unwrap(), plain, "{mode:?}");
+    }
+    assert_eq!(crypt::seal(CryptMode::AesEcb, key, plain).unwrap().len(), 16, "zero-padded to one block");
+}
+
+/// Issue 10 item 10: pause/resume/remove answer per task; any failed task
+/// fails the command, naming it with the device's reason.
+#[test]
+fn task_control_reports_per_task() {
+    let sim = sim_with(GoipSimConfig { send_delay: Duration::from_secs(60), ..GoipSimConfig::default() });
+    let mut c = client(&sim, &[]);
+    let tasks = vec![SmsTask::new(21, "10086", "a"), SmsTask::new(22, "10086", "b"), SmsTask::new(23, "10086", "c")];
+    c.send_sms(&SendSms { tasks, ..SendSms::default() }).unwrap();
+
+    let ok = c.command("set", &json!({"op": "pause", "tids": [21, 22]})).unwrap();
+    assert_eq!(ok["tasks"].as_array().map(Vec::len), Some(2));
+    assert_eq!(ok["failed"], json!([]));
+    let state = |tid| sim.tasks().into_iter().find(|t| t.tid == tid).map(|t| t.state);
+    assert_eq!((state(21), state(22)), (Some(TaskState::Paused), Some(TaskState::Paused)));
+
+    // 23 is not paused: resuming it fails while 21 is resumed.
+    let e = c.command("set", &json!({"op": "resume", "tids": [21, 23]})).unwrap_err();
+    let DeviceError::Device { code, msg } = &e else { panic!("device error expected, got {e:?}") };
+    assert_eq!(*code, 11);
+    assert!(msg.contains("1 of 2 tasks failed") && msg.contains("task 23: 11 TID Expected") && msg.ends_with("done: 21"), "{msg}");
+    assert_eq!(state(21), Some(TaskState::Queued));
+
+    let e = c.command("set", &json!({"op": "remove", "tids": [22, 99]})).unwrap_err();
+    assert!(e.to_string().contains("task 99") && !e.to_string().contains("task 22:"), "{e}");
+    assert_eq!(state(22), Some(TaskState::Removed));
+    // Without tids every task is acted on and the device reports none singly.
+    let all = c.command("set", &json!({"op": "remove"})).unwrap();
+    assert!(all.get("tasks").is_none(), "{all}");
+    assert!(sim.tasks().iter().all(|t| t.state == TaskState::Removed));
+    assert!(matches!(c.command("set", &json!({"op": "pause", "tids": []})), Err(DeviceError::BadRequest(_))));
+}
+
+/// Command answers come as `"code": 0` (the seed's example, and the
+/// simulator) or `"code": 200` (the code the rest of the API uses): the
+/// client takes both, and still refuses anything else.
+#[test]
+fn command_answers_with_code_0_or_200() {
+    for (code, ok) in [(0, true), (200, true), (400, false)] {
+        let dev = SimServer::start("127.0.0.1:0", move |_req| SimResponse::json(&json!({"code": code, "reason": "OK"}))).unwrap();
+        let mut c = GoipClient::new(&cfg(&dev.url(), "root", &[])).unwrap();
+        let r = c.command("set", &json!({"op": "save"}));
+        assert_eq!(r.is_ok(), ok, "code {code}: {r:?}");
+    }
 }

@@ -140,8 +140,12 @@ fn get_set_round_trip_and_device_errors() {
 
     let err = c.command("get", &json!({"api": "sys_info/interface", "data": {"slotnum": 3}})).expect_err("bad slot");
     assert_eq!(err, DeviceError::Device { code: 400, msg: "invalid slotnum".into() });
-    let err = c.command("get", &json!({"api": "nope/nothing"})).expect_err("unknown api");
+    let err = c.command("set", &json!({"api": "nope/nothing"})).expect_err("unknown api");
     assert!(matches!(err, DeviceError::Device { code: 404, .. }));
+    // An API the document does not list is not a read: get refuses it unsent.
+    let err = c.command("get", &json!({"api": "nope/nothing"})).expect_err("not a read");
+    assert!(matches!(err, DeviceError::BadRequest(_)));
+    assert_eq!(sim.call_count("nope/nothing"), 1);
 }
 
 #[test]
@@ -210,4 +214,60 @@ fn nothing_listening_is_a_transport_error() {
     drop(s); // the port is closed now
     let mut c = IadClient::new(&cfg).expect("client");
     assert!(matches!(c.poll(), Err(DeviceError::Transport(_))));
+}
+
+/// Issue 10 item 8: `get` runs only the IAD's read APIs; a `get` of a call
+/// that changes the device is refused before anything is sent, naming why.
+#[test]
+fn get_runs_only_read_apis() {
+    let sim = sim();
+    let mut c = client(&sim);
+    for api in ["sys_maintain/sys_reset", "sys_maintain/sys_reboot", "sys_snmp/set", "sys_analysis/ping_do"] {
+        let e = c.command("get", &json!({"api": api})).unwrap_err();
+        assert!(matches!(e, DeviceError::BadRequest(_)), "{api}: {e:?}");
+        assert!(e.to_string().contains("use method set"), "{e}");
+        assert_eq!(sim.call_count(api), 0, "{api} was sent");
+    }
+    let e = c.command("get", &json!({"api": "sys_maintain/sys_reset"})).unwrap_err().to_string();
+    assert!(e.contains("factory"), "{e}");
+    assert_eq!((sim.reset_count(), sim.reboot_count()), (0, 0));
+    // Reads run.
+    assert_eq!(c.command("get", &json!({"api": "sys_info/oem"})).unwrap()["sn"], "AG10S1234596");
+    // The change runs with set.
+    c.command("set", &json!({"api": "sys_maintain/sys_reset"})).expect("reset with set");
+    assert_eq!(sim.reset_count(), 1);
+    // The accounts' password hashes are never fetched.
+    assert!(matches!(c.command("set", &json!({"api": "sys_user/export"})), Err(DeviceError::BadRequest(_))));
+}
+
+/// Issue 10 item 12: before any set, the getters answer the defaults the
+/// controller document gives (the DEF column of each `*_set`).
+#[test]
+fn getters_answer_documented_defaults() {
+    let sim = sim();
+    let mut c = client(&sim);
+    let get = |c: &mut IadClient, api: &str| c.command("get", &json!({"api": api})).unwrap_or_else(|e| panic!("{api}: {e}"));
+    assert_eq!(get(&mut c, "sys_snmp/get"), json!({"enabled": 0, "ip": "", "port": 161, "versions": "v2c"}));
+    assert_eq!(get(&mut c, "sys_option/syslog_get"), json!({"log_ip": "", "log_port": 0, "conloglevel": 0}));
+    assert_eq!(get(&mut c, "sys_option/http_get"), json!({"mode": 0, "http_port": 80, "https_port": 443, "https_pem": 0}));
+    assert_eq!(get(&mut c, "sys_ocloudclient/get"), json!({"disabled": 0, "server_addr": "openvox.cloud", "server_port": 7000}));
+    assert_eq!(get(&mut c, "sys_provision/get")["auto_switch"], "no");
+    assert_eq!(get(&mut c, "sys_analysis/ping_result"), json!({"status": 0, "result": ""}));
+    let dt = get(&mut c, "sys_option/datetime_get");
+    assert_eq!((dt["timezone"].clone(), dt["ntp_enable"].clone()), (json!("UTC"), json!(1)));
+    assert!(dt["timestamp"].as_u64().is_some_and(|t| t > 1_700_000_000), "{dt}");
+    assert_eq!(dt["datetime_str"].as_str().map(str::len), Some(19), "{dt}");
+    c.command("set", &json!({"api": "sys_snmp/set", "data": {"enabled": 1, "ip": "192.0.2.0/24"}})).unwrap();
+    assert_eq!(get(&mut c, "sys_snmp/get"), json!({"enabled": 1, "ip": "192.0.2.0/24", "port": 161, "versions": "v2c"}));
+    // A factory reset brings the defaults back.
+    c.command("set", &json!({"api": "sys_maintain/sys_reset"})).unwrap();
+    assert_eq!(get(&mut c, "sys_snmp/get")["enabled"], 0);
+}
+
+/// The login's MD5 on both sides against the seed's own value
+/// (sys_user/export shows admin's password MD5).
+#[test]
+fn login_md5_matches_the_seed_on_both_sides() {
+    assert_eq!(dma_agent::util::md5_hex(b"admin"), "21232f297a57a5a743894a0e4a801fc3", "client");
+    assert_eq!(dma_agent::sim::wire::md5_hex("admin"), "21232f297a57a5a743894a0e4a801fc3", "simulator");
 }

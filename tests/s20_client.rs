@@ -35,9 +35,49 @@ fn client(sim: &S20Sim) -> S20Client {
     S20Client::new(&config(&sim.url(), "goodlife123")).expect("client")
 }
 
+/// DEVICE-NOTES' vector, checked against the client and, separately,
+/// against the simulator's own implementation (neither uses the other's code).
 #[test]
 fn login_vector_from_device_notes() {
-    assert_eq!(login_hash("goodlife123", "ZmVhMjk5", "N2E1NDAwNjIzZGMzY2QxYjQyY2VlZTEx"), "a12adb1f585455d809ff3ca5a31935ca");
+    let (pw, salt, nonce, want) = ("goodlife123", "ZmVhMjk5", "N2E1NDAwNjIzZGMzY2QxYjQyY2VlZTEx", "a12adb1f585455d809ff3ca5a31935ca");
+    assert_eq!(login_hash(pw, salt, nonce), want, "client");
+    assert_eq!(dma_agent::sim::s20::login_hash(pw, salt, nonce), want, "simulator");
+    assert_eq!(dma_agent::devices::s20::auth::password_hmac(pw, salt), "6t3zc/0Bysrm/76WHRMMgCNXw12PTf+YtS6tSQnSqMk=");
+}
+
+/// Issue 10 item 9: after a remote factory reset the S20 is uninitialised
+/// (no password: the agent cannot log in); `get /ui/check_initialized`
+/// says so and `set /ui/set_init` brings it back with the agent's password.
+#[test]
+fn factory_reset_then_set_init_brings_it_back() {
+    let sim = sim();
+    let mut c = client(&sim);
+    c.poll().expect("poll");
+    assert_eq!(c.command("get", &json!({"api": "/ui/check_initialized"})).unwrap()["result"]["initialized"], true);
+    // set_init on an initialised device: the device refuses, nothing changes.
+    let e = c.command("set", &json!({"api": "/ui/set_init", "data": {"password": "other-pass"}})).unwrap_err();
+    assert!(matches!(e, DeviceError::Device { .. }), "{e:?}");
+    c.command("set", &json!({"api": "/sys/reset"})).expect("factory reset");
+    assert_eq!((sim.resets(), sim.initialized()), (1, false));
+
+    let e = c.poll().unwrap_err();
+    assert!(matches!(e, DeviceError::Auth(_)), "{e:?}");
+    assert!(e.to_string().contains("not initialised") && e.to_string().contains("/ui/set_init"), "{e}");
+    let logins = sim.login_count();
+    let st = c.command("get", &json!({"api": "/ui/check_initialized"})).expect("no login needed");
+    assert_eq!(st["result"]["initialized"], false);
+    assert_eq!(st["result"]["model"], "S20");
+    assert_eq!(sim.login_count(), logins, "check_initialized is made without a session");
+
+    let done = c.command("set", &json!({"api": "/ui/set_init", "data": {"lang": "zh-cn"}})).expect("set_init");
+    assert_eq!(done["code"], 0);
+    assert!(!done.to_string().contains("goodlife123"), "the password is not in the answer: {done}");
+    assert_eq!((sim.initialized(), sim.lang()), (true, "zh-cn".to_string()));
+    c.poll().expect("the agent logs in again with its configured password");
+    assert_eq!(c.command("get", &json!({"api": "/ui/check_initialized"})).unwrap()["result"]["initialized"], true);
+    // Both are refused with the other method, before anything is sent.
+    assert!(matches!(c.command("get", &json!({"api": "/ui/set_init"})), Err(DeviceError::BadRequest(_))));
+    assert!(matches!(c.command("set", &json!({"api": "/ui/set_init", "data": {"lang": "de"}})), Err(DeviceError::BadRequest(_))));
 }
 
 #[test]

@@ -110,25 +110,29 @@ fn send_report_and_no_second_task_on_retry() {
 }
 
 #[test]
-fn malformed_rows_get_400_and_good_rows_are_kept() {
+fn malformed_rows_are_published_raw_and_good_rows_are_kept() {
     let r = rig("BB0000000002", "");
     let body = json!({"type": "recv-sms", "sms_num": 3, "sms": [
         [0, "2A", 1700000000, "10010", "13800000002", b64("good one")],
         [0, "2A"],
         [0, "3A", "1700000001", 10011, "13800000003", b64("good two\0\0"), "extra"]]});
     let (code, v) = r.post(&body);
-    assert_eq!(code, 400, "{v}");
-    assert_eq!(v["errors"][0]["index"], 1);
-    let got = r.wait_sms(&r.platform, 3, T);
-    assert_eq!(texts(&got)[1..], ["good one".to_string(), "good two".to_string()]);
-    assert_eq!(got[2]["from"], "10011");
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["raw"][0]["index"], 1, "{v}");
+    let got = r.wait_sms(&r.platform, 4, T);
+    assert_eq!(texts(&got)[1..], ["good one".to_string(), String::new(), "good two".to_string()]);
+    assert_eq!(got[2]["encoding"], "raw");
+    assert_eq!(got[2]["raw"], json!([0, "2A"]));
+    assert_eq!(got[3]["from"], "10011");
+    assert_eq!(got[3]["encoding"], "base64");
+    assert_eq!(got[3]["extra"], json!(["extra"]));
     // The GoIP sends the batch again: nothing twice.
     let (code, _) = r.post(&body);
-    assert_eq!(code, 400);
+    assert_eq!(code, 200);
     let (code, v) = r.post(&json!("garbage"));
     assert_eq!(code, 400, "{v}");
     std::thread::sleep(Duration::from_millis(800));
-    assert_eq!(r.events(&r.platform, "sms-received").len(), 3);
+    assert_eq!(r.events(&r.platform, "sms-received").len(), 4);
     // Port status push: an event.
     let (code, _) = r.post(&json!({"type": "port-status", "port": "2A", "seq": 5, "status": "6 Register Failed"}));
     assert_eq!(code, 200);

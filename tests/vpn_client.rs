@@ -296,3 +296,87 @@ fn dropped_connection_is_a_transport_error() {
     let e = VpnClient::new(&cfg).unwrap().poll().unwrap_err();
     assert!(matches!(e, DeviceError::Transport(_)), "{e:?}");
 }
+
+/// The signature rule of DEVICE-NOTES on both sides, each against a value
+/// computed outside either (`printf … | sha256sum`).
+#[test]
+fn signature_vector_holds_on_both_sides() {
+    let want = "fe4d36b8a73ba6a005375b95da45e9d520afd201e16933c8ed79f37b4535c5cd";
+    let pairs = [("controler", "Updater"), ("action", "UpdaterCloud"), ("timestamp", "1700000000")];
+    assert_eq!(sign::token(pairs, "1700000000", "s3cret"), want, "client");
+    let owned = |v: &[(&str, &str)]| v.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>();
+    let query = owned(&[("controler", "Updater"), ("action", "UpdaterCloud")]);
+    let body = owned(&[("timestamp", "1700000000"), ("sinfor_apitoken", "ignored")]);
+    assert_eq!(dma_agent::sim::vpn::signature::expected(&query, &body, "1700000000", "s3cret"), want, "simulator");
+    let want2 = "c5f00f7e5cae0ad1f923068a911cbf1f0c9f24ee1b63037bb09d92ea5597207a";
+    let pairs2 = [("controler", "User"), ("action", "GetSearchData"), ("search", "al"), ("limit", "5"), ("timestamp", "1700000000")];
+    assert_eq!(sign::token(pairs2, "1700000000", "s3cret"), want2, "client");
+    let query2 = owned(&[("controler", "User"), ("action", "GetSearchData")]);
+    let body2 = owned(&[("search", "al"), ("limit", "5"), ("timestamp", "1700000000")]);
+    assert_eq!(dma_agent::sim::vpn::signature::expected(&query2, &body2, "1700000000", "s3cret"), want2, "simulator");
+}
+
+/// Issue 10 item 12: the console takes only the seed's fields in add and
+/// update (`passwd`, not `password`), and `names` as a JSON array or `u1,u2`.
+#[test]
+fn console_is_strict_about_fields_and_lenient_about_names() {
+    let sim = sim();
+    let mut vpn = pinned(&sim);
+    let add = dma_agent::devices::vpn::api::Call::new("User", "AddUserCloud").unwrap();
+    // Straight to the console (the command would refuse it before sending).
+    let e = vpn.call(&add, &[("name", "eve"), ("parent_group", "/"), ("password", "x")]).unwrap_err();
+    assert!(matches!(&e, DeviceError::Device { code: -2, msg } if msg.contains("password")), "{e:?}");
+    assert!(sim.user("eve").is_none());
+    let e = vpn.command("set", &json!({"controler": "User", "action": "AddUserCloud", "params": {"name": "eve", "parent_group": "/", "password": "x"}}));
+    assert!(matches!(&e, Err(DeviceError::BadRequest(m)) if m.contains("passwd")), "{e:?}");
+    vpn.call(&add, &[("name", "eve"), ("parent_group", "/"), ("passwd", "x")]).unwrap();
+    assert_eq!(sim.user("eve").unwrap().passwd, "x");
+    for n in ["a1", "a2", "a3"] {
+        vpn.add_user(&UserSpec::new(n, "/sales")).unwrap();
+    }
+    let del = |names: Value| json!({"controler": "User", "action": "DelUserByNameCloud", "params": {"names": names}});
+    vpn.command("set", &del(json!(["a1"]))).unwrap();
+    vpn.command("set", &del(json!("a2,a3"))).unwrap();
+    assert_eq!(sim.users().iter().map(|u| u.name.as_str()).collect::<Vec<_>>(), ["eve"]);
+}
+
+/// Issue 10 item 13: the actions operators use beyond add/update/delete,
+/// through the `vpn get|set` command.
+#[test]
+fn operators_actions_enable_list_online_kick() {
+    let sim = sim();
+    let mut vpn = pinned(&sim);
+    for (n, g) in [("alice", "/sales"), ("albert", "/it"), ("bob", "/sales")] {
+        vpn.add_user(&UserSpec::new(n, g)).unwrap();
+    }
+    assert!(!sim.login("alice", "10.0.0.5"), "not in effect before the commit");
+    vpn.commit().unwrap();
+    assert!(sim.login("alice", "10.0.0.5") && sim.login("bob", "10.0.0.6"));
+
+    let list = vpn.command("get", &json!({"controler": "User", "action": "GetSearchData", "params": {"search": "al", "limit": 10}})).unwrap();
+    assert_eq!(list["result"]["total"], 2);
+    let names: Vec<&str> = list["result"]["data"].as_array().unwrap().iter().filter_map(|u| u["name"].as_str()).collect();
+    assert_eq!(names, ["albert", "alice"]);
+    let page = vpn.command("get", &json!({"controler": "User", "action": "GetSearchData", "params": {"parent_group": "/sales", "start": 1, "limit": 1}})).unwrap();
+    assert_eq!((page["result"]["total"].as_u64(), page["result"]["data"][0]["name"].as_str()), (Some(2), Some("bob")));
+
+    let online = vpn.command("get", &json!({"controler": "State", "action": "GetOnlineUserCloud"})).unwrap();
+    assert_eq!(online["result"]["total"], 2);
+    assert_eq!(online["result"]["data"][0], json!({"name": "alice", "ip": "10.0.0.5", "login_time": online["result"]["data"][0]["login_time"]}));
+
+    // Disable (takes effect with the commit), then kick.
+    let off = json!({"controler": "User", "action": "ExtSetUserEnable", "params": {"names": ["alice"], "is_enable": 0}, "commit": true});
+    vpn.command("set", &off).unwrap();
+    assert!(!sim.user("alice").unwrap().is_enable);
+    assert!(!sim.login("alice", "10.0.0.7"), "a disabled user cannot log in");
+    let kick = vpn.command("set", &json!({"controler": "State", "action": "KillOnlineUserCloud", "params": {"names": "alice"}})).unwrap();
+    assert_eq!(kick["result"]["killed"], json!(["alice"]));
+    assert_eq!(sim.online().iter().map(|o| o.name.as_str()).collect::<Vec<_>>(), ["bob"]);
+    let ghost = vpn.command("set", &json!({"controler": "User", "action": "ExtSetUserEnable", "params": {"names": "ghost", "is_enable": 1}}));
+    assert!(matches!(ghost, Err(DeviceError::Device { code: -10, .. })), "{ghost:?}");
+    // Changes are refused under get; DataSyncCloud is the other name of the commit.
+    assert!(matches!(vpn.command("get", &off), Err(DeviceError::BadRequest(_))));
+    let commits = sim.commits();
+    vpn.command("set", &json!({"controler": "Updater", "action": "DataSyncCloud"})).unwrap();
+    assert_eq!(sim.commits(), commits + 1);
+}

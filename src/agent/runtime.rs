@@ -6,7 +6,7 @@ use crate::commands::journal::{read_boot_id, Journal};
 use crate::config::{self, Config};
 use crate::devices::manager::{DeviceManager, ManagerSettings};
 use crate::events::EventQueue;
-use crate::mqtt::{AckWaiter, Session, SessionEvents};
+use crate::mqtt::{AckWaiter, CommandAck, Session, SessionEvents};
 use crate::telemetry::{ReportRequest, Reporter};
 use serde_json::json;
 use std::collections::VecDeque;
@@ -84,26 +84,51 @@ pub fn manager_settings(cfg: &Config) -> ManagerSettings {
     }
 }
 
-/// Answers waiting for their PUBACK, to mark them acknowledged in the journal.
-static ACKS: OnceLock<SyncSender<(String, AckWaiter)>> = OnceLock::new();
+/// Work for the acks thread.
+enum AckJob {
+    /// An answer waiting for its PUBACK, to mark it acknowledged in the journal.
+    Watch(String, AckWaiter),
+    /// (Re)connected: publish every answer the broker has not acknowledged.
+    Resend,
+}
+
+static ACKS: OnceLock<SyncSender<AckJob>> = OnceLock::new();
 
 pub fn watch_ack(key: String, w: AckWaiter) {
     if let Some(tx) = ACKS.get() {
-        let _ = tx.try_send((key, w));
+        let _ = tx.try_send(AckJob::Watch(key, w));
     }
 }
 
-fn acker(ctx: Arc<Ctx>, rx: Receiver<(String, AckWaiter)>) {
+fn request_resend() {
+    if let Some(tx) = ACKS.get() {
+        let _ = tx.try_send(AckJob::Resend);
+    }
+}
+
+/// How long an answer's PUBACK is watched; after that it stays unacked in
+/// the journal and goes out again after the next connect.
+const ACK_WATCH: Duration = Duration::from_secs(120);
+
+fn acker(ctx: Arc<Ctx>, rx: Receiver<AckJob>) {
     let mut waiting: VecDeque<(String, AckWaiter, Instant)> = VecDeque::new();
+    let mut resend = false;
     loop {
-        // Nothing to watch: sleep until something arrives (no idle wake-ups).
-        let next = if waiting.is_empty() {
+        // Nothing to watch and nothing to resend: sleep until something
+        // arrives (no idle wake-ups).
+        let next = if waiting.is_empty() && !resend {
             rx.recv().map_err(|_| std::sync::mpsc::RecvTimeoutError::Disconnected)
         } else {
             rx.recv_timeout(Duration::from_millis(100))
         };
         match next {
-            Ok(item) => waiting.push_back((item.0, item.1, Instant::now())),
+            Ok(AckJob::Watch(k, w)) => {
+                if waiting.len() >= 1024 {
+                    waiting.pop_front();
+                }
+                waiting.push_back((k, w, Instant::now()));
+            }
+            Ok(AckJob::Resend) => resend = true,
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
             Err(_) => {}
         }
@@ -112,10 +137,12 @@ fn acker(ctx: Arc<Ctx>, rx: Receiver<(String, AckWaiter)>) {
             if w.is_acked() {
                 done.push(k.clone());
                 false
+            } else if w.is_lost() {
+                // The broker lost the session: send it again now.
+                resend = true;
+                false
             } else {
-                // Not acked in time: the journal keeps it unacked, and it is
-                // published again on the next connect.
-                at.elapsed() < Duration::from_secs(120)
+                at.elapsed() < ACK_WATCH
             }
         });
         if !done.is_empty() {
@@ -125,7 +152,38 @@ fn acker(ctx: Arc<Ctx>, rx: Receiver<(String, AckWaiter)>) {
                 }
             }
         }
+        if resend && ctx.publisher.is_connected() {
+            resend = !resend_unacked(&ctx, &mut waiting);
+        }
     }
+}
+
+/// Publish every unacknowledged answer in the journal (in journal order),
+/// waiting for room in the request queue rather than dropping any.
+/// Returns false when the connection dropped before all went out.
+fn resend_unacked(ctx: &Ctx, waiting: &mut VecDeque<(String, AckWaiter, Instant)>) -> bool {
+    let unacked = ctx.journal.lock().map(|j| j.unacked()).unwrap_or_default();
+    if !unacked.is_empty() {
+        log::info!("publishing {} unacknowledged answer(s) again", unacked.len());
+    }
+    let p = &ctx.publisher;
+    for (key, a) in unacked {
+        loop {
+            if !p.is_connected() {
+                return false;
+            }
+            match p.publish_json(&p.topics.resp, true, false, &a) {
+                Ok(Some(w)) => {
+                    waiting.retain(|(k, _, _)| k != &key);
+                    waiting.push_back((key, w, Instant::now()));
+                    break;
+                }
+                Ok(None) => break,
+                Err(_) => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+    }
+    true
 }
 
 /// The agent's side of the MQTT session.
@@ -135,6 +193,14 @@ struct Events {
 }
 
 impl SessionEvents for Events {
+    fn birth(&self) -> Vec<u8> {
+        let p = &self.ctx.publisher;
+        json!({"sn": p.sn, "online": true, "time": crate::util::unix_now(),
+               "bootTime": super::clock::boot_time(), "ver": crate::VERSION})
+        .to_string()
+        .into_bytes()
+    }
+
     fn connected(&self, _session_present: bool) {
         let ctx = &self.ctx;
         if let Ok(mut s) = ctx.state.lock() {
@@ -142,18 +208,12 @@ impl SessionEvents for Events {
             s.connected_since = Some(crate::util::unix_now());
             s.connects += 1;
         }
-        let p = &ctx.publisher;
-        let birth = json!({"sn": p.sn, "online": true, "time": crate::util::unix_now(),
-                           "bootTime": super::clock::boot_time(), "ver": crate::VERSION});
-        let _ = p.publish_json(&p.topics.state, true, true, &birth);
-        let _ = ctx.reports.try_send(ReportRequest::Versions);
-        // Answers the broker never acknowledged (lost in an outage or a restart).
-        let unacked = ctx.journal.lock().map(|j| j.unacked()).unwrap_or_default();
-        for (key, a) in unacked {
-            if let Ok(Some(w)) = p.publish_json(&p.topics.resp, true, false, &a) {
-                watch_ack(key, w);
-            }
-        }
+        // The birth message is already on its way (the session sends it
+        // first). Fresh reports follow: none were kept from while away.
+        let _ = ctx.reports.try_send(ReportRequest::All);
+        // Answers the broker never acknowledged (lost in an outage, a
+        // restart or with the broker's session).
+        request_resend();
         ctx.events.set_connected(true);
     }
 
@@ -168,8 +228,8 @@ impl SessionEvents for Events {
         }
     }
 
-    fn command(&self, payload: &[u8]) {
-        self.engine.offer(payload);
+    fn command(&self, payload: &[u8], ack: CommandAck) {
+        self.engine.offer(payload, ack);
     }
 }
 
@@ -199,6 +259,7 @@ pub fn run(config_path: &str) -> Result<Exit, String> {
     crate::commands::upgrade::remove_leftovers(std::path::Path::new(&cfg.agent.upgrade_dir)); // a download cut by a kill (apk)
     let boot = read_boot_id(&cfg.agent.boot_id_file);
     let journal = Journal::open(&state_dir, cfg.agent.journal_size, &boot).map_err(|e| format!("journal: {e}"))?;
+    crate::events::eid::init(&state_dir);
     let events = Arc::new(EventQueue::open(&state_dir.join("events"), cfg.agent.event_queue_bytes).map_err(|e| format!("event queue: {e}"))?);
     let mut session = Session::create(&cfg.agent)?;
     let publisher = session.publisher.clone();
@@ -221,6 +282,7 @@ pub fn run(config_path: &str) -> Result<Exit, String> {
         let (q, p, stop) = (events.clone(), publisher.clone(), stop_events.clone());
         std::thread::Builder::new().name("events".into()).stack_size(256 * 1024).spawn(move || q.run_sender(&p, &stop)).map_err(|e| e.to_string())?
     };
+    ctx.devices.set_event_sink(events.clone(), state_dir.join("cdr"));
     ctx.devices.apply(&cfg.devices, manager_settings(&cfg));
     let sms = crate::sms::start(ctx.clone()).map_err(|e| format!("sms: {e}"))?;
     session.start(Arc::new(Events { ctx: ctx.clone(), engine: engine.clone() }))?;

@@ -4,14 +4,22 @@
 //!
 //! Scheduling: at most `max_running` commands run at once. Commands with
 //! `detached: true` run alongside others; the rest run one at a time in
-//! arrival order. When `max_running` run and `queue_size` wait, a new
-//! command gets an `err` answer ("busy") at once — never silence.
+//! arrival order. A command that cannot start at once waits; when
+//! `queue_size` wait already it gets an `err` answer ("busy") at once —
+//! never silence, never journalled.
+//!
+//! Acknowledgement: the broker's PUBLISH of a command is acknowledged only
+//! once the command is journalled, or answered without journalling
+//! (malformed, unknown, expired, busy, too large, a redelivery). If the
+//! agent dies before, the broker delivers it again.
 
 use super::envelope::{self, answer_for, Command, Outcome};
 use super::journal::State;
 use crate::agent::Ctx;
+use crate::mqtt::session::MAX_COMMAND;
+use crate::mqtt::CommandAck;
 use serde_json::{json, Value};
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 // AtomicUsize, not AtomicU64: 32-bit MIPS has no 64-bit atomics.
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
@@ -20,6 +28,8 @@ use std::time::{Duration, Instant};
 
 /// Raw payloads waiting for the dispatcher (beyond this, answered "busy").
 const INBOX: usize = 32;
+/// Their bytes together (commands are up to 256 KiB each).
+const INBOX_BYTES: usize = 1024 * 1024;
 /// Stack of a command thread: handlers are shallow; keep RSS small.
 const WORKER_STACK: usize = 256 * 1024;
 
@@ -27,6 +37,7 @@ static RUNNING: AtomicUsize = AtomicUsize::new(0);
 static QUEUED: AtomicUsize = AtomicUsize::new(0);
 static DONE: AtomicUsize = AtomicUsize::new(0);
 static REJECTED: AtomicUsize = AtomicUsize::new(0);
+static INBOX_USED: AtomicUsize = AtomicUsize::new(0);
 
 /// Counters for `agent get`.
 pub fn stats() -> Value {
@@ -39,13 +50,24 @@ struct Sched {
     queue: VecDeque<Command>,
     running: usize,
     serial_busy: bool,
-    running_keys: HashSet<String>,
+    /// Journalled and not finished (queued or running), by key.
+    live: HashMap<String, Command>,
     accepting: bool,
 }
 
+impl Sched {
+    /// Would `cmd` start at once (rather than wait)?
+    fn can_start(&self, cmd: &Command, max_running: usize) -> bool {
+        self.running < max_running && (cmd.detached || (!self.serial_busy && !self.queue.iter().any(|c| !c.detached)))
+    }
+}
+
+/// A raw command with the PUBACK to send once it is dealt with.
+type Inbound = (Vec<u8>, CommandAck);
+
 pub struct Engine {
     ctx: Arc<Ctx>,
-    inbox: SyncSender<Vec<u8>>,
+    inbox: SyncSender<Inbound>,
     sched: Arc<(Mutex<Sched>, Condvar)>,
 }
 
@@ -61,67 +83,110 @@ impl Engine {
     }
 
     /// Called on the MQTT thread: never blocks.
-    pub fn offer(&self, payload: &[u8]) {
+    pub fn offer(&self, payload: &[u8], ack: CommandAck) {
         if let Ok(mut s) = self.ctx.state.lock() {
             s.commands_received += 1;
         }
-        match self.inbox.try_send(payload.to_vec()) {
+        if payload.len() > MAX_COMMAND {
+            if reject(&self.ctx, payload, &format!("too large: the command has {} bytes, the limit is {MAX_COMMAND}", payload.len())) {
+                ack.ack();
+            }
+            return;
+        }
+        if INBOX_USED.load(Ordering::SeqCst) + payload.len() > INBOX_BYTES {
+            if reject(&self.ctx, payload, "busy: too many commands waiting; try again later") {
+                ack.ack();
+            }
+            return;
+        }
+        INBOX_USED.fetch_add(payload.len(), Ordering::SeqCst);
+        match self.inbox.try_send((payload.to_vec(), ack)) {
             Ok(()) => {}
-            Err(TrySendError::Full(p)) | Err(TrySendError::Disconnected(p)) => {
-                reject(&self.ctx, &p, "busy: too many commands waiting; try again later")
+            Err(TrySendError::Full((p, ack))) | Err(TrySendError::Disconnected((p, ack))) => {
+                INBOX_USED.fetch_sub(p.len(), Ordering::SeqCst);
+                // Unanswered (request queue full): unacknowledged, so the
+                // broker delivers it again.
+                if reject(&self.ctx, &p, "busy: too many commands waiting; try again later") {
+                    ack.ack();
+                }
             }
         }
     }
 
-    /// Stop taking commands; wait (bounded) for running ones. Returns the
-    /// keys still running at the deadline (journalled as interrupted).
+    /// Stop taking commands; wait (bounded) for running ones. Commands
+    /// still running at the deadline are journalled as interrupted and
+    /// answered so (a full answer envelope), unless they already gave their
+    /// answer (`reboot`, `upgrade`): that one stands. Returns their keys.
     pub fn drain(&self, timeout: Duration) -> Vec<String> {
         let (m, cv) = &*self.sched;
         let deadline = Instant::now() + timeout;
         let Ok(mut s) = m.lock() else { return Vec::new() };
         s.accepting = false;
         // Queued commands never started: they fail, so a redelivery retries them.
-        for c in s.queue.drain(..) {
-            finish(&self.ctx, &c, &Outcome::err("agent stopping; not started"), false);
+        let queued: Vec<Command> = s.queue.drain(..).collect();
+        for c in &queued {
+            s.live.remove(&c.key);
         }
         QUEUED.store(0, Ordering::Relaxed);
+        drop(s);
+        for c in &queued {
+            // No waiting for room at shutdown (procd's term_timeout): what is
+            // not queued now goes out from the journal after the restart.
+            finish(&self.ctx, c, &Outcome::err("agent stopping; not started (a redelivery runs it)"), false);
+        }
+        let Ok(mut s) = m.lock() else { return Vec::new() };
         while s.running > 0 && Instant::now() < deadline {
             match cv.wait_timeout(s, deadline.saturating_duration_since(Instant::now())) {
                 Ok((g, _)) => s = g,
                 Err(_) => return Vec::new(),
             }
         }
-        let left: Vec<String> = s.running_keys.iter().cloned().collect();
-        drop(s);
-        if let Ok(mut j) = self.ctx.journal.lock() {
-            for k in &left {
-                let a = json!({"interrupted": k});
-                if let Err(e) = j.finish(k, State::Interrupted, &a) {
-                    log::error!("journal: {e}");
-                }
+        let left: Vec<Command> = s.live.values().cloned().collect();
+        for c in &left {
+            let answered = self.ctx.journal.lock().ok().and_then(|j| j.get(&c.key).map(|e| e.answer.is_some())).unwrap_or(false);
+            if !answered {
+                // Its thread, should it still end, must not answer over this.
+                s.live.remove(&c.key);
             }
         }
-        left
+        drop(s);
+        for c in &left {
+            let answered = self.ctx.journal.lock().ok().and_then(|j| j.get(&c.key).map(|e| e.answer.is_some())).unwrap_or(false);
+            if answered {
+                log::warn!("command {} ({}) still running at shutdown; its answer was already given", c.key, c.command);
+                continue;
+            }
+            let a = fitted_answer(
+                &self.ctx,
+                c,
+                &Outcome::err("interrupted: the agent stopped while this command ran; its effect is unknown, it is not run again"),
+            );
+            let journaled = self.ctx.journal.lock().map_err(|_| "poisoned".to_string()).and_then(|mut j| j.finish(&c.key, State::Interrupted, &a).map_err(|e| e.to_string()));
+            if let Err(e) = journaled {
+                log::error!("journal: {e}");
+            }
+            publish_answer(&self.ctx, Some(&c.key), &a, false);
+        }
+        left.into_iter().map(|c| c.key).collect()
     }
 }
 
 /// Answer a raw payload we will not run (the dispatcher never saw it),
-/// with whatever id it carries.
-fn reject(ctx: &Ctx, payload: &[u8], msg: &str) {
-    match envelope::parse(payload) {
-        Ok(c) => reject_cmd(ctx, &c, msg),
-        Err(e) => {
-            count_rejected(ctx);
-            let a = envelope::answer_for_parse_error(&ctx.sn(), &envelope::ParseError { msg: msg.to_string(), ..e });
-            publish_answer(ctx, None, &a);
-        }
-    }
+/// with whatever id it carries (read without building the body, which
+/// may be huge).
+/// On the MQTT thread: never waits. Returns whether the answer was queued.
+fn reject(ctx: &Ctx, payload: &[u8], msg: &str) -> bool {
+    count_rejected(ctx);
+    let head = envelope::parse_head(payload);
+    let a = envelope::answer_for_parse_error(&ctx.sn(), &envelope::ParseError { msg: msg.to_string(), ..head });
+    publish_answer(ctx, None, &a, false)
 }
 
-/// Answer a parsed command we will not run.
-fn reject_cmd(ctx: &Ctx, cmd: &Command, msg: &str) {
+/// Answer a parsed command we will not run. Returns whether the answer
+/// was queued (if not, the command is left unacknowledged).
+fn reject_cmd(ctx: &Ctx, cmd: &Command, msg: &str) -> bool {
     count_rejected(ctx);
-    publish_answer(ctx, None, &answer_for(&ctx.sn(), cmd, &Outcome::err(msg)));
+    publish_answer(ctx, None, &answer_for(&ctx.sn(), cmd, &Outcome::err(msg)), true)
 }
 
 fn count_rejected(ctx: &Ctx) {
@@ -131,95 +196,149 @@ fn count_rejected(ctx: &Ctx) {
     }
 }
 
-/// Publish an answer; when it has a journal key, record its PUBACK.
-fn publish_answer(ctx: &Ctx, key: Option<&str>, answer: &Value) {
+/// The answer envelope, cut to fit the packet limit (before it is
+/// journalled: the journal never holds what cannot be sent).
+pub fn fitted_answer(ctx: &Ctx, cmd: &Command, o: &Outcome) -> Value {
+    crate::mqtt::fit::fit(&ctx.publisher.topics.resp, answer_for(&ctx.sn(), cmd, o))
+}
+
+/// How long a thread other than the MQTT one waits for room in the
+/// request queue (it fills in bursts, e.g. 60 commands answered "busy").
+const ROOM_WAIT: Duration = Duration::from_secs(10);
+
+/// Publish an answer; when it has a journal key, record its PUBACK. With
+/// `wait`, wait (bounded, while connected) for room in the request queue
+/// rather than drop it. Returns whether it was queued; a journalled
+/// answer that was not goes out after the next connect.
+fn publish_answer(ctx: &Ctx, key: Option<&str>, answer: &Value, wait: bool) -> bool {
     let p = &ctx.publisher;
-    match p.publish_json(&p.topics.resp, true, false, answer) {
-        Ok(Some(w)) => {
-            if let Some(k) = key {
-                crate::agent::runtime::watch_ack(k.to_string(), w);
+    let deadline = Instant::now() + ROOM_WAIT;
+    loop {
+        match p.publish_json(&p.topics.resp, true, false, answer) {
+            Ok(Some(w)) => {
+                if let Some(k) = key {
+                    crate::agent::runtime::watch_ack(k.to_string(), w);
+                }
+                return true;
+            }
+            Ok(None) => return true,
+            Err(e) => {
+                if wait && p.is_connected() && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(20));
+                    continue;
+                }
+                log::warn!("answer not queued ({e}); {}", if key.is_some() { "it is sent again after reconnect" } else { "the command stays unacknowledged" });
+                return false;
             }
         }
-        Ok(None) => {}
-        Err(e) => log::warn!("answer not queued ({e}); it is sent again after reconnect"),
     }
 }
 
-fn dispatcher(ctx: Arc<Ctx>, sched: Arc<(Mutex<Sched>, Condvar)>, rx: Receiver<Vec<u8>>) {
-    while let Ok(payload) = rx.recv() {
-        let cmd = match envelope::parse(&payload) {
-            Ok(c) => c,
-            Err(e) => {
-                log::warn!("bad command: {}", e.msg);
-                count_rejected(&ctx);
-                publish_answer(&ctx, None, &envelope::answer_for_parse_error(&ctx.sn(), &e));
-                continue;
-            }
-        };
-        log::info!("command {} '{}' {} from '{}'", cmd.key, cmd.command, cmd.method, cmd.from);
-        if !super::KNOWN.contains(&cmd.command.as_str()) {
-            reject_cmd(&ctx, &cmd, &format!("unknown command '{}'", cmd.command));
-            continue;
-        }
-        let cfg = ctx.config();
-        if crate::agent::clock::expired(cmd.publish_time, cmd.expires, cfg.agent.clock_trust) {
-            reject_cmd(&ctx, &cmd, "expired: the command's expiry time has passed; not run");
-            continue;
-        }
-        let (m, cv) = &*sched;
-        let Ok(mut s) = m.lock() else { return };
-        // Exactly-once rules.
-        let prior = ctx.journal.lock().ok().and_then(|j| j.get(&cmd.key).cloned());
-        if let Some(e) = &prior {
-            if e.hash != cmd.hash {
-                drop(s);
-                reject_cmd(&ctx, &cmd, &format!("conflict: id {} was already used for a different command", cmd.id));
-                continue;
-            }
-            match e.state {
-                State::Running => {
-                    log::info!("command {} is already running; redelivery ignored", cmd.key);
-                    continue;
-                }
-                State::Succeeded | State::Interrupted => {
-                    drop(s);
-                    // Succeeded: the stored answer. Interrupted: its effect is
-                    // unknown, so it is not run again; say so.
-                    let a = match (e.state, e.answer.clone()) {
-                        (State::Succeeded, Some(a)) => a,
-                        _ => answer_for(&ctx.sn(), &cmd, &Outcome::err("interrupted: the agent stopped while this command ran; not run again")),
-                    };
-                    log::info!("command {} already done; answer published again", cmd.key);
-                    publish_answer(&ctx, Some(&cmd.key), &a);
-                    continue;
-                }
-                State::Failed => log::info!("command {} failed before; running it again", cmd.key),
-            }
-        }
-        if !s.accepting {
-            drop(s);
-            reject_cmd(&ctx, &cmd, "agent stopping; not started");
-            continue;
-        }
-        if s.queue.len() >= cfg.agent.queue_size && s.running >= cfg.agent.max_running {
-            drop(s);
-            reject_cmd(&ctx, &cmd, &format!("busy: {} running and {} waiting; try again later", cfg.agent.max_running, cfg.agent.queue_size));
-            continue;
-        }
-        // Journal before any side effect.
-        let journaled = ctx.journal.lock().map_err(|_| "poisoned".to_string()).and_then(|mut j| j.begin(&cmd.key, &cmd.hash, &cmd.command).map_err(|e| e.to_string()));
-        if let Err(e) = journaled {
-            drop(s);
-            ctx.note_error(format!("journal: {e}"));
-            reject_cmd(&ctx, &cmd, &format!("cannot record the command in the journal: {e}"));
-            continue;
-        }
-        s.running_keys.insert(cmd.key.clone());
-        s.queue.push_back(cmd);
-        QUEUED.store(s.queue.len(), Ordering::Relaxed);
-        schedule(&ctx, &sched, &mut s);
-        cv.notify_all();
+/// Test hook (builds with the `sim` feature only, never the router's):
+/// `DMA_TEST_JOURNAL_DELAY_MS` holds each command this long between
+/// receipt and journalling, so a test can kill the agent in that window.
+fn journal_delay() -> Option<Duration> {
+    #[cfg(feature = "sim")]
+    {
+        static D: std::sync::OnceLock<Option<Duration>> = std::sync::OnceLock::new();
+        *D.get_or_init(|| {
+            let d = std::env::var("DMA_TEST_JOURNAL_DELAY_MS").ok()?.parse().ok().map(Duration::from_millis);
+            log::warn!("test hook: journalling delayed by {d:?}");
+            d
+        })
     }
+    #[cfg(not(feature = "sim"))]
+    {
+        None
+    }
+}
+
+fn dispatcher(ctx: Arc<Ctx>, sched: Arc<(Mutex<Sched>, Condvar)>, rx: Receiver<Inbound>) {
+    let _ = journal_delay();
+    while let Ok((payload, ack)) = rx.recv() {
+        INBOX_USED.fetch_sub(payload.len(), Ordering::SeqCst);
+        if decide(&ctx, &sched, &payload) {
+            ack.ack_waiting(ROOM_WAIT);
+        }
+    }
+}
+
+/// Decide what to do with one command: answer it at once, or journal it
+/// and queue it. Returns whether the command may now be acknowledged: not
+/// when an answer that is not journalled could not be queued (the broker
+/// then delivers the command again and it is answered then).
+fn decide(ctx: &Arc<Ctx>, sched: &Arc<(Mutex<Sched>, Condvar)>, payload: &[u8]) -> bool {
+    let cmd = match envelope::parse(payload) {
+        Ok(c) => c,
+        Err(e) => {
+            log::warn!("bad command: {}", e.msg);
+            count_rejected(ctx);
+            return publish_answer(ctx, None, &envelope::answer_for_parse_error(&ctx.sn(), &e), true);
+        }
+    };
+    log::info!("command {} '{}' {} from '{}'", cmd.key, cmd.command, cmd.method, cmd.from);
+    if !super::KNOWN.contains(&cmd.command.as_str()) {
+        return reject_cmd(ctx, &cmd, &format!("unknown command '{}'", cmd.command));
+    }
+    let cfg = ctx.config();
+    if crate::agent::clock::expired(cmd.publish_time, cmd.expires, cfg.agent.clock_trust) {
+        return reject_cmd(ctx, &cmd, "expired: the command's expiry time has passed; not run");
+    }
+    if let Some(d) = journal_delay() {
+        std::thread::sleep(d);
+    }
+    let (m, cv) = &**sched;
+    let Ok(mut s) = m.lock() else { return false };
+    // Exactly-once rules.
+    let prior = ctx.journal.lock().ok().and_then(|j| j.get(&cmd.key).cloned());
+    if let Some(e) = &prior {
+        if e.hash != cmd.hash {
+            drop(s);
+            return reject_cmd(ctx, &cmd, &format!("conflict: id {} was already used for a different command", cmd.id));
+        }
+        match e.state {
+            State::Running => {
+                log::info!("command {} is already running; redelivery ignored", cmd.key);
+                return true;
+            }
+            State::Succeeded | State::Interrupted => {
+                drop(s);
+                // Succeeded: the stored answer. Interrupted: its effect is
+                // unknown, so it is not run again; say so.
+                let a = match (e.state, e.answer.clone()) {
+                    (State::Succeeded, Some(a)) => a,
+                    _ => fitted_answer(ctx, &cmd, &Outcome::err("interrupted: the agent stopped while this command ran; not run again")),
+                };
+                log::info!("command {} already done; answer published again", cmd.key);
+                publish_answer(ctx, Some(&cmd.key), &a, true);
+                return true;
+            }
+            State::Failed => log::info!("command {} failed before; running it again", cmd.key),
+        }
+    }
+    if !s.accepting {
+        drop(s);
+        return reject_cmd(ctx, &cmd, "agent stopping; not started");
+    }
+    // Every command that would wait counts against queue_size, serial or detached.
+    if !s.can_start(&cmd, cfg.agent.max_running) && s.queue.len() >= cfg.agent.queue_size {
+        let (running, waiting) = (s.running, s.queue.len());
+        drop(s);
+        return reject_cmd(ctx, &cmd, &format!("busy: {running} running and {waiting} waiting; try again later"));
+    }
+    // Journal before any side effect.
+    let journaled = ctx.journal.lock().map_err(|_| "poisoned".to_string()).and_then(|mut j| j.begin(&cmd.key, &cmd.hash, &cmd.command).map_err(|e| e.to_string()));
+    if let Err(e) = journaled {
+        drop(s);
+        ctx.note_error(format!("journal: {e}"));
+        return reject_cmd(ctx, &cmd, &format!("cannot record the command in the journal: {e}"));
+    }
+    s.live.insert(cmd.key.clone(), cmd.clone());
+    s.queue.push_back(cmd);
+    QUEUED.store(s.queue.len(), Ordering::Relaxed);
+    schedule(ctx, sched, &mut s);
+    cv.notify_all();
+    true
 }
 
 /// Start what can start. Called with the lock held.
@@ -236,7 +355,7 @@ fn schedule(ctx: &Arc<Ctx>, sched: &Arc<(Mutex<Sched>, Condvar)>, s: &mut Sched)
         QUEUED.store(s.queue.len(), Ordering::Relaxed);
         let (ctx2, sched2) = (ctx.clone(), sched.clone());
         let detached = cmd.detached;
-        let key = cmd.key.clone();
+        let failed = cmd.clone();
         let spawned = std::thread::Builder::new()
             .name("cmd".into())
             .stack_size(WORKER_STACK)
@@ -247,10 +366,8 @@ fn schedule(ctx: &Arc<Ctx>, sched: &Arc<(Mutex<Sched>, Condvar)>, s: &mut Sched)
             if !detached {
                 s.serial_busy = false;
             }
-            s.running_keys.remove(&key);
-            if let Ok(mut j) = ctx.journal.lock() {
-                let _ = j.finish(&key, State::Failed, &json!({"error": "no thread"}));
-            }
+            s.live.remove(&failed.key);
+            finish(ctx, &failed, &Outcome::err(format!("cannot start a command thread: {e}")), false);
             break;
         }
     }
@@ -258,15 +375,18 @@ fn schedule(ctx: &Arc<Ctx>, sched: &Arc<(Mutex<Sched>, Condvar)>, s: &mut Sched)
 
 fn run_one(ctx: Arc<Ctx>, sched: Arc<(Mutex<Sched>, Condvar)>, cmd: Command) {
     let outcome = super::dispatch(&ctx, &cmd);
-    finish(&ctx, &cmd, &outcome, true);
-    DONE.fetch_add(1, Ordering::Relaxed);
     let (m, cv) = &*sched;
+    // Not after drain() gave up on it: its interrupted answer stands.
+    let still_live = m.lock().map(|mut s| s.live.remove(&cmd.key).is_some()).unwrap_or(false);
+    if still_live {
+        finish(&ctx, &cmd, &outcome, true);
+    }
+    DONE.fetch_add(1, Ordering::Relaxed);
     if let Ok(mut s) = m.lock() {
         s.running -= 1;
         if !cmd.detached {
             s.serial_busy = false;
         }
-        s.running_keys.remove(&cmd.key);
         RUNNING.store(s.running, Ordering::Relaxed);
         if s.accepting {
             schedule(&ctx, &sched, &mut s);
@@ -275,30 +395,58 @@ fn run_one(ctx: Arc<Ctx>, sched: Arc<(Mutex<Sched>, Condvar)>, cmd: Command) {
     }
 }
 
-/// Journal the final state and publish the answer.
-fn finish(ctx: &Ctx, cmd: &Command, o: &Outcome, publish: bool) {
+/// Journal the final state and publish the answer (`wait`: for room in the
+/// request queue, bounded; the journal sends it again after a reconnect anyway).
+fn finish(ctx: &Ctx, cmd: &Command, o: &Outcome, wait: bool) {
     // A command that answered before its effect (`answer_first`) stored
-    // that answer; it is final and was already published.
+    // that answer; it is final and was already published (its PUBACK is
+    // recorded by whoever saw it, never assumed).
     let stored = if o.ok {
-        ctx.journal.lock().ok().and_then(|j| j.get(&cmd.key).and_then(|e| e.answer.clone()))
+        ctx.journal.lock().ok().and_then(|j| j.get(&cmd.key).and_then(|e| e.answer.clone().map(|a| (a, e.acked))))
     } else {
         None
     };
     let already_sent = stored.is_some();
-    let answer = stored.unwrap_or_else(|| answer_for(&ctx.sn(), cmd, o));
+    let (answer, was_acked) = stored.unwrap_or_else(|| (fitted_answer(ctx, cmd, o), false));
     let state = if o.ok { State::Succeeded } else { State::Failed };
     if let Ok(mut j) = ctx.journal.lock() {
         if let Err(e) = j.finish(&cmd.key, state, &answer) {
             log::error!("journal: {e}");
         }
-        if already_sent {
+        if was_acked {
             let _ = j.mark_acked(&cmd.key);
         }
     }
     if !o.ok && !o.msg.is_empty() {
         log::info!("command {} '{}': {}", cmd.key, cmd.command, o.msg);
     }
-    if publish && !already_sent {
-        publish_answer(ctx, Some(&cmd.key), &answer);
+    if !already_sent {
+        publish_answer(ctx, Some(&cmd.key), &answer, wait);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cmd(key: &str, detached: bool) -> Command {
+        let mut c = envelope::parse(format!(r#"{{"id":"{key}","command":"sh","d":{{"shcmd":"true"}}}}"#).as_bytes()).unwrap();
+        c.detached = detached;
+        c
+    }
+
+    #[test]
+    fn only_commands_that_can_start_at_once_do_not_count_as_waiting() {
+        let mut s = Sched { accepting: true, ..Default::default() };
+        assert!(s.can_start(&cmd("a", false), 4));
+        s.running = 1;
+        s.serial_busy = true;
+        assert!(!s.can_start(&cmd("b", false), 4), "a serial one waits behind the running serial one");
+        assert!(s.can_start(&cmd("c", true), 4), "a detached one runs beside it");
+        s.serial_busy = false;
+        s.queue.push_back(cmd("d", false));
+        assert!(!s.can_start(&cmd("e", false), 4), "arrival order: not ahead of a waiting serial one");
+        s.running = 4;
+        assert!(!s.can_start(&cmd("f", true), 4), "max_running reached");
     }
 }

@@ -114,6 +114,34 @@ pub fn parse(payload: &[u8]) -> Result<Command, ParseError> {
     Ok(Command { id, key, from: perr.from, command: perr.command, method: perr.method, body, publish_time, expires, detached, hash })
 }
 
+/// What can be read of a command without building its body: for
+/// answering one that will not be run (too large, busy) with its id.
+pub fn parse_head(payload: &[u8]) -> ParseError {
+    #[derive(serde::Deserialize)]
+    struct Head {
+        #[serde(default)]
+        id: Value,
+        #[serde(default)]
+        from: Value,
+        #[serde(default)]
+        command: Value,
+        #[serde(default)]
+        method: Value,
+    }
+    let text = |v: &Value| v.as_str().unwrap_or("").to_string();
+    match serde_json::from_slice::<Head>(payload) {
+        Ok(h) => {
+            let id = match h.id {
+                Value::Number(n) if n.is_u64() || n.is_i64() => Value::Number(n),
+                Value::String(s) if !s.is_empty() && s.len() <= MAX_ID_LEN => Value::String(s),
+                _ => Value::Null,
+            };
+            ParseError { id, from: text(&h.from), command: text(&h.command), method: text(&h.method), msg: String::new() }
+        }
+        Err(_) => ParseError { id: Value::Null, from: String::new(), command: String::new(), method: String::new(), msg: String::new() },
+    }
+}
+
 /// The outcome of a handler, before it is wrapped in the answer envelope.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outcome {
@@ -212,5 +240,14 @@ mod tests {
         assert!(e.msg.contains("body must be"));
         assert!(parse(br#"{"id":1.5,"command":"sh"}"#).is_err());
         assert!(parse(br#"{"id":1,"command":"sh","method":"put"}"#).is_err());
+    }
+
+    #[test]
+    fn head_reads_the_id_of_a_huge_command() {
+        let big = format!(r#"{{"d": {{"shcmd": "{}", "id": 1}}, "id": 18446744073709551615, "command": "sh"}}"#, "x".repeat(400_000));
+        let h = parse_head(big.as_bytes());
+        assert_eq!(h.id.to_string(), "18446744073709551615");
+        assert_eq!(h.command, "sh");
+        assert_eq!(parse_head(b"{not json").id, Value::Null);
     }
 }

@@ -12,7 +12,7 @@ pub mod sh;
 pub mod upgrade;
 
 use crate::agent::Ctx;
-use envelope::{answer_for, Command, Outcome};
+use envelope::{Command, Outcome};
 use std::time::Duration;
 
 /// Commands this agent knows.
@@ -46,9 +46,12 @@ pub fn dispatch(ctx: &Ctx, cmd: &Command) -> Outcome {
 /// (`reboot`, `upgrade`): store the answer in the journal, publish it and
 /// wait, bounded, for the broker's PUBACK — all before the effect. The
 /// engine then publishes nothing more for this command (it finds the
-/// stored answer). Returns whether the broker acknowledged.
+/// stored answer). Returns whether the broker acknowledged: only a real
+/// PUBACK counts. Without one the answer stays unacknowledged in the
+/// journal (sent again after the next connect or restart), and a PUBACK
+/// that comes later is still recorded.
 pub fn answer_first(ctx: &Ctx, cmd: &Command, out: &Outcome, ack_timeout: Duration) -> Result<bool, String> {
-    let answer = answer_for(&ctx.sn(), cmd, out);
+    let answer = engine::fitted_answer(ctx, cmd, out);
     ctx.journal
         .lock()
         .map_err(|_| "journal unavailable".to_string())?
@@ -56,7 +59,13 @@ pub fn answer_first(ctx: &Ctx, cmd: &Command, out: &Outcome, ack_timeout: Durati
         .map_err(|e| format!("cannot journal the answer: {e}"))?;
     let p = &ctx.publisher;
     let acked = match p.publish_json(&p.topics.resp, true, false, &answer) {
-        Ok(Some(w)) => w.wait(ack_timeout),
+        Ok(Some(w)) => {
+            let acked = w.wait(ack_timeout);
+            if !acked {
+                crate::agent::runtime::watch_ack(cmd.key.clone(), w);
+            }
+            acked
+        }
         _ => false,
     };
     if acked {

@@ -1,9 +1,11 @@
 //! The no-setup demo (`dma-demo`): an embedded MQTT broker, the four LAN
-//! simulators and the agent, all on loopback; the platform's view printed
-//! live, then a short tour of commands. Never part of the router build.
+//! simulators, the agent and the platform (REST API + web console), all on
+//! loopback; the platform's view printed live, then a short tour of
+//! commands. Never part of the router build.
 
 pub mod broker;
 pub mod fleet;
+pub mod platform;
 pub mod printer;
 pub mod tour;
 
@@ -16,9 +18,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 const USAGE: &str = "usage: dma-demo [--exit-after-tour] [--log-level LEVEL]
-  Starts an embedded MQTT broker, simulators of the four LAN devices and the
-  agent on 127.0.0.1, prints what the platform sees and runs a short tour of
-  commands; then keeps running until Ctrl-C.
+  Starts an embedded MQTT broker, simulators of the four LAN devices, the
+  agent and the platform's web console on 127.0.0.1, prints what the
+  platform sees and runs a short tour of commands; then keeps running until
+  Ctrl-C. DMA_DEMO_PASSWORD sets the console's password (default: random).
   --exit-after-tour   stop (as on Ctrl-C) once the tour is done
   --log-level LEVEL   the agent's log level on stderr (default warn)";
 
@@ -99,6 +102,8 @@ fn run(opts: &Opts) -> Result<(), String> {
     crate::logging::own_records_only();
     crate::logging::init(opts.level, &config_path);
     say(&format!("agent sn {SN}, config and state in {}", dir.0.display()));
+    let console = platform::start(port, &dir.0)?;
+    say(&format!("platform console and REST API   {}  (log in: {} / {})", console.url, platform::USER, console.password));
 
     let (view, platform) = printer::start(port, PREFIX)?;
     let done = Arc::new(AtomicBool::new(false));
@@ -133,7 +138,8 @@ fn run(opts: &Opts) -> Result<(), String> {
                 say("stopping (--exit-after-tour)");
                 let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGINT);
             } else {
-                say("the demo keeps running: watch it live, or try the CLI from another shell, e.g.");
+                say(&format!("the demo keeps running: open the console at {} (log in: {} / {}),", console.url, platform::USER, console.password));
+                say("or try the CLI from another shell, e.g.");
                 say(&format!("  cargo run --bin dma-agent -- ctl --port {port} devices"));
                 say(&format!("  cargo run --bin dma-agent -- ctl --port {port} send {SN} sh --body '{{\"shcmd\":\"uptime\"}}'"));
                 say("Ctrl-C to stop.");

@@ -22,6 +22,8 @@ enum DevMsg {
     Command { method: String, body: Value, reply: SyncSender<Result<Value, DeviceError>> },
     Republish,
     Push(Value),
+    /// One port's entry pushed by the device: replaces that port in `msg.ports`.
+    PushPort(Value),
     Stop,
 }
 
@@ -55,16 +57,33 @@ pub struct ManagerSettings {
     pub periph_interval: Duration,
 }
 
+/// Where device events go: the durable event queue, and the directory of
+/// the cursors that make each device record an event once.
+#[derive(Clone)]
+pub struct EventSink {
+    pub queue: Arc<crate::events::EventQueue>,
+    pub dir: std::path::PathBuf,
+}
+
 #[derive(Clone)]
 pub struct DeviceManager {
     slots: Arc<Mutex<Vec<Slot>>>,
     publisher: Publisher,
     settings: Arc<Mutex<ManagerSettings>>,
+    sink: Arc<Mutex<Option<EventSink>>>,
 }
 
 impl DeviceManager {
     pub fn new(publisher: Publisher, settings: ManagerSettings) -> DeviceManager {
-        DeviceManager { slots: Arc::new(Mutex::new(Vec::new())), publisher, settings: Arc::new(Mutex::new(settings)) }
+        DeviceManager { slots: Arc::new(Mutex::new(Vec::new())), publisher, settings: Arc::new(Mutex::new(settings)), sink: Arc::default() }
+    }
+
+    /// Publish device events (IAD call records) through this queue, with
+    /// their cursors under `dir`. Without it they stay only in `periph`.
+    pub fn set_event_sink(&self, queue: Arc<crate::events::EventQueue>, dir: std::path::PathBuf) {
+        if let Ok(mut g) = self.sink.lock() {
+            *g = Some(EventSink { queue, dir });
+        }
     }
 
     /// Start (or restart) the devices: unchanged devices keep running,
@@ -104,6 +123,8 @@ impl DeviceManager {
             stop: stop.clone(),
             publisher: self.publisher.clone(),
             settings: self.settings.clone(),
+            sink: self.sink.clone(),
+            cdr: None,
             last_published: None,
             last_publish_at: None,
         };
@@ -158,6 +179,16 @@ impl DeviceManager {
         if let Ok(slots) = self.slots.lock() {
             if let Some(s) = slots.iter().find(|s| s.cfg.kind == kind && name.map(|n| n == s.cfg.name).unwrap_or(true)) {
                 let _ = s.tx.try_send(DevMsg::Push(fields));
+            }
+        }
+    }
+
+    /// One port's state pushed by the device itself (GoIP `port-status`):
+    /// replaces that port's entry in `msg.ports`, published at once.
+    pub fn push_port(&self, kind: DeviceKind, name: Option<&str>, entry: Value) {
+        if let Ok(slots) = self.slots.lock() {
+            if let Some(s) = slots.iter().find(|s| s.cfg.kind == kind && name.map(|n| n == s.cfg.name).unwrap_or(true)) {
+                let _ = s.tx.try_send(DevMsg::PushPort(entry));
             }
         }
     }
@@ -253,6 +284,8 @@ struct Worker {
     stop: Arc<AtomicBool>,
     publisher: Publisher,
     settings: Arc<Mutex<ManagerSettings>>,
+    sink: Arc<Mutex<Option<EventSink>>>,
+    cdr: Option<super::iad::cdr::CdrCursor>,
     last_published: Option<(bool, u64)>,
     last_publish_at: Option<Instant>,
 }
@@ -314,6 +347,11 @@ impl Worker {
                 Err(e) => Err(DeviceError::BadRequest(format!("configuration: {e}"))),
             },
         };
+        if let (Ok(st), DeviceKind::Iad) = (&result, self.cfg.kind) {
+            if let Some(rows) = st.msg.get("cdr").and_then(Value::as_array) {
+                self.emit_cdr(rows);
+            }
+        }
         let mut became_offline = false;
         let mut changed_online = false;
         let failures;
@@ -365,6 +403,32 @@ impl Worker {
         }
     }
 
+    /// IAD call records not published yet → `cdr` events, in order, each once.
+    fn emit_cdr(&mut self, rows: &[Value]) {
+        let Some(sink) = self.sink.lock().ok().and_then(|g| g.clone()) else { return };
+        let name = self.cfg.name.clone();
+        let cursor = self.cdr.get_or_insert_with(|| super::iad::cdr::CdrCursor::open(&sink.dir, &name));
+        let new = cursor.new_rows(rows);
+        if new.is_empty() {
+            return;
+        }
+        let sn = self.publisher.sn.clone();
+        let mut published = Vec::new();
+        for (k, row) in &new {
+            match sink.queue.push(&super::iad::cdr::cdr_event(&sn, &name, row)) {
+                Ok(()) => published.push((k.clone(), *row)),
+                Err(e) => {
+                    // Full queue: the rest waits for the next poll.
+                    log::warn!("device {name}: call records wait: {e}");
+                    break;
+                }
+            }
+        }
+        if let Err(e) = cursor.mark(&published) {
+            log::error!("device {name}: call record cursor: {e} (records may be published again)");
+        }
+    }
+
     fn run(mut self, rx: Receiver<DevMsg>) {
         let mut client: Option<Box<dyn LanDevice>> = None;
         let mut next_poll = Instant::now();
@@ -382,6 +446,17 @@ impl Worker {
                     let _ = reply.try_send(r);
                 }
                 Ok(DevMsg::Republish) => self.publish(true),
+                Ok(DevMsg::PushPort(entry)) => {
+                    if let Ok(mut v) = self.view.lock() {
+                        let mut msg = v.msg.take().unwrap_or_else(|| json!({}));
+                        super::goip::status::merge_port(&mut msg, entry);
+                        v.msg = Some(msg);
+                        v.online = true;
+                        v.failures = 0;
+                        v.last_seen = Some(crate::util::unix_now());
+                    }
+                    self.publish(false);
+                }
                 Ok(DevMsg::Push(fields)) => {
                     if let Ok(mut v) = self.view.lock() {
                         let mut msg = v.msg.take().unwrap_or_else(|| json!({}));

@@ -199,8 +199,9 @@ impl EventQueue {
                 }
             }
             let connected = self.connected.load(Ordering::SeqCst);
-            if let Some((_, _, _, sent)) = window.front() {
-                if connected && sent.elapsed() > RESEND_AFTER {
+            if let Some((_, _, w, sent)) = window.front() {
+                // Lost: the broker came back without our session.
+                if connected && (sent.elapsed() > RESEND_AFTER || w.is_lost()) {
                     log::warn!("event queue: no PUBACK for {} s; sending again from the cursor", RESEND_AFTER.as_secs());
                     window.clear();
                     next = None;

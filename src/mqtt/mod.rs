@@ -3,6 +3,7 @@
 //! that can tell when the broker acknowledged a QoS 1 message.
 
 pub mod backoff;
+pub mod fit;
 pub mod publisher;
 pub mod session;
 pub mod tls;
@@ -10,6 +11,6 @@ pub mod topics;
 pub mod tracker;
 
 pub use publisher::Publisher;
-pub use session::{Session, SessionEvents};
+pub use session::{CommandAck, Session, SessionEvents};
 pub use topics::Topics;
 pub use tracker::AckWaiter;

@@ -1,12 +1,24 @@
 //! The connection thread: drives rumqttc's event loop, reconnects with
 //! backoff, re-subscribes and re-publishes the birth message on every
 //! connect, and hands incoming commands to the agent.
+//!
+//! Faults it handles (README "Faults and what the agent does"):
+//! - on a dropped connection, periodic reports still waiting are thrown
+//!   away (never sent late); answers and events are kept;
+//! - on every connect the subscription and the birth message go out before
+//!   anything that waited;
+//! - `session present: 0` (the broker lost our session): PUBACK tracking is
+//!   reset and the owners of unacknowledged messages send them again;
+//! - commands are acknowledged (manual acks) by the engine once journalled;
+//! - a command larger than the packet limit is read anyway (the incoming
+//!   limit is higher) so it can be answered "too large" instead of the
+//!   connection failing on it forever.
 
 use super::backoff::Backoff;
 use super::tracker::AckTracker;
 use super::{Publisher, Topics};
 use crate::config::AgentConfig;
-use rumqttc::{Client, Connection, ConnectReturnCode, Event, Incoming, LastWill, MqttOptions, Outgoing, QoS, Transport};
+use rumqttc::{Client, Connection, ConnectReturnCode, Event, Incoming, LastWill, MqttOptions, Outgoing, QoS, Request, Transport};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -18,12 +30,60 @@ pub trait SessionEvents: Send + Sync + 'static {
     /// Connected (again). Subscriptions are already requested.
     fn connected(&self, session_present: bool);
     fn disconnected(&self, reason: &str);
-    /// A message on the command topic.
-    fn command(&self, payload: &[u8]);
+    /// A message on the command topic. `ack` must be called once the
+    /// command is journalled or answered (until then the broker keeps it
+    /// and delivers it again after a reconnect or restart).
+    fn command(&self, payload: &[u8], ack: CommandAck);
+    /// The retained birth message (`{p}/state/{sn}`), sent first on every connect.
+    fn birth(&self) -> Vec<u8>;
 }
 
-/// Largest MQTT packet accepted or sent: bounds memory per message.
-pub const MAX_PACKET: usize = 256 * 1024;
+/// The PUBACK of one incoming command, sent when the agent is done with it.
+pub struct CommandAck {
+    client: Client,
+    publish: rumqttc::Publish,
+    publisher: Publisher,
+}
+
+impl CommandAck {
+    /// Acknowledge to the broker, without waiting (the MQTT thread). If the
+    /// request queue is full or the connection dropped meanwhile the ack is
+    /// lost and the broker delivers the command again after the next
+    /// connect: the journal then answers it without running it twice.
+    pub fn ack(self) {
+        if let Err(e) = self.client.try_ack(&self.publish) {
+            log::warn!("command ack not queued ({e}); the broker will deliver it again");
+        }
+    }
+
+    /// Acknowledge, waiting up to `timeout` (while connected) for room in
+    /// the request queue: an ack lost while connected would leave the
+    /// command with the broker until the next reconnect.
+    pub fn ack_waiting(self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while self.client.try_ack(&self.publish).is_err() {
+            if !self.publisher.is_connected() || Instant::now() >= deadline {
+                log::warn!("command ack not queued; the broker will deliver it again");
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// Largest MQTT packet sent (see [`super::fit`]).
+pub const MAX_PACKET: usize = super::fit::MAX_PACKET;
+/// Largest packet read. Higher than what a command may be
+/// ([`MAX_COMMAND`]) so that an oversized command is still read and
+/// answered "too large"; rumqttc drops a connection on a larger packet,
+/// and the broker would deliver it again after every reconnect. A larger
+/// one raises the limit for the next connection up to [`INCOMING_HARD_MAX`].
+pub const INCOMING_MAX: usize = 1024 * 1024;
+/// The most the incoming limit is raised to read one oversized packet;
+/// beyond it the session is dropped (a clean connection) to get rid of it.
+pub const INCOMING_HARD_MAX: usize = 8 * 1024 * 1024;
+/// Largest command run; larger ones are answered "too large".
+pub const MAX_COMMAND: usize = 256 * 1024;
 /// Capacity of rumqttc's request channel.
 pub const REQUEST_CAP: usize = 64;
 /// Publishes in flight before rumqttc waits for acks.
@@ -49,7 +109,9 @@ pub fn build_options(cfg: &AgentConfig, topics: &Topics) -> Result<MqttOptions, 
     // Persistent session: QoS 1 commands published while we are away are
     // kept by the broker and delivered after we come back.
     opts.set_clean_session(false);
-    opts.set_max_packet_size(MAX_PACKET, MAX_PACKET);
+    opts.set_max_packet_size(INCOMING_MAX, MAX_PACKET);
+    // A command is acknowledged only once journalled (see CommandAck).
+    opts.set_manual_acks(true);
     opts.set_inflight(INFLIGHT);
     opts.set_request_channel_capacity(REQUEST_CAP);
     opts.set_last_will(LastWill::new(topics.state.clone(), offline_payload(&cfg.sn), QoS::AtLeastOnce, true));
@@ -83,12 +145,12 @@ impl Session {
         let (connection, backoff) = self.pending.take().ok_or("session already started")?;
         let stop = self.stop.clone();
         let client = self.publisher.client().clone();
-        let tracker = self.publisher.tracker().clone();
+        let publisher = self.publisher.clone();
         let cmd_topic = self.publisher.topics.cmd.clone();
         let thread = std::thread::Builder::new()
             .name("mqtt".into())
             .stack_size(512 * 1024) // TLS handshakes, tokio's event loop
-            .spawn(move || run(connection, client, tracker, cmd_topic, events, stop, backoff))
+            .spawn(move || run(connection, client, publisher, cmd_topic, events, stop, backoff))
             .map_err(|e| e.to_string())?;
         self.thread = Some(thread);
         Ok(())
@@ -114,13 +176,19 @@ impl Session {
 fn run(
     mut connection: Connection,
     client: Client,
-    tracker: AckTracker,
+    publisher: Publisher,
     cmd_topic: String,
     events: Arc<dyn SessionEvents>,
     stop: Arc<AtomicBool>,
     mut backoff: Backoff,
 ) {
+    let tracker = publisher.tracker().clone();
     let mut connected_at: Option<Instant> = None;
+    // Tickets of never-sent publishes in rumqttc's pending list (lost with
+    // the list when the broker has no session for us).
+    let mut pending_tickets = 0usize;
+    // The next connection is a clean one, to drop a packet too large to read.
+    let mut drop_session = false;
     loop {
         // Blocks until the next event (keep-alive pings included): no idle polling.
         let ev = match connection.recv() {
@@ -134,15 +202,41 @@ fn run(
                     continue;
                 }
                 log::info!("connected to broker (session present: {})", ack.session_present);
-                connected_at = Some(Instant::now());
-                if let Err(e) = client.try_subscribe(cmd_topic.clone(), QoS::AtLeastOnce) {
-                    log::error!("cannot subscribe to {cmd_topic}: {e}");
+                if !ack.session_present {
+                    // rumqttc has dropped what it meant to send again.
+                    tracker.session_lost(pending_tickets);
                 }
+                pending_tickets = 0;
+                if drop_session {
+                    // The clean session dropped the oversized packet; back to
+                    // a persistent session at once (a new connection).
+                    drop_session = false;
+                    connection.eventloop.mqtt_options.set_clean_session(false);
+                    connection.eventloop.clean();
+                    pending_tickets = tracker.filter_pending(&mut connection.eventloop.pending, |p| publisher.is_report_topic(&p.topic));
+                    log::warn!("dropped the MQTT session; reconnecting with a persistent one");
+                    continue;
+                }
+                connected_at = Some(Instant::now());
+                // Subscription, then birth, ahead of everything that waited.
+                let pending = &mut connection.eventloop.pending;
+                let mut birth = rumqttc::Publish::new(publisher.topics.state.clone(), QoS::AtLeastOnce, events.birth());
+                birth.retain = true;
+                pending.push_front(Request::Publish(birth));
+                let _ = tracker.push_front_qos1();
+                pending.push_front(Request::Subscribe(rumqttc::Subscribe::new(cmd_topic.clone(), QoS::AtLeastOnce)));
+                publisher.set_connected(true);
                 events.connected(ack.session_present);
             }
             Ok(Event::Incoming(Incoming::Publish(p))) => {
+                if p.payload.len() > INCOMING_MAX {
+                    // Read the oversized one; back to the normal limit for the next connection.
+                    connection.eventloop.mqtt_options.set_max_packet_size(INCOMING_MAX, MAX_PACKET);
+                }
                 if p.topic == cmd_topic {
-                    events.command(&p.payload);
+                    let payload = p.payload.clone();
+                    let ack = CommandAck { client: client.clone(), publish: rumqttc::Publish { payload: Default::default(), ..p }, publisher: publisher.clone() };
+                    events.command(&payload, ack);
                 } else {
                     log::warn!("message on unexpected topic {} ignored", p.topic);
                 }
@@ -159,8 +253,29 @@ fn run(
             }
             Ok(_) => {}
             Err(e) => {
+                publisher.set_connected(false);
+                // Periodic reports that did not leave are stale now.
+                pending_tickets = tracker.filter_pending(&mut connection.eventloop.pending, |p| publisher.is_report_topic(&p.topic));
                 if stop.load(Ordering::SeqCst) {
                     return;
+                }
+                if let rumqttc::ConnectionError::MqttState(rumqttc::StateError::Deserialization(rumqttc::Error::PayloadSizeLimitExceeded(n))) = &e {
+                    if *n <= INCOMING_HARD_MAX {
+                        // Read it once so it can be answered; see INCOMING_MAX.
+                        let raise = (*n + 16).max(INCOMING_MAX);
+                        log::warn!("the broker sent a packet of {n} bytes; reading up to {raise} bytes on the next connection");
+                        connection.eventloop.mqtt_options.set_max_packet_size(raise, MAX_PACKET);
+                    } else {
+                        // Too large to read on a router: the broker would send
+                        // it again after every reconnect. Only a clean session
+                        // drops it (and whatever else waits in the session:
+                        // the platform retries unanswered commands).
+                        log::error!(
+                            "the broker holds a packet of {n} bytes (over {INCOMING_HARD_MAX}); dropping the MQTT session to get rid of it"
+                        );
+                        connection.eventloop.mqtt_options.set_clean_session(true);
+                        drop_session = true;
+                    }
                 }
                 if connected_at.take().map(|t| t.elapsed() >= STABLE_AFTER).unwrap_or(false) {
                     backoff.reset();

@@ -14,10 +14,16 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-/// Shared completion flag of one publish.
+const PENDING: u8 = 0;
+const ACKED: u8 = 1;
+/// The session was lost with the publish not acknowledged: it will never
+/// be; the owner must send it again.
+const LOST: u8 = 2;
+
+/// Shared completion state of one publish.
 #[derive(Debug, Default)]
 struct Slot {
-    done: Mutex<bool>,
+    state: Mutex<u8>,
     cv: Condvar,
 }
 
@@ -26,32 +32,44 @@ struct Slot {
 pub struct AckWaiter(Arc<Slot>);
 
 impl AckWaiter {
-    /// Wait up to `timeout`; true when the broker acknowledged.
+    /// Wait up to `timeout`; true only when the broker acknowledged (a
+    /// timeout or a lost session is false).
     pub fn wait(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
-        let Ok(mut done) = self.0.done.lock() else { return false };
-        while !*done {
+        let Ok(mut st) = self.0.state.lock() else { return false };
+        while *st == PENDING {
             let now = Instant::now();
             if now >= deadline {
                 return false;
             }
-            match self.0.cv.wait_timeout(done, deadline - now) {
-                Ok((g, _)) => done = g,
+            match self.0.cv.wait_timeout(st, deadline - now) {
+                Ok((g, _)) => st = g,
                 Err(_) => return false,
             }
         }
-        true
+        *st == ACKED
     }
 
     pub fn is_acked(&self) -> bool {
-        self.0.done.lock().map(|g| *g).unwrap_or(false)
+        self.0.state.lock().map(|g| *g == ACKED).unwrap_or(false)
+    }
+
+    /// The broker lost the session before acknowledging: send it again.
+    pub fn is_lost(&self) -> bool {
+        self.0.state.lock().map(|g| *g == LOST).unwrap_or(false)
+    }
+
+    fn settle(&self, to: u8) {
+        if let Ok(mut g) = self.0.state.lock() {
+            if *g == PENDING {
+                *g = to;
+            }
+        }
+        self.0.cv.notify_all();
     }
 
     fn complete(&self) {
-        if let Ok(mut g) = self.0.done.lock() {
-            *g = true;
-        }
-        self.0.cv.notify_all();
+        self.settle(ACKED)
     }
 }
 
@@ -123,6 +141,73 @@ impl AckTracker {
     pub fn pending(&self) -> (usize, usize) {
         self.0.lock().map(|g| (g.queued.len(), g.inflight.values().map(|q| q.len()).sum())).unwrap_or((0, 0))
     }
+
+    /// A QoS 1 publish put at the front of rumqttc's pending list (it goes
+    /// out before everything queued): its ticket goes first too. (A ticket,
+    /// not a gap: should it be in flight at the next disconnect, its replay
+    /// must be recognised as one.)
+    pub fn push_front_qos1(&self) -> AckWaiter {
+        let w = AckWaiter(Arc::new(Slot::default()));
+        if let Ok(mut g) = self.0.lock() {
+            g.queued.push_front(Some(w.clone()));
+        }
+        w
+    }
+
+    /// After a connection error rumqttc has moved every queued request into
+    /// its `pending` list (replays with their pkid first, then the never
+    /// sent ones with pkid 0, in order). Drop the never-sent publishes
+    /// `stale` says are not worth sending late (periodic reports), with
+    /// their tickets, which lie in the same order at the front of `queued`.
+    /// Returns how many tickets the pending list still holds. Idempotent:
+    /// running it again on the same list changes nothing.
+    pub fn filter_pending(&self, pending: &mut VecDeque<rumqttc::Request>, stale: impl Fn(&rumqttc::Publish) -> bool) -> usize {
+        let Ok(mut g) = self.0.lock() else { return 0 };
+        let mut kept_tickets = VecDeque::new();
+        let mut out = VecDeque::with_capacity(pending.len());
+        for r in pending.drain(..) {
+            match r {
+                rumqttc::Request::Publish(p) if p.pkid == 0 => {
+                    let ticket = g.queued.pop_front().flatten();
+                    if stale(&p) {
+                        if let Some(w) = ticket {
+                            w.settle(LOST);
+                        }
+                    } else {
+                        kept_tickets.push_back(ticket);
+                        out.push_back(rumqttc::Request::Publish(p));
+                    }
+                }
+                other => out.push_back(other),
+            }
+        }
+        *pending = out;
+        let n = kept_tickets.len();
+        while let Some(t) = kept_tickets.pop_back() {
+            g.queued.push_front(t);
+        }
+        n
+    }
+
+    /// The broker came back without our session (`session present: 0`):
+    /// rumqttc dropped its pending list (`in_pending` tickets at the front of
+    /// `queued`) and nothing in flight will ever be acknowledged. Those
+    /// waiters become lost (their owners send again) and the pkid map is
+    /// emptied, so a new publish reusing a pkid is never taken for a replay
+    /// and its PUBACK never completes an old waiter.
+    pub fn session_lost(&self, in_pending: usize) {
+        let Ok(mut g) = self.0.lock() else { return };
+        for _ in 0..in_pending {
+            if let Some(Some(w)) = g.queued.pop_front() {
+                w.settle(LOST);
+            }
+        }
+        for (_, q) in g.inflight.drain() {
+            for w in q {
+                w.settle(LOST);
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -146,5 +231,54 @@ mod tests {
         t.on_puback(1);
         assert!(a.wait(Duration::from_millis(1)));
         assert_eq!(t.pending(), (0, 0));
+    }
+
+    fn publish(qos: rumqttc::QoS, topic: &str) -> rumqttc::Request {
+        rumqttc::Request::Publish(rumqttc::Publish::new(topic, qos, vec![]))
+    }
+
+    #[test]
+    fn stale_reports_leave_the_pending_list_with_their_tickets() {
+        use rumqttc::QoS::*;
+        let t = AckTracker::default();
+        let _sys = t.publish_with(false, || true).unwrap();
+        let ans = t.publish_with(true, || true).unwrap().unwrap();
+        let _procs = t.publish_with(false, || true).unwrap();
+        let ev = t.publish_with(true, || true).unwrap().unwrap();
+        let mut replay = rumqttc::Publish::new("dma/event", AtLeastOnce, vec![]);
+        replay.pkid = 9;
+        let mut pending: VecDeque<rumqttc::Request> = VecDeque::from(vec![
+            rumqttc::Request::Publish(replay),
+            publish(AtMostOnce, "dma/sys"),
+            publish(AtLeastOnce, "dma/resp/cmd"),
+            publish(AtMostOnce, "dma/procs"),
+            publish(AtLeastOnce, "dma/event"),
+        ]);
+        let stale = |p: &rumqttc::Publish| p.qos == AtMostOnce;
+        assert_eq!(t.filter_pending(&mut pending, stale), 2);
+        assert_eq!(pending.len(), 3);
+        assert_eq!(t.filter_pending(&mut pending, stale), 2, "idempotent");
+        assert_eq!(t.pending().0, 2);
+        // They go out in order and their acks land on the right waiters.
+        t.on_outgoing(3);
+        t.on_outgoing(4);
+        t.on_puback(4);
+        assert!(ev.is_acked() && !ans.is_acked());
+    }
+
+    #[test]
+    fn a_lost_session_loses_waiters_and_forgets_pkids() {
+        let t = AckTracker::default();
+        let old = t.publish_with(true, || true).unwrap().unwrap();
+        t.on_outgoing(1);
+        let unsent = t.publish_with(true, || true).unwrap().unwrap();
+        t.session_lost(1);
+        assert!(old.is_lost() && unsent.is_lost());
+        assert!(!old.wait(Duration::from_millis(1)), "lost is not delivered");
+        // A new publish under the same pkid is not a replay of the old one.
+        let new = t.publish_with(true, || true).unwrap().unwrap();
+        t.on_outgoing(1);
+        t.on_puback(1);
+        assert!(new.is_acked() && !old.is_acked());
     }
 }

@@ -61,7 +61,7 @@ impl SimRequest {
     }
     /// Decoded query parameters, in order.
     pub fn query_pairs(&self) -> Vec<(String, String)> {
-        crate::util::parse_form(&self.query)
+        super::wire::form_pairs(&self.query)
     }
     pub fn query_param(&self, key: &str) -> Option<String> {
         self.query_pairs().into_iter().find(|(k, _)| k == key).map(|(_, v)| v)

@@ -166,9 +166,10 @@ pub fn handle(ctx: &Ctx, cmd: &Command) -> Outcome {
         }
     }
     let shared: Option<std::sync::Arc<Shared>> = super::shared();
-    let mut req = SendSms { tasks: vec![task], ..SendSms::default() };
+    let mut req = SendSms::default();
     if let Some(s) = &shared {
-        if let Err(e) = s.ingest.remember_task(&dev.name, tid, &cmd.id) {
+        let numbers: Vec<String> = task.to.split(',').map(String::from).collect();
+        if let Err(e) = s.ingest.remember_task(&dev.name, tid, &cmd.id, &numbers) {
             return Outcome::err(format!("sms: cannot record the task: {e}"));
         }
         if let Some(url) = s.url_for(&dev.name) {
@@ -176,6 +177,7 @@ pub fn handle(ctx: &Ctx, cmd: &Command) -> Outcome {
             req.sms_url = Some(url);
         }
     }
+    req.tasks.push(task);
     let statuses = match client.send_sms(&req) {
         Ok(s) => s,
         Err(e) => return Outcome::err(format!("sms: {e}")),

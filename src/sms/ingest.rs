@@ -12,7 +12,8 @@
 use super::seen::{self, Seen};
 use super::tids::Tids;
 use crate::agent::Ctx;
-use crate::devices::goip::push::{DevStatus, PortState, Sms, TaskReport};
+use crate::devices::goip::lenient::{self, RowError};
+use crate::devices::goip::push::{rows_in_order, DevStatus, PortState, Sms, SmsRow, TaskReport};
 use crate::devices::DeviceKind;
 use crate::events::QueueError;
 use serde_json::{json, Map, Value};
@@ -132,8 +133,9 @@ impl Ingest {
         true
     }
 
-    /// SMS pushed by the GoIP.
-    pub fn pushed_sms(&self, device: &str, rows: &[Sms]) -> Result<usize, Refused> {
+    /// SMS pushed by the GoIP: the rows read and the unreadable ones
+    /// (published raw), in their order.
+    pub fn pushed_sms(&self, device: &str, rows: &[Sms], bad: &[RowError]) -> Result<usize, Refused> {
         let mut g = self.lock();
         if g.behind.contains(device) {
             g.refusals += 1;
@@ -141,7 +143,7 @@ impl Ingest {
             self.wake(None);
             return Err(Refused::CatchingUp);
         }
-        match self.queue_sms(&mut g, device, rows, Source::Push) {
+        match self.queue_sms(&mut g, device, &rows_in_order(rows, bad), Source::Push) {
             Ok(n) => Ok(n),
             Err(e) => {
                 g.behind.insert(device.to_string());
@@ -153,24 +155,46 @@ impl Ingest {
         }
     }
 
-    /// SMS read from the inbox (in inbox order).
-    pub fn inbox_sms(&self, device: &str, rows: &[Sms]) -> Result<usize, QueueError> {
+    /// SMS read from the inbox (in inbox order), unreadable rows included.
+    pub fn inbox_sms(&self, device: &str, rows: &[Sms], bad: &[RowError]) -> Result<usize, QueueError> {
         let mut g = self.lock();
-        self.queue_sms(&mut g, device, rows, Source::Inbox)
+        self.queue_sms(&mut g, device, &rows_in_order(rows, bad), Source::Inbox)
     }
 
-    fn queue_sms(&self, g: &mut Inner, device: &str, rows: &[Sms], src: Source) -> Result<usize, QueueError> {
+    /// An inbox SMS the GoIP cannot deliver in a readable answer: published
+    /// as unreadable (once), so reading can move past it.
+    pub fn inbox_unreadable(&self, device: &str, ssrc: Option<&str>, id: u64, reason: &str) -> Result<usize, QueueError> {
+        let sn = self.ctx.sn();
+        let mut g = self.lock();
+        let k = seen::key("unreadable", &[device, ssrc.unwrap_or(""), &id.to_string()]);
+        if g.seen.contains(&k) {
+            return Ok(0);
+        }
+        let f = json!({"device": device, "encoding": "raw", "raw": Value::Null, "inboxId": id, "reason": reason,
+                       "source": source_name(Source::Inbox)});
+        let ev = crate::events::envelope(&sn, "sms-received", super::fit::fit_fields(fields(f)));
+        self.commit(&mut g, vec![k], &[ev])
+    }
+
+    fn queue_sms(&self, g: &mut Inner, device: &str, rows: &[SmsRow<'_>], src: Source) -> Result<usize, QueueError> {
         let sn = self.ctx.sn();
         let mut keys = Vec::new();
         let mut events = Vec::new();
-        for s in rows {
-            let flag = if s.is_report { "1" } else { "0" };
-            let k = seen::key("sms", &[device, flag, &s.port, &s.time.to_string(), &s.from, &s.to, &s.text]);
+        for row in rows {
+            let (k, ev) = match row {
+                SmsRow::Read(s) => {
+                    let flag = if s.is_report { "1" } else { "0" };
+                    let k = seen::key("sms", &[device, flag, &s.port, &s.time.to_string(), &s.from, &s.to, &s.text]);
+                    let id = if s.is_report { g.tids.match_delivery(device, &s.port, &s.to, s.time) } else { None };
+                    (k, sms_event(&sn, device, s, src, id))
+                }
+                SmsRow::Unreadable(b) => (seen::key("raw", &[device, &b.raw.to_string()]), raw_sms_event(&sn, device, b, src)),
+            };
             if g.seen.contains(&k) || keys.contains(&k) {
                 continue;
             }
             keys.push(k);
-            events.push(sms_event(&sn, device, s, src));
+            events.push(ev);
         }
         self.commit(g, keys, &events)
     }
@@ -190,14 +214,27 @@ impl Ingest {
                 self.mark_seen(g, &keys);
                 Ok(events.len())
             }
-            Err(full @ QueueError::Full { .. }) => {
+            Err(first @ (QueueError::Full { .. } | QueueError::TooLarge(_))) => {
                 let mut queued = 0;
+                let mut full = first;
                 for (k, e) in keys.iter().zip(events) {
-                    if self.ctx.events.push(e).is_err() {
-                        break;
+                    match self.ctx.events.push(e) {
+                        Ok(()) => {}
+                        Err(QueueError::TooLarge(n)) => {
+                            // Cannot happen after `fit`; if it does, the row
+                            // must not block the others: say so and move on.
+                            log::error!("sms: an event of {n} bytes dropped as too large: {}", e["type"]);
+                        }
+                        Err(e) => {
+                            full = e;
+                            break;
+                        }
                     }
                     self.mark_seen(g, std::slice::from_ref(k));
                     queued += 1;
+                }
+                if queued == events.len() {
+                    return Ok(queued);
                 }
                 if queued > 0 {
                     log::info!("sms: queue nearly full: {queued} of {} event(s) queued, the rest later", events.len());
@@ -228,23 +265,29 @@ impl Ingest {
                 continue;
             }
             keys.push(k);
+            let sent: Vec<(String, String, Option<i64>)> = r.sdr.iter().map(|d| (d.number.clone(), d.port.clone(), d.time)).collect();
+            if let Err(e) = g.tids.note_sent(device, r.tid, &sent) {
+                log::warn!("sms: task map: {e}");
+            }
             let id = g.tids.command_id(device, r.tid).unwrap_or(Value::Null);
             events.push(report_event(&sn, device, id, r));
         }
         self.commit(&mut g, keys, &events)
     }
 
-    /// Remember which command made task `tid` (before it is sent).
-    pub fn remember_task(&self, device: &str, tid: i64, id: &Value) -> std::io::Result<()> {
-        self.lock().tids.add(device, tid, id)
+    /// Remember which command made task `tid` and to whom (before it is sent).
+    pub fn remember_task(&self, device: &str, tid: i64, id: &Value, numbers: &[String]) -> std::io::Result<()> {
+        self.lock().tids.add(device, tid, id, numbers)
     }
 
-    /// A `port-status` push: periph update and an event.
+    /// A `port-status` push: the port's entry in `periph.msg.ports` replaced
+    /// (published at once) and a `port-status` event with the same entry.
     pub fn port_status(&self, device: &str, p: &PortState) -> Result<usize, QueueError> {
         let sn = self.ctx.sn();
         let mut g = self.lock();
-        self.ctx.devices.push_status(DeviceKind::Goip, Some(device), json!({ "last_port_status": port_json(p) }));
-        g.ports.insert(format!("{device}/{}", p.port), p.state);
+        let entry = crate::devices::goip::status::port_entry(p);
+        self.ctx.devices.push_port(DeviceKind::Goip, Some(device), entry);
+        remember_port(&mut g.ports, format!("{device}/{}", p.port), p.state);
         self.commit(&mut g, Vec::new(), &[port_event(&sn, device, p)])
     }
 
@@ -268,12 +311,23 @@ impl Ingest {
         for p in &st.ports {
             let k = format!("{device}/{}", p.port);
             if g.ports.get(&k) != Some(&p.state) {
-                g.ports.insert(k, p.state);
+                remember_port(&mut g.ports, k, p.state);
                 events.push(port_event(&sn, device, p));
             }
         }
         self.commit(&mut g, Vec::new(), &events)
     }
+}
+
+/// Port states remembered (a pushing peer may invent port names).
+const MAX_PORTS: usize = 1024;
+
+fn remember_port(ports: &mut HashMap<String, Option<i64>>, key: String, state: Option<i64>) {
+    if ports.len() >= MAX_PORTS && !ports.contains_key(&key) {
+        // Forgetting only means one more event for a port that changes.
+        ports.clear();
+    }
+    ports.insert(key, state);
 }
 
 fn fields(v: Value) -> Map<String, Value> {
@@ -283,20 +337,45 @@ fn fields(v: Value) -> Map<String, Value> {
     }
 }
 
-/// `sms-received` (or `sms-delivery` for a delivery report).
-pub fn sms_event(sn: &str, device: &str, s: &Sms, src: Source) -> Value {
-    let source = match src {
+fn source_name(src: Source) -> &'static str {
+    match src {
         Source::Push => "push",
         Source::Inbox => "inbox",
-    };
-    if s.is_report {
-        let f = json!({"device": device, "port": s.port, "smsTime": s.time, "from": s.from, "to": s.to,
-                       "code": s.report_code, "delivered": s.report_code == Some(0), "scts": s.report_scts, "source": source});
-        return crate::events::envelope(sn, "sms-delivery", fields(f));
     }
-    let f = json!({"device": device, "port": s.port, "smsTime": s.time, "from": s.from, "to": s.to,
-                   "text": s.text, "source": source});
-    crate::events::envelope(sn, "sms-received", fields(f))
+}
+
+/// `sms-received`, or `sms-delivery` for a delivery report (with the `id`
+/// of the `sms` command that sent the message, when it is known).
+/// `encoding`: `base64` when the text came base64-encoded (as documented)
+/// and was decoded, `raw` when it is the content exactly as received.
+/// Elements beyond the documented six are kept in `extra`.
+pub fn sms_event(sn: &str, device: &str, s: &Sms, src: Source, id: Option<Value>) -> Value {
+    let source = source_name(src);
+    let mut f = if s.is_report {
+        fields(json!({"device": device, "id": id.unwrap_or(Value::Null), "port": s.port, "smsTime": s.time, "from": s.from,
+                      "to": s.to, "code": s.report_code, "delivered": s.report_code == Some(0), "scts": s.report_scts,
+                      "report": s.text, "source": source}))
+    } else {
+        fields(json!({"device": device, "port": s.port, "smsTime": s.time, "from": s.from, "to": s.to,
+                      "text": s.text, "encoding": if s.base64 { "base64" } else { "raw" }, "source": source}))
+    };
+    if !s.extra.is_empty() {
+        f.insert("extra".into(), Value::Array(s.extra.clone()));
+    }
+    crate::events::envelope(sn, if s.is_report { "sms-delivery" } else { "sms-received" }, super::fit::fit_fields(f))
+}
+
+/// An SMS row that could not be read: published all the same, as
+/// `sms-received` with `encoding: raw`, the row as received in `raw`, the
+/// reason, and whatever fields could be read.
+pub fn raw_sms_event(sn: &str, device: &str, b: &RowError, src: Source) -> Value {
+    let a = b.raw.as_array();
+    let at = |i: usize| a.and_then(|a| a.get(i));
+    let f = json!({"device": device, "port": at(1).and_then(lenient::text), "smsTime": at(2).and_then(lenient::int),
+                   "from": at(3).and_then(lenient::text), "to": at(4).and_then(lenient::text),
+                   "text": at(5).and_then(lenient::text), "encoding": "raw", "raw": b.raw, "reason": b.reason,
+                   "source": source_name(src)});
+    crate::events::envelope(sn, "sms-received", super::fit::fit_fields(fields(f)))
 }
 
 /// `sms-report`: the task's counters and each number's outcome.
@@ -311,16 +390,11 @@ pub fn report_event(sn: &str, device: &str, id: Value, r: &TaskReport) -> Value 
     details.sort_by_key(|d| d["index"].as_i64().unwrap_or(i64::MAX));
     let f = json!({"device": device, "id": id, "tid": r.tid, "sending": r.sending, "sent": r.sent, "failed": r.failed,
                    "unsent": r.unsent, "details": details, "badDetails": r.bad_details.len()});
-    crate::events::envelope(sn, "sms-report", fields(f))
-}
-
-fn port_json(p: &PortState) -> Value {
-    json!({"port": p.port, "state": p.state, "stateText": p.state_text, "registered": p.registered,
-           "operator": p.operator, "signal": p.signal, "number": p.number, "imsi": p.imsi, "iccid": p.iccid})
+    crate::events::envelope(sn, "sms-report", super::fit::fit_fields(fields(f)))
 }
 
 pub fn port_event(sn: &str, device: &str, p: &PortState) -> Value {
-    let mut f = fields(port_json(p));
+    let mut f = fields(crate::devices::goip::status::port_entry(p));
     f.insert("device".into(), json!(device));
     crate::events::envelope(sn, "port-status", f)
 }

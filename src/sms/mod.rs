@@ -11,6 +11,7 @@
 //! or command threads except for the `sms` command itself).
 
 pub mod command;
+pub mod fit;
 pub mod ingest;
 pub mod limit;
 pub mod receiver;

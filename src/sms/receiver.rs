@@ -1,26 +1,25 @@
-//! The HTTP receiver of the GoIP's pushes (tiny_http, its own threads).
+//! The HTTP receiver of the GoIP's pushes, on the bounded server of
+//! `crate::httpd` (fixed threads, deadlines, size caps, allow list before
+//! a byte is read).
 //!
-//! Answers: 200 when every row is queued; 400 with the reasons when the
-//! body or some rows are malformed (the good rows of the batch are queued
-//! all the same); 403 for a source not allowed; 405 for other methods; 413
-//! for a body over `max_body`; 429 over the request rate; 503 when the
-//! event queue is full or the inbox is being read first — the GoIP then
-//! keeps the SMS, and the reconciliation reads it from the inbox.
+//! Answers: 200 when every row is queued (an SMS row that cannot be read
+//! is queued raw, and listed in the answer's `raw`); 400 with the reasons
+//! when the body, or a status/report row, is malformed (the good rows of
+//! the batch are queued all the same); 403 for a source not allowed (from the server, before
+//! reading); 405 for other methods; 413 for a body over `max_body`; 429
+//! over the request rate; 408/411/414/431 from the server for slow or
+//! malformed requests; 503 when the event queue is full or the inbox is
+//! being read first — the GoIP then keeps the SMS, and the reconciliation
+//! reads it from the inbox.
 
 use super::ingest::{Ingest, Refused};
 use super::limit::{self, TokenBucket};
 use crate::devices::goip::lenient::RowError;
 use crate::devices::goip::push::{parse_push, Push};
+use crate::httpd::{Limits, Request, Response, Server};
 use serde_json::{json, Value};
-use std::io::Read;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
-use std::time::Duration;
-
-/// Worker threads taking requests.
-const WORKERS: usize = 2;
 
 /// One GoIP the receiver knows: its name and host address.
 #[derive(Debug, Clone)]
@@ -38,55 +37,50 @@ pub struct Settings {
 }
 
 pub struct Receiver {
-    server: Arc<tiny_http::Server>,
-    stop: Arc<AtomicBool>,
-    threads: Vec<JoinHandle<()>>,
+    server: Server,
 }
 
-struct Reply {
-    code: u16,
-    body: Value,
-}
-
-fn reply(code: u16, reason: &str) -> Reply {
-    Reply { code, body: json!({"code": code, "reason": reason}) }
+fn reply(code: u16, reason: &str) -> Response {
+    Response::reason(code, reason)
 }
 
 impl Receiver {
     pub fn start(s: Settings, ingest: Arc<Ingest>) -> Result<Receiver, String> {
-        let server = Arc::new(tiny_http::Server::http(&s.listen).map_err(|e| format!("listen on {}: {e}", s.listen))?);
-        let stop = Arc::new(AtomicBool::new(false));
-        let bucket = Arc::new(TokenBucket::new(s.rate));
+        let limits = Limits::with_max_body(s.max_body);
+        let bucket = TokenBucket::new(s.rate);
+        let allowed = s.allowed.clone();
         let shared = Arc::new(s);
-        let mut threads = Vec::new();
-        for i in 0..WORKERS {
-            let (server, stop, shared, bucket, ingest) = (server.clone(), stop.clone(), shared.clone(), bucket.clone(), ingest.clone());
-            let t = std::thread::Builder::new()
-                .name(format!("sms-rx{i}"))
-                .spawn(move || {
-                    while !stop.load(Ordering::SeqCst) {
-                        match server.recv_timeout(Duration::from_millis(200)) {
-                            Ok(Some(req)) => serve(req, &shared, &bucket, &ingest),
-                            Ok(None) => {}
-                            Err(e) => {
-                                log::warn!("sms receiver: {e}");
-                                std::thread::sleep(Duration::from_millis(100));
-                            }
-                        }
-                    }
-                })
-                .map_err(|e| e.to_string())?;
-            threads.push(t);
-        }
-        Ok(Receiver { server, stop, threads })
+        let (shared2, ingest2) = (shared.clone(), ingest.clone());
+        let server = Server::start(
+            &shared.listen.clone(),
+            "sms-rx",
+            limits,
+            move |ip| limit::is_allowed(&allowed, ip),
+            move |req, peer| {
+                let r = handle(req, &shared, Some(peer.ip()), &bucket, &ingest);
+                if r.status != 200 {
+                    log::info!("sms receiver: {} {} from {peer}: {} {}", req.method, req.target, r.status, String::from_utf8_lossy(&r.body));
+                }
+                r
+            },
+            // A push the server refused or lost (too large, too slow, cut
+            // off, malformed, busy): the GoIP keeps what it held, so its SMS
+            // must now come through the inbox, in order.
+            move |peer, target, _status| {
+                if let Some(device) = which_device(&shared2, target.unwrap_or(""), Some(peer.ip())) {
+                    ingest2.refused(&device);
+                }
+            },
+        )?;
+        Ok(Receiver { server })
+    }
+
+    pub fn local_addr(&self) -> std::net::SocketAddr {
+        self.server.local_addr()
     }
 
     pub fn stop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        self.server.unblock();
-        for t in self.threads.drain(..) {
-            let _ = t.join();
-        }
+        self.server.stop();
     }
 }
 
@@ -102,54 +96,41 @@ fn which_device(s: &Settings, path: &str, src: Option<IpAddr>) -> Option<String>
     src.and_then(|ip| s.devices.iter().find(|d| d.host == Some(ip))).or_else(|| s.devices.first()).map(|d| d.name.clone())
 }
 
-fn serve(mut req: tiny_http::Request, s: &Settings, bucket: &TokenBucket, ingest: &Ingest) {
-    let src = req.remote_addr().map(|a| a.ip());
-    let r = handle(&mut req, s, src, bucket, ingest);
-    if r.code != 200 {
-        log::info!("sms receiver: {} {} from {:?}: {} {}", req.method(), req.url(), src, r.code, r.body["reason"]);
-    }
-    let header = tiny_http::Header::from_bytes(&b"Content-Type"[..], &b"application/json;charset=utf-8"[..]).ok();
-    let mut resp = tiny_http::Response::from_string(r.body.to_string()).with_status_code(r.code);
-    if let Some(h) = header {
-        resp = resp.with_header(h);
-    }
-    if let Err(e) = req.respond(resp) {
-        log::debug!("sms receiver: answer not sent: {e}");
-    }
-}
-
-fn handle(req: &mut tiny_http::Request, s: &Settings, src: Option<IpAddr>, bucket: &TokenBucket, ingest: &Ingest) -> Reply {
+fn handle(req: &Request, s: &Settings, src: Option<IpAddr>, bucket: &TokenBucket, ingest: &Ingest) -> Response {
     if !src.is_some_and(|ip| limit::is_allowed(&s.allowed, ip)) {
         return reply(403, "source address not allowed");
     }
-    let Some(device) = which_device(s, req.url(), src) else {
+    let Some(device) = which_device(s, &req.target, src) else {
         return reply(503, "no goip device configured");
     };
-    if *req.method() != tiny_http::Method::Post {
+    if req.method != "POST" {
         return reply(405, "POST only");
     }
     if !bucket.take() {
         ingest.refused(&device);
         return reply(429, "too many requests");
     }
-    if req.body_length().is_some_and(|n| n > s.max_body) {
-        ingest.refused(&device);
-        return reply(413, "body too large");
-    }
-    let mut body = Vec::new();
-    if let Err(e) = req.as_reader().take(s.max_body as u64 + 1).read_to_end(&mut body) {
-        return reply(400, &format!("cannot read body: {e}"));
-    }
+    let body = &req.body;
     if body.len() > s.max_body {
         ingest.refused(&device);
         return reply(413, "body too large");
     }
-    let push = match parse_push(&body) {
+    let push = match parse_push(body) {
         Ok(p) => p,
         Err(e) => return reply(400, &e),
     };
     let (queued, bad) = match &push {
-        Push::RecvSms(r) => (ingest.pushed_sms(&device, &r.sms), r.bad.clone()),
+        Push::RecvSms(r) => {
+            // Unreadable rows are published raw: every row is taken.
+            return match ingest.pushed_sms(&device, &r.sms, &r.bad) {
+                Err(e) => reply(503, &e.to_string()),
+                Ok(_) if !r.bad.is_empty() => {
+                    let raw: Vec<Value> = r.bad.iter().map(|b| json!({"index": b.index, "reason": b.reason})).collect();
+                    Response::json(200, &json!({"code": 200, "reason": format!("OK; {} unreadable row(s) published raw", raw.len()), "raw": raw}))
+                }
+                Ok(_) => reply(200, "OK"),
+            };
+        }
         Push::StatusReport(r) => {
             let mut bad = r.bad.clone();
             for t in &r.reports {
@@ -159,13 +140,13 @@ fn handle(req: &mut tiny_http::Request, s: &Settings, src: Option<IpAddr>, bucke
         }
         Push::PortStatus(p) => (ingest.port_status(&device, p).map_err(Refused::Queue), Vec::new()),
         Push::DevStatus(d) => {
-            let raw = crate::devices::goip::lenient::parse_body(&body).unwrap_or(Value::Null);
+            let raw = crate::devices::goip::lenient::parse_body(body).unwrap_or(Value::Null);
             (ingest.dev_status(&device, &raw, d).map_err(Refused::Queue), d.bad_ports.clone())
         }
     };
     match queued {
         Err(e) => reply(503, &e.to_string()),
-        Ok(_) if !bad.is_empty() => Reply { code: 400, body: bad_rows(push.kind(), &bad) },
+        Ok(_) if !bad.is_empty() => Response::json(400, &bad_rows(push.kind(), &bad)),
         Ok(_) => reply(200, "OK"),
     }
 }

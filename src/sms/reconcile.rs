@@ -4,12 +4,17 @@
 //! the agent (it was down, or the push was refused) are published once.
 
 use super::ingest::Ingest;
+use crate::devices::goip::api::SmsPage;
 use crate::devices::goip::GoipClient;
+use crate::devices::DeviceError;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 
 /// Pages read in one pass at most (bounds one pass; the next continues).
 const MAX_PAGES: usize = 1000;
+/// Consecutive unreadable SMS skipped at most (more: the device itself is
+/// unreadable, and nothing is skipped).
+const MAX_SKIP: u64 = 3;
 
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Cursor {
@@ -54,7 +59,14 @@ pub fn pass(client: &mut GoipClient, ingest: &Ingest, dir: &Path, device: &str) 
     let mut res = PassResult { queued: 0, restarted: false, caught_up: false };
     for _ in 0..MAX_PAGES {
         let refusals = ingest.refusals();
-        let page = client.get_sms(cur.ssrc.as_deref(), cur.next).map_err(|e| e.to_string())?;
+        let page = match client.get_sms(cur.ssrc.as_deref(), cur.next) {
+            Ok(p) => p,
+            Err(DeviceError::Protocol(why)) => match isolate(client, ingest, dir, device, &mut cur, &why)? {
+                Some(p) => p,
+                None => continue,
+            },
+            Err(e) => return Err(e.to_string()),
+        };
         let start = if page.ssrc_changed {
             log::info!("sms: goip {device} inbox renumbered (ssrc changed); reading from 1");
             res.restarted = true;
@@ -63,9 +75,9 @@ pub fn pass(client: &mut GoipClient, ingest: &Ingest, dir: &Path, device: &str) 
             cur.next
         };
         for b in &page.bad {
-            log::warn!("sms: goip {device} inbox row {} unreadable: {}", b.index, b.reason);
+            log::warn!("sms: goip {device} inbox row {} unreadable ({}): published raw", b.index, b.reason);
         }
-        res.queued += ingest.inbox_sms(device, &page.sms).map_err(|e| format!("queue: {e}"))?;
+        res.queued += ingest.inbox_sms(device, &page.sms, &page.bad).map_err(|e| format!("queue: {e}"))?;
         let next = u64::try_from(page.next_sms).unwrap_or(start).max(start);
         let moved = next != cur.next || cur.ssrc.as_deref() != Some(page.ssrc.as_str());
         cur = Cursor { ssrc: Some(page.ssrc.clone()), next };
@@ -81,6 +93,37 @@ pub fn pass(client: &mut GoipClient, ingest: &Ingest, dir: &Path, device: &str) 
         }
     }
     Ok(res)
+}
+
+/// A page could not be read (`why`): read the SMS at the cursor alone. If
+/// it alone cannot be read either, but the device answers for an SMS after
+/// it, the ones in between are published as unreadable (with the reason)
+/// and skipped, so one SMS never blocks the inbox. Returns the one-SMS
+/// page, or `None` after a skip (the caller reads on from the cursor).
+fn isolate(client: &mut GoipClient, ingest: &Ingest, dir: &Path, device: &str, cur: &mut Cursor, why: &str) -> Result<Option<SmsPage>, String> {
+    let reason = match client.get_sms_n(cur.ssrc.as_deref(), cur.next, 1) {
+        Ok(p) => return Ok(Some(p)),
+        Err(DeviceError::Protocol(r)) => r,
+        Err(e) => return Err(e.to_string()),
+    };
+    for k in 1..=MAX_SKIP {
+        let Some(probe) = cur.next.checked_add(k) else { break };
+        match client.get_sms_n(cur.ssrc.as_deref(), probe, 1) {
+            Ok(p) if !p.ssrc_changed => {
+                for id in cur.next..probe {
+                    log::warn!("sms: goip {device} inbox SMS {id} unreadable ({reason}): published as unreadable, skipped");
+                    ingest.inbox_unreadable(device, cur.ssrc.as_deref(), id, &reason).map_err(|e| format!("queue: {e}"))?;
+                }
+                cur.next = probe;
+                cur.save(dir, device).map_err(|e| format!("cursor: {e}"))?;
+                return Ok(None);
+            }
+            Ok(_) => break,
+            Err(DeviceError::Protocol(_)) => {}
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Err(format!("inbox unreadable from SMS {}: {why}", cur.next))
 }
 
 #[cfg(test)]

@@ -3,6 +3,8 @@
 //! `DMA_AGENT_RUNNER`), and a platform-side MQTT client.
 #![allow(dead_code)]
 
+pub mod proxy;
+
 use rumqttc::{Client, Event, Incoming, MqttOptions, QoS};
 use serde_json::Value;
 use std::net::TcpListener;

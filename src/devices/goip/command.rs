@@ -16,10 +16,18 @@
 //! | `set` | set | `{"params": {"sms_url": "http://…"}}` |
 //! | `multiple` | set | `{"ops": [{"op": "lock", "ports": "1A"}, …]}` |
 //! | `pause`, `resume`, `remove` | set | `{"tids"?: [1, 2]}` (all tasks without) |
+//!
+//! `pause`, `resume` and `remove` with `tids` answer per task: the result
+//! adds `tasks` (`[{"tid", "ok", "code", "reason"}]`, in the order asked)
+//! and `failed` (the tids the device did not act on). When any task failed
+//! (or the device gave no verdict for it) the command fails — `status`
+//! err — and its message names each failing task with the device's reason.
+//! Without `tids` the device acts on every task and, as the seed says,
+//! reports no per-task results.
 //! | `sms_delete` | set | `{"sms_id": 1, "sms_num": 5}` |
 //! | `status_push` | set | `{"url": "http://…", "period": 60}` |
 
-use super::api::{check_code, CmdOp};
+use super::api::{check_code, CmdOp, TaskStatus};
 use super::ports::PortSpec;
 use super::push::{split_rows, Sms};
 use super::{lenient, GoipClient, OK_200, OK_INBOX};
@@ -114,10 +122,16 @@ pub fn run(c: &mut GoipClient, method: &str, body: &Value) -> Result<Value, Devi
                 }
                 Some(_) => return Err(bad("tids must be an array of task ids")),
             };
+            if tids.as_ref().is_some_and(|t| t.is_empty()) {
+                return Err(bad("tids is empty (leave it out to act on every task)"));
+            }
             let res = format!("/goip_{op}_sms.html");
             let v = c.task_control_raw(&res, tids.as_deref())?;
-            check_code(op, &v, OK_200)?;
-            Ok(v)
+            let o = check_code(op, &v, OK_200)?;
+            match tids {
+                None => Ok(v),
+                Some(tids) => task_report(op, &tids, TaskStatus::list(o.get("results"))?, v),
+            }
         }
         "sms_delete" => {
             let start = uint(&b, "sms_id")?.ok_or_else(|| bad("sms_delete needs \"sms_id\""))?.max(1);
@@ -139,6 +153,42 @@ pub fn run(c: &mut GoipClient, method: &str, body: &Value) -> Result<Value, Devi
         _ => Err(bad(format!("unknown op {op:?}"))),
     }
     .and_then(|v| if v.is_object() { Ok(v) } else { Err(DeviceError::Protocol("answer is not a JSON object".into())) })
+}
+
+/// The per-task outcome of pause/resume/remove: the answer plus `tasks`
+/// and `failed`; an error naming the failing tasks when any failed.
+fn task_report(op: &str, asked: &[i64], results: Vec<TaskStatus>, mut answer: Value) -> Result<Value, DeviceError> {
+    let mut tasks = Vec::with_capacity(asked.len());
+    let mut failed: Vec<(i64, i64, String)> = Vec::new();
+    for &tid in asked {
+        match results.iter().find(|r| r.tid == tid) {
+            Some(r) => {
+                tasks.push(json!({"tid": tid, "ok": r.accepted(), "code": r.code, "reason": r.reason}));
+                if !r.accepted() {
+                    failed.push((tid, r.code, r.reason.clone()));
+                }
+            }
+            None => {
+                let why = "no result from the device".to_string();
+                tasks.push(json!({"tid": tid, "ok": false, "code": Value::Null, "reason": why}));
+                failed.push((tid, -1, why));
+            }
+        }
+    }
+    if let Some(&(_, code, _)) = failed.first() {
+        let named: Vec<String> = failed.iter().map(|(tid, code, why)| format!("task {tid}: {code} {why}")).collect();
+        let done: Vec<String> = tasks.iter().filter(|t| t["ok"] == true).map(|t| t["tid"].to_string()).collect();
+        let done = if done.is_empty() { "none".to_string() } else { done.join(", ") };
+        return Err(DeviceError::Device {
+            code,
+            msg: format!("{op}: {} of {} tasks failed ({}); done: {done}", failed.len(), asked.len(), named.join("; ")),
+        });
+    }
+    if let Some(o) = answer.as_object_mut() {
+        o.insert("tasks".into(), Value::Array(tasks));
+        o.insert("failed".into(), json!([]));
+    }
+    Ok(answer)
 }
 
 /// Add `messages` (decoded rows) beside the inbox's `data`.
@@ -192,4 +242,26 @@ fn stats_query(b: &Map<String, Value>) -> Result<super::api::StatsQuery, DeviceE
             .ok_or_else(|| bad("type must be 0 (hour), 1 (two hours), 2 (today) or 3 (total)"))?,
     };
     Ok(super::api::StatsQuery { ports: text("ports"), slots: text("slots"), period })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn st(tid: i64, code: i64, reason: &str) -> TaskStatus {
+        TaskStatus { tid, code, reason: reason.into() }
+    }
+
+    #[test]
+    fn per_task_report() {
+        let ok = task_report("pause", &[2, 3], vec![st(2, 0, "OK"), st(3, 0, "OK")], json!({"code": 200})).unwrap();
+        assert_eq!(ok["tasks"][1], json!({"tid": 3, "ok": true, "code": 0, "reason": "OK"}));
+        assert_eq!(ok["failed"], json!([]));
+        let e = task_report("remove", &[5, 6, 7], vec![st(5, 0, "OK"), st(6, 11, "TID Expected")], json!({})).unwrap_err();
+        let DeviceError::Device { code, msg } = e else { panic!("device error expected") };
+        assert_eq!(code, 11);
+        assert!(msg.contains("2 of 3 tasks failed"), "{msg}");
+        assert!(msg.contains("task 6: 11 TID Expected") && msg.contains("task 7: -1 no result"), "{msg}");
+        assert!(msg.ends_with("done: 5"), "{msg}");
+    }
 }

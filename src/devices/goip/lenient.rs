@@ -76,7 +76,16 @@ pub fn parse_body(body: &[u8]) -> Result<Value, String> {
     while end > 0 && (body[end - 1] == 0 || body[end - 1].is_ascii_whitespace()) {
         end -= 1;
     }
-    serde_json::from_slice(&body[..end]).map_err(|e| format!("not JSON: {e}"))
+    let body = &body[..end];
+    match serde_json::from_slice(body) {
+        Ok(v) => Ok(v),
+        // Text in another encoding (raw GSM bytes, Latin-1): read it with
+        // replacement characters rather than lose the whole batch.
+        Err(_) if std::str::from_utf8(body).is_err() => {
+            serde_json::from_str(&String::from_utf8_lossy(body)).map_err(|e| format!("not JSON: {e}"))
+        }
+        Err(e) => Err(format!("not JSON: {e}")),
+    }
 }
 
 /// A row of a batch that could not be read; the rest of the batch stands.
@@ -109,5 +118,6 @@ mod tests {
         assert_eq!(code_reason(&json!(0)), Some((0, String::new())));
         assert_eq!(parse_body(b"{\"a\":1}\0\0\n").unwrap(), json!({"a": 1}));
         assert!(parse_body(b"<html>").is_err());
+        assert_eq!(parse_body(b"[\"a\xff\"]").unwrap(), json!(["a\u{fffd}"]), "invalid UTF-8 replaced, not fatal");
     }
 }

@@ -183,11 +183,19 @@ impl GoipClient {
     /// restarted and renumbered: the page is read again from id 1 and
     /// `ssrc_changed` is set.
     pub fn get_sms(&mut self, ssrc: Option<&str>, sms_id_start: u64) -> Result<SmsPage, DeviceError> {
+        let n = self.sms_page as u64;
+        self.get_sms_n(ssrc, sms_id_start, n)
+    }
+
+    /// [`GoipClient::get_sms`] with `num` SMS per page (1 isolates a row
+    /// that makes its page unreadable).
+    pub fn get_sms_n(&mut self, ssrc: Option<&str>, sms_id_start: u64, num: u64) -> Result<SmsPage, DeviceError> {
         let start = sms_id_start.max(1);
-        let mut page = self.inbox(start, self.sms_page as u64, false)?;
+        let num = num.max(1);
+        let mut page = self.inbox(start, num, false)?;
         if ssrc.is_some_and(|s| s != page.ssrc) {
             if start != 1 {
-                page = self.inbox(1, self.sms_page as u64, false)?;
+                page = self.inbox(1, num, false)?;
             }
             page.ssrc_changed = true;
         }

@@ -194,14 +194,39 @@ impl Sms {
 }
 
 /// Base64 (line breaks and missing padding tolerated) to UTF-8 text with
-/// trailing NULs removed; `None` when it is not base64.
+/// trailing NULs removed; `None` when it is not base64 or does not decode
+/// to UTF-8 (the caller then keeps the content as received).
 pub fn decode_base64_text(s: &str) -> Option<String> {
     let compact: String = s.chars().filter(|c| !c.is_whitespace()).collect();
     if compact.is_empty() {
         return Some(String::new());
     }
     let bytes = base64::engine::general_purpose::STANDARD_PAD_INDIFFERENT.decode(compact.as_bytes()).ok()?;
-    Some(String::from_utf8_lossy(&bytes).trim_end_matches('\0').to_string())
+    let text = String::from_utf8(bytes).ok()?;
+    Some(text.trim_end_matches('\0').to_string())
+}
+
+/// A row of an SMS batch in its place: read, or kept raw with the reason.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SmsRow<'a> {
+    Read(&'a Sms),
+    Unreadable(&'a RowError),
+}
+
+/// The rows of a batch back in their original order (`split_rows` put the
+/// good ones in order and the bad ones aside with their index).
+pub fn rows_in_order<'a>(sms: &'a [Sms], bad: &'a [RowError]) -> Vec<SmsRow<'a>> {
+    let mut out = Vec::with_capacity(sms.len() + bad.len());
+    let (mut good, mut bad_it) = (sms.iter(), bad.iter().peekable());
+    for i in 0..sms.len() + bad.len() {
+        let here = bad_it.peek().is_some_and(|b| b.index == i);
+        let row = if here { bad_it.next().map(SmsRow::Unreadable) } else { good.next().map(SmsRow::Read) };
+        match row.or_else(|| bad_it.next().map(SmsRow::Unreadable)) {
+            Some(r) => out.push(r),
+            None => break,
+        }
+    }
+    out
 }
 
 /// A `recv-sms` push.

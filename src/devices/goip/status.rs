@@ -1,7 +1,7 @@
 //! The `periph` message of a GoIP: common keys first, the device's own
 //! answer kept under `device`.
 
-use super::push::DevStatus;
+use super::push::{DevStatus, PortState};
 use crate::devices::DeviceStatus;
 use serde_json::{json, Value};
 
@@ -13,30 +13,58 @@ pub fn mac_serial(mac: &str) -> Option<String> {
     (hex.len() == 12 && seps_ok).then(|| hex.to_ascii_uppercase())
 }
 
+/// One port as published, both in `periph.msg.ports` and in `port-status`
+/// events (so the two always agree): the decoded fields, and the device's
+/// own `seq`, balance (`bal`), IMEI and status text as it sent them.
+pub fn port_entry(p: &PortState) -> Value {
+    json!({
+        "port": p.port,
+        "port_no": p.port_no,
+        "slot": p.slot,
+        "state": p.state,
+        "state_text": p.state_text,
+        "status": p.raw.get("st").or_else(|| p.raw.get("status")),
+        "registered": p.registered,
+        "seq": p.seq,
+        "imei": p.imei,
+        "iccid": p.iccid,
+        "imsi": p.imsi,
+        "number": p.number,
+        "operator": p.operator,
+        "balance": p.balance,
+        "bal": p.raw.get("bal"),
+        "signal": p.signal,
+    })
+}
+
+/// Ports kept in `msg.ports` at most (the largest GoIP has 32 ports of 4 slots).
+const MAX_PORTS: usize = 256;
+
+/// Replace (or add) one port's entry in a normalised `msg`, keeping the
+/// registered count right.
+pub fn merge_port(msg: &mut Value, entry: Value) {
+    let Some(m) = msg.as_object_mut() else { return };
+    let ports = m.entry("ports").or_insert_with(|| Value::Array(Vec::new()));
+    if !ports.is_array() {
+        *ports = Value::Array(Vec::new());
+    }
+    if let Some(list) = ports.as_array_mut() {
+        let n = list.len();
+        match list.iter_mut().find(|p| p.get("port") == entry.get("port")) {
+            Some(p) => *p = entry,
+            // A pushing peer may invent port names: the list stays bounded.
+            None if n < MAX_PORTS => list.push(entry),
+            None => {}
+        }
+        let registered = list.iter().filter(|p| p.get("registered") == Some(&Value::Bool(true))).count();
+        m.insert("registered".into(), json!(registered));
+    }
+}
+
 pub fn normalise(name: &str, st: &DevStatus, raw: Value) -> DeviceStatus {
     let serial = st.mac.as_deref().and_then(mac_serial);
     let model = raw.get("model").and_then(Value::as_str).unwrap_or("Ejoin GoIP").to_string();
-    let slots: Vec<Value> = st
-        .ports
-        .iter()
-        .map(|p| {
-            json!({
-                "port": p.port,
-                "port_no": p.port_no,
-                "slot": p.slot,
-                "state": p.state,
-                "state_text": p.state_text,
-                "registered": p.registered,
-                "imei": p.imei,
-                "iccid": p.iccid,
-                "imsi": p.imsi,
-                "number": p.number,
-                "operator": p.operator,
-                "balance": p.balance,
-                "signal": p.signal,
-            })
-        })
-        .collect();
+    let slots: Vec<Value> = st.ports.iter().map(port_entry).collect();
     let registered = st.ports.iter().filter(|p| p.registered).count();
     let msg = json!({
         "name": name,

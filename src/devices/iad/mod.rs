@@ -6,6 +6,7 @@
 //! - [`ports`]: decoding of the interface board's per-port documents;
 //! - [`command`]: validation of `iad get|set` bodies.
 
+pub mod cdr;
 pub mod client;
 pub mod command;
 pub mod ports;

@@ -59,6 +59,17 @@ impl Session {
         }
     }
 
+    /// A call made without a session (`/ui/check_initialized`,
+    /// `/ui/set_init`): an S20 after a factory reset cannot log in.
+    pub fn call_open(&mut self, verb: Verb, path: &str, data: &Map<String, Value>) -> Result<Value, DeviceError> {
+        self.send(verb, path, data, None)
+    }
+
+    /// The device password this session logs in with (for `/ui/set_init`).
+    pub(super) fn password(&self) -> &str {
+        &self.password
+    }
+
     pub fn forget_session(&mut self) {
         self.sid = None;
     }

@@ -5,6 +5,13 @@
 //! the table does not know, `get` is a GET with `data` as the query and
 //! `set` a POST with `data` as JSON. A `get` of an endpoint that changes
 //! the device (restart, reset, …) is refused: use `set`.
+//!
+//! Two `/ui/*` calls are reachable, both without a login (an S20 after a
+//! factory reset has no password to log in with): `get /ui/check_initialized`
+//! and `set /ui/set_init` with `{"lang"?: "en"|"zh-cn", "password"?: "…"}`,
+//! which brings a reset S20 back. Without `password` the agent sends the
+//! device password it is configured with, so that it can log in again at
+//! once; `lang` defaults to `en`.
 
 use super::client::Verb;
 use crate::devices::DeviceError;
@@ -13,6 +20,7 @@ use serde_json::{Map, Value};
 /// `(path, HTTP method, changes the device)` as the seed lists them.
 const ENDPOINTS: &[(&str, Verb, bool)] = &[
     ("/ui/check_initialized", Verb::Get, false),
+    ("/ui/set_init", Verb::Post, true),
     ("/otbr/get_status", Verb::Get, false),
     ("/otbr/scan", Verb::Get, false),
     ("/otbr/get_join_status", Verb::Post, false),
@@ -73,10 +81,20 @@ pub struct S20Call {
     pub data: Map<String, Value>,
 }
 
+/// The calls made without a session (seed "/ui": an uninitialised S20
+/// cannot log in).
+pub const OPEN_CALLS: &[&str] = &["/ui/check_initialized", "/ui/set_init"];
+/// Languages `/ui/set_init` takes (seed).
+pub const INIT_LANGS: &[&str] = &["zh-cn", "en"];
+
 impl S20Call {
     /// True when the call ends the S20's sessions (restart, reset, new password).
     pub fn ends_session(&self) -> bool {
-        matches!(self.path.as_str(), "/sys/restart" | "/sys/reset" | "/sys/set_admin_pwd" | "/sys/import_sys_config")
+        matches!(self.path.as_str(), "/sys/restart" | "/sys/reset" | "/sys/set_admin_pwd" | "/sys/import_sys_config" | "/ui/set_init")
+    }
+    /// True when the call is made without a session.
+    pub fn is_open(&self) -> bool {
+        OPEN_CALLS.contains(&self.path.as_str())
     }
 }
 
@@ -105,12 +123,36 @@ pub fn parse(method: &str, body: &Value) -> Result<S20Call, DeviceError> {
             return Err(bad(format!("data.{k}: a GET call takes only scalar values")));
         }
     }
+    let mut data = data;
+    if path == "/ui/set_init" {
+        check_init(&mut data)?;
+    }
     Ok(S20Call { verb, path, data })
 }
 
+/// `/ui/set_init` fields: `lang` one of [`INIT_LANGS`] (default `en`),
+/// `password` a non-empty string when given; nothing else.
+fn check_init(data: &mut Map<String, Value>) -> Result<(), DeviceError> {
+    if let Some(k) = data.keys().find(|k| !matches!(k.as_str(), "lang" | "password")) {
+        return Err(bad(format!("/ui/set_init takes lang and password, not {k:?}")));
+    }
+    match data.get("lang") {
+        None => {
+            data.insert("lang".into(), Value::from("en"));
+        }
+        Some(Value::String(l)) if INIT_LANGS.contains(&l.as_str()) => {}
+        Some(other) => return Err(bad(format!("lang must be one of {}, not {other}", INIT_LANGS.join(", ")))),
+    }
+    match data.get("password") {
+        None => Ok(()),
+        Some(Value::String(p)) if !p.is_empty() => Ok(()),
+        Some(_) => Err(bad("password must be a non-empty string".into())),
+    }
+}
+
 /// `/group/call`, each part 1–64 of `[a-z0-9_]` (case-insensitive). The
-/// `/ui/*` session calls are the agent's own, except the harmless
-/// `/ui/check_initialized`: a login answer would carry the sid.
+/// `/ui/*` session calls are the agent's own (a login answer would carry
+/// the sid), except [`OPEN_CALLS`].
 fn validate_path(api: &str) -> Result<String, DeviceError> {
     let a = api.trim();
     let p = a.strip_prefix('/').unwrap_or(a);
@@ -120,7 +162,7 @@ fn validate_path(api: &str) -> Result<String, DeviceError> {
         return Err(bad(format!("api must be /group/call of letters, digits and _, got {api:?}")));
     }
     let path = format!("/{p}");
-    if parts[0] == "ui" && path != "/ui/check_initialized" {
+    if parts[0] == "ui" && !OPEN_CALLS.contains(&path.as_str()) {
         return Err(bad("/ui/* session calls are managed by the agent".into()));
     }
     Ok(path)
@@ -145,12 +187,22 @@ mod tests {
         assert_eq!((c.verb, c.path.as_str()), (Verb::Post, "/otbr/set_txpower"));
         assert_eq!(parse("get", &json!({"api": "/new/thing", "data": {"a": 1}})).map(|c| c.verb), Ok(Verb::Get));
         assert_eq!(parse("set", &json!({"api": "/new/thing"})).map(|c| c.verb), Ok(Verb::Post));
+        let c = parse("get", &json!({"api": "/ui/check_initialized"})).expect("ok");
+        assert!(c.is_open() && c.verb == Verb::Get);
+        let c = parse("set", &json!({"api": "/ui/set_init"})).expect("ok");
+        assert!(c.is_open() && c.ends_session() && c.verb == Verb::Post);
+        assert_eq!(c.data, json!({"lang": "en"}).as_object().cloned().unwrap_or_default());
     }
 
     #[test]
     fn rejects_bad_bodies() {
         for (m, b) in [
             ("get", json!({"api": "/sys/restart"})),
+            ("get", json!({"api": "/ui/set_init"})),
+            ("set", json!({"api": "/ui/set_init", "data": {"lang": "fr"}})),
+            ("set", json!({"api": "/ui/set_init", "data": {"password": ""}})),
+            ("set", json!({"api": "/ui/set_init", "data": {"passwd": "x"}})),
+            ("set", json!({"api": "/ui/logout"})),
             ("get", json!({"api": "/ui/login"})),
             ("set", json!({"api": "/ui/challenge"})),
             ("get", json!({"api": "/a/b/c"})),

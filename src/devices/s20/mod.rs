@@ -39,8 +39,16 @@ impl LanDevice for S20Client {
     /// Returns the S20's whole JSON answer (`{"code": 0, "result": {...}}`);
     /// a non-zero `code` is [`DeviceError::Device`].
     fn command(&mut self, method: &str, body: &Value) -> Result<Value, DeviceError> {
-        let call = command::parse(method, body)?;
-        let answer = self.session.call(call.verb, &call.path, &call.data)?;
+        let mut call = command::parse(method, body)?;
+        let answer = if call.is_open() {
+            if call.path == "/ui/set_init" && !call.data.contains_key("password") {
+                // The configured password, so that the agent logs in again at once.
+                call.data.insert("password".into(), Value::from(self.session.password()));
+            }
+            self.session.call_open(call.verb, &call.path, &call.data)?
+        } else {
+            self.session.call(call.verb, &call.path, &call.data)?
+        };
         if call.ends_session() {
             self.session.forget_session();
         }

@@ -25,11 +25,29 @@ const SECONDARY: &[(&str, &str)] = &[
     ("firmware", "/sys/check_current_firmware"),
 ];
 
+/// A refused login may mean the S20 was factory-reset: it then has no
+/// password until `/ui/set_init`. Ask it (no session needed) and say so.
+fn explain_refusal(s: &mut Session, m: String) -> String {
+    let uninitialised = s
+        .call_open(Verb::Get, "/ui/check_initialized", &Map::new())
+        .ok()
+        .is_some_and(|v| result_of(&v).get("initialized").and_then(Value::as_bool) == Some(false));
+    if uninitialised {
+        format!("{m}; the S20 is not initialised (factory reset?): bring it back with s20 set {{\"api\": \"/ui/set_init\"}}")
+    } else {
+        m
+    }
+}
+
 /// Keys of `/otbr/get_status` → `Network` that are credentials.
 const THREAD_SECRETS: &[&str] = &["NetworkKey", "PSKc", "Passphrase", "ActiveDataset"];
 
 pub fn poll(s: &mut Session) -> Result<DeviceStatus, DeviceError> {
-    let sys = result_of(&s.call(Verb::Get, "/sys/get_status", &Map::new())?).clone();
+    let sys = match s.call(Verb::Get, "/sys/get_status", &Map::new()) {
+        Ok(v) => result_of(&v).clone(),
+        Err(DeviceError::Auth(m)) => return Err(DeviceError::Auth(explain_refusal(s, m))),
+        Err(e) => return Err(e),
+    };
     let mut errors = Vec::new();
     let mut raw = Map::new();
     raw.insert("sys".into(), sys.clone());

@@ -13,6 +13,14 @@ pub const ADD_USER: &str = "AddUserCloud";
 pub const UPDATE_USER: &str = "UpdateUserCloud";
 pub const DELETE_USERS: &str = "DelUserByNameCloud";
 pub const GROUP: &str = "Group";
+/// Fields of `User/AddUserCloud` as the seed lists them.
+pub const ADD_USER_FIELDS: &[&str] = &[
+    "name", "parent_group", "note", "passwd", "phone", "role_name", "b_inherit_auth", "b_inherit_grpolicy", "is_extauth",
+    "ext_auth_name", "is_pwd",
+];
+/// Fields of `User/UpdateUserCloud` as the seed lists them.
+pub const UPDATE_USER_FIELDS: &[&str] =
+    &["old_name", "new_name", "parent_group", "note", "passwd", "phone", "role_name", "is_enable", "is_extauth", "ext_auth_name"];
 pub const QUERY_GROUP: &str = "GetGroupInfo";
 /// The "take effect now" call as the seed names it (the default).
 pub const COMMIT_DEFAULT: &str = "Updater/UpdaterCloud";

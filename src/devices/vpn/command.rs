@@ -5,10 +5,28 @@
 //! - `params` is an object of identifier keys; values are flattened to
 //!   form strings (see [`api::flatten`]); the client's own fields
 //!   (`controler`, `action`, `timestamp`, `sinfor_apitoken`) are refused.
-//! - `get` only runs query actions (`Get…`, `ExGet…`, `Query…`, `List…`,
-//!   `Search…`) and never commits, so a `get` can never change the console;
-//!   `set` runs any action, and with `"commit": true` the "take effect now"
-//!   call follows a successful change.
+//! - `get` only runs actions whose name says they read — it starts with
+//!   `Get`, `ExGet`, `Query`, `List` or `Search` ([`api::Call::is_query`]) —
+//!   and never commits, so a `get` can never change the console; `set` runs
+//!   any action, and with `"commit": true` the "take effect now" call
+//!   follows a successful change.
+//! - `User/AddUserCloud` and `User/UpdateUserCloud` take only the fields
+//!   the seed lists for them (a `password` is refused here, before the
+//!   console refuses it: the field is `passwd`).
+//!
+//! The actions operators use, all reachable this way:
+//!
+//! | action | method | params |
+//! |---|---|---|
+//! | `User/ExGetUserInfo` | get | `username` |
+//! | `User/GetSearchData` (list users) | get | `search`?, `parent_group`?, `start`?, `limit`? |
+//! | `Group/GetGroupInfo` | get | `group_name` |
+//! | `State/GetOnlineUserCloud` (online users) | get | — |
+//! | `User/AddUserCloud`, `User/UpdateUserCloud` | set | seed fields |
+//! | `User/DelUserByNameCloud` | set | `names`: `["u1","u2"]` or `"u1,u2"` |
+//! | `User/ExtSetUserEnable` (enable/disable) | set | `names`, `is_enable` 1/0 |
+//! | `State/KillOnlineUserCloud` (kick) | set | `names` |
+//! | `Updater/UpdaterCloud`, `Updater/DataSyncCloud` (take effect now) | set | — |
 
 use super::api::{self, Call};
 use super::super::DeviceError;
@@ -49,12 +67,28 @@ impl VpnCommand {
             }
             Some(_) => return Err(bad("\"params\" must be an object".into())),
         };
+        check_fields(&call, &params).map_err(bad)?;
         match method {
             "get" if commit => Err(bad("vpn get cannot commit; use set".into())),
             "get" if !call.is_query() => Err(bad(format!("vpn get only runs query actions; {call} needs set"))),
             "get" | "set" => Ok(VpnCommand { call, params, commit }),
             other => Err(bad(format!("vpn takes get or set, not {other:?}"))),
         }
+    }
+}
+
+/// The seed's fields of add/update; other actions are not checked (the
+/// excerpt does not list theirs).
+fn check_fields(call: &Call, params: &[(String, String)]) -> Result<(), String> {
+    let allowed: &[&str] = match (call.controler.as_str(), call.action.as_str()) {
+        (api::USER, api::ADD_USER) => api::ADD_USER_FIELDS,
+        (api::USER, api::UPDATE_USER) => api::UPDATE_USER_FIELDS,
+        _ => return Ok(()),
+    };
+    match params.iter().find(|(k, _)| !allowed.contains(&k.as_str())) {
+        None => Ok(()),
+        Some((k, _)) if k == "password" => Err(format!("{call} has no field password; the console's field is passwd")),
+        Some((k, _)) => Err(format!("{call} takes only {}; not {k:?}", allowed.join(", "))),
     }
 }
 
@@ -75,6 +109,12 @@ mod tests {
         assert!(c.commit);
         let q = VpnCommand::parse("get", &json!({"controller": "User", "action": "ExGetUserInfo", "params": {"username": "u"}})).unwrap();
         assert!(!q.commit);
+        for action in ["GetSearchData", "ExGetUserInfo"] {
+            assert!(VpnCommand::parse("get", &json!({"controler": "User", "action": action})).is_ok(), "{action}");
+        }
+        assert!(VpnCommand::parse("get", &json!({"controler": "State", "action": "GetOnlineUserCloud"})).is_ok());
+        let e = VpnCommand::parse("set", &json!({"controler": "User", "action": "AddUserCloud", "params": {"password": "x"}}));
+        assert!(e.unwrap_err().to_string().contains("passwd"));
         for (m, b) in [
             ("get", json!({"controler": "User", "action": "AddUserCloud"})),
             ("get", json!({"controler": "User", "action": "ExGetUserInfo", "commit": true})),
@@ -84,6 +124,10 @@ mod tests {
             ("set", json!({"controler": "User", "action": "A", "params": {"a=b&c": "1"}})),
             ("set", json!({"controler": "User", "action": "A", "params": [1]})),
             ("set", json!({"controler": "User", "action": "A", "commit": "yes"})),
+            ("set", json!({"controler": "User", "action": "AddUserCloud", "params": {"name": "a", "parent_group": "/", "password": "x"}})),
+            ("set", json!({"controler": "User", "action": "UpdateUserCloud", "params": {"old_name": "a", "mail": "x"}})),
+            ("get", json!({"controler": "State", "action": "KillOnlineUserCloud", "params": {"names": "a"}})),
+            ("get", json!({"controler": "User", "action": "ExtSetUserEnable", "params": {"names": "a", "is_enable": 0}})),
             ("set", json!("x")),
         ] {
             assert!(matches!(VpnCommand::parse(m, &b), Err(DeviceError::BadRequest(_))), "{m} {b}");

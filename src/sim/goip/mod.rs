@@ -9,15 +9,21 @@
 //! pausing, resuming or removing an unknown or finished task answers
 //! `"11 TID Expected"`; authentication failures answer HTTP 401 with
 //! `{"code": 401, "reason": "Unauthorized: …"}`, a refused handshake
-//! `{"code": <non-zero>, "desc"}`.
+//! `{"code": <non-zero>, "desc"}`; `goip_send_cmd.html` answers
+//! `"code": 0` as the seed's example does (§6.4.2), the other endpoints
+//! 200, the inbox 0 (DEVICE-NOTES).
+//!
+//! The vendor side (session auth, key, RC4/AES-ECB, port syntax, state
+//! texts) is in [`vendor`], written from the seed, not the client's code.
 
 mod routes;
 mod state;
+pub mod vendor;
 
 pub use state::{SimTask, TaskState};
+pub use vendor::AuthOrder;
 
 use super::{Fault, SimServer};
-use crate::devices::goip::crypt::AuthOrder;
 use serde_json::{json, Value};
 use state::{Push, State};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -153,8 +159,23 @@ impl GoipSim {
     pub fn deliver_sms(&self, port: &str, from: &str, text: &str) -> i64 {
         let (id, push) = {
             let mut s = self.st();
-            let to = crate::devices::goip::ports::Port::parse(port).map(|p| State::sim_number(p.port)).unwrap_or_default();
+            let to = vendor::one_port(port).map(|(no, _)| State::sim_number(no)).unwrap_or_default();
             let row = State::sms_row(port, from, &to, text);
+            let id = s.store_sms(row.clone());
+            (id, s.sms_url().map(|u| (u, json!({"type": "recv-sms", "sms_num": 1, "sms": [row]}))))
+        };
+        if let (Some(p), Some(tx)) = (push, &self.tx) {
+            let _ = tx.send(p);
+        }
+        id
+    }
+
+    /// Any inbox row exactly as given (odd firmware: malformed rows, content
+    /// that is not base64, extra elements): stored and pushed like
+    /// [`GoipSim::deliver_sms`]. Returns its inbox id.
+    pub fn deliver_row(&self, row: Value) -> i64 {
+        let (id, push) = {
+            let mut s = self.st();
             let id = s.store_sms(row.clone());
             (id, s.sms_url().map(|u| (u, json!({"type": "recv-sms", "sms_num": 1, "sms": [row]}))))
         };
@@ -230,7 +251,11 @@ impl Drop for GoipSim {
 }
 
 fn push_loop(rx: &mpsc::Receiver<Push>, log: &Mutex<Vec<(String, Value)>>) {
-    let agent = crate::devices::http::agent(Duration::from_secs(2));
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(2)))
+        .http_status_as_error(false)
+        .build()
+        .into();
     while let Ok((url, body)) = rx.recv() {
         let _ = agent.post(&url).header("Content-Type", "application/json;charset=utf-8").send(body.to_string().as_bytes());
         if let Ok(mut l) = log.lock() {

@@ -3,9 +3,7 @@
 //! lock is released.
 
 use super::state::{Push, SessionRec, SimTask, State, TaskState};
-use crate::devices::goip::crypt::{self, CryptMode};
-use crate::devices::goip::lenient::{self, get_int, get_text};
-use crate::devices::goip::ports::PortSpec;
+use super::vendor::{self, number, words, Cipher, Selection};
 use crate::sim::{SimRequest, SimResponse};
 use serde_json::{json, Map, Value};
 use std::time::{Duration, Instant};
@@ -29,14 +27,14 @@ fn param(q: &[(String, String)], k: &str) -> Option<String> {
 pub(super) fn handle(s: &mut State, req: &SimRequest) -> Out {
     let q = req.query_pairs();
     let path = req.path.as_str();
-    if path == crypt::SESSION_RESOURCE || path == crypt::SESSION_RESOURCE_ALT {
+    if vendor::SESSION_PATHS.contains(&path) {
         return handshake(s, path, &q);
     }
     let body = match authenticate(s, path, &q, &req.body) {
         Ok(b) => b,
         Err(out) => return out,
     };
-    let json_body = if body.is_empty() { None } else { lenient::parse_body(&body).ok() };
+    let json_body = if body.is_empty() { None } else { parse_json(&body) };
     if !body.is_empty() && json_body.is_none() {
         return (SimResponse::json_status(400, &json!({"code": 400, "reason": "Bad JSON"})), Vec::new());
     }
@@ -64,15 +62,15 @@ fn handshake(s: &mut State, path: &str, q: &[(String, String)]) -> Out {
     let (Some(user), Some(cnonce), Some(auth)) = (param(q, "username"), param(q, "cnonce"), param(q, "auth")) else {
         return fail(s, 1, "username, cnonce and auth are required");
     };
-    let mode = match CryptMode::parse(&param(q, "crypt").unwrap_or_default()) {
+    let mode = match Cipher::from_wire(&param(q, "crypt").unwrap_or_default()) {
         Some(m) => m,
         None => return fail(s, 2, "unsupported crypt"),
     };
-    if user != s.cfg.username || auth != crypt::initial_auth(&user, &s.cfg.password, &cnonce, path) {
+    if user != s.cfg.username || auth != vendor::handshake_auth(&user, &s.cfg.password, &cnonce, path) {
         return fail(s, 3, "authentication failed");
     }
     let expires = param(q, "expires").and_then(|e| e.parse().ok()).filter(|&e: &u64| e > 0).unwrap_or(180);
-    let session = crypt::cnonce();
+    let session = s.new_session_id();
     s.handshakes += 1;
     s.sessions.insert(
         session.clone(),
@@ -97,11 +95,11 @@ fn authenticate(s: &mut State, path: &str, q: &[(String, String)], body: &[u8]) 
         if seq <= rec.last_seq {
             return Err(unauthorized(s, "seq not increasing"));
         }
-        if auth != crypt::request_auth(order, &user, &pass, &session, path, seq) {
+        if auth != vendor::request_auth(order, &user, &pass, &session, path, seq) {
             return Err(unauthorized(s, "bad auth"));
         }
-        let key = crypt::body_key(&user, &pass, &rec.initial_auth, &session, seq);
-        let plain = crypt::open(rec.crypt, &key, body)
+        let key = vendor::body_key(&user, &pass, &rec.initial_auth, &session, seq);
+        let plain = vendor::decrypt_body(rec.crypt, &key, body)
             .map_err(|e| (SimResponse::json_status(400, &json!({"code": 400, "reason": e})), Vec::new()))?;
         if let Some(r) = s.sessions.get_mut(&session) {
             r.last_seq = seq;
@@ -132,8 +130,20 @@ fn get_status(s: &mut State, q: &[(String, String)]) -> Out {
     ok(s.dev_status(all))
 }
 
+/// A command's answer. Success is `"code": 0` as the seed's example of
+/// `goip_send_cmd.html` shows (§6.4.2). The seed lists no error codes for
+/// commands; the simulator answers 400 with the task table's wording
+/// ("Invalid Port", "Invalid CMD").
 fn cmd_answer(code: i64, reason: &str) -> Out {
     ok(json!({"code": code, "reason": reason}))
+}
+
+const CMD_OK: i64 = 0;
+
+/// A JSON body as the device reads it: trailing NULs and whitespace ignored.
+fn parse_json(body: &[u8]) -> Option<Value> {
+    let end = body.iter().rposition(|b| *b != 0 && !b.is_ascii_whitespace()).map_or(0, |i| i + 1);
+    serde_json::from_slice(body.get(..end)?).ok()
 }
 
 fn send_cmd(s: &mut State, q: &[(String, String)], b: &Value) -> Out {
@@ -146,8 +156,10 @@ fn send_cmd(s: &mut State, q: &[(String, String)], b: &Value) -> Out {
     const RESERVED: &[&str] = &["op", "version", "username", "password", "session", "seq", "auth", "expires"];
     let names = q.iter().filter(|(k, _)| !RESERVED.iter().any(|r| k.eq_ignore_ascii_case(r)));
     match op.as_str() {
+        // The seed shows no answer of op=get; the simulator puts each asked
+        // name beside code and reason, "" for one never set.
         "get" => {
-            let mut v = json!({"code": 200, "reason": "OK"});
+            let mut v = json!({"code": CMD_OK, "reason": "OK"});
             for (k, _) in names {
                 v[k] = json!(s.params.get(k).cloned().unwrap_or_default());
             }
@@ -158,7 +170,7 @@ fn send_cmd(s: &mut State, q: &[(String, String)], b: &Value) -> Out {
             for (k, val) in pairs {
                 s.params.insert(k, val);
             }
-            cmd_answer(200, "OK")
+            cmd_answer(CMD_OK, "OK")
         }
         "lock" | "unlock" | "switch" | "reset" => port_op(s, &op, b.get("ports")),
         "multiple" => {
@@ -167,18 +179,19 @@ fn send_cmd(s: &mut State, q: &[(String, String)], b: &Value) -> Out {
             for o in ops {
                 let op = o.get("op").and_then(Value::as_str).unwrap_or_default().to_string();
                 let (resp, p) = port_op(s, &op, o.get("ports"));
-                if resp.status != 200 || !String::from_utf8_lossy(&resp.body).contains("\"code\":200") {
+                let code = serde_json::from_slice::<Value>(&resp.body).ok().and_then(|v| v.get("code").and_then(number));
+                if resp.status != 200 || code != Some(CMD_OK) {
                     return (resp, pushes);
                 }
                 pushes.extend(p);
             }
-            (SimResponse::json(&json!({"code": 200, "reason": "OK"})), pushes)
+            (SimResponse::json(&json!({"code": CMD_OK, "reason": "OK"})), pushes)
         }
-        "save" => cmd_answer(200, "OK"),
+        "save" => cmd_answer(CMD_OK, "OK"),
         "reboot" => {
             s.boots += 1;
             s.power_on();
-            cmd_answer(200, "OK")
+            cmd_answer(CMD_OK, "OK")
         }
         _ => cmd_answer(400, "Invalid CMD"),
     }
@@ -186,7 +199,7 @@ fn send_cmd(s: &mut State, q: &[(String, String)], b: &Value) -> Out {
 
 /// lock → state 12, unlock/reset → registering again, switch → active slot.
 fn port_op(s: &mut State, op: &str, ports: Option<&Value>) -> Out {
-    let Some(spec) = ports.and_then(Value::as_str).and_then(|p| PortSpec::parse(p).ok()) else {
+    let Some(spec) = ports.and_then(Value::as_str).and_then(Selection::read) else {
         return cmd_answer(400, "Invalid Port");
     };
     let idx = s.select(&spec);
@@ -205,14 +218,7 @@ fn port_op(s: &mut State, op: &str, ports: Option<&Value>) -> Out {
                 p.registers_at = now + reg;
             }
             "switch" => {
-                let slot = match &spec {
-                    PortSpec::List(items) => items.iter().find_map(|it| match it {
-                        crate::devices::goip::ports::PortItem::One(x) if x.port == p.no => x.slot,
-                        _ => None,
-                    }),
-                    PortSpec::All => None,
-                };
-                match slot {
+                match spec.slot_for(p.no) {
                     Some(sl) if sl <= slots => {
                         p.slot = sl;
                         p.state = if p.has_sim { 2 } else { 0 };
@@ -232,17 +238,17 @@ fn port_op(s: &mut State, op: &str, ports: Option<&Value>) -> Out {
             }
         }
     }
-    (SimResponse::json(&json!({"code": 200, "reason": "OK"})), pushes)
+    (SimResponse::json(&json!({"code": CMD_OK, "reason": "OK"})), pushes)
 }
 
 fn post_sms(s: &mut State, b: &Value) -> Out {
     let Some(o) = b.as_object() else {
         return ok(json!({"code": 400, "reason": "Bad Request"}));
     };
-    if let Some(u) = get_text(o, "sms_url") {
+    if let Some(u) = words(o.get("sms_url")) {
         s.params.insert("sms_url".into(), u);
     }
-    let sr_url = get_text(o, "sr_url");
+    let sr_url = words(o.get("sr_url"));
     let tasks = o.get("tasks").and_then(Value::as_array).cloned().unwrap_or_default();
     let mut status = Vec::new();
     for t in tasks {
@@ -255,16 +261,16 @@ fn post_sms(s: &mut State, b: &Value) -> Out {
 fn accept_task(s: &mut State, t: &Value, sr_url: Option<String>) -> (i64, &'static str) {
     let empty = Map::new();
     let o = t.as_object().unwrap_or(&empty);
-    let Some(tid) = get_int(o, "tid") else { return (0, "11 TID Expected") };
-    let Some(to) = get_text(o, "to") else { return (tid, "9 TO expected") };
-    let sms = get_text(o, "sms");
-    if sms.is_none() && get_int(o, "smstype") != Some(1) {
+    let Some(tid) = o.get("tid").and_then(number) else { return (0, "11 TID Expected") };
+    let Some(to) = words(o.get("to")) else { return (tid, "9 TO expected") };
+    let sms = words(o.get("sms"));
+    if sms.is_none() && o.get("smstype").and_then(number) != Some(1) {
         return (tid, "8 SMS expected");
     }
-    let from = get_text(o, "from");
+    let from = words(o.get("from"));
     if let Some(f) = &from {
-        match PortSpec::parse(f) {
-            Ok(spec) if !s.select(&spec).is_empty() => {}
+        match Selection::read(f) {
+            Some(spec) if !s.select(&spec).is_empty() => {}
             _ => return (tid, "2 Invalid Port"),
         }
     }
@@ -279,7 +285,7 @@ fn accept_task(s: &mut State, t: &Value, sr_url: Option<String>) -> (i64, &'stat
         sms: sms.unwrap_or_default(),
         state: TaskState::Queued,
         raw: t.clone(),
-        sr_url: get_text(o, "sr_url").or(sr_url),
+        sr_url: words(o.get("sr_url")).or(sr_url),
         due: Instant::now() + s.cfg.send_delay,
     });
     (tid, "0 OK")
@@ -300,7 +306,7 @@ fn get_sms(s: &mut State, q: &[(String, String)]) -> Out {
 }
 
 fn tids_of(b: &Value) -> Option<Vec<i64>> {
-    b.get("tids").and_then(Value::as_array).map(|a| a.iter().filter_map(lenient::int).collect())
+    b.get("tids").and_then(Value::as_array).map(|a| a.iter().filter_map(number).collect())
 }
 
 /// pause (Queued → Paused) and resume (Paused → Queued).
@@ -356,8 +362,8 @@ fn get_tasks(s: &mut State, q: &[(String, String)]) -> Out {
         matches!(t.state, TaskState::Queued | TaskState::Paused)
             && t.from
                 .as_deref()
-                .and_then(|f| PortSpec::parse(f).ok())
-                .is_none_or(|spec| spec.contains(crate::devices::goip::ports::Port::new(port, None)))
+                .and_then(Selection::read)
+                .is_none_or(|spec| spec.has_port(port))
     };
     let all: Vec<&SimTask> = s.tasks.iter().filter(on_port).collect();
     let rows: Vec<Value> = all
@@ -379,7 +385,7 @@ fn get_tasks(s: &mut State, q: &[(String, String)]) -> Out {
 fn selected_ports(s: &State, q: &[(String, String)]) -> Result<Vec<usize>, Out> {
     match param(q, "ports") {
         None => Ok((0..s.ports.len()).collect()),
-        Some(p) => PortSpec::parse(&p).map(|spec| s.select(&spec)).map_err(|_| ok(json!({"code": 400, "reason": "Invalid Port"}))),
+        Some(p) => Selection::read(&p).map(|spec| s.select(&spec)).ok_or_else(|| ok(json!({"code": 400, "reason": "Invalid Port"}))),
     }
 }
 
@@ -397,8 +403,8 @@ fn sms_stats(s: &mut State, q: &[(String, String)]) -> Out {
             let mine = |t: &&SimTask| {
                 t.from
                     .as_deref()
-                    .and_then(|f| PortSpec::parse(f).ok())
-                    .map_or(p.no == 1, |spec| spec.contains(crate::devices::goip::ports::Port::new(p.no, None)))
+                    .and_then(Selection::read)
+                    .map_or(p.no == 1, |spec| spec.has_port(p.no))
             };
             let tasks: Vec<&SimTask> = s.tasks.iter().filter(mine).collect();
             let sent: Vec<&String> = tasks.iter().filter(|t| t.state == TaskState::Sent).flat_map(|t| t.to.iter()).collect();

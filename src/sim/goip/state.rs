@@ -1,9 +1,9 @@
 //! The simulated GoIP's state: ports whose SIMs register over time, SMS
 //! tasks, the inbox with its `ssrc`, secure sessions and push targets.
 
+use super::vendor::{self, Cipher, Selection};
 use super::GoipSimConfig;
-use crate::devices::goip::crypt::{self, CryptMode};
-use crate::devices::goip::ports::{Port, PortSpec};
+use crate::sim::wire::{fresh_hex, now_secs};
 use base64::Engine;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
@@ -48,7 +48,7 @@ pub(super) struct SimPort {
 #[derive(Debug, Clone)]
 pub(super) struct SessionRec {
     pub initial_auth: String,
-    pub crypt: CryptMode,
+    pub crypt: Cipher,
     pub last_seq: u64,
     pub expires: Duration,
     pub last_use: Instant,
@@ -76,15 +76,7 @@ pub(super) struct State {
     /// Bodies of `goip_send_cmd.html` as received (decrypted).
     pub commands: Vec<Value>,
     pub boots: u64,
-}
-
-fn rand_hex(n: usize) -> String {
-    let mut s = String::new();
-    while s.len() < n {
-        s.push_str(&crypt::cnonce());
-    }
-    s.truncate(n);
-    s
+    nonce_seq: u64,
 }
 
 impl State {
@@ -93,7 +85,7 @@ impl State {
         let mut s = State {
             ports: Vec::new(),
             tasks: Vec::new(),
-            ssrc: rand_hex(16),
+            ssrc: String::new(),
             inbox: Vec::new(),
             next_sms_id: 1,
             sessions: HashMap::new(),
@@ -106,6 +98,7 @@ impl State {
             handshakes: 0,
             commands: Vec::new(),
             boots: 1,
+            nonce_seq: 0,
             cfg,
         };
         s.power_on();
@@ -129,7 +122,7 @@ impl State {
                 }
             })
             .collect();
-        self.ssrc = rand_hex(16);
+        self.ssrc = self.rand_hex16();
         self.inbox.clear();
         self.next_sms_id = 1;
         self.sessions.clear();
@@ -140,8 +133,19 @@ impl State {
         }
     }
 
+    /// 16 hex characters, fresh each time (ssrc, session ids).
+    fn rand_hex16(&mut self) -> String {
+        self.nonce_seq += 1;
+        fresh_hex("goip", self.nonce_seq)[..16].to_string()
+    }
+
+    /// A new secure-session id (DEVICE-NOTES' example: `0123456789abcdef`).
+    pub fn new_session_id(&mut self) -> String {
+        self.rand_hex16()
+    }
+
     pub fn port_label(p: &SimPort) -> String {
-        Port::new(p.no, Some(p.slot)).to_string()
+        vendor::port_label(p.no, p.slot)
     }
 
     pub fn sim_number(no: u16) -> String {
@@ -158,7 +162,7 @@ impl State {
         } else {
             p.state
         };
-        let label = Port::new(p.no, Some(slot)).to_string();
+        let label = vendor::port_label(p.no, slot);
         let mut v = json!({
             "port": label, "sim": "", "seq": p.seq, "st": st,
             "imei": format!("8600000000000{:02}", p.no % 100),
@@ -203,7 +207,7 @@ impl State {
         p.seq += 1;
         let p = p.clone();
         let mut v = self.port_json(&p, p.slot, true);
-        let text = crate::devices::goip::push::state_text(p.state);
+        let text = vendor::state_words(p.state);
         let o = v.as_object_mut()?;
         o.remove("st");
         o.insert("type".into(), json!("port-status"));
@@ -212,8 +216,8 @@ impl State {
     }
 
     /// Port indexes named by `spec`.
-    pub fn select(&self, spec: &PortSpec) -> Vec<usize> {
-        (0..self.ports.len()).filter(|&i| spec.contains(Port::new(self.ports[i].no, None))).collect()
+    pub fn select(&self, spec: &Selection) -> Vec<usize> {
+        (0..self.ports.len()).filter(|&i| spec.has_port(self.ports[i].no)).collect()
     }
 
     pub fn sms_url(&self) -> Option<String> {
@@ -231,7 +235,7 @@ impl State {
     /// A received SMS row (seed §7.2.3), text base64.
     pub fn sms_row(port: &str, from: &str, to: &str, text: &str) -> Value {
         let b64 = base64::engine::general_purpose::STANDARD.encode(text.as_bytes());
-        json!([0, port, crate::util::unix_now(), from, to, b64])
+        json!([0, port, now_secs(), from, to, b64])
     }
 
     /// Advance time: SIMs register, due tasks are sent, the periodic status
@@ -269,12 +273,12 @@ impl State {
         let fail_prefix = self.cfg.fail_prefix.clone();
         let port_label = {
             let t = &self.tasks[i];
-            let first = t.from.as_deref().and_then(|f| PortSpec::parse(f).ok()).and_then(|s| self.select(&s).first().copied()).unwrap_or(0);
+            let first = t.from.as_deref().and_then(Selection::read).and_then(|s| self.select(&s).first().copied()).unwrap_or(0);
             self.ports.get(first).map(Self::port_label).unwrap_or_else(|| "1A".into())
         };
         let t = &mut self.tasks[i];
         t.state = TaskState::Sent;
-        let now = crate::util::unix_now();
+        let now = now_secs();
         let (mut sdr, mut fdr) = (Vec::new(), Vec::new());
         for (idx, n) in t.to.iter().enumerate() {
             if !fail_prefix.is_empty() && n.starts_with(&fail_prefix) {
@@ -283,7 +287,7 @@ impl State {
                 sdr.push(json!([idx, n, port_label, now]));
             }
         }
-        let flag = |k: &str, default: i64| t.raw.get(k).and_then(crate::devices::goip::lenient::int).unwrap_or(default) == 1;
+        let flag = |k: &str, default: i64| t.raw.get(k).and_then(vendor::number).unwrap_or(default) == 1;
         let mut rpt = json!({"tid": t.tid, "sending": 0, "sent": sdr.len(), "failed": fdr.len(), "unsent": 0});
         let dr = flag("dr", 0);
         let delivered: Vec<String> = sdr.iter().filter_map(|r| r[1].as_str().map(String::from)).collect();

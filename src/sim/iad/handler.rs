@@ -1,5 +1,13 @@
 //! Request handling of the simulated IAD: routing, auth, answers shaped as
 //! the seed's examples.
+//!
+//! The seed documents only code 200 (success); the error codes here are
+//! the simulator's choice, stated: 400 for a malformed body or slot, 401
+//! for a missing/unknown/expired token (DEVICE-NOTES only says the answer
+//! "says the token is invalid or expired"), 403 for a refused login, 404
+//! for a call the simulator does not model (`sys_info/api`,
+//! `sys_ocloudclient/status`, the `*_do` calls, uploads). Any other
+//! `…set` call is stored as given and answered by its `…get`.
 
 use super::state::{PortKind, State};
 use crate::sim::{SimRequest, SimResponse};
@@ -46,7 +54,7 @@ pub fn handle(state: &Mutex<State>, req: &SimRequest) -> SimResponse {
 fn login(s: &mut State, body: &Map<String, Value>) -> SimResponse {
     let user = body.get("username").and_then(Value::as_str).unwrap_or("");
     let pass = body.get("password").and_then(Value::as_str).unwrap_or("");
-    let expected = crate::util::md5_hex(s.cfg.password.as_bytes());
+    let expected = crate::sim::wire::md5_hex(&s.cfg.password);
     if user != s.cfg.username || !pass.eq_ignore_ascii_case(&expected) {
         return answer("auth/login", 403, "username or password error", json!([]));
     }
@@ -82,6 +90,22 @@ fn route(s: &mut State, api: &str, body: &Map<String, Value>) -> SimResponse {
         "sys_maintain/sys_reboot" => {
             s.reboot();
             answer(api, 200, "", json!([]))
+        }
+        "sys_maintain/sys_reset" => {
+            s.factory_reset();
+            answer(api, 200, "", json!([]))
+        }
+        // 4.5: the result of a test that was never started is status 0
+        // ("None") with an empty result (the DEF column).
+        "sys_analysis/ping_result" | "sys_analysis/tracert_result" | "sys_analysis/dns_result" | "sys_analysis/capture_result"
+        | "sys_analysis/record_result" => answer(api, 200, "", json!({"status": 0, "result": ""})),
+        "sys_option/datetime_get" => {
+            // 4.4.2: the stored settings plus the current time.
+            let mut data = s.settings.get("sys_option/datetime_").cloned().unwrap_or_default();
+            let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+            data.insert("timestamp".into(), json!(now));
+            data.insert("datetime_str".into(), json!(utc_text(now)));
+            answer(api, 200, "", Value::Object(data))
         }
         _ => settings(s, api, body),
     }
@@ -179,6 +203,24 @@ fn interface(s: &State) -> Value {
     })
 }
 
+/// `YYYY-MM-DDTHH:MM:SS` of unix seconds, UTC (the simulator's time zone
+/// setting is not applied to it: the seed does not say how `UTC-8:00` reads).
+fn utc_text(secs: u64) -> String {
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
 fn answer(api: &str, code: i64, msg: &str, data: Value) -> SimResponse {
     SimResponse::json(&json!({"uri": api, "msg": msg, "code": code, "data": data}))
 }
@@ -195,5 +237,18 @@ fn random_below(max: Duration) -> Duration {
         Duration::ZERO
     } else {
         Duration::from_millis(u64::from(nanos) % ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::utc_text;
+
+    #[test]
+    fn utc_dates() {
+        assert_eq!(utc_text(0), "1970-01-01T00:00:00");
+        // The seed's datetime_get example (UTC-8:00 shows 16:57:30).
+        assert_eq!(utc_text(1_721_120_250), "2024-07-16T08:57:30");
+        assert_eq!(utc_text(951_782_400), "2000-02-29T00:00:00");
     }
 }

@@ -121,6 +121,10 @@ impl IadSim {
     pub fn reboot_count(&self) -> usize {
         self.state().reboot_count
     }
+    /// Factory resets (`sys_maintain/sys_reset`) so far.
+    pub fn reset_count(&self) -> usize {
+        self.state().reset_count
+    }
     /// Calls so far per `class/method` (all calls, also refused ones).
     pub fn call_count(&self, api: &str) -> usize {
         self.state().calls.get(api).copied().unwrap_or(0)

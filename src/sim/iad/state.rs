@@ -29,6 +29,7 @@ pub struct State {
     pub tokens: HashMap<String, Instant>,
     pub login_count: usize,
     pub reboot_count: usize,
+    pub reset_count: usize,
     pub booted: Instant,
     pub ports: Vec<Port>,
     pub cdr: Vec<Value>,
@@ -58,6 +59,7 @@ impl State {
             tokens: HashMap::new(),
             login_count: 0,
             reboot_count: 0,
+            reset_count: 0,
             booted: Instant::now(),
             ports,
             cdr: Vec::new(),
@@ -80,8 +82,7 @@ impl State {
     /// A fresh 32-hex token.
     pub fn new_token(&mut self) -> String {
         self.seq += 1;
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-        let t = crate::util::md5_hex(format!("iad-{}-{nanos}", self.seq).as_bytes());
+        let t = crate::sim::wire::fresh_hex("iad", self.seq);
         self.tokens.insert(t.clone(), Instant::now());
         t
     }
@@ -97,6 +98,16 @@ impl State {
             }
             None => false,
         }
+    }
+
+    /// `sys_maintain/sys_reset`: "reset overlay, flush disc buffers, and
+    /// reboot" (4.2.4): every setting back to its default, then a reboot.
+    /// The seed does not say what the web accounts become; the simulator
+    /// keeps the configured ones so that a test can log in again.
+    pub fn factory_reset(&mut self) {
+        self.reset_count += 1;
+        self.settings = default_settings();
+        self.reboot();
     }
 
     pub fn reboot(&mut self) {
@@ -123,15 +134,34 @@ impl State {
     }
 }
 
-/// Values the seed's `*_get` examples show.
-fn default_settings() -> BTreeMap<String, Map<String, Value>> {
+/// What each `*_get` answers before any `*_set`: the DEF column of the
+/// matching `*_set` table in the seed (4.4–4.9). "unoccupied" and "null"
+/// there are empty strings (the `*_get` examples show `""` for them).
+pub fn default_settings() -> BTreeMap<String, Map<String, Value>> {
     let obj = |v: Value| v.as_object().cloned().unwrap_or_default();
     BTreeMap::from([
-        ("sys_option/datetime_".to_string(), obj(json!({"timezone": "UTC-8:00", "ntp_enable": 1, "ntp_server_list": "pool.ntp.org time.nist.gov"}))),
-        ("sys_option/syslog_".to_string(), obj(json!({"log_ip": "203.0.113.25", "log_port": 0, "conloglevel": 7}))),
+        // 4.4.1. The seed also says ntp_server_list cannot be empty while
+        // ntp_enable is on, yet gives both defaults; the simulator keeps both.
+        ("sys_option/datetime_".to_string(), obj(json!({"timezone": "UTC", "ntp_enable": 1, "ntp_server_list": ""}))),
+        ("sys_option/syslog_".to_string(), obj(json!({"log_ip": "", "log_port": 0, "conloglevel": 0}))),
         ("sys_option/ssh_".to_string(), obj(json!({"enable": 1, "port": 3505}))),
+        ("sys_option/http_".to_string(), obj(json!({"mode": 0, "http_port": 80, "https_port": 443, "https_pem": 0}))),
         ("sys_option/schedule_".to_string(), obj(json!({"reboot": 0, "reboot_hour": 0, "reboot_dayofweek": 0}))),
-        ("sys_snmp/".to_string(), obj(json!({"enabled": 1, "versions": "v1,v2c", "ip": "203.0.113.24", "port": 161}))),
-        ("sys_ocloudclient/".to_string(), obj(json!({"disabled": 0, "server_addr": "asia-sg.openvox.cloud", "server_port": 7000}))),
+        // 4.4.11: i18n_user has no default ("–"); the value is the one the
+        // web_get example and sys_info/oem_web show.
+        ("sys_option/web_".to_string(), obj(json!({"session_user": 600, "i18n_user": "zh en fr pt th ru"}))),
+        ("sys_security/acl_web_".to_string(), obj(json!({"addresses": []}))),
+        (
+            "sys_security/certs_".to_string(),
+            obj(json!({"certs_iad1": "", "certs_iad2": "", "certs_iad3": "", "certs_iad4": "", "certs_calist": ""})),
+        ),
+        (
+            "sys_provision/".to_string(),
+            obj(json!({"auto_switch": "no", "auto_hour": 0, "auto_dayofweek": 0, "auto_target": "all", "upgrade_type": "tftp",
+                "upgrade_dhcp": "yes", "upgrade_user": "", "upgrade_pass": "", "firmware_url": "", "firmware_pre": "",
+                "firmware_post": "", "config_url": "", "config_pre": "", "config_post": "", "config_filename": ""})),
+        ),
+        ("sys_snmp/".to_string(), obj(json!({"enabled": 0, "ip": "", "port": 161, "versions": "v2c"}))),
+        ("sys_ocloudclient/".to_string(), obj(json!({"disabled": 0, "server_addr": "openvox.cloud", "server_port": 7000}))),
     ])
 }

@@ -30,8 +30,9 @@ pub fn handle(state: &Mutex<State>, req: &SimRequest) -> SimResponse {
         ("POST", "/ui/login") => return login(&mut s, &body),
         ("GET", "/ui/check_initialized") => {
             return ok(json!({"firmware_category": "2c", "firmware_version": s.cfg.firmware_version, "hostname": "GL-S20",
-                "initialized": true, "mac": s.cfg.eth_mac, "model": s.cfg.model}))
+                "initialized": s.initialized(), "mac": s.cfg.eth_mac, "model": s.cfg.model}))
         }
+        ("POST", "/ui/set_init") => return set_init(&mut s, &body),
         _ => {}
     }
     let sid = req.header("Token").unwrap_or("");
@@ -41,10 +42,36 @@ pub fn handle(state: &Mutex<State>, req: &SimRequest) -> SimResponse {
     route(&mut s, req.method.as_str(), path, &body)
 }
 
+/// `/ui/set_init` (seed: `lang` "zh-cn"|"en", `password`). The seed does not
+/// say whether it needs a sid nor what an initialised device answers: an
+/// uninitialised S20 has no password to log in with, so the simulator takes
+/// it without one, and refuses it once initialised (otherwise anyone on the
+/// LAN could set the password).
+fn set_init(s: &mut State, body: &Map<String, Value>) -> SimResponse {
+    if s.initialized() {
+        return fail(200, "device already initialized");
+    }
+    let lang = body.get("lang").and_then(Value::as_str).unwrap_or("");
+    if !matches!(lang, "zh-cn" | "en") {
+        return fail(200, "invalid lang");
+    }
+    let Some(password) = body.get("password").and_then(Value::as_str).filter(|p| !p.is_empty()) else {
+        return fail(200, "invalid password");
+    };
+    s.password = Some(password.to_string());
+    s.lang = lang.to_string();
+    ok(json!({}))
+}
+
 fn login(s: &mut State, body: &Map<String, Value>) -> SimResponse {
     let user = body.get("username").and_then(Value::as_str).unwrap_or("");
     let hash = body.get("hash").and_then(Value::as_str).unwrap_or("");
-    let found = s.challenges.iter().position(|(nonce, _)| expected_hash(&s.cfg.password, &s.cfg.salt, nonce) == hash);
+    // The seed is silent on logins before /ui/set_init; there is no password
+    // to check against, so they are refused.
+    let Some(password) = s.password.clone() else {
+        return fail(200, "device not initialized");
+    };
+    let found = s.challenges.iter().position(|(nonce, _)| expected_hash(&password, &s.cfg.salt, nonce) == hash);
     let Some(i) = found.filter(|_| user == "root") else {
         return fail(200, "invalid username or password");
     };
@@ -58,11 +85,13 @@ fn login(s: &mut State, body: &Map<String, Value>) -> SimResponse {
     ok(json!({"sid": sid}))
 }
 
-fn expected_hash(password: &str, salt: &str, nonce: &str) -> String {
+/// The `hash` the device expects (seed "Login and Use Steps"): MD5 of
+/// `root:` + base64(HMAC-SHA256(key = salt, message = password)) + `:` + nonce.
+pub fn expected_hash(password: &str, salt: &str, nonce: &str) -> String {
     let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(salt.as_bytes()) else { return String::new() };
     mac.update(password.as_bytes());
     let b64 = BASE64_STANDARD.encode(mac.finalize().into_bytes());
-    crate::util::md5_hex(format!("root:{b64}:{nonce}").as_bytes())
+    crate::sim::wire::md5_hex(format!("root:{b64}:{nonce}"))
 }
 
 fn route(s: &mut State, method: &str, path: &str, body: &Map<String, Value>) -> SimResponse {
@@ -101,6 +130,23 @@ fn route(s: &mut State, method: &str, path: &str, body: &Map<String, Value>) -> 
         }
         ("POST", "/sys/restart") => {
             s.restart();
+            ok(json!({}))
+        }
+        ("POST", "/sys/reset") => {
+            s.factory_reset();
+            ok(json!({}))
+        }
+        ("POST", "/sys/set_admin_pwd") => {
+            let field = |k: &str| body.get(k).and_then(Value::as_str).unwrap_or("");
+            if field("username") != "root" || s.password.as_deref() != Some(field("old_pwd")) {
+                return fail(200, "invalid username or old password");
+            }
+            if field("new_pwd").is_empty() {
+                return fail(200, "invalid new password");
+            }
+            s.password = Some(field("new_pwd").to_string());
+            // The seed does not say; a new password ends the sessions, as on GL.iNet routers.
+            s.sessions.clear();
             ok(json!({}))
         }
         ("GET", "/otbr/get_status") => ok(otbr_status(s)),
@@ -222,6 +268,8 @@ fn ok(result: Value) -> SimResponse {
 }
 
 /// An error answer: `code` -1 with `err_msg`, under the given HTTP status.
+/// The seed only says "0 means success" and that `err_msg` exists on
+/// error; -1, and 401 for a dead sid, are the simulator's choice.
 fn fail(status: u16, msg: &str) -> SimResponse {
     SimResponse::json_status(status, &json!({"code": -1, "err_msg": msg}))
 }

@@ -6,6 +6,8 @@
 mod handler;
 mod state;
 
+pub use handler::expected_hash as login_hash;
+
 use super::{Fault, SimServer};
 use state::State;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -76,6 +78,18 @@ impl S20Sim {
     /// Successful logins so far.
     pub fn login_count(&self) -> usize {
         self.state().login_count
+    }
+    /// Whether the device is initialised (false after `/sys/reset`).
+    pub fn initialized(&self) -> bool {
+        self.state().initialized()
+    }
+    /// Factory resets so far.
+    pub fn resets(&self) -> usize {
+        self.state().resets
+    }
+    /// `lang` of the last `/ui/set_init`.
+    pub fn lang(&self) -> String {
+        self.state().lang.clone()
     }
     /// Kill every sid now, as idle time running out would.
     pub fn expire_sessions(&self) {

@@ -5,7 +5,7 @@ use super::S20SimConfig;
 use base64::prelude::{Engine, BASE64_STANDARD};
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, HashMap};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 pub struct Thread {
     pub enabled: bool,
@@ -21,8 +21,42 @@ pub struct Thread {
     pub bbr: bool,
 }
 
+impl Thread {
+    /// The network a fresh S20 forms.
+    fn factory() -> Thread {
+        Thread {
+            enabled: true,
+            started: Instant::now(),
+            name: "OpenThread-5938".into(),
+            channel: 15,
+            panid: 0x5938,
+            ext_panid: "dead00beef00cafe".into(),
+            network_key: "00112233445566778899aabbccddeeff".into(),
+            passphrase: "goodlife".into(),
+            tx_power: 20,
+            commissioner: false,
+            bbr: true,
+        }
+    }
+}
+
+/// Settings answered by the `get_*` calls without a dedicated model.
+fn factory_settings() -> BTreeMap<String, Map<String, Value>> {
+    let obj = |v: Value| v.as_object().cloned().unwrap_or_default();
+    BTreeMap::from([
+        ("/eth/get_config".to_string(), obj(json!({"protocol": "dhcp", "ipv4": {"ip": "", "netmask": "", "gateway": ""}}))),
+        ("/wifi/get_reconn_to_saved_wifi".to_string(), obj(json!({"enable": false}))),
+        ("/wan_failover/get_config".to_string(), obj(json!({"eth": {"check": false, "priority": 1}, "wifi": {"check": false, "priority": 2}}))),
+    ])
+}
+
 pub struct State {
     pub cfg: S20SimConfig,
+    /// The web password; `None` after a factory reset, until `/ui/set_init`.
+    pub password: Option<String>,
+    /// `lang` of the last `/ui/set_init`.
+    pub lang: String,
+    pub resets: usize,
     /// Outstanding challenges: nonce → issued.
     pub challenges: Vec<(String, Instant)>,
     /// sid → last use.
@@ -42,36 +76,22 @@ pub struct State {
 
 impl State {
     pub fn new(cfg: S20SimConfig) -> State {
-        let mut stored = BTreeMap::new();
-        let obj = |v: Value| v.as_object().cloned().unwrap_or_default();
-        stored.insert("/eth/get_config".to_string(), obj(json!({"protocol": "dhcp", "ipv4": {"ip": "", "netmask": "", "gateway": ""}})));
-        stored.insert("/wifi/get_reconn_to_saved_wifi".to_string(), obj(json!({"enable": false})));
-        stored.insert("/wan_failover/get_config".to_string(), obj(json!({"eth": {"check": false, "priority": 1}, "wifi": {"check": false, "priority": 2}})));
         State {
+            password: Some(cfg.password.clone()),
+            lang: "en".into(),
+            resets: 0,
             cfg,
             challenges: Vec::new(),
             sessions: HashMap::new(),
             login_count: 0,
             requests: 0,
             booted: Instant::now(),
-            thread: Thread {
-                enabled: true,
-                started: Instant::now(),
-                name: "OpenThread-5938".into(),
-                channel: 15,
-                panid: 0x5938,
-                ext_panid: "dead00beef00cafe".into(),
-                network_key: "00112233445566778899aabbccddeeff".into(),
-                passphrase: "goodlife".into(),
-                tx_power: 20,
-                commissioner: false,
-                bbr: true,
-            },
+            thread: Thread::factory(),
             forced_role: None,
             wifi_ssid: None,
             timezone: 8,
             sntp: "pool.ntp.org".into(),
-            stored,
+            stored: factory_settings(),
             seq: 0,
         }
     }
@@ -79,8 +99,7 @@ impl State {
     /// Something unguessable enough for a simulator: MD5 of a counter and the clock.
     pub fn random_hex(&mut self) -> String {
         self.seq += 1;
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-        crate::util::md5_hex(format!("s20-{}-{nanos}", self.seq).as_bytes())
+        crate::sim::wire::fresh_hex("s20", self.seq)
     }
 
     /// A nonce shaped like the seed's (base64 of 24 hex digits).
@@ -120,6 +139,24 @@ impl State {
             None if self.thread.started.elapsed() < self.cfg.attach_time => 1,
             None => 4,
         }
+    }
+
+    /// `/sys/reset` "Restore factory settings": the device forgets its
+    /// password (uninitialised until `/ui/set_init`), settings and Thread
+    /// network, and restarts.
+    pub fn factory_reset(&mut self) {
+        self.resets += 1;
+        self.password = None;
+        self.stored = factory_settings();
+        self.thread = Thread::factory();
+        self.wifi_ssid = None;
+        self.timezone = 8;
+        self.sntp = "pool.ntp.org".into();
+        self.restart();
+    }
+
+    pub fn initialized(&self) -> bool {
+        self.password.is_some()
     }
 
     pub fn restart(&mut self) {

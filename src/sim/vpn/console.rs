@@ -1,23 +1,55 @@
 //! The simulated console's WebApi: signature and timestamp checks, users
-//! and groups in memory, and the "take effect now" call.
+//! and groups in memory, online sessions, and the "take effect now" call.
+//!
+//! Written from the seed and DEVICE-NOTES without the client's
+//! `devices::vpn` code (the signature in [`super::signature`]).
 //!
 //! Like the real console, changes are written to the database at once (the
 //! queries see them) but only reach the running service ("memory": the
 //! users who can log in) with `Updater/UpdaterCloud` or
 //! `Updater/DataSyncCloud`.
 //!
-//! Choices where the seed is silent or truncated: a timestamp more than
-//! `max_skew` away from the simulator's clock answers code 4, like a wrong
-//! token (the seed lists no other code for it); `Group/GetGroupInfo`
-//! answers `id`, `name`, `path`, `parent_path`, `note`, `user_num` (users
-//! in the group and below) and `subgroup_num`, or -13 for an unknown group.
+//! Choices where the seed is silent or truncated, each stated:
+//! - a timestamp more than `max_skew` away from the simulator's clock
+//!   answers code 4, like a wrong token (the seed lists no other code);
+//! - `Group/GetGroupInfo` answers `id`, `name`, `path`, `parent_path`,
+//!   `note`, `user_num` (users in the group and below) and `subgroup_num`,
+//!   or -13 for an unknown group;
+//! - add/update refuse a field the seed does not list for them with -2
+//!   (the seed's "参数类型错误" code): `password` is not `passwd`;
+//! - `names` (delete, enable, kick) is read as the seed's JSON array
+//!   (`["u1","u2"]`) or as the vendor's later `u1,u2`;
+//! - the actions the seed's excerpt does not document at all
+//!   (`User/ExtSetUserEnable`, `User/GetSearchData`,
+//!   `State/GetOnlineUserCloud`, `State/KillOnlineUserCloud`) take the
+//!   parameters listed at their handlers; enabling/disabling writes the
+//!   database (a commit makes it effective, as for every change), listing
+//!   reads it, and the two `State` actions act on the running service at
+//!   once (online sessions are not in the database). Disabling a user does
+//!   not end the sessions it has: that is what kicking is for.
 
-use crate::devices::vpn::api::{self, CODE_AUTH};
-use crate::devices::vpn::sign;
+use super::signature;
+use crate::sim::wire::{form_pairs, now_secs};
 use crate::sim::{SimRequest, SimResponse};
-use crate::util::unix_now;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
+
+/// The WebApi's one path (seed).
+pub const PATH: &str = "/cgi-bin/php-cgi/html/delegatemodule/WebApi.php";
+/// Code of a refused `sinfor_apitoken` (seed).
+const CODE_AUTH: i64 = 4;
+/// The fields every call carries besides its own.
+const COMMON: &[&str] = &["timestamp", "sinfor_apitoken"];
+/// Fields of `User/AddUserCloud` (seed "新建用户").
+const ADD_FIELDS: &[&str] = &[
+    "name", "parent_group", "note", "passwd", "phone", "role_name", "b_inherit_auth", "b_inherit_grpolicy", "is_extauth",
+    "ext_auth_name", "is_pwd",
+];
+/// Fields of `User/UpdateUserCloud` (seed "编辑用户").
+const UPDATE_FIELDS: &[&str] =
+    &["old_name", "new_name", "parent_group", "note", "passwd", "phone", "role_name", "is_enable", "is_extauth", "ext_auth_name"];
+/// Largest page `User/GetSearchData` answers.
+const MAX_PAGE: usize = 100;
 
 /// One user as the simulator stores it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +67,14 @@ pub struct SimUser {
     pub create_time: u64,
 }
 
+/// A user logged in to the VPN (the running service's session table).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OnlineUser {
+    pub name: String,
+    pub ip: String,
+    pub login_time: u64,
+}
+
 /// The console's state.
 #[derive(Debug)]
 pub struct Console {
@@ -45,17 +85,31 @@ pub struct Console {
     users: BTreeMap<String, SimUser>,
     /// The running service: the database as of the last commit.
     active: BTreeMap<String, SimUser>,
+    online: BTreeMap<String, OnlineUser>,
     commits: u64,
     next_id: u64,
 }
 
-type Outcome = Result<(Value, &'static str), (i64, &'static str)>;
+type Outcome = Result<(Value, &'static str), (i64, String)>;
+
+fn refuse(code: i64, msg: &str) -> (i64, String) {
+    (code, msg.to_string())
+}
 
 impl Console {
     pub fn new(secret: &str, max_skew: u64, groups: &[String]) -> Console {
         let mut all: Vec<String> = vec!["/".into()];
         all.extend(groups.iter().filter(|g| g.as_str() != "/").cloned());
-        Console { secret: secret.into(), max_skew, groups: all, users: BTreeMap::new(), active: BTreeMap::new(), commits: 0, next_id: 1 }
+        Console {
+            secret: secret.into(),
+            max_skew,
+            groups: all,
+            users: BTreeMap::new(),
+            active: BTreeMap::new(),
+            online: BTreeMap::new(),
+            commits: 0,
+            next_id: 1,
+        }
     }
 
     pub fn commits(&self) -> u64 {
@@ -71,17 +125,30 @@ impl Console {
     pub fn active_users(&self) -> Vec<SimUser> {
         self.active.values().cloned().collect()
     }
+    pub fn online(&self) -> Vec<OnlineUser> {
+        self.online.values().cloned().collect()
+    }
+
+    /// A VPN client logs in as `name` from `ip`: only a user in effect and
+    /// enabled can (the running service, not the database, decides).
+    pub fn login(&mut self, name: &str, ip: &str) -> bool {
+        let allowed = self.active.get(name).is_some_and(|u| u.is_enable);
+        if allowed {
+            self.online.insert(name.into(), OnlineUser { name: name.into(), ip: ip.into(), login_time: now_secs() });
+        }
+        allowed
+    }
 
     /// Answer one request.
     pub fn handle(&mut self, req: &SimRequest) -> SimResponse {
-        if req.path != api::PATH {
-            return answer(404, Err((404, "请求地址错误")));
+        if req.path != PATH {
+            return answer(404, Err(refuse(404, "请求地址错误")));
         }
         if req.method != "POST" {
             return SimResponse::text(405, "POST only");
         }
         let query = req.query_pairs();
-        let body = crate::util::parse_form(&req.body_text());
+        let body = form_pairs(&req.body_text());
         if let Err(e) = self.check_token(&query, &body) {
             return answer(200, Err(e));
         }
@@ -89,29 +156,32 @@ impl Console {
         let form: BTreeMap<&str, &str> = body.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let outcome = match (get("controler"), get("action")) {
             ("Updater", "UpdaterCloud" | "DataSyncCloud") => self.commit(),
-            (api::USER, api::QUERY_USER) => self.query_user(&form),
-            (api::USER, api::ADD_USER) => self.add_user(&form),
-            (api::USER, api::UPDATE_USER) => self.update_user(&form),
-            (api::USER, api::DELETE_USERS) => self.delete_users(&form),
-            (api::GROUP, api::QUERY_GROUP) => self.query_group(&form),
-            _ => Err((1, "请求地址的中的action或者controller不存在")),
+            ("User", "ExGetUserInfo") => self.query_user(&form),
+            ("User", "AddUserCloud") => only(&form, ADD_FIELDS).and_then(|()| self.add_user(&form)),
+            ("User", "UpdateUserCloud") => only(&form, UPDATE_FIELDS).and_then(|()| self.update_user(&form)),
+            ("User", "DelUserByNameCloud") => self.delete_users(&form),
+            ("User", "ExtSetUserEnable") => self.set_enable(&form),
+            ("User", "GetSearchData") => self.search(&form),
+            ("Group", "GetGroupInfo") => self.query_group(&form),
+            ("State", "GetOnlineUserCloud") => Ok(self.online_list()),
+            ("State", "KillOnlineUserCloud") => self.kill(&form),
+            _ => Err(refuse(1, "请求地址的中的action或者controller不存在")),
         };
         answer(200, outcome)
     }
 
-    fn check_token(&self, query: &[(String, String)], body: &[(String, String)]) -> Result<(), (i64, &'static str)> {
+    fn check_token(&self, query: &[(String, String)], body: &[(String, String)]) -> Result<(), (i64, String)> {
         let field = |k: &str| body.iter().find(|(b, _)| b == k).map(|(_, v)| v.as_str());
-        let refused = (CODE_AUTH, "sinfor_apitoken接口认证错误");
-        let (Some(token), Some(ts)) = (field(sign::TOKEN_FIELD), field(sign::TIMESTAMP_FIELD)) else {
-            return Err(refused);
+        let refused = || refuse(CODE_AUTH, "sinfor_apitoken接口认证错误");
+        let (Some(token), Some(ts)) = (field("sinfor_apitoken"), field("timestamp")) else {
+            return Err(refused());
         };
-        let pairs = query.iter().chain(body.iter()).map(|(k, v)| (k.as_str(), v.as_str()));
-        if !sign::tokens_equal(&sign::token(pairs, ts, &self.secret), token) {
-            return Err(refused);
+        if !signature::matches(&signature::expected(query, body, ts, &self.secret), token) {
+            return Err(refused());
         }
-        let ts: u64 = ts.parse().map_err(|_| refused)?;
-        if unix_now().abs_diff(ts) > self.max_skew {
-            return Err((CODE_AUTH, "sinfor_apitoken接口认证错误:时间戳已过期"));
+        let ts: u64 = ts.parse().map_err(|_| refused())?;
+        if now_secs().abs_diff(ts) > self.max_skew {
+            return Err(refuse(CODE_AUTH, "sinfor_apitoken接口认证错误:时间戳已过期"));
         }
         Ok(())
     }
@@ -123,18 +193,18 @@ impl Console {
     }
 
     fn query_user(&self, form: &BTreeMap<&str, &str>) -> Outcome {
-        let name = form.get("username").filter(|n| !n.is_empty()).ok_or((-2, "参数错误"))?;
-        let user = self.users.get(*name).ok_or((-10, "用户不存在"))?;
+        let name = form.get("username").filter(|n| !n.is_empty()).ok_or(refuse(-2, "参数错误"))?;
+        let user = self.users.get(*name).ok_or(refuse(-10, "用户不存在"))?;
         Ok((user_json(user, &self.groups), "查询用户成功"))
     }
 
     fn add_user(&mut self, form: &BTreeMap<&str, &str>) -> Outcome {
         let name = form.get("name").copied().unwrap_or_default();
         if name.is_empty() {
-            return Err((-2, "用户名不能为空"));
+            return Err(refuse(-2, "用户名不能为空"));
         }
         if self.users.contains_key(name) {
-            return Err((-9, "用户已存在"));
+            return Err(refuse(-9, "用户已存在"));
         }
         let group = self.existing_group(form)?;
         let flag = |k: &str| form.get(k).is_none_or(|v| *v != "0");
@@ -150,7 +220,7 @@ impl Console {
             is_enable: true,
             b_inherit_auth: flag("b_inherit_auth"),
             b_inherit_grpolicy: flag("b_inherit_grpolicy"),
-            create_time: unix_now(),
+            create_time: now_secs(),
         };
         self.next_id += 1;
         self.users.insert(name.into(), user);
@@ -160,12 +230,12 @@ impl Console {
     fn update_user(&mut self, form: &BTreeMap<&str, &str>) -> Outcome {
         let old = form.get("old_name").copied().unwrap_or_default();
         let new = form.get("new_name").copied().unwrap_or_default();
-        let mut user = self.users.get(old).cloned().ok_or((10, "oldname不存在"))?;
+        let mut user = self.users.get(old).cloned().ok_or(refuse(10, "oldname不存在"))?;
         if new.is_empty() {
-            return Err((-2, "用户名不能为空"));
+            return Err(refuse(-2, "用户名不能为空"));
         }
         if new != old && self.users.contains_key(new) {
-            return Err((-2, "用户名已存在"));
+            return Err(refuse(-2, "用户名已存在"));
         }
         user.parent_group = self.existing_group(form)?;
         user.name = new.into();
@@ -183,18 +253,81 @@ impl Console {
     }
 
     fn delete_users(&mut self, form: &BTreeMap<&str, &str>) -> Outcome {
-        let names: Vec<String> = form.get("names").and_then(|v| serde_json::from_str(v).ok()).ok_or((-2, "参数错误"))?;
+        let names = names_of(form)?;
         for n in &names {
             self.users.remove(n);
         }
         Ok((Value::Null, "删除用户成功"))
     }
 
+    /// `User/ExtSetUserEnable` (not in the seed's excerpt): `names` and
+    /// `is_enable` (1 enable, 0 disable, as `UpdateUserCloud`'s field).
+    /// Every name must exist (-10 otherwise, nothing changed).
+    fn set_enable(&mut self, form: &BTreeMap<&str, &str>) -> Outcome {
+        only(form, &["names", "is_enable"])?;
+        let names = names_of(form)?;
+        let enable = match form.get("is_enable").copied() {
+            Some("1") => true,
+            Some("0") => false,
+            _ => return Err(refuse(-2, "参数错误: is_enable")),
+        };
+        if names.iter().any(|n| !self.users.contains_key(n)) {
+            return Err(refuse(-10, "用户不存在"));
+        }
+        for n in &names {
+            if let Some(u) = self.users.get_mut(n) {
+                u.is_enable = enable;
+            }
+        }
+        Ok((Value::Null, "操作成功"))
+    }
+
+    /// `User/GetSearchData` (the seed's "获取用户列表", not in its excerpt):
+    /// optional `search` (part of the name), `parent_group` (that group
+    /// and below), `start` (0) and `limit` (20, at most 100). Answers
+    /// `{"total", "data": [user as ExGetUserInfo shows it]}` by name.
+    fn search(&self, form: &BTreeMap<&str, &str>) -> Outcome {
+        only(form, &["search", "parent_group", "start", "limit"])?;
+        let number = |k: &str, default: usize| match form.get(k) {
+            None => Ok(default),
+            Some(v) => v.parse::<usize>().map_err(|_| refuse(-2, "参数错误")),
+        };
+        let (start, limit) = (number("start", 0)?, number("limit", 20)?.min(MAX_PAGE));
+        let needle = form.get("search").copied().unwrap_or_default();
+        let group = form.get("parent_group").copied().filter(|g| !g.is_empty());
+        if let Some(g) = group {
+            if !self.groups.iter().any(|x| x == g) {
+                return Err(refuse(-13, "该用户组不存在"));
+            }
+        }
+        let hits: Vec<&SimUser> =
+            self.users.values().filter(|u| u.name.contains(needle) && group.is_none_or(|g| within(g, &u.parent_group))).collect();
+        let page: Vec<Value> = hits.iter().skip(start).take(limit).map(|u| user_json(u, &self.groups)).collect();
+        Ok((json!({"total": hits.len(), "data": page}), "查询成功"))
+    }
+
+    /// `State/GetOnlineUserCloud` (not in the seed's excerpt): the running
+    /// service's sessions, `{"total", "data": [{"name", "ip", "login_time"}]}`.
+    fn online_list(&self) -> (Value, &'static str) {
+        let rows: Vec<Value> =
+            self.online.values().map(|o| json!({"name": o.name, "ip": o.ip, "login_time": o.login_time.to_string()})).collect();
+        (json!({"total": rows.len(), "data": rows}), "查询成功")
+    }
+
+    /// `State/KillOnlineUserCloud` (not in the seed's excerpt): log `names`
+    /// off now. A name that is not online is not an error (the goal holds);
+    /// the answer lists who was logged off.
+    fn kill(&mut self, form: &BTreeMap<&str, &str>) -> Outcome {
+        only(form, &["names"])?;
+        let names = names_of(form)?;
+        let killed: Vec<String> = names.into_iter().filter(|n| self.online.remove(n).is_some()).collect();
+        Ok((json!({"killed": killed}), "操作成功"))
+    }
+
     fn query_group(&self, form: &BTreeMap<&str, &str>) -> Outcome {
-        let path = form.get("group_name").filter(|n| !n.is_empty()).ok_or((-2, "参数错误"))?;
-        let idx = self.groups.iter().position(|g| g == path).ok_or((-13, "该用户组不存在"))?;
-        let within = |g: &str| *path == "/" || g == *path || g.starts_with(&format!("{path}/"));
-        let users = self.users.values().filter(|u| within(&u.parent_group)).count();
+        let path = form.get("group_name").filter(|n| !n.is_empty()).ok_or(refuse(-2, "参数错误"))?;
+        let idx = self.groups.iter().position(|g| g == path).ok_or(refuse(-13, "该用户组不存在"))?;
+        let users = self.users.values().filter(|u| within(path, &u.parent_group)).count();
         let subgroups = self.groups.iter().filter(|g| parent_of(g) == Some(*path)).count();
         let name = path.rsplit('/').next().filter(|n| !n.is_empty()).unwrap_or("/");
         Ok((
@@ -206,14 +339,41 @@ impl Console {
         ))
     }
 
-    fn existing_group(&self, form: &BTreeMap<&str, &str>) -> Result<String, (i64, &'static str)> {
+    fn existing_group(&self, form: &BTreeMap<&str, &str>) -> Result<String, (i64, String)> {
         let group = form.get("parent_group").copied().unwrap_or_default();
         if self.groups.iter().any(|g| g == group) {
             Ok(group.to_string())
         } else {
-            Err((-13, "parent_group参数错误/该用户组不存在"))
+            Err(refuse(-13, "parent_group参数错误/该用户组不存在"))
         }
     }
+}
+
+/// Refuse fields an action does not take (besides `timestamp` and the token).
+fn only(form: &BTreeMap<&str, &str>, fields: &[&str]) -> Result<(), (i64, String)> {
+    match form.keys().find(|k| !fields.contains(k) && !COMMON.contains(k)) {
+        Some(k) => Err((-2, format!("参数错误: 未知参数 {k}"))),
+        None => Ok(()),
+    }
+}
+
+/// `names` as a JSON array of strings (seed) or `u1,u2` (the vendor's later form).
+fn names_of(form: &BTreeMap<&str, &str>) -> Result<Vec<String>, (i64, String)> {
+    let raw = form.get("names").map(|v| v.trim()).filter(|v| !v.is_empty()).ok_or(refuse(-2, "参数错误"))?;
+    let names: Vec<String> = if raw.starts_with('[') {
+        serde_json::from_str(raw).map_err(|_| refuse(-2, "参数错误"))?
+    } else {
+        raw.split(',').map(|n| n.trim().to_string()).collect()
+    };
+    if names.is_empty() || names.iter().any(String::is_empty) {
+        return Err(refuse(-2, "参数错误"));
+    }
+    Ok(names)
+}
+
+/// `group` is `path` or below it.
+fn within(path: &str, group: &str) -> bool {
+    path == "/" || group == path || group.strip_prefix(path).is_some_and(|rest| rest.starts_with('/'))
 }
 
 fn parent_of(path: &str) -> Option<&str> {
@@ -281,6 +441,17 @@ mod tests {
     fn escapes_like_php() {
         assert_eq!(ascii_json(&json!({"m": "添加用户成功"})), r#"{"m":"\u6dfb\u52a0\u7528\u6237\u6210\u529f"}"#);
         assert_eq!(ascii_json(&json!("😀")), r#""\ud83d\ude00""#);
+    }
+
+    #[test]
+    fn names_both_forms() {
+        let form = |v: &'static str| BTreeMap::from([("names", v)]);
+        assert_eq!(names_of(&form(r#"["u1","u2"]"#)), Ok(vec!["u1".to_string(), "u2".to_string()]));
+        assert_eq!(names_of(&form("u1, u2")), Ok(vec!["u1".to_string(), "u2".to_string()]));
+        assert!(names_of(&form("[1]")).is_err());
+        assert!(names_of(&form("u1,,u2")).is_err());
+        assert!(names_of(&BTreeMap::new()).is_err());
+        assert!(within("/sales", "/sales/north") && !within("/sales", "/salesx") && within("/", "/it"));
     }
 
     #[test]

@@ -10,11 +10,12 @@
 
 mod console;
 mod https;
+pub mod signature;
 
-pub use console::SimUser;
+pub use console::{OnlineUser, SimUser, PATH};
 
+use crate::sim::wire::sha256_hex;
 use crate::sim::Fault;
-use crate::util::sha256_hex;
 use console::Console;
 use https::HttpsServer;
 use rustls::pki_types::pem::PemObject;
@@ -101,6 +102,15 @@ impl VpnSim {
     /// Users in effect (as of the last commit: who could log in).
     pub fn active_users(&self) -> Vec<SimUser> {
         lock(&self.console).active_users()
+    }
+    /// A VPN client logs in as `name` from `ip`; true when the running
+    /// service lets it (the user is in effect and enabled).
+    pub fn login(&self, name: &str, ip: &str) -> bool {
+        lock(&self.console).login(name, ip)
+    }
+    /// Users logged in now.
+    pub fn online(&self) -> Vec<OnlineUser> {
+        lock(&self.console).online()
     }
     /// One user of the database.
     pub fn user(&self, name: &str) -> Option<SimUser> {

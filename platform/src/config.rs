@@ -1,0 +1,153 @@
+//! The platform's configuration: one JSON file (`dma-platform --config FILE`).
+//! Every field has a default except `users`. Passwords are stored as argon2
+//! PHC strings (`dma-platform hash-password`), never in clear.
+
+use serde::Deserialize;
+
+#[derive(Deserialize, Clone)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// REST API and console, e.g. `127.0.0.1:8080` (port 0: any free port).
+    pub listen: String,
+    /// SQLite file.
+    pub database: String,
+    pub broker: BrokerConfig,
+    pub users: Vec<User>,
+    /// Login token lifetime, s.
+    pub token_ttl: i64,
+    /// A try that got no answer within this many s is sent again (same id)
+    /// while tries are left.
+    pub answer_timeout: i64,
+    /// Delay before a try answered `err` is sent again, s.
+    pub retry_delay: i64,
+    /// Commands kept (the oldest finished ones are removed beyond this).
+    pub command_history: i64,
+    pub hooks: HookConfig,
+    /// HTTP worker threads.
+    pub http_threads: usize,
+    /// EMQX's REST API for `monitor/brokers*` (else `$SYS` topics).
+    pub emqx: Option<EmqxConfig>,
+}
+
+#[derive(Deserialize, Clone)]
+#[serde(default, deny_unknown_fields)]
+pub struct BrokerConfig {
+    pub host: String,
+    pub port: u16,
+    pub client_id: String,
+    pub username: String,
+    pub password: String,
+    /// Topic prefix `{p}`.
+    pub prefix: String,
+    /// Several instances: the MQTT shared-subscription group
+    /// (`$share/<group>/…`); empty for a single instance.
+    pub share_group: String,
+    pub keepalive: u64,
+}
+
+#[derive(Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct User {
+    pub user: String,
+    /// argon2 PHC string (`$argon2id$v=19$…`).
+    pub password_hash: String,
+    #[serde(default = "default_roles")]
+    pub roles: Vec<String>,
+}
+
+fn default_roles() -> Vec<String> {
+    vec!["admin".into()]
+}
+
+#[derive(Deserialize, Clone)]
+#[serde(default, deny_unknown_fields)]
+pub struct HookConfig {
+    /// Tries per callback / route POST.
+    pub tries: u32,
+    pub timeout_ms: u64,
+    /// Posts waiting at most (beyond: dropped and counted as failed).
+    pub queue: usize,
+}
+
+#[derive(Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct EmqxConfig {
+    /// e.g. `http://127.0.0.1:18083` (EMQX 5 dashboard/API listener).
+    pub url: String,
+    pub api_key: String,
+    pub api_secret: String,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            listen: "127.0.0.1:8080".into(),
+            database: "dma-platform.db".into(),
+            broker: BrokerConfig::default(),
+            users: Vec::new(),
+            token_ttl: 86_400,
+            answer_timeout: 60,
+            retry_delay: 1,
+            command_history: 100_000,
+            hooks: HookConfig::default(),
+            http_threads: 4,
+            emqx: None,
+        }
+    }
+}
+
+impl Default for BrokerConfig {
+    fn default() -> BrokerConfig {
+        BrokerConfig {
+            host: "127.0.0.1".into(),
+            port: 1883,
+            client_id: "dma-platform".into(),
+            username: String::new(),
+            password: String::new(),
+            prefix: "dma".into(),
+            share_group: String::new(),
+            keepalive: 30,
+        }
+    }
+}
+
+impl Default for HookConfig {
+    fn default() -> HookConfig {
+        HookConfig { tries: 3, timeout_ms: 5000, queue: 1000 }
+    }
+}
+
+impl Config {
+    pub fn load(path: &str) -> Result<Config, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
+        let cfg: Config = serde_json::from_str(&text).map_err(|e| format!("{path}: {e}"))?;
+        cfg.validate().map_err(|e| format!("{path}: {e}"))?;
+        Ok(cfg)
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        if self.users.is_empty() {
+            return Err("no users: add at least one {\"user\", \"password_hash\"}".into());
+        }
+        for u in &self.users {
+            if u.user.is_empty() {
+                return Err("a user without a name".into());
+            }
+            argon2::PasswordHash::new(&u.password_hash).map_err(|e| format!("user {}: password_hash is not a PHC string ({e}); use `dma-platform hash-password`", u.user))?;
+        }
+        let p = &self.broker.prefix;
+        if p.is_empty() || p.contains(['+', '#']) || p.starts_with('$') {
+            return Err(format!("broker.prefix '{p}' is not a plain topic prefix"));
+        }
+        if self.broker.share_group.contains(['/', '+', '#']) {
+            return Err("broker.share_group must not contain / + #".into());
+        }
+        if self.token_ttl <= 0 || self.answer_timeout <= 0 || self.retry_delay < 0 || self.command_history <= 0 {
+            return Err("token_ttl, answer_timeout, command_history must be > 0 and retry_delay >= 0".into());
+        }
+        if self.http_threads == 0 || self.http_threads > 64 || self.hooks.queue == 0 || self.hooks.tries == 0 {
+            return Err("http_threads must be 1..64, hooks.queue and hooks.tries > 0".into());
+        }
+        Ok(())
+    }
+}

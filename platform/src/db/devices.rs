@@ -1,0 +1,218 @@
+//! Devices (from `state`, `sys`, `procs`, `versions`) and their LAN
+//! peripherals (from `periph`).
+
+use super::Sqlite;
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use serde_json::{json, Value};
+
+/// Telemetry kinds kept as the JSON text of the last message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Report {
+    Sys,
+    Procs,
+    Versions,
+}
+
+impl Report {
+    pub fn column(self) -> &'static str {
+        match self {
+            Report::Sys => "sys",
+            Report::Procs => "procs",
+            Report::Versions => "versions",
+        }
+    }
+}
+
+/// Devices kept at most (a message from one more serial is dropped).
+pub const MAX_DEVICES: i64 = 100_000;
+/// LAN peripherals kept per device.
+pub const MAX_PERIPHERALS: i64 = 64;
+
+/// Make sure the device has a row; false when it has none and the table is full.
+fn ensure(c: &Connection, sn: &str) -> rusqlite::Result<bool> {
+    c.execute(
+        "INSERT INTO devices (sn) SELECT ?1 WHERE NOT EXISTS (SELECT 1 FROM devices WHERE sn = ?1) AND (SELECT COUNT(*) FROM devices) < ?2",
+        params![sn, MAX_DEVICES],
+    )?;
+    c.query_row("SELECT COUNT(*) FROM devices WHERE sn = ?1", params![sn], |r| r.get::<_, i64>(0)).map(|n| n == 1)
+}
+
+fn device_json(r: &Row) -> rusqlite::Result<Value> {
+    Ok(json!({
+        "sn": r.get::<_, String>(0)?,
+        "online": r.get::<_, i64>(1)? != 0,
+        "onlineTime": r.get::<_, i64>(2)?,
+        "offlineTime": r.get::<_, i64>(3)?,
+        "activeTime": r.get::<_, i64>(4)?,
+        "bootTime": r.get::<_, i64>(5)?,
+        "dur": r.get::<_, i64>(6)?,
+        "sys": r.get::<_, String>(7)?,
+        "procs": r.get::<_, String>(8)?,
+        "versions": r.get::<_, String>(9)?,
+    }))
+}
+
+pub(super) const DEVICE_COLS: &str = "sn, online, online_time, offline_time, active_time, boot_time, dur, sys, procs, versions";
+
+fn periph_json(r: &Row) -> rusqlite::Result<Value> {
+    Ok(json!({
+        "sn": r.get::<_, String>(0)?,
+        "nId": r.get::<_, String>(1)?,
+        "gwId": r.get::<_, String>(2)?,
+        "kind": r.get::<_, String>(3)?,
+        "online": r.get::<_, i64>(4)? != 0,
+        "activeTime": r.get::<_, i64>(5)?,
+        "revTime": r.get::<_, i64>(6)?,
+        "msg": r.get::<_, String>(7)?,
+    }))
+}
+
+/// (online, offline, total)
+fn counts(c: &Connection, table: &str) -> rusqlite::Result<(i64, i64, i64)> {
+    c.query_row(&format!("SELECT COALESCE(SUM(online), 0), COUNT(*) FROM {table}"), [], |r| {
+        let on: i64 = r.get(0)?;
+        let total: i64 = r.get(1)?;
+        Ok((on, total - on, total))
+    })
+}
+
+impl Sqlite {
+    /// A `state` message. Returns true when this call changed the device's
+    /// online flag (the one instance that sees the change fires the callback).
+    pub fn device_state(&self, sn: &str, online: bool, boot_time: Option<i64>, ver: Option<&str>, now: i64) -> Result<bool, String> {
+        self.tx(|c| {
+            if !ensure(c, sn)? {
+                return Ok(false);
+            }
+            if online {
+                let changed = c.execute("UPDATE devices SET online = 1, online_time = ?2 WHERE sn = ?1 AND online = 0", params![sn, now])? == 1;
+                c.execute(
+                    "UPDATE devices SET active_time = ?2, boot_time = COALESCE(?3, boot_time), ver = COALESCE(?4, ver) WHERE sn = ?1",
+                    params![sn, now, boot_time, ver],
+                )?;
+                Ok(changed)
+            } else {
+                Ok(c.execute("UPDATE devices SET online = 0, offline_time = ?2 WHERE sn = ?1 AND online = 1", params![sn, now])? == 1)
+            }
+        })
+    }
+
+    /// A `sys`/`procs`/`versions` message, kept as JSON text (with `revtime`).
+    /// `dur` is the device's reporting interval: seconds between its last two
+    /// `sys` reports (or `procs`, for a device that sends no `sys`).
+    pub fn device_report(&self, sn: &str, kind: Report, text: &str, now: i64) -> Result<(), String> {
+        self.tx(|c| {
+            if !ensure(c, sn)? {
+                return Ok(());
+            }
+            match kind {
+                Report::Sys => c.execute(
+                    "UPDATE devices SET sys = ?2, dur = CASE WHEN sys_rev > 0 THEN ?3 - sys_rev ELSE dur END, sys_rev = ?3, active_time = ?3 WHERE sn = ?1",
+                    params![sn, text, now],
+                )?,
+                Report::Procs => c.execute(
+                    "UPDATE devices SET procs = ?2, dur = CASE WHEN procs_rev > 0 AND sys_rev = 0 THEN ?3 - procs_rev ELSE dur END, procs_rev = ?3, active_time = ?3 WHERE sn = ?1",
+                    params![sn, text, now],
+                )?,
+                Report::Versions => c.execute("UPDATE devices SET versions = ?2, active_time = ?3 WHERE sn = ?1", params![sn, text, now])?,
+            };
+            Ok(())
+        })
+    }
+
+    /// Any other message from a known device: it is alive.
+    pub fn device_touch(&self, sn: &str, now: i64) -> Result<(), String> {
+        self.with(|c| c.execute("UPDATE devices SET active_time = ?2 WHERE sn = ?1", params![sn, now]).map(|_| ()))
+    }
+
+    pub fn device_online(&self, sn: &str) -> Result<bool, String> {
+        self.with(|c| c.query_row("SELECT online FROM devices WHERE sn = ?1", params![sn], |r| r.get::<_, i64>(0)).optional().map(|o| o == Some(1)))
+    }
+
+    pub fn devices_page(&self, page: i64, limit: i64, sn: Option<&str>) -> Result<(i64, Vec<Value>), String> {
+        self.with(|c| {
+            let (filter, arg) = match sn {
+                Some(s) => ("WHERE sn = ?3", s.to_string()),
+                None => ("WHERE ?3 = ?3", String::new()),
+            };
+            let total: i64 = c.query_row(&format!("SELECT COUNT(*) FROM devices {}", filter.replace("?3", "?1")), params![arg], |r| r.get(0))?;
+            let mut st = c.prepare(&format!("SELECT {DEVICE_COLS} FROM devices {filter} ORDER BY sn LIMIT ?1 OFFSET ?2"))?;
+            let list = st.query_map(params![limit, (page - 1) * limit, arg], device_json)?.collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok((total, list))
+        })
+    }
+
+    pub fn devices_count(&self) -> Result<(i64, i64, i64), String> {
+        self.with(|c| counts(c, "devices"))
+    }
+
+    /// Devices whose last state is online: (sn, online since).
+    pub fn devices_connected(&self) -> Result<Vec<(String, i64)>, String> {
+        self.with(|c| {
+            let mut st = c.prepare("SELECT sn, online_time FROM devices WHERE online = 1 ORDER BY sn LIMIT 10000")?;
+            let v = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(v)
+        })
+    }
+
+    /// A `periph` message. Returns true when its online flag changed (or it is new).
+    #[allow(clippy::too_many_arguments)]
+    pub fn periph_update(&self, sn: &str, nid: &str, gw_id: &str, kind: &str, online: bool, msg: &str, now: i64) -> Result<bool, String> {
+        self.tx(|c| {
+            if !ensure(c, sn)? {
+                return Ok(false);
+            }
+            c.execute("UPDATE devices SET active_time = ?2 WHERE sn = ?1", params![sn, now])?;
+            let inserted = c.execute(
+                "INSERT OR IGNORE INTO peripherals (sn, nid, gw_id, kind, online, active_time, rev_time, msg) \
+                 SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7 WHERE (SELECT COUNT(*) FROM peripherals WHERE sn = ?1) < ?8",
+                params![sn, nid, gw_id, kind, online as i64, if online { now } else { 0 }, msg, MAX_PERIPHERALS],
+            )? == 1;
+            if inserted {
+                return Ok(true);
+            }
+            let changed = c.execute("UPDATE peripherals SET online = ?3 WHERE sn = ?1 AND nid = ?2 AND online != ?3", params![sn, nid, online as i64])? == 1;
+            c.execute(
+                "UPDATE peripherals SET gw_id = ?3, kind = ?4, rev_time = ?5, msg = ?6, active_time = CASE WHEN ?7 THEN ?5 ELSE active_time END WHERE sn = ?1 AND nid = ?2",
+                params![sn, nid, gw_id, kind, now, msg, online],
+            )?;
+            Ok(changed)
+        })
+    }
+
+    pub fn periph_page(&self, page: i64, limit: i64, sn: Option<&str>) -> Result<(i64, Vec<Value>), String> {
+        self.with(|c| {
+            let arg = sn.unwrap_or("").to_string();
+            let filter = if sn.is_some() { "WHERE sn = ?1" } else { "WHERE ?1 = ?1" };
+            let total: i64 = c.query_row(&format!("SELECT COUNT(*) FROM peripherals {filter}"), params![arg], |r| r.get(0))?;
+            let mut st = c.prepare(&format!(
+                "SELECT sn, nid, gw_id, kind, online, active_time, rev_time, msg FROM peripherals {filter} ORDER BY sn, nid LIMIT ?2 OFFSET ?3"
+            ))?;
+            let list = st.query_map(params![arg, limit, (page - 1) * limit], periph_json)?.collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok((total, list))
+        })
+    }
+
+    pub fn periph_count(&self) -> Result<(i64, i64, i64), String> {
+        self.with(|c| counts(c, "peripherals"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transitions_once_and_peripherals_capped() {
+        let db = Sqlite::open(":memory:").unwrap();
+        assert!(db.device_state("A1", true, Some(5), Some("0.1.0"), 10).unwrap(), "first birth is a change");
+        assert!(!db.device_state("A1", true, None, None, 11).unwrap(), "a repeated birth is not");
+        assert!(db.device_state("A1", false, None, None, 12).unwrap());
+        assert!(!db.device_state("B2", false, None, None, 12).unwrap(), "a will of an unknown device changes nothing");
+        for n in 0..(MAX_PERIPHERALS + 6) {
+            db.periph_update("A1", &format!("p{n}"), "A1", "goip", true, "{}", 20).unwrap();
+        }
+        assert_eq!(db.periph_page(1, 1000, Some("A1")).unwrap().0, MAX_PERIPHERALS);
+        assert_eq!(db.devices_count().unwrap(), (0, 2, 2));
+    }
+}

@@ -1,0 +1,201 @@
+//! The platform's state: devices, peripherals, commands, callbacks, message
+//! routes, login tokens. In SQLite by default (one file, WAL; several
+//! instances on one machine may share it), or in PostgreSQL (`database`:
+//! `postgres://…`) for instances on several machines (`pg.rs`). Every
+//! change that must happen once (a state transition, a command try) is a
+//! conditional UPDATE whose row count says which instance won; the two
+//! backends run the same statements in their own dialects.
+
+pub mod commands;
+pub mod devices;
+pub mod hooks;
+pub mod pg;
+pub mod sessions;
+
+use commands::{Answer, Answered, Cmd, NewCommand};
+use devices::Report;
+use hooks::{HookKind, Route};
+use rusqlite::Connection;
+use serde_json::Value;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// The SQLite backend.
+pub struct Sqlite {
+    conn: Mutex<Connection>,
+}
+
+pub enum Db {
+    Sqlite(Sqlite),
+    Pg(pg::Pg),
+}
+
+impl Db {
+    /// `postgres://…` or `postgresql://…`: PostgreSQL; anything else: a SQLite file.
+    pub fn open(database: &str) -> Result<Db, String> {
+        if database.starts_with("postgres://") || database.starts_with("postgresql://") {
+            Ok(Db::Pg(pg::Pg::open(database)?))
+        } else {
+            Ok(Db::Sqlite(Sqlite::open(database)?))
+        }
+    }
+}
+
+/// One method on `Db` per backend method, forwarding to the backend.
+macro_rules! dispatch {
+    ($( pub fn $name:ident(&self $(, $arg:ident : $ty:ty)* ) -> $ret:ty; )*) => {
+        impl Db {
+            $( #[allow(clippy::too_many_arguments)]
+            pub fn $name(&self $(, $arg: $ty)*) -> $ret {
+                match self {
+                    Db::Sqlite(b) => b.$name($($arg),*),
+                    Db::Pg(b) => b.$name($($arg),*),
+                }
+            } )*
+        }
+    };
+}
+
+dispatch! {
+    pub fn session_add(&self, digest: &str, user: &str, expires: i64, now: i64) -> Result<(), String>;
+    pub fn session_user(&self, digest: &str, now: i64) -> Result<Option<String>, String>;
+    pub fn device_state(&self, sn: &str, online: bool, boot_time: Option<i64>, ver: Option<&str>, now: i64) -> Result<bool, String>;
+    pub fn device_report(&self, sn: &str, kind: Report, text: &str, now: i64) -> Result<(), String>;
+    pub fn device_touch(&self, sn: &str, now: i64) -> Result<(), String>;
+    pub fn device_online(&self, sn: &str) -> Result<bool, String>;
+    pub fn devices_page(&self, page: i64, limit: i64, sn: Option<&str>) -> Result<(i64, Vec<Value>), String>;
+    pub fn devices_count(&self) -> Result<(i64, i64, i64), String>;
+    pub fn devices_connected(&self) -> Result<Vec<(String, i64)>, String>;
+    pub fn periph_update(&self, sn: &str, nid: &str, gw_id: &str, kind: &str, online: bool, msg: &str, now: i64) -> Result<bool, String>;
+    pub fn periph_page(&self, page: i64, limit: i64, sn: Option<&str>) -> Result<(i64, Vec<Value>), String>;
+    pub fn periph_count(&self) -> Result<(i64, i64, i64), String>;
+    pub fn commands_create(&self, cmds: &[NewCommand], now: i64, max_pending: i64) -> Result<Vec<(u64, String)>, String>;
+    pub fn command(&self, id: u64) -> Result<Option<Cmd>, String>;
+    pub fn command_last_answered(&self, origin: &str) -> Result<Option<Cmd>, String>;
+    pub fn commands_page(&self, page: i64, limit: i64, origin: Option<&str>, sn: Option<&str>) -> Result<(i64, Vec<Cmd>), String>;
+    pub fn commands_due(&self, now: i64, limit: i64) -> Result<Vec<Cmd>, String>;
+    pub fn command_claim_try(&self, cmd: &Cmd, now: i64, answer_timeout: i64) -> Result<bool, String>;
+    pub fn command_park_offline(&self, cmd: &Cmd, until: i64) -> Result<bool, String>;
+    pub fn command_defer(&self, cmd: &Cmd, until: i64) -> Result<bool, String>;
+    pub fn command_fail(&self, cmd: &Cmd, now: i64, reason: &str) -> Result<bool, String>;
+    pub fn commands_wake(&self, sn: &str, now: i64) -> Result<usize, String>;
+    pub fn command_answer(&self, a: &Answer, now: i64, retry_delay: i64) -> Result<Answered, String>;
+    pub fn commands_prune(&self, keep: i64) -> Result<usize, String>;
+    pub fn callbacks_list(&self) -> Result<Vec<Value>, String>;
+    pub fn callback_set(&self, kind: &str, url: &str, enabled: bool, now: i64) -> Result<Value, String>;
+    pub fn callback_enable(&self, id: i64, enabled: bool, now: i64) -> Result<Option<Value>, String>;
+    pub fn callback_target(&self, kind: &str) -> Result<Option<(i64, String)>, String>;
+    pub fn callback_stats(&self, kind: &str) -> Result<(i64, i64), String>;
+    pub fn hook_count(&self, kind: HookKind, id: i64, ok: bool) -> Result<(), String>;
+    pub fn routes_list(&self) -> Result<Vec<Value>, String>;
+    pub fn routes(&self) -> Result<Vec<Route>, String>;
+    pub fn route_add(&self, name: &str, topic: &str, url: &str, now: i64, max: i64) -> Result<Option<Value>, String>;
+    pub fn route_update(&self, id: i64, name: Option<&str>, topic: Option<&str>, url: Option<&str>, now: i64) -> Result<Option<Value>, String>;
+    pub fn route_delete(&self, id: i64) -> Result<usize, String>;
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS devices (
+    sn TEXT PRIMARY KEY,
+    online INTEGER NOT NULL DEFAULT 0,
+    online_time INTEGER NOT NULL DEFAULT 0,
+    offline_time INTEGER NOT NULL DEFAULT 0,
+    active_time INTEGER NOT NULL DEFAULT 0,
+    boot_time INTEGER NOT NULL DEFAULT -1,
+    dur INTEGER NOT NULL DEFAULT 0,
+    ver TEXT NOT NULL DEFAULT '',
+    sys TEXT NOT NULL DEFAULT '',
+    procs TEXT NOT NULL DEFAULT '',
+    versions TEXT NOT NULL DEFAULT '',
+    sys_rev INTEGER NOT NULL DEFAULT 0,
+    procs_rev INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS peripherals (
+    sn TEXT NOT NULL,
+    nid TEXT NOT NULL,
+    gw_id TEXT NOT NULL DEFAULT '',
+    kind TEXT NOT NULL DEFAULT '',
+    online INTEGER NOT NULL DEFAULT 0,
+    active_time INTEGER NOT NULL DEFAULT 0,
+    rev_time INTEGER NOT NULL DEFAULT 0,
+    msg TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (sn, nid)
+);
+CREATE TABLE IF NOT EXISTS commands (
+    id INTEGER PRIMARY KEY,
+    sn TEXT NOT NULL,
+    origin TEXT NOT NULL,
+    command TEXT NOT NULL,
+    method TEXT NOT NULL,
+    body TEXT NOT NULL,
+    detached INTEGER NOT NULL,
+    publish_now INTEGER NOT NULL,
+    max_retries INTEGER NOT NULL,
+    expires INTEGER NOT NULL,
+    create_time INTEGER NOT NULL,
+    state INTEGER NOT NULL DEFAULT 0,
+    try_times INTEGER NOT NULL DEFAULT 0,
+    publish_time INTEGER NOT NULL DEFAULT 0,
+    finish_time INTEGER NOT NULL DEFAULT 0,
+    failed_time INTEGER NOT NULL DEFAULT 0,
+    next_at INTEGER NOT NULL DEFAULT 0,
+    reason TEXT NOT NULL DEFAULT '',
+    response TEXT,
+    rev_time INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS commands_pending ON commands (state, next_at);
+CREATE INDEX IF NOT EXISTS commands_sn ON commands (sn, state);
+CREATE TABLE IF NOT EXISTS command_seq (day INTEGER PRIMARY KEY, n INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS callbacks (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    type TEXT NOT NULL UNIQUE,
+    url TEXT NOT NULL,
+    enabled INTEGER NOT NULL,
+    create_time INTEGER NOT NULL,
+    update_time INTEGER NOT NULL,
+    succ_count INTEGER NOT NULL DEFAULT 0,
+    failed_count INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS routes (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL,
+    topic TEXT NOT NULL,
+    url TEXT NOT NULL,
+    create_time INTEGER NOT NULL,
+    update_time INTEGER NOT NULL,
+    succ_count INTEGER NOT NULL DEFAULT 0,
+    failed_count INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS sessions (
+    digest TEXT PRIMARY KEY,
+    user TEXT NOT NULL,
+    expires INTEGER NOT NULL
+);
+";
+
+impl Sqlite {
+    pub fn open(path: &str) -> Result<Sqlite, String> {
+        let conn = Connection::open(path).map_err(|e| format!("database {path}: {e}"))?;
+        // Another instance may hold the write lock for a moment.
+        conn.busy_timeout(Duration::from_secs(10)).map_err(|e| format!("database {path}: {e}"))?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(|e| format!("database {path}: {e}"))?;
+        conn.pragma_update(None, "synchronous", "FULL").map_err(|e| format!("database {path}: {e}"))?;
+        conn.execute_batch(SCHEMA).map_err(|e| format!("database {path}: schema: {e}"))?;
+        Ok(Sqlite { conn: Mutex::new(conn) })
+    }
+
+    /// Run `f` on the connection (errors become strings for the caller).
+    pub fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, String> {
+        let c = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        f(&c).map_err(|e| format!("database: {e}"))
+    }
+
+    /// Like `with`, inside one transaction.
+    pub fn tx<T>(&self, f: impl FnOnce(&rusqlite::Transaction) -> rusqlite::Result<T>) -> Result<T, String> {
+        let mut c = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(|e| format!("database: {e}"))?;
+        let v = f(&tx).map_err(|e| format!("database: {e}"))?;
+        tx.commit().map_err(|e| format!("database: {e}"))?;
+        Ok(v)
+    }
+}

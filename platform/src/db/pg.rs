@@ -1,0 +1,487 @@
+//! The PostgreSQL backend: the same tables and the same conditional
+//! statements as the SQLite one, in PostgreSQL's dialect, for instances on
+//! several machines sharing one database. One connection per instance
+//! (re-opened when it breaks).
+
+use super::commands::{Answer, Answered, Cmd, NewCommand, COLS, IN_PROGRESS, OK};
+use super::devices::{Report, DEVICE_COLS, MAX_DEVICES, MAX_PERIPHERALS};
+use super::hooks::{HookKind, Route, CB_COLS, RT_COLS};
+use crate::ids;
+use postgres::types::ToSql;
+use postgres::{Client, GenericClient, NoTls, Row};
+use serde_json::{json, Value};
+use std::sync::Mutex;
+
+const SCHEMA: &str = "
+SELECT pg_advisory_lock(7346201);
+CREATE TABLE IF NOT EXISTS devices (
+    sn TEXT PRIMARY KEY, online BIGINT NOT NULL DEFAULT 0, online_time BIGINT NOT NULL DEFAULT 0,
+    offline_time BIGINT NOT NULL DEFAULT 0, active_time BIGINT NOT NULL DEFAULT 0, boot_time BIGINT NOT NULL DEFAULT -1,
+    dur BIGINT NOT NULL DEFAULT 0, ver TEXT NOT NULL DEFAULT '', sys TEXT NOT NULL DEFAULT '', procs TEXT NOT NULL DEFAULT '',
+    versions TEXT NOT NULL DEFAULT '', sys_rev BIGINT NOT NULL DEFAULT 0, procs_rev BIGINT NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS peripherals (
+    sn TEXT NOT NULL, nid TEXT NOT NULL, gw_id TEXT NOT NULL DEFAULT '', kind TEXT NOT NULL DEFAULT '',
+    online BIGINT NOT NULL DEFAULT 0, active_time BIGINT NOT NULL DEFAULT 0, rev_time BIGINT NOT NULL DEFAULT 0,
+    msg TEXT NOT NULL DEFAULT '', PRIMARY KEY (sn, nid));
+CREATE TABLE IF NOT EXISTS commands (
+    id BIGINT PRIMARY KEY, sn TEXT NOT NULL, origin TEXT NOT NULL, command TEXT NOT NULL, method TEXT NOT NULL,
+    body TEXT NOT NULL, detached BIGINT NOT NULL, publish_now BIGINT NOT NULL, max_retries BIGINT NOT NULL,
+    expires BIGINT NOT NULL, create_time BIGINT NOT NULL, state BIGINT NOT NULL DEFAULT 0, try_times BIGINT NOT NULL DEFAULT 0,
+    publish_time BIGINT NOT NULL DEFAULT 0, finish_time BIGINT NOT NULL DEFAULT 0, failed_time BIGINT NOT NULL DEFAULT 0,
+    next_at BIGINT NOT NULL DEFAULT 0, reason TEXT NOT NULL DEFAULT '', response TEXT, rev_time BIGINT NOT NULL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS commands_pending ON commands (state, next_at);
+CREATE INDEX IF NOT EXISTS commands_sn ON commands (sn, state);
+CREATE TABLE IF NOT EXISTS command_seq (day BIGINT PRIMARY KEY, n BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS callbacks (
+    id BIGSERIAL PRIMARY KEY, type TEXT NOT NULL UNIQUE, url TEXT NOT NULL, enabled BIGINT NOT NULL,
+    create_time BIGINT NOT NULL, update_time BIGINT NOT NULL, succ_count BIGINT NOT NULL DEFAULT 0, failed_count BIGINT NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS routes (
+    id BIGSERIAL PRIMARY KEY, name TEXT NOT NULL, topic TEXT NOT NULL, url TEXT NOT NULL,
+    create_time BIGINT NOT NULL, update_time BIGINT NOT NULL, succ_count BIGINT NOT NULL DEFAULT 0, failed_count BIGINT NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS sessions (digest TEXT PRIMARY KEY, usr TEXT NOT NULL, expires BIGINT NOT NULL);
+SELECT pg_advisory_unlock(7346201);
+";
+
+type P<'a> = &'a (dyn ToSql + Sync);
+type R<T> = Result<T, postgres::Error>;
+
+pub struct Pg {
+    url: String,
+    client: Mutex<Option<Client>>,
+}
+
+fn connect(url: &str) -> Result<Client, String> {
+    let mut c = Client::connect(url, NoTls).map_err(|e| format!("postgres: {e}"))?;
+    c.batch_execute(SCHEMA).map_err(|e| format!("postgres: schema: {e}"))?;
+    Ok(c)
+}
+
+fn i(r: &Row, k: usize) -> R<i64> {
+    r.try_get(k)
+}
+
+fn s(r: &Row, k: usize) -> R<String> {
+    r.try_get(k)
+}
+
+fn device_json(r: &Row) -> R<Value> {
+    Ok(json!({
+        "sn": s(r, 0)?, "online": i(r, 1)? != 0, "onlineTime": i(r, 2)?, "offlineTime": i(r, 3)?, "activeTime": i(r, 4)?,
+        "bootTime": i(r, 5)?, "dur": i(r, 6)?, "sys": s(r, 7)?, "procs": s(r, 8)?, "versions": s(r, 9)?,
+    }))
+}
+
+fn periph_json(r: &Row) -> R<Value> {
+    Ok(json!({
+        "sn": s(r, 0)?, "nId": s(r, 1)?, "gwId": s(r, 2)?, "kind": s(r, 3)?, "online": i(r, 4)? != 0,
+        "activeTime": i(r, 5)?, "revTime": i(r, 6)?, "msg": s(r, 7)?,
+    }))
+}
+
+fn callback_json(r: &Row) -> R<Value> {
+    Ok(json!({
+        "id": i(r, 0)?, "type": s(r, 1)?, "url": s(r, 2)?, "enabled": i(r, 3)? != 0, "createTime": i(r, 4)?,
+        "updateTime": i(r, 5)?, "succCount": i(r, 6)?, "failedCount": i(r, 7)?,
+    }))
+}
+
+fn route_json(r: &Row) -> R<Value> {
+    Ok(json!({
+        "id": i(r, 0)?, "name": s(r, 1)?, "topic": s(r, 2)?, "url": s(r, 3)?, "createTime": i(r, 4)?,
+        "updateTime": i(r, 5)?, "succCount": i(r, 6)?, "failedCount": i(r, 7)?,
+    }))
+}
+
+fn cmd(r: &Row) -> R<Cmd> {
+    Ok(Cmd {
+        id: i(r, 0)? as u64,
+        sn: s(r, 1)?,
+        origin: s(r, 2)?,
+        command: s(r, 3)?,
+        method: s(r, 4)?,
+        body: s(r, 5)?,
+        detached: i(r, 6)? != 0,
+        publish_now: i(r, 7)? != 0,
+        max_retries: i(r, 8)?,
+        expires: i(r, 9)?,
+        create_time: i(r, 10)?,
+        state: i(r, 11)?,
+        try_times: i(r, 12)?,
+        publish_time: i(r, 13)?,
+        finish_time: i(r, 14)?,
+        failed_time: i(r, 15)?,
+        next_at: i(r, 16)?,
+        reason: s(r, 17)?,
+        response: r.try_get(18)?,
+        rev_time: i(r, 19)?,
+    })
+}
+
+fn all<T>(rows: Vec<Row>, f: impl Fn(&Row) -> R<T>) -> R<Vec<T>> {
+    rows.iter().map(f).collect()
+}
+
+fn counts(c: &mut impl GenericClient, table: &str) -> R<(i64, i64, i64)> {
+    let r = c.query_one(&format!("SELECT COALESCE(SUM(online), 0)::BIGINT, COUNT(*) FROM {table}"), &[])?;
+    let (on, total) = (i(&r, 0)?, i(&r, 1)?);
+    Ok((on, total - on, total))
+}
+
+/// Make sure the device has a row; false when it has none and the table is full.
+fn ensure(c: &mut impl GenericClient, sn: &str) -> R<bool> {
+    c.execute(
+        "INSERT INTO devices (sn) SELECT $1::TEXT WHERE NOT EXISTS (SELECT 1 FROM devices WHERE sn = $1::TEXT) \
+         AND (SELECT COUNT(*) FROM devices) < $2 ON CONFLICT DO NOTHING",
+        &[&sn, &MAX_DEVICES],
+    )?;
+    Ok(i(&c.query_one("SELECT COUNT(*) FROM devices WHERE sn = $1", &[&sn])?, 0)? == 1)
+}
+
+fn get_cmd(c: &mut impl GenericClient, id: u64, lock: bool) -> R<Option<Cmd>> {
+    let sql = format!("SELECT {COLS} FROM commands WHERE id = $1{}", if lock { " FOR UPDATE" } else { "" });
+    c.query_opt(&sql, &[&(id as i64)])?.map(|r| cmd(&r)).transpose()
+}
+
+impl Pg {
+    pub fn open(url: &str) -> Result<Pg, String> {
+        let c = connect(url)?;
+        Ok(Pg { url: url.to_string(), client: Mutex::new(Some(c)) })
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Client) -> R<T>) -> Result<T, String> {
+        let mut g = self.client.lock().unwrap_or_else(|p| p.into_inner());
+        if g.as_ref().is_none_or(|c| c.is_closed()) {
+            *g = Some(connect(&self.url)?);
+        }
+        let Some(c) = g.as_mut() else { return Err("postgres: no connection".into()) };
+        f(c).map_err(|e| format!("postgres: {e}"))
+    }
+
+    fn tx<T>(&self, f: impl FnOnce(&mut postgres::Transaction) -> R<T>) -> Result<T, String> {
+        self.with(|c| {
+            let mut tx = c.transaction()?;
+            let v = f(&mut tx)?;
+            tx.commit()?;
+            Ok(v)
+        })
+    }
+
+    fn exec(&self, sql: &str, p: &[P]) -> Result<usize, String> {
+        self.with(|c| c.execute(sql, p).map(|n| n as usize))
+    }
+
+    pub fn session_add(&self, digest: &str, user: &str, expires: i64, now: i64) -> Result<(), String> {
+        self.with(|c| {
+            c.execute("DELETE FROM sessions WHERE expires <= $1", &[&now])?;
+            c.execute("INSERT INTO sessions (digest, usr, expires) VALUES ($1, $2, $3)", &[&digest, &user, &expires])?;
+            Ok(())
+        })
+    }
+
+    pub fn session_user(&self, digest: &str, now: i64) -> Result<Option<String>, String> {
+        self.with(|c| c.query_opt("SELECT usr FROM sessions WHERE digest = $1 AND expires > $2", &[&digest, &now])?.map(|r| s(&r, 0)).transpose())
+    }
+
+    pub fn device_state(&self, sn: &str, online: bool, boot_time: Option<i64>, ver: Option<&str>, now: i64) -> Result<bool, String> {
+        self.tx(|c| {
+            if !ensure(c, sn)? {
+                return Ok(false);
+            }
+            if online {
+                let changed = c.execute("UPDATE devices SET online = 1, online_time = $2 WHERE sn = $1 AND online = 0", &[&sn, &now])? == 1;
+                c.execute(
+                    "UPDATE devices SET active_time = $2, boot_time = COALESCE($3::BIGINT, boot_time), ver = COALESCE($4::TEXT, ver) WHERE sn = $1",
+                    &[&sn, &now, &boot_time, &ver],
+                )?;
+                Ok(changed)
+            } else {
+                Ok(c.execute("UPDATE devices SET online = 0, offline_time = $2 WHERE sn = $1 AND online = 1", &[&sn, &now])? == 1)
+            }
+        })
+    }
+
+    pub fn device_report(&self, sn: &str, kind: Report, text: &str, now: i64) -> Result<(), String> {
+        self.tx(|c| {
+            if !ensure(c, sn)? {
+                return Ok(());
+            }
+            let sql = match kind {
+                Report::Sys => "UPDATE devices SET sys = $2, dur = CASE WHEN sys_rev > 0 THEN $3 - sys_rev ELSE dur END, sys_rev = $3, active_time = $3 WHERE sn = $1",
+                Report::Procs => "UPDATE devices SET procs = $2, dur = CASE WHEN procs_rev > 0 AND sys_rev = 0 THEN $3 - procs_rev ELSE dur END, procs_rev = $3, active_time = $3 WHERE sn = $1",
+                Report::Versions => "UPDATE devices SET versions = $2, active_time = $3 WHERE sn = $1",
+            };
+            c.execute(sql, &[&sn, &text, &now])?;
+            Ok(())
+        })
+    }
+
+    pub fn device_touch(&self, sn: &str, now: i64) -> Result<(), String> {
+        self.exec("UPDATE devices SET active_time = $2 WHERE sn = $1", &[&sn, &now]).map(|_| ())
+    }
+
+    pub fn device_online(&self, sn: &str) -> Result<bool, String> {
+        self.with(|c| Ok(c.query_opt("SELECT online FROM devices WHERE sn = $1", &[&sn])?.map(|r| i(&r, 0)).transpose()? == Some(1)))
+    }
+
+    pub fn devices_page(&self, page: i64, limit: i64, sn: Option<&str>) -> Result<(i64, Vec<Value>), String> {
+        self.with(|c| {
+            let w = "($1::TEXT IS NULL OR sn = $1::TEXT)";
+            let total = i(&c.query_one(&format!("SELECT COUNT(*) FROM devices WHERE {w}"), &[&sn])?, 0)?;
+            let rows = c.query(&format!("SELECT {DEVICE_COLS} FROM devices WHERE {w} ORDER BY sn LIMIT $2 OFFSET $3"), &[&sn, &limit, &((page - 1) * limit)])?;
+            Ok((total, all(rows, device_json)?))
+        })
+    }
+
+    pub fn devices_count(&self) -> Result<(i64, i64, i64), String> {
+        self.with(|c| counts(c, "devices"))
+    }
+
+    pub fn devices_connected(&self) -> Result<Vec<(String, i64)>, String> {
+        self.with(|c| all(c.query("SELECT sn, online_time FROM devices WHERE online = 1 ORDER BY sn LIMIT 10000", &[])?, |r| Ok((s(r, 0)?, i(r, 1)?))))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn periph_update(&self, sn: &str, nid: &str, gw_id: &str, kind: &str, online: bool, msg: &str, now: i64) -> Result<bool, String> {
+        let on = online as i64;
+        self.tx(|c| {
+            if !ensure(c, sn)? {
+                return Ok(false);
+            }
+            c.execute("UPDATE devices SET active_time = $2 WHERE sn = $1", &[&sn, &now])?;
+            let active = if online { now } else { 0 };
+            let inserted = c.execute(
+                "INSERT INTO peripherals (sn, nid, gw_id, kind, online, active_time, rev_time, msg) \
+                 SELECT $1::TEXT, $2::TEXT, $3::TEXT, $4::TEXT, $5::BIGINT, $6::BIGINT, $7::BIGINT, $8::TEXT \
+                 WHERE (SELECT COUNT(*) FROM peripherals WHERE sn = $1::TEXT) < $9 ON CONFLICT DO NOTHING",
+                &[&sn, &nid, &gw_id, &kind, &on, &active, &now, &msg, &MAX_PERIPHERALS],
+            )? == 1;
+            if inserted {
+                return Ok(true);
+            }
+            let changed = c.execute("UPDATE peripherals SET online = $3 WHERE sn = $1 AND nid = $2 AND online != $3", &[&sn, &nid, &on])? == 1;
+            c.execute(
+                "UPDATE peripherals SET gw_id = $3, kind = $4, rev_time = $5, msg = $6, active_time = CASE WHEN $7 = 1 THEN $5 ELSE active_time END WHERE sn = $1 AND nid = $2",
+                &[&sn, &nid, &gw_id, &kind, &now, &msg, &on],
+            )?;
+            Ok(changed)
+        })
+    }
+
+    pub fn periph_page(&self, page: i64, limit: i64, sn: Option<&str>) -> Result<(i64, Vec<Value>), String> {
+        self.with(|c| {
+            let w = "($1::TEXT IS NULL OR sn = $1::TEXT)";
+            let total = i(&c.query_one(&format!("SELECT COUNT(*) FROM peripherals WHERE {w}"), &[&sn])?, 0)?;
+            let rows = c.query(
+                &format!("SELECT sn, nid, gw_id, kind, online, active_time, rev_time, msg FROM peripherals WHERE {w} ORDER BY sn, nid LIMIT $2 OFFSET $3"),
+                &[&sn, &limit, &((page - 1) * limit)],
+            )?;
+            Ok((total, all(rows, periph_json)?))
+        })
+    }
+
+    pub fn periph_count(&self) -> Result<(i64, i64, i64), String> {
+        self.with(|c| counts(c, "peripherals"))
+    }
+
+    pub fn commands_create(&self, cmds: &[NewCommand], now: i64, max_pending: i64) -> Result<Vec<(u64, String)>, String> {
+        let r = self.tx(|c| {
+            let pending = i(&c.query_one("SELECT COUNT(*) FROM commands WHERE state IN (0, 1)", &[])?, 0)?;
+            if pending + cmds.len() as i64 > max_pending {
+                return Ok(None);
+            }
+            let day = crate::time::yyyymmdd(now) as i64;
+            let mut out = Vec::with_capacity(cmds.len());
+            for n in cmds {
+                let seq = i(&c.query_one("INSERT INTO command_seq (day, n) VALUES ($1, 1) ON CONFLICT (day) DO UPDATE SET n = command_seq.n + 1 RETURNING n", &[&day])?, 0)?;
+                let Some(id) = ids::make(day as u64, seq as u64) else { return Ok(None) };
+                c.execute(
+                    "INSERT INTO commands (id, sn, origin, command, method, body, detached, publish_now, max_retries, expires, create_time, next_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)",
+                    &[&(id as i64), &n.sn, &n.origin, &n.command, &n.method, &n.body, &(n.detached as i64), &(n.publish_now as i64), &n.max_retries, &n.expires, &now],
+                )?;
+                out.push((id, n.sn.clone()));
+            }
+            Ok(Some(out))
+        })?;
+        r.ok_or_else(|| format!("too many pending commands (limit {max_pending}) or the day's sequence is exhausted"))
+    }
+
+    pub fn command(&self, id: u64) -> Result<Option<Cmd>, String> {
+        self.with(|c| get_cmd(c, id, false))
+    }
+
+    pub fn command_last_answered(&self, origin: &str) -> Result<Option<Cmd>, String> {
+        self.with(|c| {
+            c.query_opt(&format!("SELECT {COLS} FROM commands WHERE origin = $1 AND response IS NOT NULL ORDER BY rev_time DESC, id DESC LIMIT 1"), &[&origin])?
+                .map(|r| cmd(&r))
+                .transpose()
+        })
+    }
+
+    pub fn commands_page(&self, page: i64, limit: i64, origin: Option<&str>, sn: Option<&str>) -> Result<(i64, Vec<Cmd>), String> {
+        self.with(|c| {
+            let w = "($1::TEXT IS NULL OR origin = $1::TEXT) AND ($2::TEXT IS NULL OR sn = $2::TEXT)";
+            let total = i(&c.query_one(&format!("SELECT COUNT(*) FROM commands WHERE {w}"), &[&origin, &sn])?, 0)?;
+            let rows = c.query(&format!("SELECT {COLS} FROM commands WHERE {w} ORDER BY id DESC LIMIT $3 OFFSET $4"), &[&origin, &sn, &limit, &((page - 1) * limit)])?;
+            Ok((total, all(rows, cmd)?))
+        })
+    }
+
+    pub fn commands_due(&self, now: i64, limit: i64) -> Result<Vec<Cmd>, String> {
+        self.with(|c| all(c.query(&format!("SELECT {COLS} FROM commands WHERE state IN (0, 1) AND next_at <= $1 ORDER BY next_at, id LIMIT $2"), &[&now, &limit])?, cmd))
+    }
+
+    pub fn command_claim_try(&self, cmd: &Cmd, now: i64, answer_timeout: i64) -> Result<bool, String> {
+        self.exec(
+            "UPDATE commands SET state = 1, try_times = try_times + 1, publish_time = $2, next_at = $3 WHERE id = $1 AND state = $4 AND try_times = $5 AND next_at = $6",
+            &[&(cmd.id as i64), &now, &now.saturating_add(answer_timeout), &cmd.state, &cmd.try_times, &cmd.next_at],
+        )
+        .map(|n| n == 1)
+    }
+
+    pub fn command_park_offline(&self, cmd: &Cmd, until: i64) -> Result<bool, String> {
+        self.exec(
+            "UPDATE commands SET next_at = $2 WHERE id = $1 AND state = $3 AND next_at = $4 \
+             AND NOT EXISTS (SELECT 1 FROM devices WHERE devices.sn = commands.sn AND devices.online = 1)",
+            &[&(cmd.id as i64), &until, &cmd.state, &cmd.next_at],
+        )
+        .map(|n| n == 1)
+    }
+
+    pub fn command_defer(&self, cmd: &Cmd, until: i64) -> Result<bool, String> {
+        self.exec("UPDATE commands SET next_at = $2 WHERE id = $1 AND state = $3 AND next_at = $4", &[&(cmd.id as i64), &until, &cmd.state, &cmd.next_at]).map(|n| n == 1)
+    }
+
+    pub fn command_fail(&self, cmd: &Cmd, now: i64, reason: &str) -> Result<bool, String> {
+        self.exec(
+            "UPDATE commands SET state = 3, failed_time = $2, reason = $3, next_at = 0 WHERE id = $1 AND state = $4 AND next_at = $5",
+            &[&(cmd.id as i64), &now, &reason, &cmd.state, &cmd.next_at],
+        )
+        .map(|n| n == 1)
+    }
+
+    pub fn commands_wake(&self, sn: &str, now: i64) -> Result<usize, String> {
+        self.exec("UPDATE commands SET next_at = $2 WHERE sn = $1 AND state = 0 AND next_at > $2", &[&sn, &now])
+    }
+
+    pub fn command_answer(&self, a: &Answer, now: i64, retry_delay: i64) -> Result<Answered, String> {
+        let Answer { id, sn, ok, reason, response } = *a;
+        let idv = id as i64;
+        self.tx(|c| {
+            let Some(cmd) = get_cmd(c, id, true)? else { return Ok(Answered::Unknown) };
+            if cmd.sn != sn {
+                return Ok(Answered::Unknown);
+            }
+            if cmd.state == OK {
+                return Ok(Answered::Done(OK));
+            }
+            if ok {
+                c.execute("UPDATE commands SET state = 2, finish_time = $2, response = $3, rev_time = $2, reason = '', next_at = 0 WHERE id = $1", &[&idv, &now, &response])?;
+                return Ok(Answered::Done(OK));
+            }
+            let live = cmd.expiry().is_none_or(|e| now < e);
+            if cmd.state == IN_PROGRESS && cmd.try_times < cmd.max_retries && live {
+                c.execute(
+                    "UPDATE commands SET response = $2, rev_time = $3, reason = $4, next_at = $5 WHERE id = $1",
+                    &[&idv, &response, &now, &reason, &now.saturating_add(retry_delay)],
+                )?;
+                return Ok(Answered::Retry);
+            }
+            c.execute(
+                "UPDATE commands SET failed_time = CASE WHEN state = 3 THEN failed_time ELSE $3 END, reason = CASE WHEN state = 3 THEN reason ELSE $4 END, \
+                 state = 3, response = $2, rev_time = $3, next_at = 0 WHERE id = $1",
+                &[&idv, &response, &now, &reason],
+            )?;
+            Ok(Answered::Done(super::commands::FAILED))
+        })
+    }
+
+    pub fn commands_prune(&self, keep: i64) -> Result<usize, String> {
+        self.with(|c| {
+            let total = i(&c.query_one("SELECT COUNT(*) FROM commands", &[])?, 0)?;
+            if total <= keep {
+                return Ok(0);
+            }
+            c.execute("DELETE FROM commands WHERE id IN (SELECT id FROM commands WHERE state IN (2, 3) ORDER BY id LIMIT $1)", &[&(total - keep)]).map(|n| n as usize)
+        })
+    }
+
+    pub fn callbacks_list(&self) -> Result<Vec<Value>, String> {
+        self.with(|c| all(c.query(&format!("SELECT {CB_COLS} FROM callbacks ORDER BY id"), &[])?, callback_json))
+    }
+
+    pub fn callback_set(&self, kind: &str, url: &str, enabled: bool, now: i64) -> Result<Value, String> {
+        self.with(|c| {
+            let r = c.query_one(
+                &format!(
+                    "INSERT INTO callbacks (type, url, enabled, create_time, update_time) VALUES ($1, $2, $3, $4, $4) \
+                     ON CONFLICT (type) DO UPDATE SET url = excluded.url, enabled = excluded.enabled, update_time = excluded.update_time RETURNING {CB_COLS}"
+                ),
+                &[&kind, &url, &(enabled as i64), &now],
+            )?;
+            callback_json(&r)
+        })
+    }
+
+    pub fn callback_enable(&self, id: i64, enabled: bool, now: i64) -> Result<Option<Value>, String> {
+        self.with(|c| {
+            c.query_opt(&format!("UPDATE callbacks SET enabled = $2, update_time = $3 WHERE id = $1 RETURNING {CB_COLS}"), &[&id, &(enabled as i64), &now])?
+                .map(|r| callback_json(&r))
+                .transpose()
+        })
+    }
+
+    pub fn callback_target(&self, kind: &str) -> Result<Option<(i64, String)>, String> {
+        self.with(|c| c.query_opt("SELECT id, url FROM callbacks WHERE type = $1 AND enabled = 1", &[&kind])?.map(|r| Ok((i(&r, 0)?, s(&r, 1)?))).transpose())
+    }
+
+    pub fn callback_stats(&self, kind: &str) -> Result<(i64, i64), String> {
+        self.with(|c| Ok(c.query_opt("SELECT succ_count, failed_count FROM callbacks WHERE type = $1", &[&kind])?.map(|r| Ok((i(&r, 0)?, i(&r, 1)?))).transpose()?.unwrap_or((0, 0))))
+    }
+
+    pub fn hook_count(&self, kind: HookKind, id: i64, ok: bool) -> Result<(), String> {
+        let col = if ok { "succ_count" } else { "failed_count" };
+        self.exec(&format!("UPDATE {} SET {col} = {col} + 1 WHERE id = $1", kind.table()), &[&id]).map(|_| ())
+    }
+
+    pub fn routes_list(&self) -> Result<Vec<Value>, String> {
+        self.with(|c| all(c.query(&format!("SELECT {RT_COLS} FROM routes ORDER BY id LIMIT 1000"), &[])?, route_json))
+    }
+
+    pub fn routes(&self) -> Result<Vec<Route>, String> {
+        self.with(|c| all(c.query("SELECT id, topic, url FROM routes ORDER BY id LIMIT 1000", &[])?, |r| Ok(Route { id: i(r, 0)?, topic: s(r, 1)?, url: s(r, 2)? })))
+    }
+
+    pub fn route_add(&self, name: &str, topic: &str, url: &str, now: i64, max: i64) -> Result<Option<Value>, String> {
+        self.tx(|c| {
+            // One writer at a time for the count check.
+            c.execute("LOCK TABLE routes IN SHARE ROW EXCLUSIVE MODE", &[])?;
+            if i(&c.query_one("SELECT COUNT(*) FROM routes", &[])?, 0)? >= max {
+                return Ok(None);
+            }
+            let r = c.query_one(
+                &format!("INSERT INTO routes (name, topic, url, create_time, update_time) VALUES ($1, $2, $3, $4, $4) RETURNING {RT_COLS}"),
+                &[&name, &topic, &url, &now],
+            )?;
+            route_json(&r).map(Some)
+        })
+    }
+
+    pub fn route_update(&self, id: i64, name: Option<&str>, topic: Option<&str>, url: Option<&str>, now: i64) -> Result<Option<Value>, String> {
+        self.with(|c| {
+            c.query_opt(
+                &format!(
+                    "UPDATE routes SET name = COALESCE($2::TEXT, name), topic = COALESCE($3::TEXT, topic), url = COALESCE($4::TEXT, url), update_time = $5 \
+                     WHERE id = $1 RETURNING {RT_COLS}"
+                ),
+                &[&id, &name, &topic, &url, &now],
+            )?
+            .map(|r| route_json(&r))
+            .transpose()
+        })
+    }
+
+    pub fn route_delete(&self, id: i64) -> Result<usize, String> {
+        self.exec("DELETE FROM routes WHERE id = $1", &[&id])
+    }
+}

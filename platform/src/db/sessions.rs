@@ -1,0 +1,19 @@
+//! Login tokens (their digests) with an expiry; shared by all instances.
+
+use super::Sqlite;
+use rusqlite::{params, OptionalExtension};
+
+impl Sqlite {
+    pub fn session_add(&self, digest: &str, user: &str, expires: i64, now: i64) -> Result<(), String> {
+        self.with(|c| {
+            c.execute("DELETE FROM sessions WHERE expires <= ?1", params![now])?;
+            c.execute("INSERT INTO sessions (digest, user, expires) VALUES (?1, ?2, ?3)", params![digest, user, expires])?;
+            Ok(())
+        })
+    }
+
+    /// The user of a live token.
+    pub fn session_user(&self, digest: &str, now: i64) -> Result<Option<String>, String> {
+        self.with(|c| c.query_row("SELECT user FROM sessions WHERE digest = ?1 AND expires > ?2", params![digest, now], |r| r.get(0)).optional())
+    }
+}

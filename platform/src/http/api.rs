@@ -1,0 +1,318 @@
+//! The REST API of `shared/seeds/iot-platform-api.md`, under `/iot/api/v1`.
+//! Every call but `auth/login` needs a token from `auth/login`.
+
+use super::reply::{ApiError, ApiResult, Reply};
+use super::request::{json_body, token, Query};
+use crate::db::commands::NewCommand;
+use crate::hooks::topic;
+use crate::ingest::valid_sn;
+use crate::time::now;
+use crate::Shared;
+use serde_json::{json, Map, Value};
+use tiny_http::{Method, Request};
+
+pub const BASE: &str = "/iot/api/v1/";
+
+/// Targets of one POST at most.
+const MAX_TARGETS: usize = 1000;
+const MAX_ROUTES: i64 = 100;
+
+pub fn handle(sh: &Shared, req: &mut Request, path: &str, query: &str) -> Reply {
+    match route(sh, req, path, &Query::parse(query)) {
+        Ok(r) => r,
+        Err(e) => Reply::err(e),
+    }
+}
+
+fn route(sh: &Shared, req: &mut Request, path: &str, q: &Query) -> ApiResult {
+    let m = req.method().clone();
+    if (&m, path) == (&Method::Post, "auth/login") {
+        return login(sh, req);
+    }
+    authorize(sh, req)?;
+    match (m, path) {
+        (Method::Get, "monitor/brokers") => brokers(sh),
+        (Method::Get, "monitor/brokers/stats") => broker_stats(sh),
+        (Method::Get, "monitor/brokers/connections") => broker_clients(sh, q, false),
+        (Method::Get, "monitor/brokers/sessions") => broker_clients(sh, q, true),
+        (Method::Get, "monitor/devices") => devices(sh, q),
+        (Method::Get, "monitor/devices/count") => counts(sh.db.devices_count()?),
+        (Method::Get, "monitor/devices/peripherals") => peripherals(sh, q),
+        (Method::Get, "monitor/devices/peripherals/count") => counts(sh.db.periph_count()?),
+        (Method::Get, "monitor/devices/callbacks") => {
+            let list = sh.db.callbacks_list()?;
+            Ok(Reply::ok(json!({"count": list.len(), "list": list})))
+        }
+        (Method::Post, "monitor/devices/callbacks") => callback_set(sh, &json_body(req)?),
+        (Method::Post, "monitor/devices/callbacks/enable") => callback_enable(sh, &json_body(req)?),
+        (Method::Get, "monitor/devices/callbacks/device/stats") => callback_stats(sh, "device"),
+        (Method::Get, "monitor/devices/callbacks/peripheral/stats") => callback_stats(sh, "peripheral"),
+        (Method::Get, "msgroute/configs") => {
+            let list = sh.db.routes_list()?;
+            Ok(Reply::ok(json!({"count": list.len(), "list": list})))
+        }
+        (Method::Post, "msgroute/configs") => route_add(sh, &json_body(req)?),
+        (Method::Put, "msgroute/configs") => route_update(sh, &json_body(req)?),
+        (Method::Delete, "msgroute/configs") => {
+            let id = q.get("id").and_then(|v| v.parse::<i64>().ok()).ok_or_else(|| ApiError::bad("'id' (integer) is required"))?;
+            Ok(Reply::ok(json!({"rows": sh.db.route_delete(id)?})))
+        }
+        (Method::Post, "remotectl/commands") => commands_post(sh, &json_body(req)?),
+        (Method::Get, "remotectl/commands") => commands_get(sh, q),
+        (Method::Get, "remotectl/commands/responses") => responses(sh, q),
+        (_, _) => Err(ApiError::not_found(format!("no such API: {path}"))),
+    }
+}
+
+fn login(sh: &Shared, req: &mut Request) -> ApiResult {
+    let b = json_body(req)?;
+    let user = b.get("user").and_then(Value::as_str).ok_or_else(|| ApiError::bad("'user' is required"))?;
+    let password = b.get("password").and_then(Value::as_str).ok_or_else(|| ApiError::bad("'password' is required"))?;
+    let known = sh.cfg.users.iter().find(|u| u.user == user);
+    if known.is_none() {
+        // As slow as a wrong password: the answer time does not tell which users exist.
+        crate::auth::verify_password(password, crate::auth::dummy_hash());
+    }
+    let Some(u) = known.filter(|u| crate::auth::verify_password(password, &u.password_hash)) else {
+        log::warn!("failed login for user '{}'", user.chars().take(64).collect::<String>());
+        return Err(ApiError(401, "login_failed", "wrong user or password".into()));
+    };
+    let token = crate::auth::new_token();
+    let t = now();
+    sh.db.session_add(&crate::auth::token_digest(&token), &u.user, t + sh.cfg.token_ttl, t)?;
+    let admin = u.roles.iter().any(|r| r == "admin");
+    let privileges = if admin { json!(["admin", "view"]) } else { json!(["view"]) };
+    Ok(Reply::ok(json!({"user": {"user": u.user, "roles": u.roles, "privileges": privileges}, "token": token})))
+}
+
+fn authorize(sh: &Shared, req: &Request) -> Result<String, ApiError> {
+    let t = token(req).ok_or_else(|| ApiError(401, "unauthorized", "log in first: auth/login gives a token (Authorization: Bearer <token>)".into()))?;
+    sh.db.session_user(&crate::auth::token_digest(&t), now())?.ok_or_else(|| ApiError(401, "unauthorized", "the token is unknown or expired".into()))
+}
+
+fn counts((online, offline, total): (i64, i64, i64)) -> ApiResult {
+    Ok(Reply::ok(json!({"offline": offline, "online": online, "total": total})))
+}
+
+fn paged(list: Vec<Value>, total: i64, page: i64, limit: i64) -> Reply {
+    Reply::ok(json!({"count": list.len(), "limit": limit, "list": list, "page": page, "total": total}))
+}
+
+fn sn_filter(q: &Query) -> Result<Option<&str>, ApiError> {
+    match q.get("sn") {
+        Some(s) if !valid_sn(s) => Err(ApiError::bad("'sn' is not a valid serial")),
+        s => Ok(s),
+    }
+}
+
+fn devices(sh: &Shared, q: &Query) -> ApiResult {
+    let (page, limit) = q.paging()?;
+    let (total, list) = sh.db.devices_page(page, limit, sn_filter(q)?)?;
+    Ok(paged(list, total, page, limit))
+}
+
+fn peripherals(sh: &Shared, q: &Query) -> ApiResult {
+    let (page, limit) = q.paging()?;
+    let (total, list) = sh.db.periph_page(page, limit, sn_filter(q)?)?;
+    Ok(paged(list, total, page, limit))
+}
+
+fn node_name(sh: &Shared) -> String {
+    format!("mosquitto@{}:{}", sh.cfg.broker.host, sh.cfg.broker.port)
+}
+
+fn brokers(sh: &Shared) -> ApiResult {
+    let list = match &sh.cfg.emqx {
+        Some(e) => crate::brokers::emqx::nodes(e, now()).map_err(|m| ApiError(502, "broker_api", m))?,
+        None => sh.sys.nodes(&node_name(sh), now()),
+    };
+    let count = list.as_array().map_or(0, |a| a.len());
+    Ok(Reply::ok(json!({"count": count, "list": list})))
+}
+
+fn broker_stats(sh: &Shared) -> ApiResult {
+    Ok(Reply::ok(match &sh.cfg.emqx {
+        Some(e) => crate::brokers::emqx::stats(e).map_err(|m| ApiError(502, "broker_api", m))?,
+        None => sh.sys.stats(),
+    }))
+}
+
+/// EMQX: the broker's client list. Mosquitto has none: the devices whose
+/// last `state` is online (each agent's client id is its serial), marked
+/// `"source": "platform"`.
+fn broker_clients(sh: &Shared, q: &Query, sessions: bool) -> ApiResult {
+    let (page, limit) = q.paging()?;
+    if let Some(e) = &sh.cfg.emqx {
+        return crate::brokers::emqx::clients(e, page, limit, sessions).map(Reply::ok).map_err(|m| ApiError(502, "broker_api", m));
+    }
+    let all = sh.db.devices_connected()?;
+    let node = node_name(sh);
+    let list: Vec<Value> = all
+        .iter()
+        .skip(((page - 1) * limit) as usize)
+        .take(limit as usize)
+        .map(|(sn, since)| {
+            if sessions {
+                json!({"client_id": sn, "node": node, "created_at": crate::time::datetime(*since), "clean_start": false, "source": "platform"})
+            } else {
+                json!({"client_id": sn, "node": node, "connected_at": crate::time::datetime(*since), "proto_name": "MQTT", "source": "platform"})
+            }
+        })
+        .collect();
+    Ok(Reply::ok(json!({"total": all.len(), "count": list.len(), "page": page, "limit": limit, "list": list, "source": "platform"})))
+}
+
+fn http_url(v: Option<&Value>) -> Result<String, ApiError> {
+    let u = v.and_then(Value::as_str).ok_or_else(|| ApiError::bad("'url' is required"))?;
+    if !(u.starts_with("http://") || u.starts_with("https://")) || u.len() > 2048 || u.chars().any(char::is_whitespace) {
+        return Err(ApiError::bad("'url' must be an http:// or https:// URL"));
+    }
+    Ok(u.to_string())
+}
+
+fn callback_set(sh: &Shared, b: &Value) -> ApiResult {
+    let kind = b.get("type").and_then(Value::as_str).filter(|t| *t == "device" || *t == "peripheral").ok_or_else(|| ApiError::bad("'type' must be \"device\" or \"peripheral\""))?;
+    let url = http_url(b.get("url"))?;
+    let enabled = b.get("enabled").map_or(Ok(true), |v| v.as_bool().ok_or_else(|| ApiError::bad("'enabled' must be a boolean")))?;
+    Ok(Reply::ok(sh.db.callback_set(kind, &url, enabled, now())?))
+}
+
+fn callback_enable(sh: &Shared, b: &Value) -> ApiResult {
+    let id = b.get("id").and_then(Value::as_i64).ok_or_else(|| ApiError::bad("'id' (integer) is required"))?;
+    let enabled = b.get("enabled").and_then(Value::as_bool).ok_or_else(|| ApiError::bad("'enabled' (boolean) is required"))?;
+    sh.db.callback_enable(id, enabled, now())?.map(Reply::ok).ok_or_else(|| ApiError::not_found(format!("no callback {id}")))
+}
+
+fn callback_stats(sh: &Shared, kind: &str) -> ApiResult {
+    let (succ, failed) = sh.db.callback_stats(kind)?;
+    Ok(Reply::ok(json!({"failed": failed, "succ": succ})))
+}
+
+fn text<'a>(b: &'a Value, k: &str, max: usize) -> Result<Option<&'a str>, ApiError> {
+    match b.get(k) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.len() <= max => Ok(Some(s)),
+        _ => Err(ApiError::bad(format!("'{k}' must be a string of at most {max} bytes"))),
+    }
+}
+
+fn route_topic(b: &Value) -> Result<Option<&str>, ApiError> {
+    match text(b, "topic", 256)? {
+        Some(t) if !topic::valid_filter(t) => Err(ApiError::bad("'topic' must be an MQTT topic (filter), not $SYS")),
+        t => Ok(t),
+    }
+}
+
+fn route_add(sh: &Shared, b: &Value) -> ApiResult {
+    let t = route_topic(b)?.ok_or_else(|| ApiError::bad("'topic' is required"))?;
+    let name = text(b, "name", 256)?.unwrap_or("");
+    let url = http_url(b.get("url"))?;
+    let v = sh.db.route_add(name, t, &url, now(), MAX_ROUTES)?.ok_or_else(|| ApiError(409, "too_many", format!("at most {MAX_ROUTES} routes")))?;
+    sh.subscribe_routes(&[t.to_string()]);
+    Ok(Reply::ok(v))
+}
+
+fn route_update(sh: &Shared, b: &Value) -> ApiResult {
+    let id = b.get("id").and_then(Value::as_i64).ok_or_else(|| ApiError::bad("'id' (integer) is required"))?;
+    let t = route_topic(b)?;
+    let url = match b.get("url") {
+        None => None,
+        v => Some(http_url(v)?),
+    };
+    let v = sh.db.route_update(id, text(b, "name", 256)?, t, url.as_deref(), now())?.ok_or_else(|| ApiError::not_found(format!("no route {id}")))?;
+    if let Some(t) = t {
+        sh.subscribe_routes(&[t.to_string()]);
+    }
+    Ok(Reply::ok(v))
+}
+
+fn flag(b: &Value, k: &str, default: bool) -> Result<bool, ApiError> {
+    match b.get(k) {
+        None | Some(Value::Null) => Ok(default),
+        Some(Value::Bool(v)) => Ok(*v),
+        Some(Value::Number(n)) if n.as_u64() == Some(0) || n.as_u64() == Some(1) => Ok(n.as_u64() == Some(1)),
+        _ => Err(ApiError::bad(format!("'{k}' must be a boolean"))),
+    }
+}
+
+fn int(b: &Value, k: &str, default: i64, max: i64) -> Result<i64, ApiError> {
+    match b.get(k) {
+        None | Some(Value::Null) => Ok(default),
+        Some(v) => v.as_i64().filter(|n| (0..=max).contains(n)).ok_or_else(|| ApiError::bad(format!("'{k}' must be an integer 0..{max}"))),
+    }
+}
+
+/// The body: an object, or a JSON string holding one (the seed's note).
+fn body_object(b: &Value) -> Result<Map<String, Value>, ApiError> {
+    match b.get("body").or_else(|| b.get("d")) {
+        None | Some(Value::Null) => Ok(Map::new()),
+        Some(Value::Object(o)) => Ok(o.clone()),
+        Some(Value::String(s)) if s.trim().is_empty() => Ok(Map::new()),
+        Some(Value::String(s)) => match serde_json::from_str(s) {
+            Ok(Value::Object(o)) => Ok(o),
+            _ => Err(ApiError::bad("'body' must be a JSON object (or a string holding one)")),
+        },
+        Some(_) => Err(ApiError::bad("'body' must be a JSON object (or a string holding one)")),
+    }
+}
+
+fn commands_post(sh: &Shared, b: &Value) -> ApiResult {
+    let to = b.get("to").and_then(Value::as_array).ok_or_else(|| ApiError::bad("'to' must be a list of {\"sn\": …}"))?;
+    if to.is_empty() || to.len() > MAX_TARGETS {
+        return Err(ApiError::bad(format!("'to' must name 1..{MAX_TARGETS} devices")));
+    }
+    let command = text(b, "command", 64)?.filter(|c| !c.is_empty()).ok_or_else(|| ApiError::bad("'command' is required"))?;
+    let method = text(b, "method", 8)?.unwrap_or("");
+    if !["", "get", "set"].contains(&method) {
+        return Err(ApiError::bad("'method' must be \"\", \"get\" or \"set\""));
+    }
+    let body = Value::Object(body_object(b)?).to_string();
+    if body.len() > 64 * 1024 {
+        return Err(ApiError::bad("'body' over 64 KiB"));
+    }
+    let base = NewCommand {
+        sn: String::new(),
+        origin: text(b, "from", 64)?.filter(|f| !f.is_empty()).unwrap_or("iot_web_console").to_string(),
+        command: command.to_string(),
+        method: method.to_string(),
+        body,
+        detached: flag(b, "detached", false)?,
+        publish_now: flag(b, "publishNow", true)?,
+        max_retries: int(b, "maxRetries", 1, 100)?,
+        expires: int(b, "expires", 0, 10 * 365 * 86_400)?,
+    };
+    let mut cmds = Vec::with_capacity(to.len());
+    for t in to {
+        let sn = t.get("sn").and_then(Value::as_str).filter(|s| valid_sn(s)).ok_or_else(|| ApiError::bad("every 'to' entry needs a valid 'sn'"))?;
+        cmds.push(NewCommand { sn: sn.to_string(), ..base.clone() });
+    }
+    let created = sh.db.commands_create(&cmds, now(), sh.cfg.command_history).map_err(|e| ApiError(503, "busy", e))?;
+    sh.scheduler.wake();
+    Ok(Reply::ok(json!({"to": created.iter().map(|(id, sn)| json!({"id": id, "sn": sn})).collect::<Vec<_>>()})))
+}
+
+fn id_param(q: &Query) -> Result<Option<u64>, ApiError> {
+    q.get("id").map(|v| v.parse::<u64>().map_err(|_| ApiError::bad("'id' must be a command id"))).transpose()
+}
+
+fn commands_get(sh: &Shared, q: &Query) -> ApiResult {
+    if let Some(id) = id_param(q)? {
+        let c = sh.db.command(id)?.ok_or_else(|| ApiError::not_found(format!("no command {id}")))?;
+        return Ok(Reply::ok(c.status_json()));
+    }
+    let (page, limit) = q.paging()?;
+    let (total, list) = sh.db.commands_page(page, limit, q.get("from"), sn_filter(q)?)?;
+    Ok(paged(list.iter().map(|c| c.status_json()).collect(), total, page, limit))
+}
+
+fn responses(sh: &Shared, q: &Query) -> ApiResult {
+    let cmd = match (id_param(q)?, q.get("from")) {
+        (Some(id), _) => sh.db.command(id)?.ok_or_else(|| ApiError::not_found(format!("no command {id}")))?,
+        (None, Some(from)) => sh.db.command_last_answered(from)?.ok_or_else(|| ApiError::not_found(format!("no answered command from '{from}'")))?,
+        (None, None) => return Err(ApiError::bad("'id' or 'from' is required")),
+    };
+    match cmd.response {
+        Some(r) => Ok(Reply::ok_raw(&r)),
+        None => Err(ApiError(404, "no_response", format!("command {} has no answer yet (state {})", cmd.id, cmd.state))),
+    }
+}

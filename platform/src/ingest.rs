@@ -1,0 +1,168 @@
+//! What the agents publish, into the database: `state` (online/offline,
+//! callbacks, waking the device's waiting commands), `sys`/`procs`/
+//! `versions` (kept as JSON text with `revtime`), `periph`, `event`,
+//! `resp/cmd` (the command state machine). Every message is also offered
+//! to the message routes. Malformed payloads are logged and dropped.
+
+use crate::db::commands::{Answer, Answered};
+use crate::db::devices::Report;
+use crate::db::hooks::HookKind;
+use crate::hooks::{topic, Post};
+use crate::Shared;
+use serde_json::{json, Map, Value};
+
+/// A serial as the platform accepts it in a topic or payload.
+pub fn valid_sn(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+}
+
+/// The message as JSON text with the receipt time `revtime` added (keys sorted).
+pub fn with_revtime(mut obj: Map<String, Value>, now: i64) -> String {
+    obj.insert("revtime".into(), json!(now));
+    Value::Object(obj).to_string()
+}
+
+/// The device's own text with `"revtime":N` put first inside its outer
+/// braces: its bytes stay as sent (key order, number forms). A payload that
+/// already has a `revtime` is re-serialized instead.
+pub fn splice_revtime(raw: &str, obj: Map<String, Value>, now: i64) -> String {
+    let body = raw.trim_start().strip_prefix('{');
+    match body {
+        Some(rest) if !obj.contains_key("revtime") => {
+            let sep = if rest.trim_start().starts_with('}') { "" } else { "," };
+            format!("{{\"revtime\":{now}{sep}{rest}")
+        }
+        _ => with_revtime(obj, now),
+    }
+}
+
+pub fn handle(sh: &Shared, topic: &str, payload: &[u8], retain: bool, now: i64) {
+    if let Some(t) = topic.strip_prefix("$SYS/") {
+        sh.sys.record(t, payload);
+        return;
+    }
+    route(sh, topic, payload);
+    let Some(rest) = topic.strip_prefix(&sh.cfg.broker.prefix).and_then(|r| r.strip_prefix('/')) else { return };
+    if payload.is_empty() {
+        return; // a cleared retained message
+    }
+    let obj = match serde_json::from_slice::<Value>(payload) {
+        Ok(Value::Object(o)) => o,
+        _ => {
+            log::warn!("{topic}: payload is not a JSON object, dropped");
+            return;
+        }
+    };
+    let r = match rest {
+        "sys" => report(sh, Report::Sys, obj, now),
+        "procs" => report(sh, Report::Procs, obj, now),
+        "versions" => report(sh, Report::Versions, obj, now),
+        "periph" => periph(sh, obj, now),
+        "event" => payload_sn(&obj).map_or(Ok(()), |sn| sh.db.device_touch(sn, now)),
+        "resp/cmd" => answer(sh, obj, &String::from_utf8_lossy(payload), now),
+        _ => match rest.strip_prefix("state/") {
+            Some(sn) => state(sh, sn, &obj, retain, now),
+            None => Ok(()),
+        },
+    };
+    if let Err(e) = r {
+        log::warn!("{topic}: {e}");
+    }
+}
+
+fn payload_sn(obj: &Map<String, Value>) -> Option<&str> {
+    obj.get("sn").and_then(Value::as_str).filter(|s| valid_sn(s))
+}
+
+fn route(sh: &Shared, topic: &str, payload: &[u8]) {
+    let routes = match sh.db.routes() {
+        Ok(r) => r,
+        Err(e) => return log::error!("routes: {e}"),
+    };
+    for r in routes.into_iter().filter(|r| topic::matches(&r.topic, topic)) {
+        sh.post(Post { kind: HookKind::Route, id: r.id, url: r.url, body: payload.to_vec(), topic: Some(topic.to_string()) });
+    }
+}
+
+fn state(sh: &Shared, sn: &str, obj: &Map<String, Value>, retain: bool, now: i64) -> Result<(), String> {
+    if !valid_sn(sn) {
+        return Err("bad serial in topic".into());
+    }
+    if obj.get("sn").and_then(Value::as_str).is_some_and(|s| s != sn) {
+        return Err("payload sn differs from the topic's".into());
+    }
+    let online = obj.get("online").and_then(Value::as_bool).ok_or("no boolean 'online'")?;
+    let boot = obj.get("bootTime").and_then(Value::as_i64);
+    let ver = obj.get("ver").and_then(Value::as_str);
+    let changed = sh.db.device_state(sn, online, boot, ver, now)?;
+    if changed {
+        log::info!("device {sn} {}{}", if online { "online" } else { "offline" }, if retain { " (retained)" } else { "" });
+        sh.callback("device", json!({"type": "device", "sn": sn, "online": online, "time": now, "bootTime": boot.unwrap_or(-1)}));
+    }
+    if online && sh.db.commands_wake(sn, now)? > 0 {
+        sh.scheduler.wake();
+    }
+    Ok(())
+}
+
+fn report(sh: &Shared, kind: Report, obj: Map<String, Value>, now: i64) -> Result<(), String> {
+    let sn = payload_sn(&obj).ok_or("no valid 'sn'")?.to_string();
+    sh.db.device_report(&sn, kind, &with_revtime(obj, now), now)
+}
+
+fn periph(sh: &Shared, obj: Map<String, Value>, now: i64) -> Result<(), String> {
+    let sn = payload_sn(&obj).ok_or("no valid 'sn'")?;
+    let text = |k: &str| match obj.get(k) {
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::Number(n)) => Some(n.to_string()),
+        _ => None,
+    };
+    let nid = text("nId").filter(|s| !s.is_empty() && s.len() <= 128).ok_or("no valid 'nId'")?;
+    let gw = text("gwId").unwrap_or_else(|| sn.to_string());
+    let kind = text("kind").unwrap_or_default();
+    let online = obj.get("online").and_then(Value::as_bool).ok_or("no boolean 'online'")?;
+    let msg = obj.get("msg").map(|m| m.to_string()).unwrap_or_default();
+    if sh.db.periph_update(sn, &nid, &gw, &kind, online, &msg, now)? {
+        sh.callback("peripheral", json!({"type": "peripheral", "sn": sn, "nId": nid, "gwId": gw, "kind": kind, "online": online, "time": now}));
+    }
+    Ok(())
+}
+
+fn answer(sh: &Shared, obj: Map<String, Value>, raw: &str, now: i64) -> Result<(), String> {
+    let sn = payload_sn(&obj).ok_or("no valid 'sn'")?.to_string();
+    let _ = sh.db.device_touch(&sn, now);
+    let Some(id) = obj.get("id").and_then(crate::ids::parse) else { return Ok(()) };
+    let ok = obj.get("status").and_then(Value::as_str) == Some("ok");
+    let reason = obj.get("d").and_then(|d| d.get("msg")).and_then(Value::as_str).unwrap_or("").chars().take(500).collect::<String>();
+    let response = splice_revtime(raw, obj, now);
+    let a = Answer { id, sn: &sn, ok, reason: &reason, response: &response };
+    match sh.db.command_answer(&a, now, sh.cfg.retry_delay)? {
+        Answered::Retry => sh.scheduler.wake(),
+        Answered::Done(s) => log::info!("command {id} on {sn}: state {s}"),
+        Answered::Unknown => {}
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn revtime_added_keys_sorted() {
+        let Value::Object(o) = serde_json::from_str(r#"{"sn":"X","time":5,"d":{"load":0.1}}"#).unwrap() else { panic!() };
+        assert_eq!(with_revtime(o, 7), r#"{"d":{"load":0.1},"revtime":7,"sn":"X","time":5}"#);
+        let raw = r#" {"id": 201811260000000001, "status":"ok", "d":{"result":"cm9vdA=="}}"#;
+        let Value::Object(o) = serde_json::from_str(raw).unwrap() else { panic!() };
+        let s = splice_revtime(raw, o, 9);
+        assert_eq!(s, r#"{"revtime":9,"id": 201811260000000001, "status":"ok", "d":{"result":"cm9vdA=="}}"#);
+        assert_eq!(serde_json::from_str::<Value>(&s).unwrap()["id"].as_u64(), Some(201811260000000001));
+        let Value::Object(o) = serde_json::from_str("{}").unwrap() else { panic!() };
+        assert_eq!(splice_revtime("{}", o, 9), r#"{"revtime":9}"#);
+        let Value::Object(o) = serde_json::from_str(r#"{"revtime":1}"#).unwrap() else { panic!() };
+        assert_eq!(splice_revtime(r#"{"revtime":1}"#, o, 9), r#"{"revtime":9}"#);
+        assert!(valid_sn("8CFCA0107D1B"));
+        assert!(!valid_sn("a/b"));
+        assert!(!valid_sn(""));
+    }
+}

@@ -1,0 +1,73 @@
+//! dma-platform: the IoT platform side of dma-agent. It serves the REST API
+//! of `shared/seeds/iot-platform-api.md` and a web console, keeps its state
+//! in SQLite, and talks to the agents through any MQTT broker
+//! (`shared/PROTOCOL.md`).
+//!
+//! Threads: the HTTP workers (`http/`), one MQTT session (`mqtt/`), the
+//! command scheduler (`scheduler.rs`) and the outgoing-hook worker
+//! (`hooks/`). They share nothing but the database and two bounded queues.
+
+pub mod auth;
+pub mod brokers;
+pub mod config;
+pub mod console;
+pub mod db;
+pub mod hooks;
+pub mod http;
+pub mod ids;
+pub mod ingest;
+pub mod logger;
+pub mod mqtt;
+pub mod scheduler;
+pub mod time;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+pub use config::Config;
+
+/// What every part of a running platform shares.
+pub struct Shared {
+    pub cfg: Config,
+    pub db: db::Db,
+    pub mqtt: mqtt::Outbox,
+    pub hooks: hooks::Queue,
+    pub sys: brokers::SysStats,
+    pub scheduler: scheduler::Wake,
+}
+
+/// A running platform (its threads live as long as the process).
+pub struct Platform {
+    /// Where the REST API and the console listen.
+    pub addr: SocketAddr,
+    pub shared: Arc<Shared>,
+}
+
+impl Platform {
+    /// The console's address, e.g. `http://127.0.0.1:8080/`.
+    pub fn url(&self) -> String {
+        format!("http://{}/", self.addr)
+    }
+}
+
+/// Open the database, connect to the broker, start the scheduler, the hook
+/// worker and the HTTP server.
+pub fn start(cfg: Config) -> Result<Platform, String> {
+    cfg.validate()?;
+    let db = db::Db::open(&cfg.database)?;
+    let (hooks, hook_rx) = hooks::Queue::new(cfg.hooks.queue);
+    let (outbox, conn) = mqtt::Outbox::new(&cfg.broker);
+    let shared = Arc::new(Shared {
+        db,
+        mqtt: outbox,
+        hooks,
+        sys: brokers::SysStats::default(),
+        scheduler: scheduler::Wake::default(),
+        cfg,
+    });
+    hooks::start_worker(shared.clone(), hook_rx)?;
+    mqtt::start(shared.clone(), conn)?;
+    scheduler::start(shared.clone())?;
+    let addr = http::start(shared.clone())?;
+    Ok(Platform { addr, shared })
+}

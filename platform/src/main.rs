@@ -1,0 +1,75 @@
+//! `dma-platform`: the REST API and console of the IoT platform.
+use std::io::BufRead;
+use std::process::ExitCode;
+
+const USAGE: &str = "usage:
+  dma-platform --config FILE [--log-level error|warn|info|debug]
+      serve the REST API (/iot/api/v1/…) and the console on the configured address
+  dma-platform hash-password
+      read a password on stdin, print its argon2 hash for the config's users";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut config = None;
+    let mut level = log::LevelFilter::Info;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "hash-password" => return hash_password(),
+            "--config" => config = it.next().cloned(),
+            "--log-level" => match it.next().and_then(|l| l.parse().ok()) {
+                Some(l) => level = l,
+                None => return usage("--log-level needs error, warn, info or debug"),
+            },
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                return ExitCode::SUCCESS;
+            }
+            other => return usage(&format!("unknown argument '{other}'")),
+        }
+    }
+    let Some(path) = config else { return usage("--config FILE is required") };
+    dma_platform::logger::init(level);
+    let cfg = match dma_platform::Config::load(&path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("dma-platform: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match dma_platform::start(cfg) {
+        Ok(p) => {
+            println!("dma-platform: console and REST API on {}", p.url());
+            loop {
+                std::thread::park();
+            }
+        }
+        Err(e) => {
+            eprintln!("dma-platform: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn usage(msg: &str) -> ExitCode {
+    eprintln!("dma-platform: {msg}\n{USAGE}");
+    ExitCode::from(2)
+}
+
+fn hash_password() -> ExitCode {
+    let mut line = String::new();
+    if std::io::stdin().lock().read_line(&mut line).is_err() || line.trim_end_matches(['\r', '\n']).is_empty() {
+        eprintln!("dma-platform: give the password on stdin");
+        return ExitCode::from(2);
+    }
+    match dma_platform::auth::hash_password(line.trim_end_matches(['\r', '\n'])) {
+        Ok(h) => {
+            println!("{h}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("dma-platform: {e}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -26,14 +26,7 @@ impl log::Log for StderrLogger {
         if !self.enabled(r.metadata()) {
             return;
         }
-        let mut line = format!("{}", r.args());
-        if let Ok(s) = SECRETS.read() {
-            for secret in s.iter() {
-                if line.contains(secret.as_str()) {
-                    line = line.replace(secret.as_str(), "******");
-                }
-            }
-        }
+        let line = scrub(&format!("{}", r.args()));
         let tag = match r.level() {
             log::Level::Error => "error",
             log::Level::Warn => "warn",
@@ -71,8 +64,64 @@ pub fn init(level: LevelFilter, config_path: &str) {
     log::set_max_level(level);
 }
 
+/// Most secret values remembered; the oldest are forgotten beyond it.
+const MAX_SECRETS: usize = 64;
+
 pub fn set_secrets(secrets: Vec<String>) {
     if let Ok(mut s) = SECRETS.write() {
-        *s = secrets;
+        s.clear();
+    }
+    add_secrets(secrets);
+}
+
+/// Learn secret values (a password changed by `agent set` or SIGHUP): they
+/// are scrubbed from every line from now on. Old values are kept too — a
+/// password that was just replaced is still worth hiding.
+pub fn add_secrets(secrets: Vec<String>) {
+    let Ok(mut s) = SECRETS.write() else { return };
+    for v in secrets {
+        if v.len() < 4 {
+            continue;
+        }
+        s.retain(|x| *x != v);
+        s.push(v);
+    }
+    while s.len() > MAX_SECRETS {
+        s.remove(0);
+    }
+}
+
+/// `line` with every known secret replaced by the mask. Longer secrets
+/// first, so one that contains another is hidden whole.
+pub fn scrub(line: &str) -> String {
+    let mut out = line.to_string();
+    if let Ok(s) = SECRETS.read() {
+        let mut by_len: Vec<&String> = s.iter().collect();
+        by_len.sort_by_key(|v| std::cmp::Reverse(v.len()));
+        for secret in by_len {
+            if out.contains(secret.as_str()) {
+                out = out.replace(secret.as_str(), "******");
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn learns_new_secrets_and_keeps_old_ones() {
+        set_secrets(vec!["first-secret".into()]);
+        add_secrets(vec!["second-secret".into(), "ab".into()]);
+        assert_eq!(scrub("a first-secret b second-secret c ab"), "a ****** b ****** c ab");
+        add_secrets(vec!["second-secret-longer".into()]);
+        assert_eq!(scrub("x second-secret-longer"), "x ******");
+        for i in 0..200 {
+            add_secrets(vec![format!("bulk-{i:04}")]);
+        }
+        assert!(SECRETS.read().unwrap().len() <= MAX_SECRETS, "bounded");
+        assert_eq!(scrub("bulk-0199"), "******");
     }
 }

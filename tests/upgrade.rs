@@ -401,7 +401,10 @@ impl PathAgent {
         }
         let state = dir.join("state");
         let config = dir.join("dma-agent.conf");
-        std::fs::write(&config, agent_section(sn, port, &state, "")).unwrap();
+        // Its own upgrade_dir: every agent clears leftover downloads in its
+        // upgrade_dir at start-up, and other tests' agents start meanwhile.
+        let extra = format!("\toption upgrade_dir '{}'\n", dir.display());
+        std::fs::write(&config, agent_section(sn, port, &state, &extra)).unwrap();
         let log = std::fs::File::create(dir.join("agent.log")).unwrap();
         // The runner (qemu under CI's cross suite) is found on the test's PATH, not the agent's.
         let base = agent_command();

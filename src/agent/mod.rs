@@ -3,6 +3,7 @@
 
 pub mod clock;
 pub mod context;
+pub mod lock;
 pub mod runtime;
 pub mod state;
 

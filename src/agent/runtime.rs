@@ -210,7 +210,7 @@ impl SessionEvents for Events {
         }
         // The birth message is already on its way (the session sends it
         // first). Fresh reports follow: none were kept from while away.
-        let _ = ctx.reports.try_send(ReportRequest::All);
+        let _ = ctx.reports.try_send(ReportRequest::Connected);
         // Answers the broker never acknowledged (lost in an outage, a
         // restart or with the broker's session).
         request_resend();
@@ -242,6 +242,8 @@ pub enum Exit {
 /// Run the agent until SIGTERM/SIGINT (or a restart is needed).
 pub fn run(config_path: &str) -> Result<Exit, String> {
     let cfg = Arc::new(config::load(config_path).map_err(|e| e.to_string())?);
+    // One agent per state dir (faults-local): refuse at once, before anything else.
+    let _lock = super::lock::acquire(std::path::Path::new(&cfg.agent.state_dir))?;
     let signals = SignalWait::new();
     install_signal_handlers();
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -255,10 +257,15 @@ pub fn run(config_path: &str) -> Result<Exit, String> {
         }
     }
     let state_dir = std::path::PathBuf::from(&cfg.agent.state_dir);
-    std::fs::create_dir_all(&state_dir).map_err(|e| format!("state dir {}: {e}", state_dir.display()))?;
+    // A state dir that cannot be written (full, read-only) must not keep the
+    // agent off the platform: the journal and the queue refuse what they
+    // cannot store, with the cause (faults-local).
+    if let Err(e) = std::fs::create_dir_all(&state_dir) {
+        log::error!("state dir {}: {e}", state_dir.display());
+    }
     crate::commands::upgrade::remove_leftovers(std::path::Path::new(&cfg.agent.upgrade_dir)); // a download cut by a kill (apk)
     let boot = read_boot_id(&cfg.agent.boot_id_file);
-    let journal = Journal::open(&state_dir, cfg.agent.journal_size, &boot).map_err(|e| format!("journal: {e}"))?;
+    let journal = Journal::open(&state_dir, cfg.agent.journal_size, cfg.agent.journal_bytes, &boot).map_err(|e| format!("journal: {e}"))?;
     crate::events::eid::init(&state_dir);
     let events = Arc::new(EventQueue::open(&state_dir.join("events"), cfg.agent.event_queue_bytes).map_err(|e| format!("event queue: {e}"))?);
     let mut session = Session::create(&cfg.agent)?;
@@ -284,7 +291,16 @@ pub fn run(config_path: &str) -> Result<Exit, String> {
     };
     ctx.devices.set_event_sink(events.clone(), state_dir.join("cdr"));
     ctx.devices.apply(&cfg.devices, manager_settings(&cfg));
-    let sms = crate::sms::start(ctx.clone()).map_err(|e| format!("sms: {e}"))?;
+    // SMS state on a full or read-only state dir must not keep the agent
+    // off the platform (faults-local): run without the SMS service.
+    let sms = match crate::sms::start(ctx.clone()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            log::error!("sms: {e}; running without the SMS receiver");
+            ctx.note_error(format!("sms: {e}"));
+            None
+        }
+    };
     session.start(Arc::new(Events { ctx: ctx.clone(), engine: engine.clone() }))?;
     log::info!(
         "dma-agent {} started: sn {}, broker {}:{}{}, {} LAN device(s)",
@@ -327,7 +343,9 @@ pub fn run(config_path: &str) -> Result<Exit, String> {
     if !left.is_empty() {
         log::warn!("{} command(s) journalled as interrupted: {left:?}", left.len());
     }
-    sms.stop();
+    if let Some(sms) = &sms {
+        sms.stop();
+    }
     ctx.devices.stop_all();
     let _ = ctx.reports.try_send(ReportRequest::Stop);
     let _ = reporter.join();
@@ -348,6 +366,8 @@ pub fn run(config_path: &str) -> Result<Exit, String> {
 /// SIGHUP: re-read the file. Returns true when the change needs a restart.
 fn reload(ctx: &Ctx, path: &str) -> Result<bool, String> {
     let new = config::load(path).map_err(|e| e.to_string())?;
+    // Secrets changed in the file are scrubbed from the log from now on.
+    crate::logging::add_secrets(new.secrets());
     let old = ctx.config();
     let restart = crate::config::model::restart_keys_changed(&old.agent, &new.agent);
     if !restart.is_empty() {

@@ -49,7 +49,8 @@ fn get(ctx: &Ctx, body: &Value) -> Outcome {
         s.insert("mqttQueued".into(), json!(queued));
         s.insert("mqttInflight".into(), json!(inflight));
         if let Ok(j) = ctx.journal.lock() {
-            s.insert("journal".into(), json!({"size": j.len(), "states": j.counts(), "bootId": j.boot_id()}));
+            let (bytes, cap) = j.bytes();
+            s.insert("journal".into(), json!({"size": j.len(), "bytes": bytes, "capBytes": cap, "states": j.counts(), "bootId": j.boot_id()}));
         }
         s.insert("commands".into(), crate::commands::engine::stats());
         s.insert("events".into(), ctx.events.stats());
@@ -101,17 +102,25 @@ fn set(ctx: &Ctx, body: &Value) -> Outcome {
         }
         updates.push((k.clone(), uv));
     }
-    let old = ctx.config();
-    let new = match crate::config::update_agent_section(&old.path, &updates) {
+    let path = ctx.config().path.clone();
+    // Read-modify-write and apply under the config write lock: concurrent
+    // sets are serialised, and each applies on top of the one before.
+    let mut restart = Vec::new();
+    let new = crate::config::update_agent_section(&path, &updates, |new| {
+        // New secret values are scrubbed from the log from now on.
+        crate::logging::add_secrets(new.secrets());
+        let old = ctx.config();
+        restart = crate::config::model::restart_keys_changed(&old.agent, &new.agent);
+        ctx.set_config(Arc::new(new.clone()));
+    });
+    let new = match new {
         Ok(c) => c,
         Err(e) => return Outcome::err(format!("not applied: {e}")),
     };
-    let restart = crate::config::model::restart_keys_changed(&old.agent, &new.agent);
     let changed: Map<String, Value> = {
         let shown = new.agent.to_json_masked();
         m.keys().filter_map(|k| shown.get(k).map(|v| (k.clone(), v.clone()))).collect()
     };
-    ctx.set_config(Arc::new(new));
     let _ = ctx.reports.try_send(crate::telemetry::ReportRequest::Reschedule);
     ctx.devices.apply(&ctx.config().devices, crate::agent::runtime::manager_settings(&ctx.config()));
     let needs_restart = !restart.is_empty();

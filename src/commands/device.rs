@@ -16,7 +16,7 @@ pub fn handle(ctx: &Ctx, cmd: &Command) -> Outcome {
     if let Some(m) = body.as_object_mut() {
         m.remove("device");
     }
-    match ctx.devices.command(kind, name.as_deref(), &cmd.method, body) {
+    match ctx.devices.command(kind, name.as_deref(), &cmd.method, body, &cmd.key) {
         Ok(result) => Outcome::ok(result),
         // The device answered, with an error: carried out, not successful.
         Err(DeviceError::Device { code, msg }) => {

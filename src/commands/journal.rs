@@ -3,8 +3,11 @@
 //! Every state change of a command is appended to `journal.log` in the
 //! state dir as one JSON line and fsync'd (file, and directory on create)
 //! **before** the side effect it guards. On open the log is replayed; the
-//! last `cap` commands are kept and the file is compacted when it grows
-//! past four times that.
+//! last `cap` commands are kept, within a byte budget: the file never
+//! passes `max_bytes`, the live entries stay under half of it, and the
+//! file is compacted (rewritten with just the live entries) when the next
+//! record would not fit. A failed append is rolled back to the last whole
+//! record; a torn last record after a power cut is cut off on replay.
 //!
 //! States: `running` → `ok` | `failed` | `interrupted`.
 //! - running in this process: a redelivery is not started again.
@@ -92,12 +95,20 @@ impl Entry {
 
 pub struct Journal {
     path: PathBuf,
-    file: File,
+    dir: PathBuf,
+    /// Bytes of the file known to hold whole records. The file is opened
+    /// for each append and closed after it (no descriptor open for writing
+    /// between commands, so the state dir can be remounted read-only, e.g.
+    /// by sysupgrade); each open first cuts the file back to this length.
+    good_len: u64,
     cap: usize,
+    /// Most bytes the file may hold.
+    max_bytes: u64,
     boot: String,
     entries: HashMap<String, Entry>,
+    /// Size of each entry's last record (its line, newline included).
+    sizes: HashMap<String, u64>,
     order: VecDeque<String>,
-    lines: usize,
 }
 
 /// Read the current boot id (a new one after every reboot).
@@ -105,46 +116,87 @@ pub fn read_boot_id(path: &str) -> String {
     std::fs::read_to_string(path).map(|s| s.trim().to_string()).unwrap_or_default()
 }
 
+/// Smallest byte budget accepted (the config enforces its own minimum).
+const MIN_BYTES: u64 = 16 * 1024;
+
+/// An io error that says it is the journal's and keeps the cause's kind
+/// ("journal /etc/dma-agent/journal.log: No space left on device").
+fn tag(path: &Path, e: std::io::Error) -> std::io::Error {
+    std::io::Error::new(e.kind(), format!("journal {}: {e}", path.display()))
+}
+
 impl Journal {
     /// Open (or create) the journal in `dir`, replay it and settle the
-    /// commands an earlier process left running.
-    pub fn open(dir: &Path, cap: usize, boot: &str) -> std::io::Result<Journal> {
-        std::fs::create_dir_all(dir)?;
+    /// commands an earlier process left running. `cap` bounds the entries
+    /// kept, `max_bytes` the file: it never grows past that, live entries
+    /// are kept under half of it, and compaction writes at most that half
+    /// to a temp file (the reserve it needs beside the file).
+    ///
+    /// Never fails for want of space or a writable dir: the journal then
+    /// starts with what it could read and refuses appends (with the
+    /// cause) until the disk can be written again.
+    pub fn open(dir: &Path, cap: usize, max_bytes: u64, boot: &str) -> std::io::Result<Journal> {
         let path = dir.join("journal.log");
-        let existed = path.exists();
         let mut entries: HashMap<String, Entry> = HashMap::new();
+        let mut sizes: HashMap<String, u64> = HashMap::new();
         let mut order: VecDeque<String> = VecDeque::new();
         let mut bad = 0usize;
-        if existed {
-            let f = File::open(&path)?;
-            for line in BufReader::new(f).lines() {
-                let Ok(line) = line else { bad += 1; continue };
-                if line.trim().is_empty() {
-                    continue;
+        let mut good_len = 0u64;
+        match File::open(&path) {
+            Ok(f) => {
+                let mut r = BufReader::new(f);
+                let mut line = Vec::new();
+                loop {
+                    line.clear();
+                    let n = match r.read_until(b'\n', &mut line) {
+                        Ok(n) => n,
+                        Err(e) => {
+                            log::error!("{}", tag(&path, e));
+                            break;
+                        }
+                    };
+                    if n == 0 || line.last() != Some(&b'\n') {
+                        // End, or a torn last record (power cut mid-append): cut off.
+                        if n > 0 {
+                            bad += 1;
+                        }
+                        break;
+                    }
+                    good_len += n as u64;
+                    let text = String::from_utf8_lossy(&line);
+                    if text.trim().is_empty() {
+                        continue;
+                    }
+                    let Some(e) = Entry::from_line(text.trim_end()) else { bad += 1; continue };
+                    if !entries.contains_key(&e.key) {
+                        order.push_back(e.key.clone());
+                    }
+                    sizes.insert(e.key.clone(), n as u64);
+                    entries.insert(e.key.clone(), e);
                 }
-                // A torn last line after a power cut is expected: skip it.
-                let Some(e) = Entry::from_line(&line) else { bad += 1; continue };
-                if !entries.contains_key(&e.key) {
-                    order.push_back(e.key.clone());
-                }
-                entries.insert(e.key.clone(), e);
             }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => log::error!("{}; starting with an empty journal", tag(&path, e)),
         }
         if bad > 0 {
-            log::warn!("journal: skipped {bad} unreadable line(s)");
+            log::warn!("journal: skipped {bad} unreadable record(s)");
         }
-        while order.len() > cap {
-            if let Some(k) = order.pop_front() {
-                entries.remove(&k);
-            }
-        }
-        let file = OpenOptions::new().create(true).append(true).open(&path)?;
-        if !existed {
-            crate::config::sync_dir(dir)?;
-        }
-        let mut j = Journal { path, file, cap, boot: boot.to_string(), entries, order, lines: 0 };
+        let mut j = Journal {
+            path,
+            dir: dir.to_path_buf(),
+            good_len,
+            cap: cap.max(1),
+            max_bytes: max_bytes.max(MIN_BYTES),
+            boot: boot.to_string(),
+            entries,
+            sizes,
+            order,
+        };
+        j.evict(None);
         j.settle_stale();
-        j.compact()?;
+        if let Err(e) = j.compact() {
+            log::error!("{e}; commands are refused until it can be written");
+        }
         Ok(j)
     }
 
@@ -173,7 +225,41 @@ impl Journal {
         }
     }
 
-    /// Rewrite the file with just the live entries (atomic replace).
+    /// Live entries are kept under half the byte budget, so a compaction
+    /// always leaves room for appends.
+    fn live_limit(&self) -> u64 {
+        self.max_bytes / 2
+    }
+
+    /// Largest single record: an answer bigger than this is kept cut.
+    fn record_limit(&self) -> usize {
+        (self.max_bytes / 4) as usize
+    }
+
+    fn live_bytes(&self) -> u64 {
+        self.sizes.values().sum()
+    }
+
+    /// Forget the oldest finished entries beyond the entry cap and the live
+    /// byte budget. `keep` (the entry just written) is never forgotten.
+    fn evict(&mut self, keep: Option<&str>) {
+        while self.order.len() > self.cap || self.live_bytes() > self.live_limit() {
+            let pos = self.order.iter().position(|k| {
+                Some(k.as_str()) != keep && self.entries.get(k).map(|e| e.state != State::Running).unwrap_or(true)
+            });
+            match pos.and_then(|p| self.order.remove(p)) {
+                Some(k) => {
+                    self.entries.remove(&k);
+                    self.sizes.remove(&k);
+                }
+                None => break,
+            }
+        }
+    }
+
+    /// Rewrite the file with just the live entries: a temp file of at most
+    /// half the budget, fsync, rename. On failure the old file stays as it
+    /// was and the temp file is removed.
     fn compact(&mut self) -> std::io::Result<()> {
         let mut text = String::new();
         for k in &self.order {
@@ -182,22 +268,99 @@ impl Journal {
                 text.push('\n');
             }
         }
-        crate::config::write_atomic(&self.path, text.as_bytes())?;
-        self.file = OpenOptions::new().append(true).open(&self.path)?;
-        self.lines = self.order.len();
+        std::fs::create_dir_all(&self.dir).map_err(|e| tag(&self.path, e))?;
+        crate::config::write_atomic(&self.path, text.as_bytes()).map_err(|e| tag(&self.path, e))?;
+        self.good_len = text.len() as u64;
         Ok(())
     }
 
-    fn append(&mut self, e: &Entry) -> std::io::Result<()> {
-        let mut line = e.to_line();
-        line.push('\n');
-        self.file.write_all(line.as_bytes())?;
-        self.file.sync_data()?;
-        self.lines += 1;
-        if self.lines > self.cap * 4 {
+    /// Open the file for one append, first cutting it back to its last
+    /// whole record (a failed or torn append leaves nothing behind).
+    fn writer(&mut self) -> std::io::Result<File> {
+        let existed = self.path.exists();
+        let mut f = OpenOptions::new().create(true).append(true).open(&self.path).map_err(|e| tag(&self.path, e))?;
+        let len = f.metadata().map_err(|e| tag(&self.path, e))?.len();
+        if len < self.good_len {
+            // Shortened or removed behind our back: rewrite it from memory
+            // (extending it would put zeros before the next record).
+            drop(f);
             self.compact()?;
+            f = OpenOptions::new().append(true).open(&self.path).map_err(|e| tag(&self.path, e))?;
+        } else if len > self.good_len {
+            f.set_len(self.good_len).map_err(|e| tag(&self.path, e))?;
         }
-        Ok(())
+        if !existed {
+            crate::config::sync_dir(&self.dir).map_err(|e| tag(&self.path, e))?;
+        }
+        Ok(f)
+    }
+
+    /// Cut an entry whose record would pass the record limit: the stored
+    /// answer loses its bulky parts (`d.result`, `d.stderr`) and says so
+    /// (`d.journalCut`). The answer already published went out whole.
+    fn fit(&self, e: &mut Entry) -> String {
+        let max = self.record_limit();
+        let line = e.to_line();
+        if line.len() <= max {
+            return line;
+        }
+        if let Some(a) = e.answer.as_mut() {
+            if let Some(d) = a.get_mut("d").and_then(|d| d.as_object_mut()) {
+                for k in ["result", "stderr"] {
+                    if d.contains_key(k) {
+                        d.insert(k.into(), json!(""));
+                    }
+                }
+                d.insert("journalCut".into(), json!(true));
+            }
+        }
+        let line = e.to_line();
+        if line.len() <= max {
+            return line;
+        }
+        if let Some(a) = e.answer.take() {
+            let msg: String = a.pointer("/d/msg").and_then(|m| m.as_str()).unwrap_or("").chars().take(256).collect();
+            let mut small = json!({"id": a.get("id"), "sn": a.get("sn"), "from": a.get("from"), "command": a.get("command"),
+                                   "method": a.get("method"), "status": a.get("status"), "time": a.get("time"),
+                                   "d": {"exestatus": a.pointer("/d/exestatus"), "status": a.pointer("/d/status"), "msg": msg, "journalCut": true}});
+            if small.to_string().len() > max / 2 {
+                small = json!({"id": a.get("id"), "status": a.get("status"), "d": {"journalCut": true}});
+            }
+            e.answer = Some(small);
+        }
+        let line = e.to_line();
+        if line.len() <= max {
+            return line;
+        }
+        e.data = Value::Null;
+        e.to_line()
+    }
+
+    /// Append one record durably. A failed write is rolled back (the file
+    /// cut to its last whole record) so the next record does not land
+    /// after garbage; the entry in memory is only changed by the caller
+    /// once this succeeded.
+    fn append(&mut self, e: &mut Entry) -> std::io::Result<u64> {
+        let mut line = self.fit(e);
+        line.push('\n');
+        let len = line.len() as u64;
+        if self.good_len + len > self.max_bytes {
+            self.compact()?;
+            if self.good_len + len > self.max_bytes {
+                return Err(std::io::Error::other(format!("journal {}: full ({} of {} bytes)", self.path.display(), self.good_len, self.max_bytes)));
+            }
+        }
+        let good = self.good_len;
+        let mut f = self.writer()?;
+        let written = f.write_all(line.as_bytes()).and_then(|_| f.sync_data());
+        if let Err(err) = written {
+            // Roll back; if even that fails, the open before the next
+            // append cuts the file back.
+            let _ = f.set_len(good);
+            return Err(tag(&self.path, err));
+        }
+        self.good_len += len;
+        Ok(len)
     }
 
     pub fn get(&self, key: &str) -> Option<&Entry> {
@@ -206,6 +369,11 @@ impl Journal {
 
     pub fn len(&self) -> usize {
         self.entries.len()
+    }
+
+    /// Bytes of the journal file, and its budget.
+    pub fn bytes(&self) -> (u64, u64) {
+        (self.good_len, self.max_bytes)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -230,21 +398,14 @@ impl Journal {
             data,
             time: crate::util::unix_now(),
         };
-        self.append(&e)?;
+        let mut e = e;
+        let size = self.append(&mut e)?;
         if !self.entries.contains_key(key) {
             self.order.push_back(key.to_string());
         }
         self.entries.insert(key.to_string(), e);
-        while self.order.len() > self.cap {
-            // Evict the oldest entry that is not running.
-            let pos = self.order.iter().position(|k| self.entries.get(k).map(|e| e.state != State::Running).unwrap_or(true));
-            match pos.and_then(|p| self.order.remove(p)) {
-                Some(k) => {
-                    self.entries.remove(&k);
-                }
-                None => break,
-            }
-        }
+        self.sizes.insert(key.to_string(), size);
+        self.evict(Some(key));
         Ok(())
     }
 
@@ -255,8 +416,10 @@ impl Journal {
         f(&mut e);
         e.boot = self.boot.clone();
         e.time = crate::util::unix_now();
-        self.append(&e)?;
+        let size = self.append(&mut e)?;
         self.entries.insert(key.to_string(), e);
+        self.sizes.insert(key.to_string(), size);
+        self.evict(Some(key));
         Ok(())
     }
 
@@ -324,7 +487,7 @@ mod tests {
     fn survives_restart_and_settles_running_entries() {
         let d = tmp("restart");
         {
-            let mut j = Journal::open(&d, 16, "boot-A").unwrap();
+            let mut j = Journal::open(&d, 16, 1 << 20, "boot-A").unwrap();
             j.begin("n:1", "h1", "sh").unwrap();
             j.finish("n:1", State::Succeeded, &json!({"id": 1})).unwrap();
             j.begin("n:2", "h2", "sh").unwrap();
@@ -335,7 +498,7 @@ mod tests {
         }
         {
             // Same boot: the agent restarted, the router did not.
-            let j = Journal::open(&d, 16, "boot-A").unwrap();
+            let j = Journal::open(&d, 16, 1 << 20, "boot-A").unwrap();
             assert_eq!(j.get("n:1").unwrap().state, State::Succeeded);
             assert_eq!(j.get("n:1").unwrap().answer, Some(json!({"id": 1})));
             assert_eq!(j.get("n:2").unwrap().state, State::Interrupted);
@@ -343,11 +506,11 @@ mod tests {
         }
         let d2 = tmp("reboot");
         {
-            let mut j = Journal::open(&d2, 16, "boot-A").unwrap();
+            let mut j = Journal::open(&d2, 16, 1 << 20, "boot-A").unwrap();
             j.begin("n:9", "h", "reboot").unwrap();
             j.store_answer("n:9", &json!({"id": 9})).unwrap();
         }
-        let j = Journal::open(&d2, 16, "boot-B").unwrap();
+        let j = Journal::open(&d2, 16, 1 << 20, "boot-B").unwrap();
         assert_eq!(j.get("n:9").unwrap().state, State::Succeeded, "new boot id: the reboot happened");
         let _ = std::fs::remove_dir_all(&d);
         let _ = std::fs::remove_dir_all(&d2);
@@ -357,7 +520,7 @@ mod tests {
     fn bounded_and_tolerates_a_torn_line() {
         let d = tmp("bounded");
         {
-            let mut j = Journal::open(&d, 16, "b").unwrap();
+            let mut j = Journal::open(&d, 16, 1 << 20, "b").unwrap();
             for i in 0..100 {
                 let k = format!("n:{i}");
                 j.begin(&k, "h", "sh").unwrap();
@@ -368,9 +531,66 @@ mod tests {
         }
         let mut f = OpenOptions::new().append(true).open(d.join("journal.log")).unwrap();
         f.write_all(b"{\"k\":\"n:100\",\"h\":").unwrap();
-        let j = Journal::open(&d, 16, "b").unwrap();
+        let j = Journal::open(&d, 16, 1 << 20, "b").unwrap();
         assert_eq!(j.len(), 16);
         assert!(std::fs::read_to_string(d.join("journal.log")).unwrap().lines().count() <= 16);
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    /// A torn record left by a write that failed (or a power cut) and
+    /// could not be cut at once: the next append first cuts the file back
+    /// to the last whole record, so nothing lands after garbage.
+    #[test]
+    fn append_after_a_torn_record_rolls_back_first() {
+        let d = tmp("rollback");
+        let mut j = Journal::open(&d, 16, 1 << 20, "b").unwrap();
+        j.begin("n:1", "h", "sh").unwrap();
+        // As after a write that failed and could not be rolled back at once:
+        let mut f = OpenOptions::new().append(true).open(d.join("journal.log")).unwrap();
+        f.write_all(b"{\"k\":\"n:2\",\"h\":\"h\",\"c\":\"sh\",\"s\":\"run").unwrap();
+        j.finish("n:1", State::Succeeded, &json!({"id": 1})).unwrap();
+        j.begin("n:3", "h", "sh").unwrap();
+        let text = std::fs::read_to_string(d.join("journal.log")).unwrap();
+        assert!(text.lines().all(|l| Entry::from_line(l).is_some()), "only whole records:\n{text}");
+        // Removed behind the journal's back: rewritten from memory, no zeros.
+        std::fs::remove_file(d.join("journal.log")).unwrap();
+        j.finish("n:3", State::Failed, &json!({"id": 3})).unwrap();
+        let text = std::fs::read_to_string(d.join("journal.log")).unwrap();
+        assert!(!text.contains('\0') && text.lines().all(|l| Entry::from_line(l).is_some()), "{text:?}");
+        j.begin("n:3", "h", "sh").unwrap();
+        drop(j);
+        let j = Journal::open(&d, 16, 1 << 20, "b").unwrap();
+        assert_eq!(j.get("n:1").unwrap().state, State::Succeeded);
+        assert_eq!(j.get("n:3").unwrap().state, State::Interrupted);
+        assert!(j.get("n:2").is_none());
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn bounded_in_bytes_with_big_answers_cut() {
+        let d = tmp("bytes");
+        let max = 32 * 1024u64;
+        let big = "x".repeat(20_000);
+        {
+            let mut j = Journal::open(&d, 4096, max, "b").unwrap();
+            for i in 0..300 {
+                let k = format!("n:{i}");
+                j.begin(&k, "h", "sh").unwrap();
+                let a = json!({"id": i, "status": "ok", "d": {"exestatus": "ok", "status": "ok", "msg": "", "result": big, "stderr": "e"}});
+                j.finish(&k, State::Succeeded, &a).unwrap();
+                let len = std::fs::metadata(d.join("journal.log")).unwrap().len();
+                assert!(len <= max, "file {len} > {max} after {i}");
+                assert!(j.live_bytes() <= max / 2);
+            }
+            let last = j.get("n:299").unwrap().answer.clone().unwrap();
+            assert_eq!(last["d"]["journalCut"], true, "a record above a quarter of the budget is cut");
+            assert_eq!(last["d"]["result"], "");
+            assert_eq!(last["id"], 299);
+        }
+        // Small answers are kept whole and many fit.
+        let j = Journal::open(&d, 4096, max, "b").unwrap();
+        assert!(j.get("n:299").is_some() && j.get("n:0").is_none());
+        assert!(std::fs::metadata(d.join("journal.log")).unwrap().len() <= max / 2);
         let _ = std::fs::remove_dir_all(&d);
     }
 }

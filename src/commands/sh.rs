@@ -6,10 +6,8 @@ use base64::Engine as _;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use serde_json::{json, Value};
-use std::io::Read;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command as Proc, Stdio};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// Limits for one run.
@@ -32,30 +30,81 @@ pub struct ShRun {
     pub timed_out: bool,
 }
 
-/// Read up to `cap` bytes and drain (count, discard) the rest so the child
-/// never blocks on a full pipe.
-fn capture<R: Read + Send + 'static>(mut r: R, cap: usize) -> JoinHandle<(Vec<u8>, bool)> {
-    std::thread::spawn(move || {
-        let mut kept = Vec::new();
-        let mut truncated = false;
+/// After the shell ends (or is killed), how long output may still arrive:
+/// background children of the script may write a little more, but one
+/// that left the process group (`setsid`, a daemon) and keeps the pipe
+/// open must not hold the answer — the pipes are closed after this.
+const DRAIN_GRACE: Duration = Duration::from_secs(2);
+
+/// One captured stream: up to `cap` bytes kept, the rest counted as cut.
+struct Stream {
+    fd: Option<std::os::fd::OwnedFd>,
+    kept: Vec<u8>,
+    truncated: bool,
+}
+
+impl Stream {
+    fn new(fd: Option<std::os::fd::OwnedFd>) -> Stream {
+        Stream { fd, kept: Vec::new(), truncated: false }
+    }
+
+    /// Read what is there now (the fd is non-blocking); drop the fd at EOF.
+    fn read_ready(&mut self, cap: usize) {
+        let Some(fd) = &self.fd else { return };
         let mut buf = [0u8; 4096];
         loop {
-            match r.read(&mut buf) {
-                Ok(0) | Err(_) => break,
+            match nix::unistd::read(fd, &mut buf) {
+                Ok(0) => {
+                    self.fd = None;
+                    return;
+                }
                 Ok(n) => {
-                    let room = cap.saturating_sub(kept.len());
-                    kept.extend_from_slice(&buf[..n.min(room)]);
+                    let chunk = buf.get(..n).unwrap_or_default();
+                    let room = cap.saturating_sub(self.kept.len());
+                    self.kept.extend_from_slice(chunk.get(..n.min(room)).unwrap_or_default());
                     if n > room {
-                        truncated = true;
+                        self.truncated = true;
                     }
+                }
+                Err(nix::errno::Errno::EAGAIN) => return,
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(_) => {
+                    self.fd = None;
+                    return;
                 }
             }
         }
-        (kept, truncated)
-    })
+    }
 }
 
-/// Run `script` with `/bin/sh -c`.
+fn nonblocking(fd: &std::os::fd::OwnedFd) -> std::io::Result<()> {
+    use nix::fcntl::{fcntl, FcntlArg, OFlag};
+    let flags = fcntl(fd, FcntlArg::F_GETFL).map_err(std::io::Error::from)?;
+    fcntl(fd, FcntlArg::F_SETFL(OFlag::from_bits_truncate(flags) | OFlag::O_NONBLOCK)).map_err(std::io::Error::from)?;
+    Ok(())
+}
+
+/// Wait until one of the streams has data (or EOF), at most `wait`.
+fn poll_streams(streams: &[&Stream], wait: Duration) {
+    let mut fds: Vec<libc::pollfd> = streams
+        .iter()
+        .filter_map(|s| s.fd.as_ref())
+        .map(|fd| libc::pollfd { fd: std::os::fd::AsRawFd::as_raw_fd(fd), events: libc::POLLIN, revents: 0 })
+        .collect();
+    if fds.is_empty() {
+        std::thread::sleep(wait);
+        return;
+    }
+    let ms = wait.as_millis().min(1000) as libc::c_int;
+    // SAFETY: `fds` is a valid array of `fds.len()` pollfd structs for the duration of the call.
+    unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+}
+
+/// Run `script` with `/bin/sh -c`. The script runs in its own process
+/// group; on timeout the whole group is killed. Output is read on this
+/// thread with a deadline, so nothing the script leaves behind (a child
+/// that escaped the group and holds stdout open) can delay the result by
+/// more than [`DRAIN_GRACE`].
 pub fn run(script: &str, timeout: Duration, cap: usize) -> std::io::Result<ShRun> {
     let mut child = Proc::new("/bin/sh")
         .arg("-c")
@@ -66,37 +115,63 @@ pub fn run(script: &str, timeout: Duration, cap: usize) -> std::io::Result<ShRun
         .process_group(0)
         .spawn()?;
     let pgid = Pid::from_raw(child.id() as i32);
-    let out = child.stdout.take().map(|s| capture(s, cap));
-    let err = child.stderr.take().map(|s| capture(s, cap));
+    let mut out = Stream::new(child.stdout.take().map(std::os::fd::OwnedFd::from));
+    let mut err = Stream::new(child.stderr.take().map(std::os::fd::OwnedFd::from));
+    for s in [&out, &err] {
+        if let Some(fd) = &s.fd {
+            nonblocking(fd)?;
+        }
+    }
     let deadline = Instant::now() + timeout;
     let mut timed_out = false;
-    let status = loop {
-        if let Some(st) = child.try_wait()? {
-            break st;
+    let mut status = None;
+    let mut drain_until: Option<Instant> = None;
+    loop {
+        out.read_ready(cap);
+        err.read_ready(cap);
+        if status.is_none() {
+            if let Some(st) = child.try_wait()? {
+                status = Some(st);
+                drain_until = Some(Instant::now() + DRAIN_GRACE);
+            } else if Instant::now() >= deadline {
+                timed_out = true;
+                let _ = killpg(pgid, Signal::SIGKILL);
+                status = Some(child.wait()?);
+                drain_until = Some(Instant::now() + DRAIN_GRACE);
+            }
         }
-        if Instant::now() >= deadline {
-            timed_out = true;
-            let _ = killpg(pgid, Signal::SIGKILL);
-            break child.wait()?;
+        let streams_open = out.fd.is_some() || err.fd.is_some();
+        if let Some(until) = drain_until {
+            if !streams_open {
+                break;
+            }
+            if Instant::now() >= until {
+                // Whatever still holds the pipes is not waited for. Kill
+                // what is left of the group (not the escaped ones: they
+                // are no longer ours to find) and close our ends.
+                let _ = killpg(pgid, Signal::SIGKILL);
+                out.read_ready(cap);
+                err.read_ready(cap);
+                break;
+            }
         }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    // Background children of the shell keep the pipes open: give them a
-    // moment, then end the group so the readers finish.
-    let join = |h: Option<JoinHandle<(Vec<u8>, bool)>>| -> (Vec<u8>, bool) {
-        let Some(h) = h else { return (Vec::new(), false) };
-        let until = Instant::now() + Duration::from_secs(2);
-        while !h.is_finished() && Instant::now() < until {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        if !h.is_finished() {
-            let _ = killpg(pgid, Signal::SIGKILL);
-        }
-        h.join().unwrap_or_default()
-    };
-    let (stdout, stdout_truncated) = join(out);
-    let (stderr, stderr_truncated) = join(err);
-    Ok(ShRun { stdout, stderr, stdout_truncated, stderr_truncated, code: status.code(), signal: status.signal(), timed_out })
+        let next = match drain_until {
+            Some(until) => until,
+            None => deadline,
+        };
+        // Poll in short steps: the shell's exit is noticed by try_wait.
+        poll_streams(&[&out, &err], next.saturating_duration_since(Instant::now()).min(Duration::from_millis(50)));
+    }
+    let Some(status) = status else { return Err(std::io::Error::other("no exit status")) };
+    Ok(ShRun {
+        stdout: out.kept,
+        stderr: err.kept,
+        stdout_truncated: out.truncated,
+        stderr_truncated: err.truncated,
+        code: status.code(),
+        signal: status.signal(),
+        timed_out,
+    })
 }
 
 /// The `sh` command handler.
@@ -159,6 +234,30 @@ mod tests {
         let r = run("head -c 100000 /dev/zero", Duration::from_secs(5), 1000).unwrap();
         assert_eq!(r.stdout.len(), 1000);
         assert!(r.stdout_truncated && !r.stderr_truncated);
+    }
+
+    #[test]
+    fn a_child_that_left_the_group_cannot_hold_the_result() {
+        let kill_escaped = |out: &[u8]| {
+            let text = String::from_utf8_lossy(out);
+            let pid: i32 = text.lines().find_map(|l| l.strip_prefix("pid ")).and_then(|p| p.trim().parse().ok()).expect("pid printed");
+            let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+        };
+        // No timeout hit: the shell exits at once, the escaped child keeps stdout.
+        let t = Instant::now();
+        let r = run("echo before; setsid sleep 100000 & echo pid $!; echo after", Duration::from_secs(20), 100).unwrap();
+        kill_escaped(&r.stdout);
+        assert!(!r.timed_out);
+        assert_eq!(r.code, Some(0));
+        let text = String::from_utf8_lossy(&r.stdout).into_owned();
+        assert!(text.starts_with("before\npid ") && text.ends_with("after\n"), "{text}");
+        assert!(t.elapsed() < DRAIN_GRACE + Duration::from_secs(3), "{:?}", t.elapsed());
+        // Timeout hit while the escaped child holds stdout.
+        let t = Instant::now();
+        let r = run("setsid sleep 100000 & echo pid $!; sleep 1000", Duration::from_secs(1), 100).unwrap();
+        kill_escaped(&r.stdout);
+        assert!(r.timed_out);
+        assert!(t.elapsed() < Duration::from_secs(1) + DRAIN_GRACE + Duration::from_secs(3), "{:?}", t.elapsed());
     }
 
     #[test]

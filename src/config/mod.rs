@@ -140,12 +140,31 @@ pub fn default_sn() -> String {
     String::new()
 }
 
+/// Serialises every read-modify-write of the configuration file: two
+/// `agent set` at once must not both start from the same old text.
+static WRITE_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Apply `updates` to the agent section of the file at `path`, atomically:
 /// write a temp file beside it, fsync, rename, fsync the directory.
 /// Comments and unrelated sections are kept. Returns the new, validated
-/// configuration; the file is left untouched when validation fails.
-pub fn update_agent_section(path: &str, updates: &[(String, Option<UciValue>)]) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
+/// configuration; the file is left untouched when it cannot be read whole,
+/// does not parse, or the result does not validate. `applied` runs with
+/// the new configuration while the write lock is still held, so concurrent
+/// updates are also applied in the order they were written.
+pub fn update_agent_section(
+    path: &str,
+    updates: &[(String, Option<UciValue>)],
+    applied: impl FnOnce(&Config),
+) -> Result<Config, ConfigError> {
+    let _guard = WRITE_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    // Never rewrite a file we could not read whole: an empty or partial
+    // text would silently drop the rest of the configuration.
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        file: path.into(),
+        line: 0,
+        option: String::new(),
+        msg: format!("cannot read, not rewritten: {e}"),
+    })?;
     let sections = uci::parse(&text).map_err(|e| ConfigError { file: path.into(), line: e.line, option: String::new(), msg: e.msg })?;
     let name = sections.iter().find(|s| s.stype == "agent").and_then(|s| s.name.clone());
     let name = name.as_deref().or(if sections.iter().any(|s| s.stype == "agent") { None } else { Some("agent") });
@@ -158,6 +177,7 @@ pub fn update_agent_section(path: &str, updates: &[(String, Option<UciValue>)]) 
         option: String::new(),
         msg: format!("cannot write: {e}"),
     })?;
+    applied(&cfg);
     Ok(cfg)
 }
 
@@ -167,7 +187,7 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp = dir.join(format!(".{file_name}.tmp"));
-    {
+    let written = (|| {
         let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).open(&tmp)?;
         // Keep the permissions of the file we replace (config holds secrets).
         if let Ok(meta) = std::fs::metadata(path) {
@@ -175,8 +195,13 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
         }
         f.write_all(data)?;
         f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(e) = written {
+        // A half-written temp file on a full disk would keep the space taken.
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
     }
-    std::fs::rename(&tmp, path)?;
     sync_dir(dir)
 }
 
@@ -248,15 +273,75 @@ mod tests {
         let orig = "# keep me\nconfig agent 'agent'\n\toption sn 'A1'\n\nconfig device 'gw'\n\toption type 'goip'\n\toption address 'http://127.0.0.1:1'\n";
         std::fs::write(&p, orig).unwrap();
         let ps = p.to_string_lossy().into_owned();
-        let c = update_agent_section(&ps, &[("sys_interval".into(), Some(UciValue::Single("15".into())))]).unwrap();
+        let c = update_agent_section(&ps, &[("sys_interval".into(), Some(UciValue::Single("15".into())))], |_| {}).unwrap();
         assert_eq!(c.agent.sys_interval, 15);
         let now = std::fs::read_to_string(&p).unwrap();
         assert!(now.starts_with("# keep me\n"));
         assert!(now.contains("config device 'gw'"));
         // An invalid value leaves the file untouched.
-        let bad = update_agent_section(&ps, &[("sys_interval".into(), Some(UciValue::Single("soon".into())))]);
+        let bad = update_agent_section(&ps, &[("sys_interval".into(), Some(UciValue::Single("soon".into())))], |_| {});
         assert!(bad.is_err());
         assert_eq!(std::fs::read_to_string(&p).unwrap(), now);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_file_that_cannot_be_read_whole_or_parsed_is_not_rewritten() {
+        let dir = std::env::temp_dir().join(format!("dma-cfg-unread-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let set = [("sys_interval".to_string(), Some(UciValue::Single("15".into())))];
+        // Missing: refused, nothing created.
+        let p = dir.join("missing");
+        let e = update_agent_section(&p.to_string_lossy(), &set, |_| {}).unwrap_err();
+        assert!(e.msg.contains("cannot read"), "{e}");
+        assert!(!p.exists());
+        // Not UTF-8 (a torn or foreign file): refused, bytes untouched.
+        let p = dir.join("binary");
+        let bytes = b"config agent 'agent'\n\toption sn 'A1'\n\xff\xfe\n".to_vec();
+        std::fs::write(&p, &bytes).unwrap();
+        assert!(update_agent_section(&p.to_string_lossy(), &set, |_| {}).is_err());
+        assert_eq!(std::fs::read(&p).unwrap(), bytes);
+        // Does not parse: refused, untouched.
+        let p = dir.join("broken");
+        std::fs::write(&p, "config agent 'agent'\n\toption sn 'A1\n").unwrap();
+        let e = update_agent_section(&p.to_string_lossy(), &set, |_| {}).unwrap_err();
+        assert!(e.line > 0, "{e}");
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "config agent 'agent'\n\toption sn 'A1\n");
+        // A directory where the file should be (read error): refused.
+        let p = dir.join("adir");
+        std::fs::create_dir_all(&p).unwrap();
+        assert!(update_agent_section(&p.to_string_lossy(), &set, |_| {}).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn concurrent_updates_are_serialised_and_none_is_lost() {
+        let dir = std::env::temp_dir().join(format!("dma-cfg-conc-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("dma-agent");
+        std::fs::write(&p, "config agent 'agent'\n\toption sn 'A1'\n").unwrap();
+        let ps = p.to_string_lossy().into_owned();
+        let keys = ["sys_interval", "procs_interval", "versions_interval", "periph_interval", "keepalive", "shell_timeout", "device_failures", "reconnect_min"];
+        let threads: Vec<_> = keys
+            .iter()
+            .map(|k| {
+                let (ps, k) = (ps.clone(), k.to_string());
+                std::thread::spawn(move || {
+                    for _ in 0..5 {
+                        update_agent_section(&ps, &[(k.clone(), Some(UciValue::Single("7".into())))], |_| {}).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        // Every thread's option is in the file: no update overwrote another's.
+        let c = load(&ps).unwrap();
+        assert_eq!((c.agent.sys_interval, c.agent.procs_interval, c.agent.versions_interval, c.agent.periph_interval), (7, 7, 7, 7));
+        assert_eq!((c.agent.keepalive, c.agent.shell_timeout, c.agent.device_failures, c.agent.reconnect_min), (7, 7, 7, 7));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

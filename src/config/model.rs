@@ -57,6 +57,8 @@ pub struct AgentConfig {
     pub max_running: usize,
     pub queue_size: usize,
     pub journal_size: usize,
+    /// Bytes the journal file may take on flash (its compaction needs half that again).
+    pub journal_bytes: u64,
     pub shell_enabled: bool,
     pub shell_output_cap: usize,
     pub shell_timeout: u64,
@@ -165,6 +167,7 @@ impl Default for AgentConfig {
             max_running: 4,
             queue_size: 16,
             journal_size: 256,
+            journal_bytes: 256 * 1024,
             shell_enabled: true,
             shell_output_cap: 64 * 1024,
             shell_timeout: 30,
@@ -195,7 +198,7 @@ pub const AGENT_SECRETS: &[&str] = &["password"];
 pub const RESTART_KEYS: &[&str] = &[
     "sn", "gateway_id", "client_id", "broker_host", "broker_port", "tls", "ca_file", "cert_file", "key_file",
     "username", "password", "prefix", "keepalive", "state_dir", "max_running", "queue_size", "journal_size",
-    "boot_id_file", "event_queue_bytes",
+    "journal_bytes", "boot_id_file", "event_queue_bytes",
 ];
 
 pub const MASK: &str = "******";
@@ -277,6 +280,7 @@ impl AgentConfig {
             "max_running" => self.max_running = parse_num(value, 1, 64)?,
             "queue_size" => self.queue_size = parse_num(value, 0, 1024)?,
             "journal_size" => self.journal_size = parse_num(value, 16, 4096)?,
+            "journal_bytes" => self.journal_bytes = parse_num(value, 16 * 1024, 16 * 1024 * 1024)?,
             "shell_enabled" => self.shell_enabled = parse_bool(value)?,
             "shell_output_cap" => self.shell_output_cap = parse_num(value, 256, 16 * 1024 * 1024)?,
             "shell_timeout" => self.shell_timeout = parse_num(value, 1, 86400)?,
@@ -372,6 +376,7 @@ impl AgentConfig {
         put("max_running", json!(self.max_running));
         put("queue_size", json!(self.queue_size));
         put("journal_size", json!(self.journal_size));
+        put("journal_bytes", json!(self.journal_bytes));
         put("shell_enabled", json!(self.shell_enabled));
         put("shell_output_cap", json!(self.shell_output_cap));
         put("shell_timeout", json!(self.shell_timeout));
@@ -464,6 +469,12 @@ pub fn set_device_option(d: &mut DeviceConfig, key: &str, value: &str) -> Result
         // `nId` in periph messages: a literal, or `serial` for the device's own.
         "node_id" => {
             d.options.insert("node_id".into(), value.to_string());
+        }
+        // How long a LAN command may wait for its turn on the device (then
+        // it is cancelled, never sent) and then for its result.
+        "command_timeout" => {
+            parse_num::<u64>(value, 1, 3600)?;
+            d.options.insert("command_timeout".into(), value.trim().to_string());
         }
         "poll_interval" => d.poll_interval = Duration::from_secs(parse_num(value, 1, 86400)?),
         "timeout" => d.timeout = Duration::from_millis(parse_num::<u64>(value, 1, 300)? * 1000),

@@ -7,9 +7,10 @@
 use super::{DeviceConfig, DeviceError, DeviceKind, LanDevice};
 use crate::mqtt::Publisher;
 use serde_json::{json, Value};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
-use std::sync::{Arc, Mutex};
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -18,8 +19,74 @@ const DEVICE_QUEUE: usize = 4;
 /// Longest wait between polls of a device that is down.
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
 
+/// Commands whose caller stopped waiting after they started, kept (per
+/// device) so a retry of the same id gets their result instead of
+/// sending the request again.
+const ABANDONED: usize = 8;
+
+/// Started commands nobody waits for any more, by journal key (oldest first).
+type Abandoned = Mutex<VecDeque<(String, Arc<Ticket>)>>;
+
+const QUEUED: u8 = 0;
+const STARTED: u8 = 1;
+const CANCELLED: u8 = 2;
+
+/// One `<kind> get|set` handed to a device's thread. The thread may start
+/// it only while the caller still waits: `claim` (thread) and `cancel`
+/// (caller) race on one atomic, so exactly one of them wins — a command
+/// the engine gave up on is never sent later.
+struct Ticket {
+    state: AtomicU8,
+    result: Mutex<Option<Result<Value, DeviceError>>>,
+    done: Condvar,
+}
+
+impl Ticket {
+    fn new() -> Ticket {
+        Ticket { state: AtomicU8::new(QUEUED), result: Mutex::new(None), done: Condvar::new() }
+    }
+    fn claim(&self) -> bool {
+        self.state.compare_exchange(QUEUED, STARTED, Ordering::SeqCst, Ordering::SeqCst).is_ok()
+    }
+    fn cancel(&self) -> bool {
+        self.state.compare_exchange(QUEUED, CANCELLED, Ordering::SeqCst, Ordering::SeqCst).is_ok()
+    }
+    fn started(&self) -> bool {
+        self.state.load(Ordering::SeqCst) == STARTED
+    }
+    fn complete(&self, r: Result<Value, DeviceError>) {
+        if let Ok(mut g) = self.result.lock() {
+            *g = Some(r);
+        }
+        self.done.notify_all();
+    }
+    /// Wait until `until` for the thread to start it (`started`) or to
+    /// finish it; returns the result when finished.
+    fn wait(&self, until: Instant, for_start_only: bool) -> Option<Result<Value, DeviceError>> {
+        let Ok(mut g) = self.result.lock() else { return None };
+        loop {
+            if g.is_some() {
+                return g.take();
+            }
+            if for_start_only && self.started() {
+                return None;
+            }
+            let now = Instant::now();
+            if now >= until {
+                return None;
+            }
+            // Short steps: the start is not signalled through the condvar.
+            let step = (until - now).min(Duration::from_millis(if for_start_only { 20 } else { 200 }));
+            g = match self.done.wait_timeout(g, step) {
+                Ok((g, _)) => g,
+                Err(_) => return None,
+            };
+        }
+    }
+}
+
 enum DevMsg {
-    Command { method: String, body: Value, reply: SyncSender<Result<Value, DeviceError>> },
+    Command { method: String, body: Value, ticket: Arc<Ticket> },
     Republish,
     Push(Value),
     /// One port's entry pushed by the device: replaces that port in `msg.ports`.
@@ -43,6 +110,8 @@ pub struct DeviceView {
 struct Slot {
     cfg: DeviceConfig,
     tx: SyncSender<DevMsg>,
+    /// Started commands the caller stopped waiting for, by journal key.
+    abandoned: Arc<Abandoned>,
     view: Arc<Mutex<DeviceView>>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
@@ -132,7 +201,7 @@ impl DeviceManager {
             .name(format!("dev-{}", cfg.name))
             .stack_size(256 * 1024)
             .spawn(move || worker.run(rx))?;
-        Ok(Slot { cfg, tx, view, stop, thread: Some(thread) })
+        Ok(Slot { cfg, tx, abandoned: Arc::default(), view, stop, thread: Some(thread) })
     }
 
     pub fn stop_all(&self) {
@@ -144,9 +213,19 @@ impl DeviceManager {
     }
 
     /// Carry out `<kind> get|set` on the device named in the body
-    /// (`"device": name`), or the first device of that kind.
-    pub fn command(&self, kind: DeviceKind, name: Option<&str>, method: &str, body: Value) -> Result<Value, DeviceError> {
-        let (tx, wait) = {
+    /// (`"device": name`), or the first device of that kind. `key` is the
+    /// command's journal key.
+    ///
+    /// The command waits its turn on the device's thread (behind a poll or
+    /// other commands) for at most the device's `command_timeout`; not
+    /// started by then, it is cancelled and never sent. Once started it
+    /// runs to its end (each HTTP call bounded by the device's `timeout`),
+    /// and the caller waits up to `command_timeout` more for the result.
+    /// A caller that gives up on a started command leaves its ticket here:
+    /// a retry of the same id waits for that result rather than sending
+    /// the request a second time.
+    pub fn command(&self, kind: DeviceKind, name: Option<&str>, method: &str, body: Value, key: &str) -> Result<Value, DeviceError> {
+        let (tx, wait, abandoned) = {
             let slots = self.slots.lock().map_err(|_| DeviceError::Transport("device manager unavailable".into()))?;
             let slot = slots
                 .iter()
@@ -155,13 +234,47 @@ impl DeviceManager {
                     Some(n) => DeviceError::BadRequest(format!("no enabled {kind} device named '{n}'")),
                     None => DeviceError::BadRequest(format!("no {kind} device is configured")),
                 })?;
-            // A command may queue behind a poll, which may itself time out.
-            (slot.tx.clone(), slot.cfg.timeout * 6 + Duration::from_secs(5))
+            (slot.tx.clone(), command_timeout(&slot.cfg), slot.abandoned.clone())
         };
-        let (rtx, rrx) = sync_channel(1);
-        tx.try_send(DevMsg::Command { method: method.to_string(), body, reply: rtx })
+        let secs = wait.as_secs();
+        // A retry of a command that started earlier: its result, not a second request.
+        let earlier = abandoned.lock().ok().and_then(|mut a| {
+            let pos = a.iter().position(|(k, _)| k == key)?;
+            a.remove(pos).map(|(_, t)| t)
+        });
+        if let Some(t) = earlier {
+            log::info!("{kind} command {key}: waiting for the earlier attempt's result instead of sending it again");
+            return match t.wait(Instant::now() + wait, false) {
+                Some(r) => r,
+                None => {
+                    remember(&abandoned, key, t);
+                    Err(DeviceError::Timeout(format!(
+                        "{kind} device: the earlier attempt of this command is still running after another {secs} s; not sent again"
+                    )))
+                }
+            };
+        }
+        let ticket = Arc::new(Ticket::new());
+        tx.try_send(DevMsg::Command { method: method.to_string(), body, ticket: ticket.clone() })
             .map_err(|_| DeviceError::Transport(format!("{kind} device busy: too many commands waiting")))?;
-        rrx.recv_timeout(wait).map_err(|_| DeviceError::Timeout(format!("{kind} device did not answer in {} s", wait.as_secs())))?
+        if let Some(r) = ticket.wait(Instant::now() + wait, true) {
+            return r;
+        }
+        if ticket.cancel() {
+            return Err(DeviceError::Timeout(format!(
+                "{kind} device busy: the command did not start within {secs} s; cancelled, it will not be sent"
+            )));
+        }
+        // Started: it runs to its end; wait for it, bounded.
+        match ticket.wait(Instant::now() + wait, false) {
+            Some(r) => r,
+            None => {
+                remember(&abandoned, key, ticket);
+                Err(DeviceError::Timeout(format!(
+                    "{kind} device did not answer within {secs} s of starting; the outcome is unknown. A retry of this id waits for it, it is not sent again"
+                )))
+            }
+        }
     }
 
     /// Publish every device's current status now.
@@ -225,6 +338,25 @@ impl DeviceManager {
         let s = slots.iter().find(|s| s.cfg.name == name)?;
         let v = s.view.lock().ok()?.clone();
         Some(v)
+    }
+}
+
+/// How long a LAN command may wait for its turn (and then for its result):
+/// the device's `command_timeout`, by default long enough to queue behind a
+/// poll that itself times out.
+fn command_timeout(cfg: &DeviceConfig) -> Duration {
+    cfg.opt("command_timeout")
+        .and_then(|v| v.parse::<u64>().ok())
+        .map(Duration::from_secs)
+        .unwrap_or(cfg.timeout * 6 + Duration::from_secs(5))
+}
+
+fn remember(abandoned: &Abandoned, key: &str, t: Arc<Ticket>) {
+    if let Ok(mut a) = abandoned.lock() {
+        a.push_back((key.to_string(), t));
+        while a.len() > ABANDONED {
+            a.pop_front();
+        }
     }
 }
 
@@ -435,7 +567,11 @@ impl Worker {
         while !self.stop.load(Ordering::SeqCst) {
             let wait = next_poll.saturating_duration_since(Instant::now());
             match rx.recv_timeout(wait) {
-                Ok(DevMsg::Command { method, body, reply }) => {
+                Ok(DevMsg::Command { method, body, ticket }) => {
+                    if !ticket.claim() {
+                        log::info!("device {}: a {method} command was cancelled before its turn; not sent", self.cfg.name);
+                        continue;
+                    }
                     if client.is_none() {
                         client = super::build(&self.cfg).ok();
                     }
@@ -443,7 +579,7 @@ impl Worker {
                         Some(c) => c.command(&method, &body),
                         None => Err(DeviceError::BadRequest("the device client could not be built from its configuration".into())),
                     };
-                    let _ = reply.try_send(r);
+                    ticket.complete(r);
                 }
                 Ok(DevMsg::Republish) => self.publish(true),
                 Ok(DevMsg::PushPort(entry)) => {

@@ -2,19 +2,32 @@
 //!
 //! Layout in `<state_dir>/events/`: `queue.log` holds one JSON event per
 //! line, appended and fsync'd before `push` returns; `cursor` holds the
-//! byte offset of the first event the broker has not acknowledged. The
+//! position of the first event the broker has not acknowledged. The
 //! sender publishes from the cursor with a small window of QoS 1 messages
-//! and moves the cursor (fsync'd) as PUBACKs arrive, in order. When
-//! everything is acknowledged the log is truncated. A crash can at worst
-//! publish an acknowledged event once more (at-least-once); it never loses
-//! one. When the unacknowledged bytes would pass the cap, `push` refuses
-//! (the GoIP receiver then answers 503 so the GoIP keeps the message).
+//! and moves the cursor (fsync'd) as PUBACKs arrive, in order.
+//!
+//! Positions are logical: they never go back. The log starts with a
+//! header line `#base N` naming the logical position of its first event,
+//! so a compaction (rewriting the log with only the unacknowledged events,
+//! through a temp file and a rename) never has to change the cursor: the
+//! cursor is valid in the old file and in the new one, and a crash at any
+//! point loses nothing. A crash can at worst publish an acknowledged event
+//! once more (at-least-once; `eid` lets the platform drop it).
+//!
+//! On flash: unacknowledged events are capped at `cap` bytes (`push`
+//! refuses beyond: the GoIP receiver then answers 503 so the GoIP keeps the
+//! message); acknowledged ones are dropped by a compaction once they pass
+//! [`compact_after`] bytes, or as soon as everything is acknowledged. The
+//! compaction's temp file holds only unacknowledged events, so the reserve
+//! it needs is at most `cap`. A failed append is cut back to the last whole
+//! event; a full or read-only disk makes `push` refuse with the cause and
+//! is retried on the next push.
 
 use crate::mqtt::{AckWaiter, Publisher};
 use serde_json::Value;
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex};
@@ -27,6 +40,13 @@ const WINDOW: usize = 16;
 /// Re-send from the cursor when the oldest in-flight event waited this
 /// long for its PUBACK while connected.
 const RESEND_AFTER: Duration = Duration::from_secs(60);
+/// Longest header line read.
+const HEADER_MAX: usize = 64;
+
+/// Acknowledged bytes left in the log before it is compacted.
+pub fn compact_after(cap: u64) -> u64 {
+    (cap / 4).clamp(4096, 64 * 1024)
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum QueueError {
@@ -47,14 +67,25 @@ impl std::fmt::Display for QueueError {
 }
 
 struct Inner {
-    log: File,
-    /// Offset of the first unacknowledged event.
+    /// The log was read from disk (if not, nothing else here is known).
+    loaded: bool,
+    /// Logical position of the first event in the file, and the length of
+    /// the header line before it.
+    base: u64,
+    hdr_len: u64,
+    /// Logical position of the first unacknowledged event.
     head: u64,
-    /// End of the log.
+    /// Logical end of the whole events.
     tail: u64,
     /// Events pushed since start (for tests and `agent get`).
     pushed: u64,
     acked: u64,
+}
+
+impl Inner {
+    fn phys(&self, logical: u64) -> u64 {
+        self.hdr_len + logical.saturating_sub(self.base)
+    }
 }
 
 pub struct EventQueue {
@@ -69,30 +100,123 @@ fn io(e: std::io::Error) -> QueueError {
     QueueError::Io(e.to_string())
 }
 
-impl EventQueue {
-    pub fn open(dir: &Path, cap: u64) -> std::io::Result<EventQueue> {
-        std::fs::create_dir_all(dir)?;
-        let log_path = dir.join("queue.log");
-        let mut log = OpenOptions::new().create(true).read(true).append(true).open(&log_path)?;
-        let mut tail = log.seek(SeekFrom::End(0))?;
-        // A torn last line (power cut mid-append) is cut off.
-        if tail > 0 {
-            let data = std::fs::read(&log_path)?;
-            let good = data.iter().rposition(|&b| b == b'\n').map(|p| p as u64 + 1).unwrap_or(0);
-            if good < tail {
-                log.set_len(good)?;
-                tail = good;
-            }
+fn header(base: u64) -> String {
+    format!("#base {base}\n")
+}
+
+/// Position just after the last newline of `f` (whole events end there).
+fn last_newline_end(f: &mut File, len: u64, from: u64) -> std::io::Result<u64> {
+    let mut end = len;
+    let mut buf = vec![0u8; 8192];
+    while end > from {
+        let start = end.saturating_sub(buf.len() as u64).max(from);
+        let n = (end - start) as usize;
+        f.seek(SeekFrom::Start(start))?;
+        let chunk = buf.get_mut(..n).ok_or_else(|| std::io::Error::other("chunk"))?;
+        f.read_exact(chunk)?;
+        if let Some(p) = chunk.iter().rposition(|&b| b == b'\n') {
+            return Ok(start + p as u64 + 1);
         }
-        let head = std::fs::read_to_string(dir.join("cursor")).ok().and_then(|s| s.trim().parse::<u64>().ok()).unwrap_or(0).min(tail);
-        crate::config::sync_dir(dir)?;
-        Ok(EventQueue {
+        end = start;
+    }
+    Ok(from)
+}
+
+impl EventQueue {
+    /// Open the queue in `dir`. Never fails for want of space or a
+    /// writable dir: what can be read is sent; pushes are refused (with
+    /// the cause) until the disk can be written again.
+    pub fn open(dir: &Path, cap: u64) -> std::io::Result<EventQueue> {
+        let q = EventQueue {
             dir: dir.to_path_buf(),
             cap,
-            inner: Mutex::new(Inner { log, head, tail, pushed: 0, acked: 0 }),
+            inner: Mutex::new(Inner { loaded: false, base: 0, hdr_len: 0, head: 0, tail: 0, pushed: 0, acked: 0 }),
             wake: Condvar::new(),
             connected: AtomicBool::new(false),
-        })
+        };
+        if let Ok(mut g) = q.inner.lock() {
+            if let Err(e) = q.load(&mut g) {
+                log::error!("event queue {}: {e}; events are refused until it can be read", dir.display());
+            }
+            if let Err(e) = q.writer(&mut g) {
+                log::error!("event queue {}: {e}; events are refused until it can be written", dir.display());
+            }
+            // (the handle is closed at once: none stays open for writing)
+        }
+        Ok(q)
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.join("queue.log")
+    }
+
+    /// Read header, whole-event end and cursor from disk.
+    fn load(&self, g: &mut Inner) -> std::io::Result<()> {
+        let path = self.log_path();
+        let (base, hdr_len, good) = match File::open(&path) {
+            Ok(mut f) => {
+                let len = f.metadata()?.len();
+                let mut first = Vec::new();
+                BufReader::new(Read::take(&mut f, HEADER_MAX as u64)).read_until(b'\n', &mut first)?;
+                let parsed = std::str::from_utf8(&first)
+                    .ok()
+                    .filter(|t| t.ends_with('\n'))
+                    .and_then(|t| t.trim_end().strip_prefix("#base "))
+                    .and_then(|n| n.parse::<u64>().ok());
+                let (base, hdr_len) = match parsed {
+                    Some(b) => (b, first.len() as u64),
+                    None => (0, 0), // a log from before headers: positions are offsets
+                };
+                (base, hdr_len, last_newline_end(&mut f, len, hdr_len)?)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (0, 0, 0),
+            Err(e) => return Err(e),
+        };
+        let tail = base + (good - hdr_len);
+        let cursor = std::fs::read_to_string(self.dir.join("cursor")).ok().and_then(|s| s.trim().parse::<u64>().ok()).unwrap_or(base);
+        g.base = base;
+        g.hdr_len = hdr_len;
+        g.tail = tail;
+        // Before the base: those events were acknowledged and compacted away.
+        g.head = cursor.clamp(base, tail);
+        g.loaded = true;
+        Ok(())
+    }
+
+    /// Open the log for one append (no descriptor stays open for writing,
+    /// so the state dir can be remounted read-only). The file is first cut
+    /// back to its last whole event: a torn or failed append leaves nothing.
+    fn writer(&self, g: &mut Inner) -> std::io::Result<File> {
+        if !g.loaded {
+            self.load(g)?;
+        }
+        std::fs::create_dir_all(&self.dir)?;
+        let path = self.log_path();
+        let fresh = !path.exists();
+        let mut f = OpenOptions::new().create(true).append(true).open(&path)?;
+        if fresh {
+            // A new log starts with its header (an empty file would be read as base 0).
+            let h = header(g.tail);
+            f.write_all(h.as_bytes())?;
+            f.sync_data()?;
+            crate::config::sync_dir(&self.dir)?;
+            g.base = g.tail;
+            g.hdr_len = h.len() as u64;
+            g.head = g.head.max(g.base);
+        } else {
+            if f.metadata()?.len() < g.phys(g.tail) {
+                // Shortened behind our back: what is on disk is the truth
+                // (extending it would put zeros before the next event).
+                log::error!("event queue {}: the log is shorter than written; continuing from what is there", path.display());
+                self.load(g)?;
+            }
+            let end = g.phys(g.tail);
+            if f.metadata()?.len() != end {
+                f.set_len(end)?;
+                f.sync_data()?;
+            }
+        }
+        Ok(f)
     }
 
     /// Append events durably, all or none. Returns once they are on disk.
@@ -111,8 +235,14 @@ impl EventQueue {
         if used + buf.len() as u64 > self.cap {
             return Err(QueueError::Full { used, cap: self.cap });
         }
-        g.log.write_all(&buf).map_err(io)?;
-        g.log.sync_data().map_err(io)?;
+        let end = g.phys(g.tail);
+        let mut f = self.writer(&mut g).map_err(io)?;
+        if let Err(e) = f.write_all(&buf).and_then(|_| f.sync_data()) {
+            // Roll back to the last whole event; if that fails too, the
+            // next push cuts the file first.
+            let _ = f.set_len(end);
+            return Err(io(e));
+        }
         g.tail += buf.len() as u64;
         g.pushed += events.len() as u64;
         drop(g);
@@ -147,12 +277,18 @@ impl EventQueue {
         self.wake.notify_all();
     }
 
-    /// Read the event starting at `off`; returns it and the next offset.
+    /// Read the event starting at logical position `off`; returns it and
+    /// the next position. Under the lock: a compaction cannot swap the
+    /// file in between.
     fn read_at(&self, off: u64) -> std::io::Result<Option<(Vec<u8>, u64)>> {
-        let mut f = File::open(self.dir.join("queue.log"))?;
-        f.seek(SeekFrom::Start(off))?;
+        let g = self.inner.lock().map_err(|_| std::io::Error::other("poisoned"))?;
+        if off < g.base || off >= g.tail {
+            return Ok(None);
+        }
+        let mut f = File::open(self.log_path())?;
+        f.seek(SeekFrom::Start(g.phys(off)))?;
         let mut line = Vec::new();
-        let n = BufReader::new(f.take_limit()).read_until(b'\n', &mut line)?;
+        let n = BufReader::new(Read::take(f, MAX_EVENT as u64 + 1)).read_until(b'\n', &mut line)?;
         if n == 0 || line.last() != Some(&b'\n') {
             return Ok(None);
         }
@@ -160,20 +296,48 @@ impl EventQueue {
         Ok(Some((line, off + n as u64)))
     }
 
+    /// The broker acknowledged everything before `to`. The cursor is made
+    /// durable first; the log is compacted after, so a crash in between
+    /// only re-sends.
     fn advance(&self, to: u64) -> std::io::Result<()> {
         let mut g = self.inner.lock().map_err(|_| std::io::Error::other("poisoned"))?;
-        g.head = to;
+        g.head = to.min(g.tail).max(g.head);
         g.acked += 1;
-        if g.head >= g.tail {
-            // Everything is acknowledged: start the log afresh.
-            g.log.set_len(0)?;
-            g.log.sync_data()?;
-            g.head = 0;
-            g.tail = 0;
+        crate::config::write_atomic(&self.dir.join("cursor"), g.head.to_string().as_bytes())?;
+        let acked_in_file = g.head - g.base;
+        if acked_in_file > 0 && (g.head == g.tail || acked_in_file >= compact_after(self.cap)) {
+            self.compact(&mut g)?;
         }
-        let head = g.head;
-        drop(g);
-        crate::config::write_atomic(&self.dir.join("cursor"), head.to_string().as_bytes())
+        Ok(())
+    }
+
+    /// Rewrite the log with only the unacknowledged events (temp file,
+    /// fsync, rename, fsync of the dir). The cursor stays as it is: logical
+    /// positions are the same in both files.
+    fn compact(&self, g: &mut Inner) -> std::io::Result<()> {
+        let path = self.log_path();
+        let tmp = self.dir.join(".queue.log.tmp");
+        let h = header(g.head);
+        let (from, len) = (g.phys(g.head), g.tail - g.head);
+        let written = (|| {
+            let mut out = OpenOptions::new().write(true).create(true).truncate(true).open(&tmp)?;
+            out.write_all(h.as_bytes())?;
+            let mut src = File::open(&path)?;
+            src.seek(SeekFrom::Start(from))?;
+            let copied = std::io::copy(&mut Read::take(src, len), &mut out)?;
+            if copied != len {
+                return Err(std::io::Error::other("log shorter than expected"));
+            }
+            out.sync_all()?;
+            std::fs::rename(&tmp, &path)
+        })();
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+        g.base = g.head;
+        g.hdr_len = h.len() as u64;
+        crate::config::sync_dir(&self.dir)
     }
 
     /// The sender loop: publish in order, advance on PUBACK. Runs until
@@ -241,17 +405,6 @@ impl EventQueue {
     }
 }
 
-/// Reads at most one event (plus its newline) from a file.
-trait TakeLimit {
-    fn take_limit(self) -> std::io::Take<File>;
-}
-
-impl TakeLimit for File {
-    fn take_limit(self) -> std::io::Take<File> {
-        std::io::Read::take(self, MAX_EVENT as u64 + 1)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -271,10 +424,89 @@ mod tests {
             q.advance(8).unwrap();
         }
         let q = EventQueue::open(&d, 200).unwrap();
-        let (first, end) = q.read_at(q.inner.lock().unwrap().head).unwrap().unwrap();
+        let h = head(&q);
+        let (first, end) = q.read_at(h).unwrap().unwrap();
         assert_eq!(first, b"{\"n\":2}".to_vec(), "cursor survives reopen");
         let (second, _) = q.read_at(end).unwrap().unwrap();
         assert_eq!(second, b"{\"n\":3}".to_vec());
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    fn head(q: &EventQueue) -> u64 {
+        q.inner.lock().unwrap().head
+    }
+
+    /// Acknowledge the first pending event, as the sender does on PUBACK.
+    fn ack_one(q: &EventQueue) -> Vec<u8> {
+        let (ev, end) = q.read_at(head(q)).unwrap().expect("an event");
+        q.advance(end).unwrap();
+        ev
+    }
+
+    #[test]
+    fn a_steady_stream_keeps_the_file_bounded_and_positions_valid() {
+        let d = std::env::temp_dir().join(format!("dma-evq-steady-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        let cap = 16 * 1024;
+        let q = EventQueue::open(&d, cap).unwrap();
+        // Never empty: one event always pending, 2,000 pushed and acked.
+        q.push(&json!({"n": 0})).unwrap();
+        for i in 1..2000 {
+            q.push(&json!({"n": i, "pad": "p".repeat(40)})).unwrap();
+            let ev: Value = serde_json::from_slice(&ack_one(&q)).unwrap();
+            assert_eq!(ev["n"], i - 1, "in order");
+            let len = std::fs::metadata(d.join("queue.log")).map(|m| m.len()).unwrap_or(0);
+            assert!(len <= cap + compact_after(cap) + 200, "file {len} bytes");
+        }
+        // The cursor stays valid across compactions and a reopen.
+        drop(q);
+        let q = EventQueue::open(&d, cap).unwrap();
+        let ev: Value = serde_json::from_slice(&ack_one(&q)).unwrap();
+        assert_eq!(ev["n"], 1999);
+        assert_eq!(q.used(), 0);
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    /// Every order of crash around a compaction: the cursor names a logical
+    /// position, valid in the file before and after the rename.
+    #[test]
+    fn a_crash_around_compaction_loses_nothing() {
+        let d = std::env::temp_dir().join(format!("dma-evq-crash-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        let q = EventQueue::open(&d, 64 * 1024).unwrap();
+        for i in 0..10 {
+            q.push(&json!({"n": i})).unwrap();
+        }
+        ack_one(&q);
+        ack_one(&q);
+        let before = std::fs::read(d.join("queue.log")).unwrap();
+        // Compaction happened (renamed in) but the process died at once.
+        let mut g = q.inner.lock().unwrap();
+        q.compact(&mut g).unwrap();
+        drop(g);
+        drop(q);
+        let q = EventQueue::open(&d, 64 * 1024).unwrap();
+        let ev: Value = serde_json::from_slice(&ack_one(&q)).unwrap();
+        assert_eq!(ev["n"], 2, "after the rename");
+        drop(q);
+        // The old file with the same cursor (a crash before the rename).
+        std::fs::write(d.join("queue.log"), &before).unwrap();
+        let q = EventQueue::open(&d, 64 * 1024).unwrap();
+        let ev: Value = serde_json::from_slice(&ack_one(&q)).unwrap();
+        assert_eq!(ev["n"], 3, "before the rename: same position, next event");
+        // A torn last event is cut, and the next push lands cleanly after the last whole one.
+        drop(q);
+        let mut f = OpenOptions::new().append(true).open(d.join("queue.log")).unwrap();
+        f.write_all(b"{\"n\":99,\"to").unwrap();
+        drop(f);
+        let q = EventQueue::open(&d, 64 * 1024).unwrap();
+        q.push(&json!({"n": 10})).unwrap();
+        let mut seen = Vec::new();
+        while q.used() > 0 {
+            let ev: Value = serde_json::from_slice(&ack_one(&q)).unwrap();
+            seen.push(ev["n"].as_i64().unwrap());
+        }
+        assert_eq!(seen, vec![4, 5, 6, 7, 8, 9, 10]);
         let _ = std::fs::remove_dir_all(&d);
     }
 }

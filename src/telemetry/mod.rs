@@ -20,6 +20,10 @@ pub enum ReportRequest {
     All,
     /// Re-read intervals (after `agent set` or SIGHUP).
     Reschedule,
+    /// A (re)connect: fresh `sys`/`procs` now where their interval is on
+    /// (0 means on demand only), `versions` (sent on every connect) and
+    /// each LAN device's `periph`.
+    Connected,
     Stop,
 }
 
@@ -133,6 +137,12 @@ impl Reporter {
                 Ok(ReportRequest::Reschedule) => {
                     next_sys = Instant::now();
                     next_procs = Instant::now();
+                }
+                Ok(ReportRequest::Connected) => {
+                    next_sys = Instant::now();
+                    next_procs = Instant::now();
+                    self.publish_versions(false);
+                    self.ctx.devices.republish_all();
                 }
                 Ok(ReportRequest::Stop) | Err(RecvTimeoutError::Disconnected) => return,
                 Err(RecvTimeoutError::Timeout) => {}

@@ -3,6 +3,7 @@
 //! `DMA_AGENT_RUNNER`), and a platform-side MQTT client.
 #![allow(dead_code)]
 
+pub mod fsfault;
 pub mod proxy;
 
 use rumqttc::{Client, Event, Incoming, MqttOptions, QoS};

@@ -218,7 +218,7 @@ fn fresh_dir(tag: &str) -> PathBuf {
 fn journal_seed() -> Vec<u8> {
     let d = fresh_dir("jseed");
     {
-        let mut j = dma_agent::commands::journal::Journal::open(&d, 8, "boot-a").expect("journal");
+        let mut j = dma_agent::commands::journal::Journal::open(&d, 8, 256 * 1024, "boot-a").expect("journal");
         let _ = j.begin("n:1", "h1", "sh");
         let _ = j.finish("n:1", dma_agent::commands::journal::State::Succeeded, &json!({"id": 1, "status": "ok"}));
         let _ = j.begin("s:x", "h2", "reboot");
@@ -232,7 +232,7 @@ fn journal_seed() -> Vec<u8> {
 fn replay_files(journal: &[u8], queue: &[u8], cursor: &[u8], other: &[u8]) {
     let d = fresh_dir("replay");
     let _ = std::fs::write(d.join("journal.log"), journal);
-    if let Ok(mut j) = dma_agent::commands::journal::Journal::open(&d, 8, "boot-b") {
+    if let Ok(mut j) = dma_agent::commands::journal::Journal::open(&d, 8, 256 * 1024, "boot-b") {
         let _ = j.len();
         let _ = j.unacked();
         let _ = j.begin("n:99", "h", "sh");

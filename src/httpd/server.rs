@@ -320,10 +320,12 @@ impl IoLoop {
     /// Answer a refusal and close; tell the application when the peer had
     /// begun a request.
     fn refuse(&self, c: &Conn, status: u16, reason: &str) {
-        answer_now(&c.stream, &Response::reason(status, reason));
+        // The application hears of it before the peer does (a peer that
+        // reads the answer may look at the application's counters next).
         if !c.buf.is_empty() {
             (self.refused)(c.peer, super::request::request_target(&c.buf), status);
         }
+        answer_now(&c.stream, &Response::reason(status, reason));
     }
 
     /// Read what is there; the connection back while it is still being read.

@@ -36,7 +36,8 @@ for t in "${targets[@]}"; do
     log "building $BIN_NAME for $t (release, -Zbuild-std, zig linker)"
     start=$(date +%s)
     # shellcheck disable=SC2086
-    cargo-zigbuild zigbuild --release --target "$t" "${BUILD_STD[@]}" --bin "$BIN_NAME" ${CARGO_FLAGS:-}
+    cargo-zigbuild zigbuild --release --target "$t" "${BUILD_STD[@]}" "${RELEASE_STD_FEATURES[@]}" \
+        --config "target.$t.rustflags=$RELEASE_RUSTFLAGS" --bin "$BIN_NAME" ${CARGO_FLAGS:-}
     secs=$(( $(date +%s) - start ))
     src="$(target_dir)/$t/release/$BIN_NAME"
     [ -f "$src" ] || die "build produced no $src"

@@ -23,6 +23,15 @@ if command -v rustup >/dev/null; then export RUSTUP_TOOLCHAIN=deb; fi
 # -Zbuild-std on a stable compiler.
 export RUSTC_BOOTSTRAP=1
 BUILD_STD=("-Zbuild-std=std,panic_abort")
+# Release builds only (tests need std's unwinding): std without its backtrace
+# symbolizer (addr2line, gimli, demangler: panic messages stay, backtraces
+# go) and with core/alloc's size-optimised algorithms. See README "Size and memory".
+RELEASE_STD_FEATURES=("-Zbuild-std-features=optimize_for_size")
+# A panic (none is expected: outside data never panics, see README) aborts at
+# once, without formatting a message; nothing unwinds, so no unwind tables
+# (.eh_frame / .ARM.exidx). Appended to the target's rustflags from
+# .cargo/config.toml (cargo merges config arrays). Gains: README "Size and memory".
+RELEASE_RUSTFLAGS='["-Zunstable-options", "-Cpanic=immediate-abort", "-Cforce-unwind-tables=no"]'
 
 check_tools() {
     command -v cargo-zigbuild >/dev/null || die "cargo-zigbuild not found: run cross/install-deps.sh"

@@ -173,11 +173,8 @@ fn http_request(bytes: &[u8]) {
 }
 
 fn vpn_answer(bytes: &[u8]) {
-    // The VPN client's own HTTPS answer reader (status line, headers,
-    // Content-Length or chunked body). When it is replaced by ureq, these
-    // two lines go.
-    let mut r = bytes;
-    let _ = dma_agent::devices::vpn::https::read_response(&mut r, "prop");
+    // (The HTTP framing of the console's answers is ureq's since the VPN
+    // client has no parser of its own.)
     if let Ok(call) = dma_agent::devices::vpn::api::Call::parse("User/ExtQueryUser") {
         for status in [200u16, 500] {
             let _ = dma_agent::devices::vpn::api::parse_answer(&call, status, bytes);

@@ -77,7 +77,7 @@ impl Engine {
         let sched = Arc::new((Mutex::new(Sched { accepting: true, ..Default::default() }), Condvar::new()));
         {
             let (ctx, sched) = (ctx.clone(), sched.clone());
-            std::thread::Builder::new().name("dispatch".into()).spawn(move || dispatcher(ctx, sched, rx))?;
+            std::thread::Builder::new().name("dispatch".into()).stack_size(512 * 1024).spawn(move || dispatcher(ctx, sched, rx))?;
         }
         Ok(Engine { ctx, inbox: tx, sched })
     }

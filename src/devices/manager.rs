@@ -365,7 +365,7 @@ fn stop_slot(s: &mut Slot) {
     let _ = s.tx.try_send(DevMsg::Stop);
     if let Some(t) = s.thread.take() {
         // A device thread may sit in an HTTP call; it ends within its timeout.
-        std::thread::spawn(move || {
+        let _ = std::thread::Builder::new().stack_size(64 * 1024).spawn(move || {
             let _ = t.join();
         });
     }
@@ -380,14 +380,34 @@ fn is_volatile(key: &str) -> bool {
         .any(|v| k.contains(v))
 }
 
-fn fingerprint(v: &Value) -> Value {
-    match v {
-        Value::Object(m) => {
-            Value::Object(m.iter().filter(|(k, _)| !is_volatile(k)).map(|(k, v)| (k.clone(), fingerprint(v))).collect())
+/// A 64-bit digest of a status without its volatile keys: what "changed"
+/// compares. Kept instead of a copy of the whole tree per device (and
+/// computed without building one); a collision would only delay a change
+/// to the next `periph_interval`.
+fn fingerprint(v: &Value) -> u64 {
+    fn feed(v: &Value, h: &mut std::collections::hash_map::DefaultHasher) {
+        use std::hash::Hash;
+        match v {
+            Value::Null => 0u8.hash(h),
+            Value::Bool(b) => (1u8, b).hash(h),
+            Value::Number(n) => (2u8, n).hash(h),
+            Value::String(s) => (3u8, s).hash(h),
+            Value::Array(a) => {
+                (4u8, a.len()).hash(h);
+                a.iter().for_each(|x| feed(x, h));
+            }
+            Value::Object(m) => {
+                5u8.hash(h);
+                for (k, x) in m.iter().filter(|(k, _)| !is_volatile(k)) {
+                    k.hash(h);
+                    feed(x, h);
+                }
+            }
         }
-        Value::Array(a) => Value::Array(a.iter().map(fingerprint).collect()),
-        other => other.clone(),
     }
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    feed(v, &mut h);
+    std::hash::Hasher::finish(&h)
 }
 
 struct Worker {
@@ -398,7 +418,7 @@ struct Worker {
     settings: Arc<Mutex<ManagerSettings>>,
     sink: Arc<Mutex<Option<EventSink>>>,
     cdr: Option<super::iad::cdr::CdrCursor>,
-    last_published: Option<(bool, Value)>,
+    last_published: Option<(bool, u64)>,
     last_publish_at: Option<Instant>,
 }
 
@@ -421,25 +441,22 @@ impl Worker {
     }
 
     fn publish(&mut self, force: bool) {
-        let v = match self.view.lock() {
-            Ok(v) => v.clone(),
+        // Copy out only what the message needs (not the whole view).
+        let (online, serial, msg) = match self.view.lock() {
+            Ok(v) if v.online => (true, v.serial.clone(), v.msg.clone().unwrap_or_else(|| json!({}))),
+            Ok(v) => (false, v.serial.clone(), json!({"error": v.last_error, "failures": v.failures, "lastSeen": v.last_seen})),
             Err(_) => return,
         };
-        let msg = if v.online {
-            v.msg.clone().unwrap_or_else(|| json!({}))
-        } else {
-            json!({"error": v.last_error, "failures": v.failures, "lastSeen": v.last_seen})
-        };
         let st = self.settings();
-        let fp = (v.online, fingerprint(&msg));
+        let fp = (online, fingerprint(&msg));
         let due = self.last_publish_at.map(|t| t.elapsed() >= st.periph_interval).unwrap_or(true);
         if !force && !due && self.last_published.as_ref() == Some(&fp) {
             return;
         }
         let payload = json!({
             "sn": st.sn, "time": crate::util::unix_now(), "gwId": st.gw_id,
-            "nId": self.node_id(v.serial.as_deref()), "kind": self.cfg.kind.as_str(),
-            "online": v.online, "msg": msg,
+            "nId": self.node_id(serial.as_deref()), "kind": self.cfg.kind.as_str(),
+            "online": online, "msg": msg,
         });
         if self.publisher.publish_json(&self.publisher.topics.periph, true, false, &payload).is_ok() {
             self.last_published = Some(fp);
@@ -598,5 +615,22 @@ impl Worker {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fingerprint;
+    use serde_json::json;
+
+    #[test]
+    fn fingerprint_ignores_counters_only() {
+        let a = json!({"model": "x", "uptime": 1, "ports": [{"state": "up", "rxBytes": 5}]});
+        let counters = json!({"model": "x", "uptime": 2, "ports": [{"state": "up", "rxBytes": 9}]});
+        let changed = json!({"model": "x", "uptime": 1, "ports": [{"state": "down", "rxBytes": 5}]});
+        assert_eq!(fingerprint(&a), fingerprint(&counters));
+        assert_ne!(fingerprint(&a), fingerprint(&changed));
+        assert_ne!(fingerprint(&json!([1, [2]])), fingerprint(&json!([[1], 2])));
+        assert_ne!(fingerprint(&json!("1")), fingerprint(&json!(1)));
     }
 }

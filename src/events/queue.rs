@@ -396,7 +396,10 @@ impl EventQueue {
             }
             // Wait for a push, a connect, or an ack to check.
             if let Ok(g) = self.inner.lock() {
-                let _ = self.wake.wait_timeout(g, Duration::from_millis(if window.is_empty() { 500 } else { 20 }));
+                // Idle (nothing in flight, nothing new under the lock a push takes,
+                // or offline): sleep long, a push or a connect wakes us.
+                let idle = window.is_empty() && (next.unwrap_or(g.head) >= g.tail || !self.connected.load(Ordering::SeqCst));
+                let _ = self.wake.wait_timeout(g, Duration::from_millis(if idle { 5_000 } else { 20 }));
             }
         }
     }

@@ -149,6 +149,7 @@ impl Session {
         let cmd_topic = self.publisher.topics.cmd.clone();
         let thread = std::thread::Builder::new()
             .name("mqtt".into())
+            .stack_size(512 * 1024) // TLS handshakes, tokio's event loop
             .spawn(move || run(connection, client, publisher, cmd_topic, events, stop, backoff))
             .map_err(|e| e.to_string())?;
         self.thread = Some(thread);
@@ -189,10 +190,10 @@ fn run(
     // The next connection is a clean one, to drop a packet too large to read.
     let mut drop_session = false;
     loop {
-        let ev = match connection.recv_timeout(Duration::from_millis(500)) {
+        // Blocks until the next event (keep-alive pings included): no idle polling.
+        let ev = match connection.recv() {
             Ok(ev) => ev,
-            Err(rumqttc::RecvTimeoutError::Timeout) => continue,
-            Err(rumqttc::RecvTimeoutError::Disconnected) => return,
+            Err(rumqttc::RecvError) => return,
         };
         match ev {
             Ok(Event::Incoming(Incoming::ConnAck(ack))) => {

@@ -8,15 +8,18 @@ use std::sync::Arc;
 /// Where OpenWrt's ca-bundle / ca-certificates packages put the roots.
 const SYSTEM_BUNDLES: &[&str] = &["/etc/ssl/certs/ca-certificates.crt", "/etc/ssl/cert.pem"];
 
+/// The system CA bundle, if the router has one.
+pub fn system_bundle() -> Option<&'static str> {
+    SYSTEM_BUNDLES.iter().find(|p| std::path::Path::new(p).exists()).copied()
+}
+
 /// Build the client config: roots from `ca_file` (or the system bundle),
 /// and a client certificate when both `cert_file` and `key_file` are set.
 pub fn client_config(ca_file: &str, cert_file: &str, key_file: &str) -> Result<Arc<rustls::ClientConfig>, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let ca_path = if ca_file.is_empty() {
-        SYSTEM_BUNDLES
-            .iter()
-            .find(|p| std::path::Path::new(p).exists())
-            .map(|s| s.to_string())
+        system_bundle()
+            .map(str::to_string)
             .ok_or("tls is on but no ca_file is set and no system CA bundle exists")?
     } else {
         ca_file.to_string()
@@ -34,7 +37,7 @@ pub fn client_config(ca_file: &str, cert_file: &str, key_file: &str) -> Result<A
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?
         .with_root_certificates(roots);
-    let config = if cert_file.is_empty() {
+    let mut config = if cert_file.is_empty() {
         builder.with_no_client_auth()
     } else {
         let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert_file)
@@ -45,5 +48,12 @@ pub fn client_config(ca_file: &str, cert_file: &str, key_file: &str) -> Result<A
         let key = PrivateKeyDer::from_pem_file(key_file).map_err(|_| format!("key_file {key_file}: no usable private key"))?;
         builder.with_client_auth_cert(chain, key).map_err(|e| format!("client certificate: {e}"))?
     };
+    config.resumption = resumption();
     Ok(Arc::new(config))
+}
+
+/// Session resumption for one peer: a few tickets, not rustls's default
+/// cache of 256 sessions (~14 KiB allocated up front per configuration).
+pub fn resumption() -> rustls::client::Resumption {
+    rustls::client::Resumption::in_memory_sessions(4)
 }

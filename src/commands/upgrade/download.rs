@@ -49,7 +49,7 @@ impl Drop for TempFile {
 
 /// Stream `url` into `file`, returning the SHA-256 hex of what was written.
 pub fn fetch(url: &str, file: &TempFile, limits: &Limits) -> Result<String, String> {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
+    let config = ureq::Agent::config_builder()
         .timeout_connect(Some(limits.stall))
         .timeout_per_read(Some(limits.stall))
         .timeout_per_write(Some(limits.stall))
@@ -57,8 +57,10 @@ pub fn fetch(url: &str, file: &TempFile, limits: &Limits) -> Result<String, Stri
         .max_redirects(MAX_REDIRECTS)
         .http_status_as_error(false)
         .user_agent(concat!("dma-agent/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .into();
+        .build();
+    // https: rustls with the router's CA bundle (no compiled-in roots).
+    let tls = crate::devices::vpn::tls::Trust::System.client_config().ok();
+    let agent = crate::devices::http::tls_agent(config, tls, None);
     let stall = limits.stall.as_secs();
     let describe = |e: ureq::Error| match e {
         ureq::Error::Timeout(ureq::Timeout::PerRead) | ureq::Error::Timeout(ureq::Timeout::PerWrite) => {

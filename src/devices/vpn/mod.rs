@@ -14,7 +14,7 @@
 //! - `fingerprint`: SHA-256 of the console's certificate (hex, colons
 //!   allowed) — the usual choice, consoles use self-signed certificates.
 //! - `ca_file`: PEM file of CA certificates to verify the console against.
-//!   Without `fingerprint` or `ca_file`, the public webpki roots apply.
+//!   Without `fingerprint` or `ca_file`, the system CA bundle applies.
 //! - `commit_api`: the "take effect now" call, `Updater/UpdaterCloud`
 //!   (the seed's, default) or `Updater/DataSyncCloud` (the vendor's
 //!   current document), or any other `Controller/Action`.

@@ -2,8 +2,9 @@
 //!
 //! VPN consoles ship self-signed certificates, so the operator either pins
 //! the certificate's SHA-256 fingerprint or names a CA file (PEM). With
-//! neither, the public webpki roots apply and a self-signed console fails
-//! the handshake: verification is never switched off.
+//! neither, the router's CA bundle applies (OpenWrt's ca-certificates:
+//! `/etc/ssl/certs/ca-certificates.crt`; no roots are compiled in) and a
+//! self-signed console fails the handshake: verification is never switched off.
 
 use crate::util::hex;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -22,8 +23,8 @@ pub enum Trust {
     Pinned([u8; 32]),
     /// Certificates chaining to the roots in this PEM file.
     CaFile(String),
-    /// Certificates chaining to the public webpki roots.
-    WebPki,
+    /// Certificates chaining to the system CA bundle.
+    System,
 }
 
 impl Trust {
@@ -33,7 +34,7 @@ impl Trust {
             (Some(_), Some(_)) => Err("set either fingerprint or ca_file, not both".into()),
             (Some(fp), None) => parse_fingerprint(fp).map(Trust::Pinned),
             (None, Some(path)) => Ok(Trust::CaFile(path.to_string())),
-            (None, None) => Ok(Trust::WebPki),
+            (None, None) => Ok(Trust::System),
         }
     }
 
@@ -43,17 +44,19 @@ impl Trust {
         let builder = ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
             .map_err(|e| format!("TLS setup: {e}"))?;
-        let config = match self {
+        let mut config = match self {
             Trust::Pinned(pin) => builder
                 .dangerous()
                 .with_custom_certificate_verifier(Arc::new(PinnedVerifier::new(*pin, &provider)))
                 .with_no_client_auth(),
             Trust::CaFile(path) => builder.with_root_certificates(roots_from_file(path)?).with_no_client_auth(),
-            Trust::WebPki => {
-                let roots = RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
-                builder.with_root_certificates(roots).with_no_client_auth()
+            Trust::System => {
+                let path = crate::mqtt::tls::system_bundle()
+                    .ok_or("no fingerprint, no ca_file and no system CA bundle (/etc/ssl/certs/ca-certificates.crt)")?;
+                builder.with_root_certificates(roots_from_file(path)?).with_no_client_auth()
             }
         };
+        config.resumption = crate::mqtt::tls::resumption();
         Ok(Arc::new(config))
     }
 }
@@ -178,9 +181,13 @@ mod tests {
 
     #[test]
     fn trust_choice() {
-        assert_eq!(Trust::from_options(None, None).unwrap(), Trust::WebPki);
+        assert_eq!(Trust::from_options(None, None).unwrap(), Trust::System);
         assert!(Trust::from_options(Some("00"), Some("/x")).is_err());
         assert!(Trust::CaFile("/nonexistent/ca.pem".into()).client_config().is_err());
-        assert!(Trust::WebPki.client_config().is_ok());
+        // The system bundle where the host has one; a clear error where not.
+        match crate::mqtt::tls::system_bundle() {
+            Some(_) => assert!(Trust::System.client_config().is_ok()),
+            None => assert!(Trust::System.client_config().unwrap_err().contains("system CA bundle")),
+        }
     }
 }

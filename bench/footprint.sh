@@ -1,0 +1,393 @@
+#!/usr/bin/env bash
+# Footprint benchmark: every figure of issue 11 in one run.
+#
+#   bench/footprint.sh [all|sizes|soak|idle|sms]...      default: all
+#
+# sizes  stripped size of dist/<target>/dma-agent per target (SIZE_TARGETS,
+#        default armv7, mipsel, x86_64; build them with cross/build.sh) and the
+#        hello-world baseline of cross/hello for the native target.
+# soak   the agent (BIN) with MQTT over TLS to a mosquitto on 127.0.0.1, four
+#        simulated LAN devices (dma-sim) polled every POLL s, the SMS receiver
+#        on, for SOAK_MIN minutes: RSS every minute, steady RSS at the end,
+#        growth from minute GROWTH_FROM to the end, threads, the RSS breakdown
+#        (/proc/PID/smaps_rollup, heap, per-thread stacks) and a hello-world's
+#        RSS as the floor.
+# idle   the agent with no LAN devices and reports every 60 s, for IDLE_SEC:
+#        CPU % of one core (utime+stime from /proc/PID/stat) and wake-ups/s
+#        (voluntary+involuntary context switches summed over every thread).
+# sms    push SMS_N SMS (one per request, as the GoIP does) to the receiver
+#        and time them until the platform has every `sms-received` event.
+#
+# Env: BIN (default dist/x86_64-unknown-linux-musl/dma-agent, else
+#      target/release/dma-agent), SIM_BIN (dma-sim; built with --features sim
+#      if missing), SOAK_MIN (10), POLL (5), GROWTH_FROM (5, or 1 for soaks
+#      under 6 min), IDLE_SEC (60), SMS_N (1000), KEEP=1 keeps the work dir.
+# Examples: SOAK_MIN=2 bench/footprint.sh soak idle
+#           SOAK_MIN=60 POLL=1 bench/footprint.sh soak     (the growth row)
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+
+SOAK_MIN=${SOAK_MIN:-10}
+POLL=${POLL:-5}
+GROWTH_FROM=${GROWTH_FROM:-$([ "$SOAK_MIN" -ge 6 ] && echo 5 || echo 1)}
+IDLE_SEC=${IDLE_SEC:-60}
+SMS_N=${SMS_N:-1000}
+SIZE_TARGETS=${SIZE_TARGETS:-"armv7-unknown-linux-musleabihf mipsel-unknown-linux-musl x86_64-unknown-linux-musl"}
+
+say() { printf '%s\n' "$*"; }
+log() { printf '[footprint] %s\n' "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+pick_bin() {
+    if [ -n "${BIN:-}" ]; then echo "$BIN"; return; fi
+    for b in dist/x86_64-unknown-linux-musl/dma-agent target/release/dma-agent; do
+        [ -x "$b" ] && { echo "$ROOT/$b"; return; }
+    done
+    die "no agent binary: cross/build.sh x86_64-unknown-linux-musl (or set BIN)"
+}
+
+pick_sim() {
+    if [ -n "${SIM_BIN:-}" ]; then echo "$SIM_BIN"; return; fi
+    for b in target/release/dma-sim target/debug/dma-sim; do
+        [ -x "$b" ] && { echo "$ROOT/$b"; return; }
+    done
+    log "building dma-sim"
+    cargo build -q --features sim --bin dma-sim >&2
+    echo "$ROOT/target/debug/dma-sim"
+}
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+wait_port() {
+    local port=$1 i
+    for i in $(seq 1 100); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+WORK=$(mktemp -d /tmp/footprint.XXXXXX)
+PIDS=()
+cleanup() {
+    local p
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+    if [ "${KEEP:-0}" = 1 ]; then log "work dir kept: $WORK"; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+
+# ---- sizes -------------------------------------------------------------------
+hello_size() {
+    # shellcheck source=cross/measure.sh
+    (. "$ROOT/cross/measure.sh" && stat -c %s "$(hello_bin "$1")") 2>/dev/null || echo "?"
+}
+
+cmd_sizes() {
+    say "### Stripped binary sizes (release profile, TLS on)"
+    say
+    say "| target | dma-agent (B) | hello-world (B) |"
+    say "|---|---:|---:|"
+    local t
+    for t in $SIZE_TARGETS; do
+        local b="dist/$t/dma-agent" s="not built" h="?"
+        [ -f "$b" ] && s=$(stat -c %s "$b")
+        [ "$t" = x86_64-unknown-linux-musl ] && h=$(hello_size "$t")
+        say "| $t | $s | $h |"
+    done
+    say
+}
+
+# ---- the rig: TLS broker, simulators, agent ----------------------------------
+make_certs() {
+    local d=$WORK/pki
+    mkdir -p "$d"
+    (
+        cd "$d"
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.pem \
+            -days 2 -subj /CN=bench-ca 2>/dev/null
+        openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout server.key -out server.csr \
+            -subj /CN=localhost 2>/dev/null
+        printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >ext.cnf
+        openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 \
+            -extfile ext.cnf 2>/dev/null
+    )
+}
+
+start_broker() {
+    BROKER_PORT=$(free_port)
+    local d=$WORK/pki
+    printf 'user root\nlistener %s 127.0.0.1\nallow_anonymous true\ncafile %s/ca.pem\ncertfile %s/server.pem\nkeyfile %s/server.key\n' \
+        "$BROKER_PORT" "$d" "$d" "$d" >"$WORK/mosquitto.conf"
+    local m
+    m=$(command -v mosquitto || echo /usr/sbin/mosquitto)
+    "$m" -c "$WORK/mosquitto.conf" >"$WORK/mosquitto.log" 2>&1 &
+    PIDS+=($!)
+    wait_port "$BROKER_PORT" || die "mosquitto did not start"
+}
+
+start_sims() {
+    "$SIM" all >"$WORK/sims.conf" 2>"$WORK/sims.log" &
+    PIDS+=($!)
+    local i
+    for i in $(seq 1 100); do
+        [ "$(grep -c '^config device' "$WORK/sims.conf" 2>/dev/null)" = 4 ] && return 0
+        sleep 0.1
+    done
+    die "dma-sim did not start: $(cat "$WORK/sims.log")"
+}
+
+# write_config NAME SN DEVICES(0: none, 1: all four, goip: the GoIP only) SMS_PORT(or empty)
+write_config() {
+    local name=$1 sn=$2 devices=$3 rx=$4 f=$WORK/$1.conf
+    mkdir -p "$WORK/$name-state"
+    {
+        printf "config agent 'agent'\n\toption sn '%s'\n\toption broker_host 'localhost'\n\toption broker_port '%s'\n" "$sn" "$BROKER_PORT"
+        printf "\toption tls '1'\n\toption ca_file '%s/pki/ca.pem'\n\toption state_dir '%s/%s-state'\n" "$WORK" "$WORK" "$name"
+        printf "\toption sys_interval '60'\n\toption procs_interval '60'\n\toption periph_interval '300'\n"
+        printf "\toption boot_id_file '%s/boot_id'\n\n" "$WORK"
+        if [ "$devices" = 1 ]; then
+            sed "s/^config device.*/&\n\toption poll_interval '$POLL'/" "$WORK/sims.conf"
+        elif [ "$devices" = goip ]; then
+            awk '/^config device/ {on = ($0 ~ /goip/)} on' "$WORK/sims.conf"
+        fi
+        if [ -n "$rx" ]; then
+            printf "config sms_receiver\n\toption enabled '1'\n\toption listen '127.0.0.1:%s'\n\toption rate '100000'\n" "$rx"
+            printf "\toption reconcile_interval '3600'\n\n"
+        fi
+    } >"$f"
+    echo "$f"
+}
+
+start_agent() {
+    local conf=$1 log=$2
+    "$AGENT" --config "$conf" >"$log" 2>&1 &
+    AGENT_PID=$!
+    PIDS+=("$AGENT_PID")
+    sleep 0.5
+    kill -0 "$AGENT_PID" 2>/dev/null || die "agent exited: $(cat "$log")"
+}
+
+rig() {
+    [ -f "$WORK/pki/ca.pem" ] && return
+    echo "bench-boot-0" >"$WORK/boot_id"
+    make_certs
+    start_broker
+}
+
+# ---- /proc readers -----------------------------------------------------------
+rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+threads() { awk '/^Threads:/ {print $2}' "/proc/$1/status"; }
+# utime+stime in clock ticks
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+ctxt_sum() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/ctxt_switches/ {s += $2} END {print s}'; }
+
+# RSS breakdown: smaps_rollup, the largest mappings, and each thread's stack
+# (the mapping holding the thread's stack pointer, from /proc/PID/task/TID/syscall).
+breakdown() {
+    local pid=$1
+    say "#### RSS breakdown (pid $pid, $(threads "$pid") threads)"
+    say
+    say '```'
+    grep -E '^(Rss|Pss|Pss_Anon|Pss_File|Anonymous|Private_Dirty|Shared_Clean|Private_Clean):' "/proc/$pid/smaps_rollup"
+    say '```'
+    say
+    say "| mapping | RSS (KiB) | what |"
+    say "|---|---:|---|"
+    awk '
+        /^[0-9a-f]+-[0-9a-f]+ / { range=$1; perm=$2; path=$6; if (path == "") path="[anon]" }
+        /^Rss:/ { if ($2 > 0) printf "%s %s %s %d\n", range, perm, path, $2 }
+    ' "/proc/$pid/smaps" | sort -k4 -n -r | head -8 | while read -r range perm path kb; do
+        local what=""
+        case "$path" in
+            "$AGENT") case "$perm" in r-x*) what="code (text)";; r--*) what="read-only data";; *) what="data/bss";; esac ;;
+            "[heap]") what="heap (brk)";;
+            "[stack]") what="main thread stack";;
+            "[anon]") what="anonymous: mmap'd heap chunks or a thread stack";;
+        esac
+        say "| $range $perm $path | $kb | $what |"
+    done
+    say
+    say "| thread | stack RSS (KiB) | stack mapping (KiB) |"
+    say "|---|---:|---:|"
+    local tid
+    for tid in $(ls "/proc/$pid/task"); do
+        local name sp line
+        name=$(cat "/proc/$pid/task/$tid/comm" 2>/dev/null || echo "?")
+        line=$(cat "/proc/$pid/task/$tid/syscall" 2>/dev/null || echo running)
+        sp=$(awk 'NF >= 9 {print $8}' <<<"$line")
+        if [ -z "$sp" ]; then say "| $name | ? (running) | |"; continue; fi
+        awk -v sp="$sp" '
+            function hex(s,   i, c, v) { v = 0; s = tolower(s); sub(/^0x/, "", s)
+                for (i = 1; i <= length(s); i++) { c = index("0123456789abcdef", substr(s, i, 1)) - 1; v = v * 16 + c } return v }
+            BEGIN { p = hex(sp) }
+            /^[0-9a-f]+-[0-9a-f]+ / { split($1, r, "-"); inside = (hex(r[1]) <= p && p < hex(r[2])); size = (hex(r[2]) - hex(r[1])) / 1024 }
+            inside && /^Rss:/ { printf "%d %d\n", $2, size; exit }
+        ' "/proc/$pid/smaps" | { read -r kb size && say "| $name | $kb | $size |" || say "| $name | ? | |"; }
+    done
+    say
+}
+
+# ---- soak --------------------------------------------------------------------
+cmd_soak() {
+    rig
+    [ -s "$WORK/sims.conf" ] || start_sims
+    local rx conf
+    rx=$(free_port)
+    conf=$(write_config soak 5A0000000001 1 "$rx")
+    start_agent "$conf" "$WORK/soak.log"
+    local pid=$AGENT_PID m rss first="" at_from=""
+    log "soak: $SOAK_MIN min, poll every $POLL s, agent pid $pid ($AGENT)"
+    say "### Soak: TLS to mosquitto, four simulated LAN devices polled every $POLL s, SMS receiver on, $SOAK_MIN min"
+    say
+    say "| minute | RSS (KiB) | threads |"
+    say "|---:|---:|---:|"
+    for m in $(seq 1 "$SOAK_MIN"); do
+        sleep 60
+        kill -0 "$pid" 2>/dev/null || die "agent died during the soak: $(tail -20 "$WORK/soak.log")"
+        rss=$(rss_kb "$pid")
+        [ -z "$first" ] && first=$rss
+        [ "$m" = "$GROWTH_FROM" ] && at_from=$rss
+        say "| $m | $rss | $(threads "$pid") |"
+    done
+    say
+    local peak errors
+    peak=$(awk '/^VmHWM:/ {print $2}' "/proc/$pid/status")
+    errors=$(grep -ci 'offline\|error' "$WORK/soak.log" || true)
+    say "steady RSS after $SOAK_MIN min: **$rss KiB** (peak $peak KiB, $(threads "$pid") threads);" \
+        "growth minute $GROWTH_FROM → $SOAK_MIN: **$((rss - ${at_from:-$rss})) KiB**;" \
+        "agent log lines with error/offline: $errors"
+    say
+    breakdown "$pid"
+    local hello hrss
+    hello=$( (. "$ROOT/cross/measure.sh" && hello_bin x86_64-unknown-linux-musl) 2>/dev/null || true)
+    if [ -x "$hello" ]; then
+        hrss=$( (. "$ROOT/cross/measure.sh" && peak_rss_kb "$hello") 2>/dev/null || echo "?")
+        say "hello-world (x86_64 musl, static) peak RSS: $hrss KiB"
+        say
+    fi
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+
+# ---- idle --------------------------------------------------------------------
+# Context switches of each thread (voluntary + involuntary), "tid comm count" lines.
+per_thread_ctxt() {
+    local pid=$1 tid
+    for tid in $(ls "/proc/$pid/task"); do
+        printf '%s %s %s\n' "$tid" "$(tr ' ' _ <"/proc/$pid/task/$tid/comm" 2>/dev/null)" \
+            "$(awk '/ctxt_switches/ {s += $2} END {print s + 0}' "/proc/$pid/task/$tid/status" 2>/dev/null)"
+    done
+}
+
+cmd_idle() {
+    rig
+    local conf pid t0 t1 hz s0 s1
+    conf=$(write_config idle 5A0000000002 0 "")
+    start_agent "$conf" "$WORK/idle.log"
+    pid=$AGENT_PID
+    sleep 10 # connected, first reports out
+    hz=$(getconf CLK_TCK)
+    per_thread_ctxt "$pid" >"$WORK/ctxt0"; t0=$(cpu_ticks "$pid"); s0=$(date +%s.%N)
+    sleep "$IDLE_SEC"
+    per_thread_ctxt "$pid" >"$WORK/ctxt1"; t1=$(cpu_ticks "$pid"); s1=$(date +%s.%N)
+    say "### Idle: no LAN devices, reports every 60 s, ${IDLE_SEC} s"
+    say
+    local c
+    c=$(awk 'NR == FNR {b[$1] = $3; next} {s += $3 - b[$1]} END {print s}' "$WORK/ctxt0" "$WORK/ctxt1")
+    awk -v c="$c" -v t="$((t1 - t0))" -v hz="$hz" -v s0="$s0" -v s1="$s1" -v th="$(threads "$pid")" -v rss="$(rss_kb "$pid")" 'BEGIN {
+        d = s1 - s0
+        printf "CPU: **%.3f %%** of a core (%d ticks of 1/%d s in %.0f s: resolution %.3f %%); wake-ups: **%.2f /s** (%d context switches, %d threads); RSS %d KiB\n",
+            100 * t / hz / d, t, hz, d, 100 / hz / d, c / d, c, th, rss }'
+    say
+    say "| thread | context switches in ${IDLE_SEC} s |"
+    say "|---|---:|"
+    awk 'NR == FNR {b[$1] = $3; next} {printf "| %s | %d |\n", $2, $3 - b[$1]}' "$WORK/ctxt0" "$WORK/ctxt1"
+    say
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+
+# ---- sms throughput ----------------------------------------------------------
+# sms_run BATCH FIRST: push SMS_N SMS, BATCH per request, numbered from FIRST;
+# print the rate at which their events reached the platform.
+sms_run() {
+    local batch=$1 first=$2 out=$WORK/sms-events-$1 t0 t1 got ctl
+    "$AGENT" ctl --host localhost --port "$BROKER_PORT" --tls --ca "$WORK/pki/ca.pem" --json watch "$SMS_SN" >"$out" 2>/dev/null &
+    ctl=$!
+    PIDS+=("$ctl")
+    sleep 2
+    t0=$(date +%s.%N)
+    python3 - "$SMS_RX" "$SMS_N" "$batch" "$first" <<'PY'
+import base64, http.client, json, sys, time
+port, n, batch, first = (int(a) for a in sys.argv[1:5])
+c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+i = 0
+while i < n:
+    k = min(batch, n - i)
+    rows = [[0, "1A", 1700000000 + first + i + j, "10010", "13800000000",
+             base64.b64encode(("bench %d" % (first + i + j)).encode()).decode()] for j in range(k)]
+    body = json.dumps({"type": "recv-sms", "sms_num": k, "sms": rows})
+    try:
+        c.request("POST", "/goip/goip", body, {"Content-Type": "application/json;charset=utf-8"})
+        r = c.getresponse(); r.read()
+    except Exception:
+        c.close(); c = http.client.HTTPConnection("127.0.0.1", port, timeout=30); time.sleep(0.05); continue
+    if r.status == 200:
+        i += k
+    elif r.status in (429, 503):
+        time.sleep(0.01)
+    else:
+        sys.exit("receiver answered %d" % r.status)
+PY
+    # The time the last event arrived (polled every 20 ms, for up to 5 min).
+    local i
+    for i in $(seq 1 15000); do
+        got=$(grep -c '"sms-received"' "$out" || true)
+        [ "$got" -ge "$SMS_N" ] && break
+        sleep 0.02
+    done
+    t1=$(date +%s.%N)
+    kill "$ctl" 2>/dev/null || true
+    wait "$ctl" 2>/dev/null || true
+    awk -v n="$got" -v want="$SMS_N" -v b="$batch" -v s0="$t0" -v s1="$t1" 'BEGIN {
+        printf "| %d | %d of %d | %.2f | **%.0f** |\n", b, n, want, s1 - s0, n / (s1 - s0) }'
+}
+
+cmd_sms() {
+    rig
+    SMS_SN=5A0000000003
+    SMS_RX=$(free_port)
+    [ -s "$WORK/sims.conf" ] || start_sims
+    local conf
+    conf=$(write_config sms "$SMS_SN" goip "$SMS_RX")
+    start_agent "$conf" "$WORK/sms.log"
+    wait_port "$SMS_RX" || die "SMS receiver did not listen: $(tail -5 "$WORK/sms.log")"
+    sleep 3 # connected
+    say "### Inbound SMS, push → platform (receiver → event queue → MQTT over TLS → subscriber)"
+    say
+    say "| SMS per push | events received | seconds | SMS/s |"
+    say "|---:|---:|---:|---:|"
+    sms_run 1 0
+    sms_run "${SMS_BATCH:-50}" 100000
+    say
+    kill "$AGENT_PID" 2>/dev/null || true
+    wait "$AGENT_PID" 2>/dev/null || true
+}
+
+AGENT=$(pick_bin)
+what=("$@")
+[ "${#what[@]}" -gt 0 ] || what=(all)
+[ "${what[*]}" = all ] && what=(sizes idle sms soak)
+say "## dma-agent footprint ($(date -u +%Y-%m-%dT%H:%MZ), $("$AGENT" --version 2>/dev/null | head -1), $AGENT)"
+say
+for w in "${what[@]}"; do
+    case "$w" in
+        sizes) cmd_sizes ;;
+        soak) SIM=$(pick_sim); cmd_soak ;;
+        idle) cmd_idle ;;
+        sms) SIM=$(pick_sim); cmd_sms ;;
+        *) die "unknown part '$w' (sizes, soak, idle, sms, all)" ;;
+    esac
+done

@@ -454,6 +454,12 @@ fn reload_and_stop_return_promptly_with_idle_connections_open() {
     r.agent.signal(nix::sys::signal::Signal::SIGHUP);
     assert!(wait_log(&r.agent, "restarting", quick), "no restart after a receiver change; log:\n{}", r.agent.log());
     eprintln!("reload with a receiver change: restarting after {:?}", t0.elapsed());
+    if emulated() {
+        // The restart is an exec of the agent's own binary, which a
+        // foreign-arch binary under qemu-user cannot do without binfmt_misc.
+        eprintln!("SKIP the rest under QEMU: the agent cannot exec itself there");
+        return;
+    }
     // The restarted agent takes pushes again.
     let deadline = Instant::now() + T * 2;
     loop {

@@ -176,14 +176,14 @@ fn new_device_operations_end_to_end() {
     // VPN: add + commit, a client logs in, list it online, disable, kick.
     let r = cmd("vpn", "set", json!({"controler": "User", "action": "AddUserCloud", "params": {"name": "carol", "parent_group": "/it", "passwd": "pw-1"}, "commit": true}));
     assert_eq!(r["status"], "ok", "{r}");
-    assert!(lan.vpn.login("carol", "10.1.0.9"));
+    assert!(lan.vpn.login("carol", "198.51.100.9"));
     let r = cmd("vpn", "get", json!({"controler": "State", "action": "GetOnlineUserCloud"}));
     assert_eq!(r["d"]["result"]["result"]["data"][0]["name"], "carol", "{r}");
     let r = cmd("vpn", "set", json!({"controler": "User", "action": "ExtSetUserEnable", "params": {"names": "carol", "is_enable": 0}, "commit": true}));
     assert_eq!(r["status"], "ok", "{r}");
     let r = cmd("vpn", "set", json!({"controler": "State", "action": "KillOnlineUserCloud", "params": {"names": ["carol"]}}));
     assert_eq!(r["d"]["result"]["result"]["killed"], json!(["carol"]), "{r}");
-    assert!(lan.vpn.online().is_empty() && !lan.vpn.login("carol", "10.1.0.9"));
+    assert!(lan.vpn.online().is_empty() && !lan.vpn.login("carol", "198.51.100.9"));
     let r = cmd("vpn", "get", json!({"controler": "User", "action": "GetSearchData", "params": {"search": "carol"}}));
     assert_eq!(r["d"]["result"]["result"]["data"][0]["is_enable"], "0", "{r}");
     assert!(!a.log().contains("goodlife123"), "S20 password in the log");

@@ -349,9 +349,9 @@ fn operators_actions_enable_list_online_kick() {
     for (n, g) in [("alice", "/sales"), ("albert", "/it"), ("bob", "/sales")] {
         vpn.add_user(&UserSpec::new(n, g)).unwrap();
     }
-    assert!(!sim.login("alice", "10.0.0.5"), "not in effect before the commit");
+    assert!(!sim.login("alice", "192.0.2.5"), "not in effect before the commit");
     vpn.commit().unwrap();
-    assert!(sim.login("alice", "10.0.0.5") && sim.login("bob", "10.0.0.6"));
+    assert!(sim.login("alice", "192.0.2.5") && sim.login("bob", "192.0.2.6"));
 
     let list = vpn.command("get", &json!({"controler": "User", "action": "GetSearchData", "params": {"search": "al", "limit": 10}})).unwrap();
     assert_eq!(list["result"]["total"], 2);
@@ -362,13 +362,13 @@ fn operators_actions_enable_list_online_kick() {
 
     let online = vpn.command("get", &json!({"controler": "State", "action": "GetOnlineUserCloud"})).unwrap();
     assert_eq!(online["result"]["total"], 2);
-    assert_eq!(online["result"]["data"][0], json!({"name": "alice", "ip": "10.0.0.5", "login_time": online["result"]["data"][0]["login_time"]}));
+    assert_eq!(online["result"]["data"][0], json!({"name": "alice", "ip": "192.0.2.5", "login_time": online["result"]["data"][0]["login_time"]}));
 
     // Disable (takes effect with the commit), then kick.
     let off = json!({"controler": "User", "action": "ExtSetUserEnable", "params": {"names": ["alice"], "is_enable": 0}, "commit": true});
     vpn.command("set", &off).unwrap();
     assert!(!sim.user("alice").unwrap().is_enable);
-    assert!(!sim.login("alice", "10.0.0.7"), "a disabled user cannot log in");
+    assert!(!sim.login("alice", "192.0.2.7"), "a disabled user cannot log in");
     let kick = vpn.command("set", &json!({"controler": "State", "action": "KillOnlineUserCloud", "params": {"names": "alice"}})).unwrap();
     assert_eq!(kick["result"]["killed"], json!(["alice"]));
     assert_eq!(sim.online().iter().map(|o| o.name.as_str()).collect::<Vec<_>>(), ["bob"]);

@@ -30,7 +30,7 @@ pub fn format_build_stamp(secs: u64) -> String {
 }
 
 /// (year, month, day, hour, minute, second) of a unix time, UTC.
-fn civil(secs: u64) -> (i64, i64, i64, u64, u64, u64) {
+pub fn civil(secs: u64) -> (i64, i64, i64, u64, u64, u64) {
     let days = (secs / 86400) as i64;
     let rem = secs % 86400;
     // Howard Hinnant's civil_from_days.

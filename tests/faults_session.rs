@@ -61,17 +61,6 @@ fn sms_texts(p: &Platform, sn: &str) -> Vec<Value> {
     p.all("dma/event").into_iter().map(|m| m.json).filter(|j| j["type"] == "sms-received" && j["sn"] == sn).collect()
 }
 
-fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    f()
-}
-
 #[test]
 fn a_broker_that_lost_the_session_gets_every_event_and_answer_again() {
     let sn = "FA0000000004";

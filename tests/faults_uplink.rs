@@ -41,17 +41,6 @@ fn lines(path: &Path) -> Vec<String> {
     std::fs::read_to_string(path).unwrap_or_default().lines().map(|l| l.to_string()).collect()
 }
 
-fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    f()
-}
-
 /// A publisher with a large packet limit (the platform client's is 1 MiB).
 fn big_publisher(port: u16) -> rumqttc::Client {
     let mut o = rumqttc::MqttOptions::new(format!("big-{}", std::process::id()), "127.0.0.1", port);

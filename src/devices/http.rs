@@ -28,8 +28,14 @@ pub const MAX_BODY: u64 = 1024 * 1024;
 const INPUT_BUFFER: usize = 16 * 1024;
 const OUTPUT_BUFFER: usize = 8 * 1024;
 
+/// The plain-HTTP agent of the IAD, S20 and GoIP clients. It keeps no idle
+/// connections: a pooled connection holds its buffers (24 KiB) and socket
+/// between polls, one per device, while a new TCP connection on the LAN
+/// costs about a millisecond. (The VPN console's https agent keeps its pool:
+/// a TLS handshake per request would cost the router's CPU.)
 pub fn agent(timeout: Duration) -> ureq::Agent {
-    ureq::Agent::with_parts(config(timeout), DefaultConnector::default(), InlineResolver)
+    let config = config_builder(timeout).max_idle_connections(0).build();
+    ureq::Agent::with_parts(config, DefaultConnector::default(), InlineResolver)
 }
 
 /// Resolves on the calling thread. ureq's default resolver spawns a thread
@@ -50,6 +56,10 @@ impl Resolver for InlineResolver {
 
 /// The configuration of [`agent`], for agents with their own connector.
 pub fn config(timeout: Duration) -> Config {
+    config_builder(timeout).build()
+}
+
+fn config_builder(timeout: Duration) -> ureq::config::ConfigBuilder<ureq::typestate::AgentScope> {
     ureq::Agent::config_builder()
         .input_buffer_size(INPUT_BUFFER)
         .output_buffer_size(OUTPUT_BUFFER)
@@ -61,7 +71,6 @@ pub fn config(timeout: Duration) -> Config {
         .max_redirects(0)
         .http_status_as_error(false)
         .user_agent(concat!("dma-agent/", env!("CARGO_PKG_VERSION")))
-        .build()
 }
 
 /// Map a ureq error to a device error (timeouts separately, so the poller

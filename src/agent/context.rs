@@ -7,7 +7,7 @@ use crate::devices::manager::DeviceManager;
 use crate::events::EventQueue;
 use crate::mqtt::Publisher;
 use crate::telemetry::ReportRequest;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -20,7 +20,8 @@ pub struct Ctx {
     pub reports: SyncSender<ReportRequest>,
     pub devices: DeviceManager,
     pub events: Arc<EventQueue>,
-    /// Set when a configuration change needs a restart (re-exec).
+    /// Set when a configuration change needs a restart (re-exec); set it
+    /// through [`Ctx::request_restart`], which also wakes the main loop.
     pub restart: AtomicBool,
     /// Set on SIGTERM/SIGINT.
     pub stopping: AtomicBool,
@@ -61,6 +62,13 @@ impl Ctx {
             Ok(mut g) => *g = c,
             Err(p) => *p.into_inner() = c,
         }
+    }
+
+    /// Ask the main loop to restart the agent (re-exec) once the current
+    /// answer is out.
+    pub fn request_restart(&self) {
+        self.restart.store(true, Ordering::SeqCst);
+        super::wake::wake();
     }
 
     pub fn sn(&self) -> String {

@@ -6,6 +6,7 @@ pub mod context;
 pub mod lock;
 pub mod runtime;
 pub mod state;
+pub mod wake;
 
 pub use context::Ctx;
 pub use state::AgentState;

@@ -17,51 +17,13 @@ use std::time::{Duration, Instant};
 
 static TERM: AtomicBool = AtomicBool::new(false);
 static HUP: AtomicBool = AtomicBool::new(false);
-/// Write end of the pipe that wakes the main loop on a signal (-1: none).
-static WAKE_FD: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
-
 extern "C" fn on_signal(sig: libc::c_int) {
     if sig == libc::SIGHUP {
         HUP.store(true, Ordering::SeqCst);
     } else {
         TERM.store(true, Ordering::SeqCst);
     }
-    let fd = WAKE_FD.load(Ordering::SeqCst);
-    if fd >= 0 {
-        // SAFETY: write(2) is async-signal-safe; a full pipe just drops the byte.
-        unsafe { libc::write(fd, [1u8].as_ptr().cast(), 1) };
-    }
-}
-
-/// The main loop's sleep: until a signal arrives or `max` passes (instead
-/// of waking every 100 ms to look at the flags).
-struct SignalWait {
-    read: libc::c_int,
-}
-
-impl SignalWait {
-    fn new() -> SignalWait {
-        let mut fds = [-1; 2];
-        // SAFETY: fds is a valid array of two ints.
-        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } == 0 {
-            WAKE_FD.store(fds[1], Ordering::SeqCst);
-        }
-        SignalWait { read: fds[0] }
-    }
-
-    fn wait(&self, max: Duration) {
-        if self.read < 0 {
-            std::thread::sleep(Duration::from_millis(100));
-            return;
-        }
-        let mut p = libc::pollfd { fd: self.read, events: libc::POLLIN, revents: 0 };
-        // SAFETY: one valid pollfd; then drain the non-blocking pipe.
-        unsafe {
-            libc::poll(&mut p, 1, max.as_millis().min(i32::MAX as u128) as i32);
-            let mut buf = [0u8; 16];
-            while libc::read(self.read, buf.as_mut_ptr().cast(), buf.len()) > 0 {}
-        }
-    }
+    super::wake::wake();
 }
 
 fn install_signal_handlers() {
@@ -244,7 +206,7 @@ pub fn run(config_path: &str) -> Result<Exit, String> {
     let cfg = Arc::new(config::load(config_path).map_err(|e| e.to_string())?);
     // One agent per state dir (faults-local): refuse at once, before anything else.
     let _lock = super::lock::acquire(std::path::Path::new(&cfg.agent.state_dir))?;
-    let signals = SignalWait::new();
+    let signals = super::wake::Waiter::new();
     install_signal_handlers();
     let _ = rustls::crypto::ring::default_provider().install_default();
     if cfg.agent.startup_delay > 0 {
@@ -313,8 +275,8 @@ pub fn run(config_path: &str) -> Result<Exit, String> {
     );
 
     let exit = loop {
-        // Signals wake it at once; a restart asked by a command is seen within 2 s.
-        signals.wait(Duration::from_secs(2));
+        // Signals and restart requests (Ctx::request_restart) wake it at once.
+        signals.wait(Duration::from_secs(60));
         if TERM.load(Ordering::SeqCst) {
             log::info!("stopping");
             break Exit::Stopped;

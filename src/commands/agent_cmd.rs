@@ -8,7 +8,6 @@ use crate::agent::Ctx;
 use crate::config::uci::UciValue;
 use crate::config::AgentConfig;
 use serde_json::{json, Map, Value};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 pub fn handle(ctx: &Ctx, cmd: &Command) -> Outcome {
@@ -126,7 +125,7 @@ fn set(ctx: &Ctx, body: &Value) -> Outcome {
     let needs_restart = !restart.is_empty();
     if needs_restart {
         log::info!("agent set: {restart:?} changed; restarting to apply");
-        ctx.restart.store(true, Ordering::SeqCst);
+        ctx.request_restart();
     }
     Outcome::ok(json!({"applied": changed, "restart": needs_restart}))
 }

@@ -94,7 +94,7 @@ pub fn handle(ctx: &Ctx, cmd: &Command) -> Outcome {
     match st {
         Ok(s) if s.success() => {
             // Still here (the package did not restart us): restart to run the new binary.
-            ctx.restart.store(true, Ordering::SeqCst);
+            ctx.request_restart();
             out
         }
         Ok(s) => Outcome::failed(format!("install failed: {s}"), json!({"sha256": got})),

@@ -15,6 +15,7 @@ pub mod logging;
 pub mod agent;
 pub mod mqtt;
 pub mod sms;
+pub mod stack;
 pub mod telemetry;
 pub mod util;
 

@@ -566,6 +566,7 @@ impl Worker {
         let mut next_poll = Instant::now();
         while !self.stop.load(Ordering::SeqCst) {
             let wait = next_poll.saturating_duration_since(Instant::now());
+            crate::stack::release_unused();
             match rx.recv_timeout(wait) {
                 Ok(DevMsg::Command { method, body, ticket }) => {
                     if !ticket.claim() {

@@ -207,6 +207,7 @@ impl Sync {
             } else {
                 next_pass.saturating_duration_since(Instant::now()).min(Duration::from_secs(5))
             };
+            crate::stack::release_unused();
             register.extend(self.ingest.wait(wait));
         }
     }

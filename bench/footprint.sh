@@ -184,7 +184,7 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 ctxt_sum() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/ctxt_switches/ {s += $2} END {print s}'; }
 
 # RSS breakdown: smaps_rollup, the largest mappings, and each thread's stack
-# (the mapping holding the thread's stack pointer, from /proc/PID/task/TID/syscall).
+# counted page by page (bench/rss.py).
 breakdown() {
     local pid=$1
     say "#### RSS breakdown (pid $pid, $(threads "$pid") threads)"
@@ -209,23 +209,7 @@ breakdown() {
         say "| $range $perm $path | $kb | $what |"
     done
     say
-    say "| thread | stack RSS (KiB) | stack mapping (KiB) |"
-    say "|---|---:|---:|"
-    local tid
-    for tid in $(ls "/proc/$pid/task"); do
-        local name sp line
-        name=$(cat "/proc/$pid/task/$tid/comm" 2>/dev/null || echo "?")
-        line=$(cat "/proc/$pid/task/$tid/syscall" 2>/dev/null || echo running)
-        sp=$(awk 'NF >= 9 {print $8}' <<<"$line")
-        if [ -z "$sp" ]; then say "| $name | ? (running) | |"; continue; fi
-        awk -v sp="$sp" '
-            function hex(s,   i, c, v) { v = 0; s = tolower(s); sub(/^0x/, "", s)
-                for (i = 1; i <= length(s); i++) { c = index("0123456789abcdef", substr(s, i, 1)) - 1; v = v * 16 + c } return v }
-            BEGIN { p = hex(sp) }
-            /^[0-9a-f]+-[0-9a-f]+ / { split($1, r, "-"); inside = (hex(r[1]) <= p && p < hex(r[2])); size = (hex(r[2]) - hex(r[1])) / 1024 }
-            inside && /^Rss:/ { printf "%d %d\n", $2, size; exit }
-        ' "/proc/$pid/smaps" | { read -r kb size && say "| $name | $kb | $size |" || say "| $name | ? | |"; }
-    done
+    python3 "$ROOT/bench/rss.py" "$pid" || say "(bench/rss.py could not read /proc/$pid/pagemap)"
     say
 }
 

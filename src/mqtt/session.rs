@@ -202,6 +202,8 @@ fn run(
                     continue;
                 }
                 log::info!("connected to broker (session present: {})", ack.session_present);
+                // The TLS handshake was this thread's deepest call: give its pages back.
+                crate::stack::release_unused();
                 if !ack.session_present {
                     // rumqttc has dropped what it meant to send again.
                     tracker.session_lost(pending_tickets);

@@ -143,3 +143,50 @@ fn a_broker_that_lost_the_session_gets_every_event_and_answer_again() {
     let last = *eids.last().unwrap();
     assert!(e["eid"].as_u64().unwrap() > last, "eid {} after {last}", e["eid"]);
 }
+
+/// A clean stop (SIGTERM) while an event waits for its PUBACK: the event
+/// sender gives the events in flight up to 2 s before it ends, so an event
+/// the broker has (and acknowledges meanwhile) is not sent again after the
+/// restart. Without that wait the cursor stayed behind it and the restarted
+/// agent published it a second time.
+#[test]
+fn a_clean_stop_waits_for_the_puback_of_events_in_flight() {
+    let sn = "FA0000000005";
+    let broker = Broker::start();
+    let platform = Platform::connect(broker.port, "dma");
+    let px = Proxy::start(broker.port);
+    let sim = GoipSim::start("127.0.0.1:0", GoipSimConfig::default()).expect("sim");
+    let rx = free_port();
+    let cfg = format!(
+        "{}\nconfig sms_receiver\n\toption enabled '1'\n\toption listen '127.0.0.1:{rx}'\n\toption status_period '1'\n\nconfig device 'gw1'\n\toption type 'goip'\n\toption address '{}'\n\toption username 'root'\n\toption password 'root'\n\toption poll_interval '2'\n",
+        agent_section(sn, px.port, Path::new("{state}"), ""),
+        sim.url()
+    );
+    let mut agent = Agent::start(sn, &cfg);
+    platform.wait(&format!("dma/state/{sn}"), LONG, |m| m.json["online"] == true).unwrap_or_else(|| panic!("no birth:\n{}", agent.log()));
+    sim.deliver_sms("1A", "10000", "probe");
+    assert!(wait_until(LONG, || !sms_texts(&platform, sn).is_empty()), "probe SMS not seen:\n{}", agent.log());
+
+    // The broker gets the next event; its PUBACK is held on the way down.
+    px.pause_down();
+    sim.deliver_sms("1A", "10010", "in flight");
+    let count = |t: &str| sms_texts(&platform, sn).iter().filter(|e| e["text"] == t).count();
+    assert!(wait_until(LONG, || count("in flight") == 1), "event not at the broker:\n{}", agent.log());
+    agent.signal(nix::sys::signal::Signal::SIGTERM);
+    assert!(
+        wait_until(LONG, || agent.log().contains("stopping: waiting up to 2 s for the PUBACK of")),
+        "the stopping sender did not wait for the event in flight:\n{}",
+        agent.log()
+    );
+    px.resume();
+    assert!(agent.stop().is_some(), "agent did not stop:\n{}", agent.log());
+
+    let from = platform.count();
+    agent.spawn();
+    platform.wait_from(from, &format!("dma/state/{sn}"), LONG, |m| m.json["online"] == true).expect("birth after restart");
+    sim.deliver_sms("1A", "10010", "after-restart");
+    assert!(wait_until(LONG, || count("after-restart") == 1), "no event after restart:\n{}", agent.log());
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(count("in flight"), 1, "sent again after a clean stop:\n{}", agent.log());
+    assert_eq!(count("probe"), 1);
+}

@@ -40,6 +40,8 @@ const WINDOW: usize = 16;
 /// Re-send from the cursor when the oldest in-flight event waited this
 /// long for its PUBACK while connected.
 const RESEND_AFTER: Duration = Duration::from_secs(60);
+/// At a clean stop, how long events already sent may wait for their PUBACK.
+const STOP_DRAIN: Duration = Duration::from_secs(2);
 /// Longest header line read.
 const HEADER_MAX: usize = 64;
 
@@ -348,20 +350,7 @@ impl EventQueue {
         let mut window: VecDeque<(u64, u64, AckWaiter, Instant)> = VecDeque::new();
         let mut next: Option<u64> = None;
         while !stop.load(Ordering::SeqCst) {
-            // Retire acknowledged events from the front, in order.
-            while let Some((_, end, w, _)) = window.front() {
-                if !w.is_acked() {
-                    break;
-                }
-                let end = *end;
-                window.pop_front();
-                if let Err(e) = self.advance(end) {
-                    log::error!("event queue cursor: {e}");
-                }
-                if window.is_empty() {
-                    next = None; // offsets may have been reset by a truncate
-                }
-            }
+            self.retire_acked(&mut window, &mut next);
             let connected = self.connected.load(Ordering::SeqCst);
             if let Some((_, _, w, sent)) = window.front() {
                 // Lost: the broker came back without our session.
@@ -400,6 +389,39 @@ impl EventQueue {
                 // or offline): sleep long, a push or a connect wakes us.
                 let idle = window.is_empty() && (next.unwrap_or(g.head) >= g.tail || !self.connected.load(Ordering::SeqCst));
                 let _ = self.wake.wait_timeout(g, Duration::from_millis(if idle { 5_000 } else { 20 }));
+            }
+        }
+        // Stopping (the MQTT session is still up): give the events in
+        // flight a moment for their PUBACK, so a clean stop does not send
+        // them again after the restart.
+        let until = Instant::now() + STOP_DRAIN;
+        self.retire_acked(&mut window, &mut next);
+        if !window.is_empty() {
+            log::info!("stopping: waiting up to {} s for the PUBACK of {} event(s) in flight", STOP_DRAIN.as_secs(), window.len());
+        }
+        loop {
+            self.retire_acked(&mut window, &mut next);
+            if window.is_empty() || Instant::now() >= until {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Retire acknowledged events from the front of the window, in order,
+    /// moving the durable cursor past each.
+    fn retire_acked(&self, window: &mut VecDeque<(u64, u64, AckWaiter, Instant)>, next: &mut Option<u64>) {
+        while let Some((_, end, w, _)) = window.front() {
+            if !w.is_acked() {
+                break;
+            }
+            let end = *end;
+            window.pop_front();
+            if let Err(e) = self.advance(end) {
+                log::error!("event queue cursor: {e}");
+            }
+            if window.is_empty() {
+                *next = None; // offsets may have been reset by a truncate
             }
         }
     }

@@ -2,7 +2,8 @@
 //! real: `cut` closes every connection and refuses new ones (the link is
 //! down), `pause` accepts and holds everything (a link that silently stops
 //! carrying data), `pause_up` holds only agent → broker (so commands still
-//! arrive but no answer or PUBACK leaves), `resume` brings it back, and
+//! arrive but no answer or PUBACK leaves), `pause_down` the other way
+//! (what the agent sends arrives, no PUBACK comes back), `resume` brings it back, and
 //! `set_delay` slows each chunk down.
 #![allow(dead_code)]
 
@@ -75,6 +76,12 @@ impl Proxy {
     /// pings); broker → agent still flows.
     pub fn pause_up(&self) {
         self.shared.mode.lock().unwrap().hold_up = true;
+    }
+
+    /// Forward nothing from the broker to the agent (PUBACKs, commands,
+    /// ping answers); agent → broker still flows.
+    pub fn pause_down(&self) {
+        self.shared.mode.lock().unwrap().hold_down = true;
     }
 
     /// Back to normal: accept and forward (what a pause held goes on).

@@ -40,17 +40,17 @@ impl Wake {
 pub fn payload(cmd: &Cmd, try_no: i64) -> Value {
     let mut v = json!({
         "id": cmd.id,
-        "from": cmd.origin,
-        "command": cmd.command,
-        "method": cmd.method,
-        "d": serde_json::from_str::<Value>(&cmd.body).unwrap_or(json!({})),
+        "from": cmd.spec.origin,
+        "command": cmd.spec.command,
+        "method": cmd.spec.method,
+        "d": serde_json::from_str::<Value>(&cmd.spec.body).unwrap_or(json!({})),
         "publishTime": cmd.create_time,
-        "maxRetries": cmd.max_retries,
+        "maxRetries": cmd.spec.max_retries,
         "tryTimes": try_no,
-        "detached": cmd.detached,
+        "detached": cmd.spec.detached,
     });
-    if cmd.expires > 0 {
-        v["expires"] = json!(cmd.expires);
+    if cmd.spec.expires > 0 {
+        v["expires"] = json!(cmd.spec.expires);
     }
     v
 }
@@ -59,12 +59,12 @@ fn step(sh: &Shared, cmd: &Cmd, now: i64) -> Result<(), String> {
     let expiry = cmd.expiry();
     if expiry.is_some_and(|e| now >= e) {
         if sh.db.command_fail(cmd, now, "expired")? {
-            log::info!("command {} to {} expired after {} tries", cmd.id, cmd.sn, cmd.try_times);
+            log::info!("command {} to {} expired after {} tries", cmd.id, cmd.spec.sn, cmd.try_times);
         }
         return Ok(());
     }
     let until_expiry = expiry.unwrap_or(FOREVER);
-    if cmd.try_times >= cmd.max_retries.max(1) {
+    if cmd.try_times >= cmd.spec.max_retries.max(1) {
         // Sent as often as allowed and not answered: wait for a late answer until it expires.
         if expiry.is_some() {
             sh.db.command_defer(cmd, until_expiry)?;
@@ -73,8 +73,8 @@ fn step(sh: &Shared, cmd: &Cmd, now: i64) -> Result<(), String> {
         }
         return Ok(());
     }
-    let online = sh.db.device_online(&cmd.sn)?;
-    if cmd.state == READY && !cmd.publish_now && !online {
+    let online = sh.db.device_online(&cmd.spec.sn)?;
+    if cmd.state == READY && !cmd.spec.publish_now && !online {
         // publishNow false: wait for the device's birth (state/online wakes it).
         sh.db.command_park_offline(cmd, until_expiry)?;
         return Ok(());
@@ -87,9 +87,9 @@ fn step(sh: &Shared, cmd: &Cmd, now: i64) -> Result<(), String> {
     if !sh.db.command_claim_try(cmd, now, sh.cfg.answer_timeout)? {
         return Ok(()); // another instance (or an answer) got there first
     }
-    let topic = format!("{}/cmd/{}", sh.cfg.broker.prefix, cmd.sn);
+    let topic = format!("{}/cmd/{}", sh.cfg.broker.prefix, cmd.spec.sn);
     sh.mqtt.publish(&topic, payload(cmd, cmd.try_times + 1).to_string().into_bytes())?;
-    log::info!("command {} to {}: try {}", cmd.id, cmd.sn, cmd.try_times + 1);
+    log::info!("command {} to {}: try {}", cmd.id, cmd.spec.sn, cmd.try_times + 1);
     Ok(())
 }
 

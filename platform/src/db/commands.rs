@@ -30,18 +30,11 @@ pub struct NewCommand {
     pub expires: i64,
 }
 
+/// A stored command: what the API accepted, and where it stands.
 #[derive(Clone, Debug)]
 pub struct Cmd {
     pub id: u64,
-    pub sn: String,
-    pub origin: String,
-    pub command: String,
-    pub method: String,
-    pub body: String,
-    pub detached: bool,
-    pub publish_now: bool,
-    pub max_retries: i64,
-    pub expires: i64,
+    pub spec: NewCommand,
     pub create_time: i64,
     pub state: i64,
     pub try_times: i64,
@@ -57,22 +50,22 @@ pub struct Cmd {
 impl Cmd {
     /// When it expires (`None`: never).
     pub fn expiry(&self) -> Option<i64> {
-        (self.expires > 0).then(|| self.create_time.saturating_add(self.expires))
+        (self.spec.expires > 0).then(|| self.create_time.saturating_add(self.spec.expires))
     }
 
     /// The seed's status object.
     pub fn status_json(&self) -> Value {
         json!({
             "id": self.id,
-            "sn": self.sn,
-            "from": self.origin,
-            "command": self.command,
-            "method": self.method,
-            "d": serde_json::from_str::<Value>(&self.body).unwrap_or(Value::Null),
-            "detached": self.detached as i64,
-            "publishNow": self.publish_now,
-            "maxRetries": self.max_retries,
-            "expires": self.expires,
+            "sn": self.spec.sn,
+            "from": self.spec.origin,
+            "command": self.spec.command,
+            "method": self.spec.method,
+            "d": serde_json::from_str::<Value>(&self.spec.body).unwrap_or(Value::Null),
+            "detached": self.spec.detached as i64,
+            "publishNow": self.spec.publish_now,
+            "maxRetries": self.spec.max_retries,
+            "expires": self.spec.expires,
             "createTime": self.create_time,
             "state": self.state,
             "tryTimes": self.try_times,
@@ -90,15 +83,17 @@ pub(super) const COLS: &str = "id, sn, origin, command, method, body, detached, 
 fn row(r: &Row) -> rusqlite::Result<Cmd> {
     Ok(Cmd {
         id: r.get::<_, i64>(0)? as u64,
-        sn: r.get(1)?,
-        origin: r.get(2)?,
-        command: r.get(3)?,
-        method: r.get(4)?,
-        body: r.get(5)?,
-        detached: r.get::<_, i64>(6)? != 0,
-        publish_now: r.get::<_, i64>(7)? != 0,
-        max_retries: r.get(8)?,
-        expires: r.get(9)?,
+        spec: NewCommand {
+            sn: r.get(1)?,
+            origin: r.get(2)?,
+            command: r.get(3)?,
+            method: r.get(4)?,
+            body: r.get(5)?,
+            detached: r.get::<_, i64>(6)? != 0,
+            publish_now: r.get::<_, i64>(7)? != 0,
+            max_retries: r.get(8)?,
+            expires: r.get(9)?,
+        },
         create_time: r.get(10)?,
         state: r.get(11)?,
         try_times: r.get(12)?,
@@ -255,7 +250,7 @@ impl Sqlite {
         let Answer { id, sn, ok, reason, response } = *a;
         self.tx(|c| {
             let Some(cmd) = get(c, id)? else { return Ok(Answered::Unknown) };
-            if cmd.sn != sn {
+            if cmd.spec.sn != sn {
                 return Ok(Answered::Unknown);
             }
             if cmd.state == OK {
@@ -270,7 +265,7 @@ impl Sqlite {
                 return Ok(Answered::Done(OK));
             }
             let live = cmd.expiry().is_none_or(|e| now < e);
-            if cmd.state == IN_PROGRESS && cmd.try_times < cmd.max_retries && live {
+            if cmd.state == IN_PROGRESS && cmd.try_times < cmd.spec.max_retries && live {
                 c.execute(
                     "UPDATE commands SET response = ?2, rev_time = ?3, reason = ?4, next_at = ?5 WHERE id = ?1",
                     params![id as i64, response, now, reason, now.saturating_add(retry_delay)],

@@ -95,15 +95,17 @@ fn route_json(r: &Row) -> R<Value> {
 fn cmd(r: &Row) -> R<Cmd> {
     Ok(Cmd {
         id: i(r, 0)? as u64,
-        sn: s(r, 1)?,
-        origin: s(r, 2)?,
-        command: s(r, 3)?,
-        method: s(r, 4)?,
-        body: s(r, 5)?,
-        detached: i(r, 6)? != 0,
-        publish_now: i(r, 7)? != 0,
-        max_retries: i(r, 8)?,
-        expires: i(r, 9)?,
+        spec: NewCommand {
+            sn: s(r, 1)?,
+            origin: s(r, 2)?,
+            command: s(r, 3)?,
+            method: s(r, 4)?,
+            body: s(r, 5)?,
+            detached: i(r, 6)? != 0,
+            publish_now: i(r, 7)? != 0,
+            max_retries: i(r, 8)?,
+            expires: i(r, 9)?,
+        },
         create_time: i(r, 10)?,
         state: i(r, 11)?,
         try_times: i(r, 12)?,
@@ -369,7 +371,7 @@ impl Pg {
         let idv = id as i64;
         self.tx(|c| {
             let Some(cmd) = get_cmd(c, id, true)? else { return Ok(Answered::Unknown) };
-            if cmd.sn != sn {
+            if cmd.spec.sn != sn {
                 return Ok(Answered::Unknown);
             }
             if cmd.state == OK {
@@ -380,7 +382,7 @@ impl Pg {
                 return Ok(Answered::Done(OK));
             }
             let live = cmd.expiry().is_none_or(|e| now < e);
-            if cmd.state == IN_PROGRESS && cmd.try_times < cmd.max_retries && live {
+            if cmd.state == IN_PROGRESS && cmd.try_times < cmd.spec.max_retries && live {
                 c.execute(
                     "UPDATE commands SET response = $2, rev_time = $3, reason = $4, next_at = $5 WHERE id = $1",
                     &[&idv, &response, &now, &reason, &now.saturating_add(retry_delay)],

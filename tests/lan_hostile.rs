@@ -7,8 +7,8 @@
 //! Real mosquitto, the real agent binary, the GoIP simulator, raw sockets.
 
 mod common;
+use common::sms_rig::{SmsRig, SmsRigConfig};
 use common::*;
-use dma_agent::sim::goip::{GoipSim, GoipSimConfig};
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -124,45 +124,32 @@ fn read_until_closed(s: &mut TcpStream, timeout: Duration) -> (String, bool) {
     (String::from_utf8_lossy(&out).into_owned(), false)
 }
 
+/// The shared SMS rig (no status pushes, the GoIP polled every 5 s) and a
+/// counter for fresh SMS texts.
 struct Rig {
-    _broker: Broker,
-    platform: Platform,
-    agent: Agent,
-    _sim: GoipSim,
-    rx: u16,
-    sn: String,
+    base: SmsRig,
     n: std::cell::Cell<u32>,
 }
 
+impl std::ops::Deref for Rig {
+    type Target = SmsRig;
+    fn deref(&self) -> &SmsRig {
+        &self.base
+    }
+}
+
+impl std::ops::DerefMut for Rig {
+    fn deref_mut(&mut self) -> &mut SmsRig {
+        &mut self.base
+    }
+}
+
 fn rig(sn: &str) -> Rig {
-    let broker = Broker::start();
-    let platform = Platform::connect(broker.port, "dma");
-    let sim = GoipSim::start("127.0.0.1:0", GoipSimConfig::default()).expect("sim");
-    let rx = free_port();
-    let cfg = format!(
-        "{}\nconfig sms_receiver\n\toption enabled '1'\n\toption listen '127.0.0.1:{rx}'\n\toption rate '5000'\n\toption reconcile_interval '2'\n\toption status_period '0'\n\nconfig device 'gw1'\n\toption type 'goip'\n\toption address '{}'\n\toption username 'root'\n\toption password 'root'\n\toption poll_interval '5'\n",
-        agent_section(sn, broker.port, std::path::Path::new("{state}"), ""),
-        sim.url()
-    );
-    let agent = Agent::start(sn, &cfg);
-    platform.wait(&format!("dma/state/{sn}"), T, |m| m.json["online"] == true).unwrap_or_else(|| panic!("no birth; log:\n{}", agent.log()));
-    let r = Rig { _broker: broker, platform, agent, _sim: sim, rx, sn: sn.into(), n: std::cell::Cell::new(0) };
-    // Registered and caught up with the inbox: a probe SMS comes through.
-    r._sim.deliver_sms("1A", "10000", "probe");
-    r.wait_text("probe", T);
-    r
+    let base = SmsRig::start(sn, SmsRigConfig { status_period: 0, device: "\toption poll_interval '5'\n", agent: "" });
+    Rig { base, n: std::cell::Cell::new(0) }
 }
 
 impl Rig {
-    fn texts(&self) -> Vec<String> {
-        self.platform
-            .all("dma/event")
-            .into_iter()
-            .filter(|m| m.json["type"] == "sms-received" && m.json["sn"] == self.sn.as_str())
-            .map(|m| m.json["text"].as_str().unwrap_or("").to_string())
-            .collect()
-    }
-
     fn wait_text(&self, text: &str, timeout: Duration) {
         let ok = self.platform.wait("dma/event", timeout, |m| m.json["type"] == "sms-received" && m.json["text"] == text);
         assert!(ok.is_some(), "no sms-received {text:?}; agent log:\n{}", self.agent.log());
@@ -363,7 +350,7 @@ fn idle_floods_slowloris_and_endless_input_cost_no_threads_and_bounded_memory() 
     assert!(max_threads <= threads0 + 2, "threads {threads0} grew to {max_threads}: {names0:?} then {names_at_max:?}");
     let rss_cap = if emulated() { 40 * 1024 } else { 8 * 1024 };
     assert!(max_rss - rss0 < rss_cap, "VmRSS grew by {} KiB (cap {rss_cap})", max_rss - rss0);
-    assert!(!r.texts().contains(&"cut-off".to_string()), "a cut-off push published nothing");
+    assert!(!r.texts(&r.platform).contains(&"cut-off".to_string()), "a cut-off push published nothing");
     assert_eq!(r.agent.log().matches("panicked").count(), 0);
 }
 
@@ -393,7 +380,7 @@ fn peer_not_allowed_is_refused_before_a_byte_is_read() {
         }
     }
     r.assert_good_pushes(2, "refused peers");
-    assert!(!r.texts().contains(&"intruder".to_string()));
+    assert!(!r.texts(&r.platform).contains(&"intruder".to_string()));
     assert!(r.agent.log().contains("source address not allowed"));
     // Idle, the receiver's threads sleep: no wake-ups at all.
     std::thread::sleep(Duration::from_millis(500));
@@ -407,11 +394,11 @@ fn peer_not_allowed_is_refused_before_a_byte_is_read() {
     // register a while after power-on, and it pushes those changes).
     let mut checked = false;
     for _ in 0..6 {
-        let pushes = r._sim.pushes().len();
+        let pushes = r.sim.pushes().len();
         let before = thread_switches(r.pid(), "sms-rx");
         std::thread::sleep(Duration::from_secs(3));
         let after = thread_switches(r.pid(), "sms-rx");
-        if r._sim.pushes().len() == pushes {
+        if r.sim.pushes().len() == pushes {
             assert_eq!(after, before, "the idle receiver woke up");
             checked = true;
             break;

@@ -4,67 +4,14 @@
 
 mod common;
 use common::*;
-use dma_agent::sim::goip::{GoipSim, GoipSimConfig};
+use common::sms_rig::{SmsRig, SmsRigConfig};
 use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-struct Rig {
-    broker: Broker,
-    platform: Platform,
-    agent: Agent,
-    sim: GoipSim,
-    rx: u16,
-    sn: String,
-}
-
-fn rig(sn: &str, agent_extra: &str) -> Rig {
-    let broker = Broker::start();
-    let platform = Platform::connect(broker.port, "dma");
-    let sim = GoipSim::start("127.0.0.1:0", GoipSimConfig::default()).expect("sim");
-    let rx = free_port();
-    let cfg = format!(
-        "{}\nconfig sms_receiver\n\toption enabled '1'\n\toption listen '127.0.0.1:{rx}'\n\toption rate '5000'\n\toption reconcile_interval '2'\n\toption status_period '1'\n\nconfig device 'gw1'\n\toption type 'goip'\n\toption address '{}'\n\toption username 'root'\n\toption password 'root'\n\toption poll_interval '2'\n",
-        agent_section(sn, broker.port, std::path::Path::new("{state}"), agent_extra),
-        sim.url()
-    );
-    let agent = Agent::start(sn, &cfg);
-    platform
-        .wait(&format!("dma/state/{sn}"), T, |m| m.json["online"] == true)
-        .unwrap_or_else(|| panic!("no birth; agent log:\n{}", agent.log()));
-    let r = Rig { broker, platform, agent, sim, rx, sn: sn.into() };
-    // Registered and caught up: a probe SMS comes through.
-    r.sim.deliver_sms("1A", "10000", "probe");
-    r.wait_sms(&r.platform, 1, T);
-    r
-}
-
-impl Rig {
-    fn events(&self, p: &Platform, kind: &str) -> Vec<Value> {
-        p.all("dma/event").into_iter().map(|m| m.json).filter(|j| j["type"] == kind && j["sn"] == self.sn.as_str()).collect()
-    }
-    fn wait_sms(&self, p: &Platform, n: usize, timeout: Duration) -> Vec<Value> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let got = self.events(p, "sms-received");
-            if got.len() >= n || Instant::now() > deadline {
-                assert!(got.len() >= n, "{} of {n} sms-received events; agent log:\n{}", got.len(), self.agent.log());
-                return got;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-    fn post(&self, body: &Value) -> (u16, Value) {
-        let agent = ureq::Agent::config_builder().http_status_as_error(false).build().new_agent();
-        let mut r = agent
-            .post(&format!("http://127.0.0.1:{}/goip/gw1", self.rx))
-            .header("Content-Type", "application/json;charset=utf-8")
-            .send(body.to_string().as_bytes())
-            .expect("post to the receiver");
-        let code = r.status().as_u16();
-        let v = r.body_mut().read_to_string().ok().and_then(|s| serde_json::from_str(&s).ok()).unwrap_or(Value::Null);
-        (code, v)
-    }
+/// Status pushed every second, the GoIP polled every 2 s.
+fn rig(sn: &str, agent_extra: &str) -> SmsRig {
+    SmsRig::start(sn, SmsRigConfig { status_period: 1, device: "\toption poll_interval '2'\n", agent: agent_extra })
 }
 
 fn texts(ev: &[Value]) -> Vec<String> {

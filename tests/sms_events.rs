@@ -7,61 +7,14 @@
 
 mod common;
 use common::*;
-use dma_agent::sim::goip::{GoipSim, GoipSimConfig};
+use common::sms_rig::{SmsRig, SmsRigConfig};
 use dma_agent::sim::iad::{IadSim, IadSimConfig};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
-struct Rig {
-    _broker: Broker,
-    platform: Platform,
-    agent: Agent,
-    sim: GoipSim,
-    rx: u16,
-    sn: String,
-}
-
-fn rig(sn: &str, device_extra: &str) -> Rig {
-    let broker = Broker::start();
-    let platform = Platform::connect(broker.port, "dma");
-    let sim = GoipSim::start("127.0.0.1:0", GoipSimConfig::default()).expect("sim");
-    let rx = free_port();
-    let cfg = format!(
-        "{}\nconfig sms_receiver\n\toption enabled '1'\n\toption listen '127.0.0.1:{rx}'\n\toption rate '5000'\n\toption reconcile_interval '2'\n\toption status_period '0'\n\nconfig device 'gw1'\n\toption type 'goip'\n\toption address '{}'\n\toption username 'root'\n\toption password 'root'\n{device_extra}",
-        agent_section(sn, broker.port, std::path::Path::new("{state}"), ""),
-        sim.url()
-    );
-    let agent = Agent::start(sn, &cfg);
-    platform.wait(&format!("dma/state/{sn}"), T, |m| m.json["online"] == true).unwrap_or_else(|| panic!("no birth; log:\n{}", agent.log()));
-    let r = Rig { _broker: broker, platform, agent, sim, rx, sn: sn.into() };
-    r.sim.deliver_sms("1A", "10000", "probe");
-    r.wait_event("sms-received", |e| e["text"] == "probe");
-    r
-}
-
-impl Rig {
-    fn events(&self, kind: &str) -> Vec<Value> {
-        self.platform.all("dma/event").into_iter().map(|m| m.json).filter(|j| j["type"] == kind && j["sn"] == self.sn.as_str()).collect()
-    }
-
-    fn wait_event(&self, kind: &str, pred: impl Fn(&Value) -> bool) -> Value {
-        self.platform
-            .wait("dma/event", T * 2, |m| m.json["type"] == kind && m.json["sn"] == self.sn.as_str() && pred(&m.json))
-            .unwrap_or_else(|| panic!("no {kind} event as expected; agent log:\n{}", self.agent.log()))
-            .json
-    }
-
-    fn post(&self, body: &Value) -> (u16, Value) {
-        let agent = ureq::Agent::config_builder().http_status_as_error(false).build().new_agent();
-        let mut r = agent
-            .post(&format!("http://127.0.0.1:{}/goip/gw1", self.rx))
-            .header("Content-Type", "application/json;charset=utf-8")
-            .send(body.to_string().as_bytes())
-            .expect("post to the receiver");
-        let code = r.status().as_u16();
-        let v = r.body_mut().read_to_string().ok().and_then(|s| serde_json::from_str(&s).ok()).unwrap_or(Value::Null);
-        (code, v)
-    }
+/// No status pushes; `device_extra` sets the GoIP's poll interval.
+fn rig(sn: &str, device_extra: &str) -> SmsRig {
+    SmsRig::start(sn, SmsRigConfig { status_period: 0, device: device_extra, agent: "" })
 }
 
 /// Let a few reconciliations pass, then count.
@@ -84,20 +37,20 @@ fn undecodable_and_oversized_sms_are_published_and_block_nothing() {
         [0, "1A", now + 3, "10010", "1326", b64("after the big one")]]});
     let (code, v) = r.post(&body);
     assert_eq!(code, 200, "{v}; log:\n{}", r.agent.log());
-    let raw = r.wait_event("sms-received", |e| e["text"] == "%% not base64 %%");
+    let raw = r.wait_event("sms-received", T * 2, |e| e["text"] == "%% not base64 %%");
     assert_eq!(raw["encoding"], "raw");
     assert_eq!(raw["extra"], json!(["89860116289910033431", "460014978212473"]));
     assert_eq!(raw["source"], "push");
-    let short = r.wait_event("sms-received", |e| e["raw"] == json!([0, "1A"]));
+    let short = r.wait_event("sms-received", T * 2, |e| e["raw"] == json!([0, "1A"]));
     assert_eq!(short["encoding"], "raw");
     assert!(short["reason"].as_str().unwrap_or("").contains("elements"), "{short}");
-    let fine = r.wait_event("sms-received", |e| e["text"] == "decoded fine");
+    let fine = r.wait_event("sms-received", T * 2, |e| e["text"] == "decoded fine");
     assert_eq!(fine["encoding"], "base64");
-    let cut = r.wait_event("sms-received", |e| e["truncated"] == true);
+    let cut = r.wait_event("sms-received", T * 2, |e| e["truncated"] == true);
     assert_eq!(cut["textLength"], 150 * 1024);
     assert!(cut["text"].as_str().unwrap().starts_with("xxxx"));
     assert!(cut.to_string().len() <= 64 * 1024);
-    r.wait_event("sms-received", |e| e["text"] == "after the big one");
+    r.wait_event("sms-received", T * 2, |e| e["text"] == "after the big one");
 
     // From the inbox, while the agent was down: the same kinds of rows.
     r.agent.stop();
@@ -106,20 +59,20 @@ fn undecodable_and_oversized_sms_are_published_and_block_nothing() {
     r.sim.deliver_row(json!([0, "2A", now + 11, "10086", "1326", b64(&"y".repeat(120 * 1024))]));
     r.sim.deliver_sms("2A", "10086", "last from the inbox");
     r.agent.spawn();
-    let last = r.wait_event("sms-received", |e| e["text"] == "last from the inbox");
+    let last = r.wait_event("sms-received", T * 2, |e| e["text"] == "last from the inbox");
     assert_eq!(last["source"], "inbox");
-    let plain = r.wait_event("sms-received", |e| e["text"] == "plain text, not base64");
+    let plain = r.wait_event("sms-received", T * 2, |e| e["text"] == "plain text, not base64");
     assert_eq!((plain["encoding"].as_str(), plain["source"].as_str()), (Some("raw"), Some("inbox")));
     assert_eq!(plain["extra"], json!(["8986ICCID"]));
-    let odd = r.wait_event("sms-received", |e| e["raw"] == json!({"not": "a row"}));
+    let odd = r.wait_event("sms-received", T * 2, |e| e["raw"] == json!({"not": "a row"}));
     assert_eq!(odd["encoding"], "raw");
-    let cut = r.wait_event("sms-received", |e| e["truncated"] == true && e["source"] == "inbox");
+    let cut = r.wait_event("sms-received", T * 2, |e| e["truncated"] == true && e["source"] == "inbox");
     assert_eq!(cut["textLength"], 120 * 1024);
     settle();
     // Each taken in once. Delivery is at least once (an event sent but not
     // yet acknowledged when the agent stopped is sent again after the
     // start, with its `eid`, which the platform drops): count distinct eids.
-    let all = r.events("sms-received");
+    let all = r.events(&r.platform, "sms-received");
     let eids = |pred: &dyn Fn(&Value) -> bool| {
         let mut v: Vec<u64> = all.iter().filter(|e| pred(e)).map(|e| e["eid"].as_u64().expect("eid")).collect();
         v.sort_unstable();
@@ -139,11 +92,11 @@ fn delivery_reports_carry_the_command_id_across_a_restart() {
     let a = r.platform.command("dma", &r.sn, cmd, T);
     assert_eq!(a["status"], "ok", "{a}");
     // The GoIP's delivery reports name no task: matched by port, number, time.
-    let d1 = r.wait_event("sms-delivery", |e| e["to"] == "13800000001");
+    let d1 = r.wait_event("sms-delivery", T * 2, |e| e["to"] == "13800000001");
     assert_eq!(d1["id"], 7001, "{d1}");
     assert_eq!(d1["delivered"], true);
     let port = d1["port"].as_str().expect("port").to_string();
-    let report = r.wait_event("sms-report", |e| e["id"] == 7001);
+    let report = r.wait_event("sms-report", T * 2, |e| e["id"] == 7001);
     assert_eq!(report["sent"], 2);
     // A restart, and a later report of the same message (from the inbox).
     r.agent.stop();
@@ -151,10 +104,10 @@ fn delivery_reports_carry_the_command_id_across_a_restart() {
     r.sim.deliver_row(json!([1, port, now + 1, "+8613800100500", "+8613800000002", "0 261123101011"]));
     r.sim.deliver_row(json!([1, port, now + 1, "+8613800100500", "13900000009", "0 261123101011"]));
     r.agent.spawn();
-    let d2 = r.wait_event("sms-delivery", |e| e["to"] == "+8613800000002");
+    let d2 = r.wait_event("sms-delivery", T * 2, |e| e["to"] == "+8613800000002");
     assert_eq!(d2["id"], 7001, "matched after the restart: {d2}");
     assert_eq!(d2["source"], "inbox");
-    let other = r.wait_event("sms-delivery", |e| e["to"] == "13900000009");
+    let other = r.wait_event("sms-delivery", T * 2, |e| e["to"] == "13900000009");
     assert_eq!(other["id"], Value::Null, "a number no command sent to: {other}");
 }
 
@@ -167,7 +120,7 @@ fn port_status_events_and_periph_agree() {
                       "iccid": "89860000000000000002", "imsi": "460000000000002"});
     let (code, v) = r.post(&body);
     assert_eq!(code, 200, "{v}");
-    let ev = r.wait_event("port-status", |e| e["port"] == "2A" && e["seq"] == 7);
+    let ev = r.wait_event("port-status", T * 2, |e| e["port"] == "2A" && e["seq"] == 7);
     assert_eq!(ev["state"], 6);
     assert_eq!(ev["state_text"], "Register Failed");
     assert_eq!(ev["status"], "6 Register Failed");
@@ -252,13 +205,13 @@ fn an_sms_too_large_to_read_is_published_as_unreadable_and_skipped() {
     let giant = "z".repeat(1100 * 1024);
     r.sim.deliver_row(json!([0, "1A", 1_700_000_300i64, "10010", "1326", b64(&giant)]));
     r.sim.deliver_sms("1A", "10010", "after the giant");
-    let after = r.wait_event("sms-received", |e| e["text"] == "after the giant");
+    let after = r.wait_event("sms-received", T * 2, |e| e["text"] == "after the giant");
     assert_eq!(after["source"], "inbox");
-    let marker = r.wait_event("sms-received", |e| e["inboxId"].is_u64());
+    let marker = r.wait_event("sms-received", T * 2, |e| e["inboxId"].is_u64());
     assert_eq!(marker["encoding"], "raw");
     assert!(marker["reason"].as_str().unwrap_or("").contains("larger than"), "{marker}");
     settle();
-    let all = r.events("sms-received");
+    let all = r.events(&r.platform, "sms-received");
     for t in ["before the giant", "after the giant"] {
         assert_eq!(all.iter().filter(|e| e["text"] == t).count(), 1, "{t} once");
     }

@@ -5,6 +5,8 @@
 
 pub mod fsfault;
 pub mod proxy;
+#[cfg(feature = "sim")]
+pub mod sms_rig;
 
 use rumqttc::{Client, Event, Incoming, MqttOptions, QoS};
 use serde_json::Value;

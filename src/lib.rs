@@ -10,6 +10,7 @@ pub mod config;
 pub mod ctl;
 pub mod devices;
 pub mod events;
+pub mod heap;
 pub mod httpd;
 pub mod logging;
 pub mod agent;

@@ -79,10 +79,6 @@ fn usage_error(msg: &str) -> ExitCode {
     ExitCode::from(2)
 }
 
-/// dlmalloc instead of musl's mallocng: the agent's heap is many short-lived
-/// allocations from a dozen threads (a JSON tree per device poll, TLS
-/// records, MQTT packets); mallocng kept ~790 KiB resident for ~400 KiB of
-/// live data, dlmalloc's coalescing best-fit keeps ~300 KiB less (README
-/// "Size and memory"). One global lock, like mallocng.
+/// dlmalloc over plain mmap/munmap: see `dma_agent::heap`.
 #[global_allocator]
-static ALLOC: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
+static ALLOC: dma_agent::heap::Heap = dma_agent::heap::Heap;

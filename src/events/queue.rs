@@ -275,6 +275,10 @@ impl EventQueue {
 
     /// The session tells the sender whether the broker is there.
     pub fn set_connected(&self, up: bool) {
+        // Under the lock the sender decides to sleep with: the change cannot
+        // fall between its check and its wait (a lost wake-up cost a 5 s
+        // sleep, e.g. at shutdown).
+        let _g = self.inner.lock();
         self.connected.store(up, Ordering::SeqCst);
         self.wake.notify_all();
     }
@@ -385,6 +389,11 @@ impl EventQueue {
             }
             // Wait for a push, a connect, or an ack to check.
             if let Ok(g) = self.inner.lock() {
+                // Stopped meanwhile (the runtime stops us with set_connected,
+                // under this lock): no sleep.
+                if stop.load(Ordering::SeqCst) {
+                    continue;
+                }
                 // Idle (nothing in flight, nothing new under the lock a push takes,
                 // or offline): sleep long, a push or a connect wakes us.
                 let idle = window.is_empty() && (next.unwrap_or(g.head) >= g.tail || !self.connected.load(Ordering::SeqCst));

@@ -408,12 +408,9 @@ impl EventQueue {
         if !window.is_empty() {
             log::info!("stopping: waiting up to {} s for the PUBACK of {} event(s) in flight", STOP_DRAIN.as_secs(), window.len());
         }
-        loop {
-            self.retire_acked(&mut window, &mut next);
-            if window.is_empty() || Instant::now() >= until {
-                break;
-            }
+        while !window.is_empty() && Instant::now() < until {
             std::thread::sleep(Duration::from_millis(10));
+            self.retire_acked(&mut window, &mut next);
         }
     }
 

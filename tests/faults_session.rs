@@ -61,6 +61,24 @@ fn sms_texts(p: &Platform, sn: &str) -> Vec<Value> {
     p.all("dma/event").into_iter().map(|m| m.json).filter(|j| j["type"] == "sms-received" && j["sn"] == sn).collect()
 }
 
+/// The GoIP simulator and an agent with its push receiver, connected to
+/// the broker through `px`: started, online, and a probe SMS through.
+/// `receiver` and `agent_extra` add options to those sections.
+fn goip_agent(sn: &str, px: &Proxy, platform: &Platform, receiver: &str, agent_extra: &str) -> (GoipSim, Agent) {
+    let sim = GoipSim::start("127.0.0.1:0", GoipSimConfig::default()).expect("sim");
+    let rx = free_port();
+    let cfg = format!(
+        "{}\nconfig sms_receiver\n\toption enabled '1'\n\toption listen '127.0.0.1:{rx}'\n{receiver}\toption status_period '1'\n\nconfig device 'gw1'\n\toption type 'goip'\n\toption address '{}'\n\toption username 'root'\n\toption password 'root'\n\toption poll_interval '2'\n",
+        agent_section(sn, px.port, Path::new("{state}"), agent_extra),
+        sim.url()
+    );
+    let agent = Agent::start(sn, &cfg);
+    platform.wait(&format!("dma/state/{sn}"), LONG, |m| m.json["online"] == true).unwrap_or_else(|| panic!("no birth:\n{}", agent.log()));
+    sim.deliver_sms("1A", "10000", "probe");
+    assert!(wait_until(LONG, || !sms_texts(platform, sn).is_empty()), "probe SMS not seen:\n{}", agent.log());
+    (sim, agent)
+}
+
 #[test]
 fn a_broker_that_lost_the_session_gets_every_event_and_answer_again() {
     let sn = "FA0000000004";
@@ -68,17 +86,8 @@ fn a_broker_that_lost_the_session_gets_every_event_and_answer_again() {
     let mut broker = Forgetful::start(port);
     let platform = Platform::connect(port, "dma");
     let px = Proxy::start(port);
-    let sim = GoipSim::start("127.0.0.1:0", GoipSimConfig::default()).expect("sim");
-    let rx = free_port();
-    let cfg = format!(
-        "{}\nconfig sms_receiver\n\toption enabled '1'\n\toption listen '127.0.0.1:{rx}'\n\toption rate '5000'\n\toption reconcile_interval '2'\n\toption status_period '1'\n\nconfig device 'gw1'\n\toption type 'goip'\n\toption address '{}'\n\toption username 'root'\n\toption password 'root'\n\toption poll_interval '2'\n",
-        agent_section(sn, px.port, Path::new("{state}"), "\toption keepalive '5'\n"),
-        sim.url()
-    );
-    let mut agent = Agent::start(sn, &cfg);
-    platform.wait(&format!("dma/state/{sn}"), LONG, |m| m.json["online"] == true).unwrap_or_else(|| panic!("no birth:\n{}", agent.log()));
-    sim.deliver_sms("1A", "10000", "probe");
-    assert!(wait_until(LONG, || !sms_texts(&platform, sn).is_empty()), "probe SMS not seen:\n{}", agent.log());
+    let (sim, mut agent) =
+        goip_agent(sn, &px, &platform, "\toption rate '5000'\n\toption reconcile_interval '2'\n", "\toption keepalive '5'\n");
 
     // Nothing the agent sends reaches the broker any more.
     px.pause_up();
@@ -155,17 +164,7 @@ fn a_clean_stop_waits_for_the_puback_of_events_in_flight() {
     let broker = Broker::start();
     let platform = Platform::connect(broker.port, "dma");
     let px = Proxy::start(broker.port);
-    let sim = GoipSim::start("127.0.0.1:0", GoipSimConfig::default()).expect("sim");
-    let rx = free_port();
-    let cfg = format!(
-        "{}\nconfig sms_receiver\n\toption enabled '1'\n\toption listen '127.0.0.1:{rx}'\n\toption status_period '1'\n\nconfig device 'gw1'\n\toption type 'goip'\n\toption address '{}'\n\toption username 'root'\n\toption password 'root'\n\toption poll_interval '2'\n",
-        agent_section(sn, px.port, Path::new("{state}"), ""),
-        sim.url()
-    );
-    let mut agent = Agent::start(sn, &cfg);
-    platform.wait(&format!("dma/state/{sn}"), LONG, |m| m.json["online"] == true).unwrap_or_else(|| panic!("no birth:\n{}", agent.log()));
-    sim.deliver_sms("1A", "10000", "probe");
-    assert!(wait_until(LONG, || !sms_texts(&platform, sn).is_empty()), "probe SMS not seen:\n{}", agent.log());
+    let (sim, mut agent) = goip_agent(sn, &px, &platform, "", "");
 
     // The broker gets the next event; its PUBACK is held on the way down.
     px.pause_down();

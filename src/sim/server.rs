@@ -41,6 +41,64 @@ impl Fault {
     }
 }
 
+/// What a server does with one request under the current fault.
+pub enum Verdict {
+    /// Hand it to the simulator.
+    Serve,
+    /// Send this instead (a fault's answer, or the `/__sim/fault` switch's).
+    Answer(SimResponse),
+    /// Break the connection without an answer.
+    Drop,
+}
+
+/// One server's current fault, shared with its serving threads.
+#[derive(Clone, Default)]
+pub struct FaultSwitch(Arc<Mutex<Fault>>);
+
+impl FaultSwitch {
+    pub fn set(&self, f: Fault) {
+        if let Ok(mut g) = self.0.lock() {
+            *g = f;
+        }
+    }
+    pub fn get(&self) -> Fault {
+        self.0.lock().map(|g| g.clone()).unwrap_or_default()
+    }
+
+    /// What to do with `req`: `/__sim/fault?mode=…&ms=…` switches the fault;
+    /// anything else meets the current one. A `Slow` fault waits here, in
+    /// small steps so that a stop stays prompt.
+    pub fn judge(&self, req: &SimRequest, stop: &AtomicBool) -> Verdict {
+        if req.path == "/__sim/fault" {
+            let ms = req.query_param("ms").and_then(|v| v.parse().ok());
+            return Verdict::Answer(match Fault::parse(&req.query_param("mode").unwrap_or_default(), ms) {
+                Some(f) => {
+                    self.set(f);
+                    SimResponse::text(200, "ok")
+                }
+                None => SimResponse::text(400, "mode must be none|slow|error500|garbage|drop"),
+            });
+        }
+        match self.get() {
+            Fault::None => Verdict::Serve,
+            Fault::Slow(d) => {
+                let until = std::time::Instant::now() + d;
+                while std::time::Instant::now() < until && !stop.load(Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Verdict::Serve
+            }
+            Fault::Error500 => Verdict::Answer(SimResponse::text(500, "Internal Server Error")),
+            Fault::Garbage => Verdict::Answer(SimResponse {
+                status: 200,
+                content_type: "application/json".into(),
+                body: b"<html>\x00{\"code\": garb".to_vec(),
+            }),
+            Fault::Drop => Verdict::Drop,
+        }
+    }
+}
+
 /// What a simulator's handler sees of a request.
 #[derive(Debug, Clone)]
 pub struct SimRequest {
@@ -96,7 +154,7 @@ type Handler = dyn Fn(&SimRequest) -> SimResponse + Send + Sync;
 /// A running simulator HTTP server. Dropping it stops it.
 pub struct SimServer {
     addr: SocketAddr,
-    fault: Arc<Mutex<Fault>>,
+    faults: FaultSwitch,
     stop: Arc<AtomicBool>,
     server: Arc<tiny_http::Server>,
     thread: Option<JoinHandle<()>>,
@@ -114,16 +172,16 @@ impl SimServer {
             .to_ip()
             .ok_or_else(|| std::io::Error::other("not an IP listener"))?;
         let server = Arc::new(server);
-        let fault = Arc::new(Mutex::new(Fault::None));
+        let faults = FaultSwitch::default();
         let stop = Arc::new(AtomicBool::new(false));
         let handler: Arc<Handler> = Arc::new(handler);
         let thread = {
-            let (server, fault, stop) = (server.clone(), fault.clone(), stop.clone());
+            let (server, faults, stop) = (server.clone(), faults.clone(), stop.clone());
             std::thread::Builder::new()
                 .name(format!("sim-{}", addr.port()))
-                .spawn(move || serve(&server, &fault, &stop, &*handler))?
+                .spawn(move || serve(&server, &faults, &stop, &*handler))?
         };
-        Ok(SimServer { addr, fault, stop, server, thread: Some(thread) })
+        Ok(SimServer { addr, faults, stop, server, thread: Some(thread) })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -137,12 +195,10 @@ impl SimServer {
         format!("http://{}", self.addr)
     }
     pub fn set_fault(&self, f: Fault) {
-        if let Ok(mut g) = self.fault.lock() {
-            *g = f;
-        }
+        self.faults.set(f)
     }
     pub fn fault(&self) -> Fault {
-        self.fault.lock().map(|g| g.clone()).unwrap_or_default()
+        self.faults.get()
     }
     /// Stop serving and close the listening socket.
     pub fn stop(&mut self) {
@@ -160,7 +216,7 @@ impl Drop for SimServer {
     }
 }
 
-fn serve(server: &tiny_http::Server, fault: &Mutex<Fault>, stop: &AtomicBool, handler: &Handler) {
+fn serve(server: &tiny_http::Server, faults: &FaultSwitch, stop: &AtomicBool, handler: &Handler) {
     while !stop.load(Ordering::SeqCst) {
         let mut req = match server.recv_timeout(Duration::from_millis(200)) {
             Ok(Some(r)) => r,
@@ -182,37 +238,10 @@ fn serve(server: &tiny_http::Server, fault: &Mutex<Fault>, stop: &AtomicBool, ha
             body,
             remote: req.remote_addr().copied(),
         };
-        if sreq.path == "/__sim/fault" {
-            let ms = sreq.query_param("ms").and_then(|v| v.parse().ok());
-            let resp = match Fault::parse(&sreq.query_param("mode").unwrap_or_default(), ms) {
-                Some(f) => {
-                    if let Ok(mut g) = fault.lock() {
-                        *g = f;
-                    }
-                    SimResponse::text(200, "ok")
-                }
-                None => SimResponse::text(400, "mode must be none|slow|error500|garbage|drop"),
-            };
-            respond(req, resp);
-            continue;
-        }
-        let current = fault.lock().map(|g| g.clone()).unwrap_or_default();
-        match current {
-            Fault::None => respond(req, handler(&sreq)),
-            Fault::Slow(d) => {
-                // Sleep in small steps so stop() stays prompt.
-                let until = std::time::Instant::now() + d;
-                while std::time::Instant::now() < until && !stop.load(Ordering::SeqCst) {
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                respond(req, handler(&sreq))
-            }
-            Fault::Error500 => respond(req, SimResponse::text(500, "Internal Server Error")),
-            Fault::Garbage => respond(
-                req,
-                SimResponse { status: 200, content_type: "application/json".into(), body: b"<html>\x00{\"code\": garb".to_vec() },
-            ),
-            Fault::Drop => drop_connection(req),
+        match faults.judge(&sreq, stop) {
+            Verdict::Serve => respond(req, handler(&sreq)),
+            Verdict::Answer(r) => respond(req, r),
+            Verdict::Drop => drop_connection(req),
         }
     }
 }
@@ -233,4 +262,55 @@ fn respond(req: tiny_http::Request, r: SimResponse) {
         resp = resp.with_header(h);
     }
     let _ = req.respond(resp);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(path: &str, query: &str) -> SimRequest {
+        SimRequest { method: "POST".into(), path: path.into(), query: query.into(), headers: Vec::new(), body: Vec::new(), remote: None }
+    }
+
+    fn answer(v: Verdict) -> Option<(u16, String)> {
+        match v {
+            Verdict::Answer(r) => Some((r.status, String::from_utf8_lossy(&r.body).into_owned())),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn the_switch_request_sets_the_fault_every_other_request_meets() {
+        let (faults, stop) = (FaultSwitch::default(), AtomicBool::new(false));
+        assert!(matches!(faults.judge(&req("/api", ""), &stop), Verdict::Serve));
+        assert_eq!(answer(faults.judge(&req("/__sim/fault", "mode=error500"), &stop)), Some((200, "ok".into())));
+        assert_eq!(faults.get(), Fault::Error500);
+        assert_eq!(answer(faults.judge(&req("/api", ""), &stop)), Some((500, "Internal Server Error".into())));
+        faults.judge(&req("/__sim/fault", "mode=drop"), &stop);
+        assert!(matches!(faults.judge(&req("/api", ""), &stop), Verdict::Drop));
+        faults.judge(&req("/__sim/fault", "mode=slow&ms=120"), &stop);
+        assert_eq!(faults.get(), Fault::Slow(Duration::from_millis(120)));
+        let t = std::time::Instant::now();
+        assert!(matches!(faults.judge(&req("/api", ""), &stop), Verdict::Serve));
+        assert!(t.elapsed() >= Duration::from_millis(120));
+        // A bad mode is refused and changes nothing.
+        let (code, _) = answer(faults.judge(&req("/__sim/fault", "mode=melt"), &stop)).unwrap_or_default();
+        assert_eq!(code, 400);
+        assert_eq!(faults.get(), Fault::Slow(Duration::from_millis(120)));
+        faults.judge(&req("/__sim/fault", "mode=garbage"), &stop);
+        let (code, body) = answer(faults.judge(&req("/api", ""), &stop)).unwrap_or_default();
+        assert_eq!(code, 200);
+        assert!(serde_json::from_str::<serde_json::Value>(&body).is_err(), "garbage is not JSON: {body}");
+        faults.judge(&req("/__sim/fault", "mode=none"), &stop);
+        assert!(matches!(faults.judge(&req("/api", ""), &stop), Verdict::Serve));
+    }
+
+    #[test]
+    fn a_slow_fault_ends_its_wait_when_the_server_stops() {
+        let (faults, stop) = (FaultSwitch::default(), AtomicBool::new(true));
+        faults.set(Fault::Slow(Duration::from_secs(30)));
+        let t = std::time::Instant::now();
+        assert!(matches!(faults.judge(&req("/api", ""), &stop), Verdict::Serve));
+        assert!(t.elapsed() < Duration::from_secs(1));
+    }
 }

@@ -23,7 +23,7 @@ pub mod vendor;
 pub use state::{SimTask, TaskState};
 pub use vendor::AuthOrder;
 
-use super::{Fault, SimServer};
+use super::SimServer;
 use serde_json::{json, Value};
 use state::{Push, State};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -82,6 +82,14 @@ pub struct GoipSim {
     threads: Vec<JoinHandle<()>>,
 }
 
+/// Where it listens and its fault switch: `url()`, `port()`, `set_fault()`.
+impl std::ops::Deref for GoipSim {
+    type Target = SimServer;
+    fn deref(&self) -> &SimServer {
+        &self.server
+    }
+}
+
 impl GoipSim {
     pub fn start(bind: &str, cfg: GoipSimConfig) -> std::io::Result<GoipSim> {
         let state = Arc::new(Mutex::new(State::new(cfg)));
@@ -118,16 +126,6 @@ impl GoipSim {
             })?
         };
         Ok(GoipSim { server, state, pushes, tx: Some(tx), stop, threads: vec![ticker, pusher] })
-    }
-
-    pub fn url(&self) -> String {
-        self.server.url()
-    }
-    pub fn port(&self) -> u16 {
-        self.server.port()
-    }
-    pub fn set_fault(&self, f: Fault) {
-        self.server.set_fault(f)
     }
 
     fn st(&self) -> MutexGuard<'_, State> {

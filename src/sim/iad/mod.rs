@@ -6,7 +6,7 @@
 mod handler;
 mod state;
 
-use super::{Fault, SimServer};
+use super::SimServer;
 use state::State;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -58,22 +58,20 @@ pub struct IadSim {
     state: Arc<Mutex<State>>,
 }
 
+/// Where it listens and its fault switch: `url()`, `port()`, `set_fault()`.
+impl std::ops::Deref for IadSim {
+    type Target = SimServer;
+    fn deref(&self) -> &SimServer {
+        &self.server
+    }
+}
+
 impl IadSim {
     pub fn start(bind: &str, cfg: IadSimConfig) -> std::io::Result<IadSim> {
         let state = Arc::new(Mutex::new(State::new(cfg)));
         let shared = state.clone();
         let server = SimServer::start(bind, move |req| handler::handle(&shared, req))?;
         Ok(IadSim { server, state })
-    }
-
-    pub fn url(&self) -> String {
-        self.server.url()
-    }
-    pub fn port(&self) -> u16 {
-        self.server.port()
-    }
-    pub fn set_fault(&self, f: Fault) {
-        self.server.set_fault(f)
     }
 
     fn state(&self) -> MutexGuard<'_, State> {

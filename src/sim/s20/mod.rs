@@ -8,7 +8,7 @@ mod state;
 
 pub use handler::expected_hash as login_hash;
 
-use super::{Fault, SimServer};
+use super::SimServer;
 use state::State;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -53,22 +53,20 @@ pub struct S20Sim {
     state: Arc<Mutex<State>>,
 }
 
+/// Where it listens and its fault switch: `url()`, `port()`, `set_fault()`.
+impl std::ops::Deref for S20Sim {
+    type Target = SimServer;
+    fn deref(&self) -> &SimServer {
+        &self.server
+    }
+}
+
 impl S20Sim {
     pub fn start(bind: &str, cfg: S20SimConfig) -> std::io::Result<S20Sim> {
         let state = Arc::new(Mutex::new(State::new(cfg)));
         let shared = state.clone();
         let server = SimServer::start(bind, move |req| handler::handle(&shared, req))?;
         Ok(S20Sim { server, state })
-    }
-
-    pub fn url(&self) -> String {
-        self.server.url()
-    }
-    pub fn port(&self) -> u16 {
-        self.server.port()
-    }
-    pub fn set_fault(&self, f: Fault) {
-        self.server.set_fault(f)
     }
 
     fn state(&self) -> MutexGuard<'_, State> {

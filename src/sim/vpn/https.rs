@@ -3,6 +3,7 @@
 //! and the same fault modes (and `/__sim/fault` switch) as
 //! [`crate::sim::SimServer`].
 
+use crate::sim::server::{FaultSwitch, Verdict};
 use crate::sim::{Fault, SimRequest, SimResponse};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -10,9 +11,9 @@ use rustls::{ServerConfig, ServerConnection, StreamOwned};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const MAX_HEAD: u64 = 16 * 1024;
 const MAX_BODY: usize = 4 * 1024 * 1024;
@@ -39,7 +40,7 @@ pub fn server_config(cert_pem: &str, key_pem: &str) -> io::Result<Arc<ServerConf
 /// A running HTTPS server. Dropping it stops it.
 pub struct HttpsServer {
     addr: SocketAddr,
-    fault: Arc<Mutex<Fault>>,
+    faults: FaultSwitch,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -49,27 +50,30 @@ impl HttpsServer {
         let listener = TcpListener::bind(bind)?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
-        let fault = Arc::new(Mutex::new(Fault::None));
+        let faults = FaultSwitch::default();
         let stop = Arc::new(AtomicBool::new(false));
-        let shared = Shared { config, handler, fault: fault.clone(), stop: stop.clone() };
+        let shared = Shared { config, handler, faults: faults.clone(), stop: stop.clone() };
         let thread = std::thread::Builder::new()
             .name(format!("sim-vpn-{}", addr.port()))
             .spawn(move || accept_loop(&listener, &Arc::new(shared)))?;
-        Ok(HttpsServer { addr, fault, stop, thread: Some(thread) })
+        Ok(HttpsServer { addr, faults, stop, thread: Some(thread) })
     }
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
-
-    pub fn set_fault(&self, f: Fault) {
-        if let Ok(mut g) = self.fault.lock() {
-            *g = f;
-        }
+    pub fn port(&self) -> u16 {
+        self.addr.port()
     }
-
+    /// `https://127.0.0.1:PORT`
+    pub fn url(&self) -> String {
+        format!("https://{}", self.addr)
+    }
+    pub fn set_fault(&self, f: Fault) {
+        self.faults.set(f)
+    }
     pub fn fault(&self) -> Fault {
-        self.fault.lock().map(|g| g.clone()).unwrap_or_default()
+        self.faults.get()
     }
 
     /// Stop accepting; connections in progress end at their next step.
@@ -90,7 +94,7 @@ impl Drop for HttpsServer {
 struct Shared {
     config: Arc<ServerConfig>,
     handler: Arc<Handler>,
-    fault: Arc<Mutex<Fault>>,
+    faults: FaultSwitch,
     stop: Arc<AtomicBool>,
 }
 
@@ -120,46 +124,16 @@ fn serve_connection(tcp: TcpStream, remote: SocketAddr, shared: &Shared) -> io::
     let conn = ServerConnection::new(shared.config.clone()).map_err(io::Error::other)?;
     let mut reader = BufReader::new(StreamOwned::new(conn, tcp));
     let req = read_request(&mut reader, remote)?;
-    let resp = if req.path == "/__sim/fault" {
-        switch_fault(&req, &shared.fault)
-    } else {
-        let fault = shared.fault.lock().map(|g| g.clone()).unwrap_or_default();
-        match fault {
-            Fault::None => (shared.handler)(&req),
-            Fault::Slow(d) => {
-                let until = Instant::now() + d;
-                while Instant::now() < until && !shared.stop.load(Ordering::SeqCst) {
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                (shared.handler)(&req)
-            }
-            Fault::Error500 => SimResponse::text(500, "Internal Server Error"),
-            Fault::Garbage => SimResponse {
-                status: 200,
-                content_type: "application/json".into(),
-                body: b"<html>\x00{\"code\": garb".to_vec(),
-            },
-            // Close without an answer (and without TLS close_notify).
-            Fault::Drop => return Ok(()),
-        }
+    let resp = match shared.faults.judge(&req, &shared.stop) {
+        Verdict::Serve => (shared.handler)(&req),
+        Verdict::Answer(r) => r,
+        // Close without an answer (and without TLS close_notify).
+        Verdict::Drop => return Ok(()),
     };
     let tls = reader.get_mut();
     write_response(tls, &resp)?;
     tls.conn.send_close_notify();
     tls.flush()
-}
-
-fn switch_fault(req: &SimRequest, fault: &Mutex<Fault>) -> SimResponse {
-    let ms = req.query_param("ms").and_then(|v| v.parse().ok());
-    match Fault::parse(&req.query_param("mode").unwrap_or_default(), ms) {
-        Some(f) => {
-            if let Ok(mut g) = fault.lock() {
-                *g = f;
-            }
-            SimResponse::text(200, "ok")
-        }
-        None => SimResponse::text(400, "mode must be none|slow|error500|garbage|drop"),
-    }
 }
 
 fn read_request<R: BufRead>(r: &mut R, remote: SocketAddr) -> io::Result<SimRequest> {

@@ -15,13 +15,11 @@ pub mod signature;
 pub use console::{OnlineUser, SimUser, PATH};
 
 use crate::sim::wire::sha256_hex;
-use crate::sim::Fault;
 use console::Console;
-use https::HttpsServer;
+pub use https::HttpsServer;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 use std::io;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 const CERT_PEM: &str = include_str!("../../../tests/data/vpn-sim-cert.pem");
@@ -50,6 +48,14 @@ pub struct VpnSim {
     console: Arc<Mutex<Console>>,
 }
 
+/// Where it listens and its fault switch: `url()` (https), `port()`, `set_fault()`.
+impl std::ops::Deref for VpnSim {
+    type Target = HttpsServer;
+    fn deref(&self) -> &HttpsServer {
+        &self.server
+    }
+}
+
 impl VpnSim {
     /// Serve on `bind` (`127.0.0.1:0` for a free port).
     pub fn start(bind: &str, cfg: VpnSimConfig) -> io::Result<VpnSim> {
@@ -62,16 +68,6 @@ impl VpnSim {
         Ok(VpnSim { server, console })
     }
 
-    pub fn addr(&self) -> SocketAddr {
-        self.server.addr()
-    }
-    pub fn port(&self) -> u16 {
-        self.addr().port()
-    }
-    /// `https://127.0.0.1:PORT`
-    pub fn url(&self) -> String {
-        format!("https://{}", self.addr())
-    }
     /// Lower-case hex SHA-256 of the certificate (the `fingerprint` option).
     pub fn cert_sha256(&self) -> String {
         let der = CertificateDer::from_pem_slice(CERT_PEM.as_bytes()).map(|c| c.to_vec()).unwrap_or_default();
@@ -80,12 +76,6 @@ impl VpnSim {
     /// The certificate in PEM (usable as the `ca_file`).
     pub fn cert_pem(&self) -> &'static str {
         CERT_PEM
-    }
-    pub fn set_fault(&self, f: Fault) {
-        self.server.set_fault(f)
-    }
-    pub fn fault(&self) -> Fault {
-        self.server.fault()
     }
     /// How many "take effect now" calls were accepted.
     pub fn commits(&self) -> u64 {

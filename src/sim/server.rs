@@ -151,13 +151,52 @@ impl SimResponse {
 
 type Handler = dyn Fn(&SimRequest) -> SimResponse + Send + Sync;
 
+/// Where a simulator's server listens, and its fault switch.
+pub struct Endpoint {
+    addr: SocketAddr,
+    scheme: &'static str,
+    faults: FaultSwitch,
+}
+
+impl Endpoint {
+    pub fn new(addr: SocketAddr, scheme: &'static str) -> Endpoint {
+        Endpoint { addr, scheme, faults: FaultSwitch::default() }
+    }
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+    /// `http://127.0.0.1:PORT` (or https).
+    pub fn url(&self) -> String {
+        format!("{}://{}", self.scheme, self.addr)
+    }
+    pub fn set_fault(&self, f: Fault) {
+        self.faults.set(f)
+    }
+    pub fn fault(&self) -> Fault {
+        self.faults.get()
+    }
+    /// The switch, for the server's threads.
+    pub fn faults(&self) -> FaultSwitch {
+        self.faults.clone()
+    }
+}
+
 /// A running simulator HTTP server. Dropping it stops it.
 pub struct SimServer {
-    addr: SocketAddr,
-    faults: FaultSwitch,
+    endpoint: Endpoint,
     stop: Arc<AtomicBool>,
     server: Arc<tiny_http::Server>,
     thread: Option<JoinHandle<()>>,
+}
+
+impl std::ops::Deref for SimServer {
+    type Target = Endpoint;
+    fn deref(&self) -> &Endpoint {
+        &self.endpoint
+    }
 }
 
 impl SimServer {
@@ -171,35 +210,19 @@ impl SimServer {
             .server_addr()
             .to_ip()
             .ok_or_else(|| std::io::Error::other("not an IP listener"))?;
+        let endpoint = Endpoint::new(addr, "http");
         let server = Arc::new(server);
-        let faults = FaultSwitch::default();
         let stop = Arc::new(AtomicBool::new(false));
         let handler: Arc<Handler> = Arc::new(handler);
         let thread = {
-            let (server, faults, stop) = (server.clone(), faults.clone(), stop.clone());
+            let (server, faults, stop) = (server.clone(), endpoint.faults(), stop.clone());
             std::thread::Builder::new()
                 .name(format!("sim-{}", addr.port()))
                 .spawn(move || serve(&server, &faults, &stop, &*handler))?
         };
-        Ok(SimServer { addr, faults, stop, server, thread: Some(thread) })
+        Ok(SimServer { endpoint, stop, server, thread: Some(thread) })
     }
 
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-    pub fn port(&self) -> u16 {
-        self.addr.port()
-    }
-    /// `http://127.0.0.1:PORT`
-    pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-    pub fn set_fault(&self, f: Fault) {
-        self.faults.set(f)
-    }
-    pub fn fault(&self) -> Fault {
-        self.faults.get()
-    }
     /// Stop serving and close the listening socket.
     pub fn stop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);

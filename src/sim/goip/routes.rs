@@ -2,7 +2,7 @@
 //! its answer and the pushes it causes; pushes are sent after the state
 //! lock is released.
 
-use super::state::{Push, SessionRec, SimTask, State, TaskState};
+use super::state::{Push, SessionRec, SimPort, SimTask, State, TaskState};
 use super::vendor::{self, number, words, Cipher, Selection};
 use crate::sim::{SimRequest, SimResponse};
 use serde_json::{json, Map, Value};
@@ -382,55 +382,39 @@ fn get_tasks(s: &mut State, q: &[(String, String)]) -> Out {
     ok(json!({"code": 200, "reason": "OK", "total_num": all.len(), "task_num": rows.len(), "tasks": rows}))
 }
 
-fn selected_ports(s: &State, q: &[(String, String)]) -> Result<Vec<usize>, Out> {
-    match param(q, "ports") {
-        None => Ok((0..s.ports.len()).collect()),
-        Some(p) => Selection::read(&p).map(|spec| s.select(&spec)).ok_or_else(|| ok(json!({"code": 400, "reason": "Invalid Port"}))),
-    }
+/// A statistics answer: one entry per port of the `ports` selection (all
+/// when absent), or `Invalid Port`.
+fn port_stats(s: &State, q: &[(String, String)], entry: impl Fn(&State, &SimPort) -> Value) -> Out {
+    let idx: Vec<usize> = match param(q, "ports") {
+        None => (0..s.ports.len()).collect(),
+        Some(p) => match Selection::read(&p) {
+            Some(spec) => s.select(&spec),
+            None => return ok(json!({"code": 400, "reason": "Invalid Port"})),
+        },
+    };
+    let stats: Vec<Value> = idx.into_iter().filter_map(|i| s.ports.get(i)).map(|p| entry(s, p)).collect();
+    ok(json!({"code": 200, "reason": "OK", "count": stats.len(), "stats": stats}))
 }
 
 fn sms_stats(s: &mut State, q: &[(String, String)]) -> Out {
-    let idx = match selected_ports(s, q) {
-        Ok(i) => i,
-        Err(out) => return out,
-    };
-    let stats: Vec<Value> = idx
-        .into_iter()
-        .map(|i| {
-            let p = &s.ports[i];
-            let label = State::port_label(p);
-            let received = s.inbox.iter().filter(|(_, r)| r.get(1).and_then(Value::as_str) == Some(label.as_str())).count();
-            let mine = |t: &&SimTask| {
-                t.from
-                    .as_deref()
-                    .and_then(Selection::read)
-                    .map_or(p.no == 1, |spec| spec.has_port(p.no))
-            };
-            let tasks: Vec<&SimTask> = s.tasks.iter().filter(mine).collect();
-            let sent: Vec<&String> = tasks.iter().filter(|t| t.state == TaskState::Sent).flat_map(|t| t.to.iter()).collect();
-            let failed = sent.iter().filter(|n| !s.cfg.fail_prefix.is_empty() && n.starts_with(&s.cfg.fail_prefix)).count();
-            let unsent: usize = tasks.iter().filter(|t| matches!(t.state, TaskState::Queued | TaskState::Paused)).map(|t| t.to.len()).sum();
-            json!({"port": p.no, "slot": p.slot, "received": received, "sent": sent.len(), "sent_ok": sent.len() - failed,
-                "sent_failed": failed, "con_failed": failed, "unsent": unsent, "sending": 0})
-        })
-        .collect();
-    ok(json!({"code": 200, "reason": "OK", "count": stats.len(), "stats": stats}))
+    port_stats(s, q, |s, p| {
+        let label = State::port_label(p);
+        let received = s.inbox.iter().filter(|(_, r)| r.get(1).and_then(Value::as_str) == Some(label.as_str())).count();
+        let mine = |t: &&SimTask| t.from.as_deref().and_then(Selection::read).map_or(p.no == 1, |spec| spec.has_port(p.no));
+        let tasks: Vec<&SimTask> = s.tasks.iter().filter(mine).collect();
+        let sent: Vec<&String> = tasks.iter().filter(|t| t.state == TaskState::Sent).flat_map(|t| t.to.iter()).collect();
+        let failed = sent.iter().filter(|n| !s.cfg.fail_prefix.is_empty() && n.starts_with(&s.cfg.fail_prefix)).count();
+        let unsent: usize = tasks.iter().filter(|t| matches!(t.state, TaskState::Queued | TaskState::Paused)).map(|t| t.to.len()).sum();
+        json!({"port": p.no, "slot": p.slot, "received": received, "sent": sent.len(), "sent_ok": sent.len() - failed,
+            "sent_failed": failed, "con_failed": failed, "unsent": unsent, "sending": 0})
+    })
 }
 
 /// Call counters are fixed per port (the simulator places no calls).
 fn call_stats(s: &mut State, q: &[(String, String)]) -> Out {
-    let idx = match selected_ports(s, q) {
-        Ok(i) => i,
-        Err(out) => return out,
-    };
-    let stats: Vec<Value> = idx
-        .into_iter()
-        .map(|i| {
-            let p = &s.ports[i];
-            let n = p.no as i64;
-            json!({"port": p.no, "slot": p.slot, "calls": 10 * n, "alerted": 8 * n, "connected": 5 * n, "con_failed": 0,
-                "nc": format!("{}/{}", 5 * n, 10 * n), "pdd": 3, "acd": 60, "asr": 50, "tcd": 5 * n, "act_tcd": 300 * n})
-        })
-        .collect();
-    ok(json!({"code": 200, "reason": "OK", "count": stats.len(), "stats": stats}))
+    port_stats(s, q, |_, p| {
+        let n = p.no as i64;
+        json!({"port": p.no, "slot": p.slot, "calls": 10 * n, "alerted": 8 * n, "connected": 5 * n, "con_failed": 0,
+            "nc": format!("{}/{}", 5 * n, 10 * n), "pdd": 3, "acd": 60, "asr": 50, "tcd": 5 * n, "act_tcd": 300 * n})
+    })
 }

@@ -3,8 +3,8 @@
 //! and the same fault modes (and `/__sim/fault` switch) as
 //! [`crate::sim::SimServer`].
 
-use crate::sim::server::{FaultSwitch, Verdict};
-use crate::sim::{Fault, SimRequest, SimResponse};
+use crate::sim::server::{Endpoint, FaultSwitch, Verdict};
+use crate::sim::{SimRequest, SimResponse};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{ServerConfig, ServerConnection, StreamOwned};
@@ -39,41 +39,29 @@ pub fn server_config(cert_pem: &str, key_pem: &str) -> io::Result<Arc<ServerConf
 
 /// A running HTTPS server. Dropping it stops it.
 pub struct HttpsServer {
-    addr: SocketAddr,
-    faults: FaultSwitch,
+    endpoint: Endpoint,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
+}
+
+impl std::ops::Deref for HttpsServer {
+    type Target = Endpoint;
+    fn deref(&self) -> &Endpoint {
+        &self.endpoint
+    }
 }
 
 impl HttpsServer {
     pub fn start(bind: &str, config: Arc<ServerConfig>, handler: Arc<Handler>) -> io::Result<HttpsServer> {
         let listener = TcpListener::bind(bind)?;
         listener.set_nonblocking(true)?;
-        let addr = listener.local_addr()?;
-        let faults = FaultSwitch::default();
+        let endpoint = Endpoint::new(listener.local_addr()?, "https");
         let stop = Arc::new(AtomicBool::new(false));
-        let shared = Shared { config, handler, faults: faults.clone(), stop: stop.clone() };
+        let shared = Shared { config, handler, faults: endpoint.faults(), stop: stop.clone() };
         let thread = std::thread::Builder::new()
-            .name(format!("sim-vpn-{}", addr.port()))
+            .name(format!("sim-vpn-{}", endpoint.port()))
             .spawn(move || accept_loop(&listener, &Arc::new(shared)))?;
-        Ok(HttpsServer { addr, faults, stop, thread: Some(thread) })
-    }
-
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-    pub fn port(&self) -> u16 {
-        self.addr.port()
-    }
-    /// `https://127.0.0.1:PORT`
-    pub fn url(&self) -> String {
-        format!("https://{}", self.addr)
-    }
-    pub fn set_fault(&self, f: Fault) {
-        self.faults.set(f)
-    }
-    pub fn fault(&self) -> Fault {
-        self.faults.get()
+        Ok(HttpsServer { endpoint, stop, thread: Some(thread) })
     }
 
     /// Stop accepting; connections in progress end at their next step.

@@ -1,10 +1,12 @@
 #![cfg(feature = "sim")]
 //! The IAD client against the IAD simulator over real HTTP on 127.0.0.1.
 
+#[path = "common/lan_faults.rs"]
+mod lan_faults;
+
 use dma_agent::devices::iad::IadClient;
 use dma_agent::devices::{DeviceConfig, DeviceError, DeviceKind, LanDevice};
 use dma_agent::sim::iad::{IadSim, IadSimConfig};
-use dma_agent::sim::Fault;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -184,26 +186,7 @@ fn wrong_password_is_an_auth_error_without_the_password() {
 #[test]
 fn faults_map_to_errors() {
     let sim = sim();
-    let mut c = client(&sim);
-    c.poll().expect("healthy");
-
-    sim.set_fault(Fault::Garbage);
-    assert!(matches!(c.poll(), Err(DeviceError::Protocol(_))));
-    sim.set_fault(Fault::Error500);
-    assert!(matches!(c.poll(), Err(DeviceError::Device { code: 500, .. })));
-    // The Drop fault cuts the connection mid-answer: a transport error.
-    sim.set_fault(Fault::Drop);
-    let err = c.poll().expect_err("dropped");
-    assert!(matches!(err, DeviceError::Transport(_)), "{err:?}");
-    assert!(err.is_unreachable());
-    sim.set_fault(Fault::Slow(Duration::from_millis(1200)));
-    let err = c.poll().expect_err("slow");
-    assert!(matches!(err, DeviceError::Timeout(_)), "{err:?}");
-    assert!(err.is_unreachable());
-
-    sim.set_fault(Fault::None);
-    std::thread::sleep(Duration::from_millis(900)); // let the slow answer drain
-    c.poll().expect("healthy again");
+    lan_faults::faults_map_to_errors(&mut client(&sim), &sim, Duration::from_millis(1200));
 }
 
 

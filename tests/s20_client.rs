@@ -1,11 +1,13 @@
 #![cfg(feature = "sim")]
 //! The S20 client against the S20 simulator over real HTTP on 127.0.0.1.
 
+#[path = "common/lan_faults.rs"]
+mod lan_faults;
+
 use dma_agent::devices::s20::auth::login_hash;
 use dma_agent::devices::s20::S20Client;
 use dma_agent::devices::{DeviceConfig, DeviceError, DeviceKind, LanDevice};
 use dma_agent::sim::s20::{S20Sim, S20SimConfig};
-use dma_agent::sim::Fault;
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -228,21 +230,7 @@ fn stale_nonce_is_refused() {
 #[test]
 fn faults_map_to_errors() {
     let sim = sim();
-    let mut c = client(&sim);
-    c.poll().expect("healthy");
-    sim.set_fault(Fault::Garbage);
-    assert!(matches!(c.poll(), Err(DeviceError::Protocol(_))));
-    sim.set_fault(Fault::Error500);
-    assert!(matches!(c.poll(), Err(DeviceError::Device { code: 500, .. })));
-    // The Drop fault breaks the exchange: a transport error.
-    sim.set_fault(Fault::Drop);
-    let err = c.poll().expect_err("dropped");
-    assert!(matches!(err, DeviceError::Transport(_)), "{err:?}");
-    sim.set_fault(Fault::Slow(Duration::from_millis(1200)));
-    assert!(matches!(c.poll(), Err(DeviceError::Timeout(_))));
-    sim.set_fault(Fault::None);
-    std::thread::sleep(Duration::from_millis(900));
-    c.poll().expect("healthy again");
+    lan_faults::faults_map_to_errors(&mut client(&sim), &sim, Duration::from_millis(1200));
 }
 
 #[test]

@@ -3,47 +3,29 @@
 //! `DMA_AGENT_RUNNER` as in the agent's own harness), the real
 //! `dma-platform` process, an HTTP client for the REST API and an HTTP
 //! receiver for callbacks and routes. (The agent's `tests/common/mod.rs`
-//! cannot be included: it names the agent crate's own binary.)
+//! cannot be included: it names the agent crate's own binary; its broker
+//! file is.)
 #![allow(dead_code)]
 
+/// mosquitto, free ports, temp dirs: the agent's harness file.
+#[path = "../../../tests/common/broker.rs"]
+pub mod broker;
 pub mod browser;
 pub mod hooks;
 pub mod pg;
 
+pub use broker::{free_port, temp_dir, wait_port, Broker, SEQ};
+
 use serde_json::{json, Value};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-static SEQ: AtomicU32 = AtomicU32::new(0);
 pub const T: Duration = Duration::from_secs(30);
 pub const USER: &str = "admin";
 pub const PASSWORD: &str = "s3cret-pass";
-
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
-}
-
-pub fn temp_dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("dma-ptest-{tag}-{}-{}", std::process::id(), SEQ.fetch_add(1, Ordering::SeqCst)));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).expect("temp dir");
-    d
-}
-
-fn wait_port(port: u16, up: bool, timeout: Duration) -> bool {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() == up {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
-}
 
 /// Poll `f` until it returns `Some` or `timeout` passes.
 pub fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
@@ -56,43 +38,6 @@ pub fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Optio
             return None;
         }
         std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-/// mosquitto on 127.0.0.1 with persistence and `$SYS` every second.
-pub struct Broker {
-    pub port: u16,
-    dir: PathBuf,
-    child: Option<Child>,
-}
-
-impl Broker {
-    pub fn start() -> Broker {
-        let dir = temp_dir("broker");
-        let port = free_port();
-        let conf = dir.join("mosquitto.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "user root\nlistener {port} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {d}/\nlog_dest file {d}/mosquitto.log\nsys_interval 1\nmax_queued_messages 5000\n",
-                d = dir.display()
-            ),
-        )
-        .expect("conf");
-        let bin = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"].into_iter().find(|p| Path::new(p).exists()).expect("mosquitto not installed (apt-get install mosquitto)");
-        let child = Command::new(bin).arg("-c").arg(&conf).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("start mosquitto");
-        assert!(wait_port(port, true, Duration::from_secs(10)), "mosquitto did not start");
-        Broker { port, dir, child: Some(child) }
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

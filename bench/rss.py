@@ -8,20 +8,31 @@ A thread's stack is found from its stack pointer (/proc/PID/task/TID/syscall)
 and the guard page under it in /proc/PID/maps; its resident pages are counted
 one by one from /proc/PID/pagemap, so a heap chunk the kernel merged into the
 same mapping is not counted as stack (the older "RSS of the mapping holding
-the stack pointer" figure counted it). The stack sizes below must match the
-`stack_size` of each thread in the code.
+the stack pointer" figure counted it). The stack sizes come from the
+agent's table of threads, `STACKS` in src/stack.rs.
 """
 import os
+import re
 import struct
 import sys
 
 KIB = 1024
-# Thread name (or prefix ending in "-") -> stack size in KiB, from the code.
-STACK_KIB = {
-    "mqtt": 512, "dispatch": 512, "sms-sync": 512,
-    "reports": 256, "events": 256, "dev-": 256, "cmd": 256,
-    "acks": 128, "sms-rx-": 128,
-}
+SRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src", "stack.rs")
+
+
+def stack_table():
+    """Thread name (or prefix ending in "-") -> stack size in KiB, read from
+    the agent's own table (`STACKS` in src/stack.rs), so it cannot drift."""
+    text = open(SRC).read()
+    body = text[text.index("pub const STACKS"):]
+    body = body[:body.index("];")]
+    table = {name: int(kib) for name, kib in re.findall(r'\("([a-z-]+)",\s*(\d+)\s*\*\s*KIB\)', body)}
+    if not table:
+        sys.exit(f"no thread stacks found in {SRC}")
+    return table
+
+
+STACK_KIB = stack_table()
 
 
 def stack_kib(name):

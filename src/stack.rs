@@ -10,6 +10,43 @@
 //! is safe at any moment; routers have no swap, so without it those pages
 //! would be held for good.
 
+const KIB: usize = 1024;
+
+/// Every thread the agent starts and the size of its stack, in one table:
+/// the memory budget reads here (each is a mapping of this size; only the
+/// pages a thread touches count). A name ending in `-` is a prefix
+/// (`dev-gw1`, `sms-rx-w0`). `bench/rss.py` reads this table from this file.
+pub const STACKS: &[(&str, usize)] = &[
+    ("mqtt", 512 * KIB),     // TLS handshakes, tokio's event loop
+    ("dispatch", 512 * KIB), // the command engine's journal and scheduling
+    ("sms-sync", 512 * KIB), // GoIP inbox reads: HTTP + JSON of a whole page
+    ("reports", 256 * KIB),
+    ("events", 256 * KIB),
+    ("dev-", 256 * KIB), // one per LAN device: HTTP(S) and its JSON
+    ("cmd", 256 * KIB),  // one per running command
+    ("acks", 128 * KIB),
+    ("sms-rx-", 128 * KIB), // the push receiver's I/O loop and workers
+    ("join-", 64 * KIB),    // waits out a stopped device's last HTTP call
+];
+
+/// The stack size of the thread called `name`, from [`STACKS`].
+pub fn size_for(name: &str) -> Option<usize> {
+    STACKS.iter().find(|(k, _)| *k == name || (k.ends_with('-') && name.starts_with(k))).map(|&(_, size)| size)
+}
+
+/// Start a thread called `name` with its stack size from [`STACKS`]. A
+/// name missing from the table is a bug: debug builds (the tests') stop
+/// on it; a release build gives that thread 128 KiB.
+pub fn spawn<F, T>(name: String, f: F) -> std::io::Result<std::thread::JoinHandle<T>>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let size = size_for(&name);
+    debug_assert!(size.is_some(), "thread {name} has no stack size in stack::STACKS");
+    std::thread::Builder::new().name(name).stack_size(size.unwrap_or(128 * KIB)).spawn(f)
+}
+
 /// Release the pages of the calling thread's stack below its current frame.
 /// Does nothing on the main thread (its stack is the process's, sized by
 /// rlimit) or when the stack cannot be found.
@@ -117,6 +154,17 @@ mod tests {
 
     fn deep_expected() -> u8 {
         (0..=200usize).map(|n| if n == 0 { 0u8 } else { n as u8 }).fold(0u8, |a, b| a.wrapping_add(b))
+    }
+
+    #[test]
+    fn every_thread_name_has_its_stack_size() {
+        assert_eq!(size_for("mqtt"), Some(512 * KIB));
+        assert_eq!(size_for("dev-gw1"), Some(256 * KIB));
+        assert_eq!(size_for("sms-rx-w0"), Some(128 * KIB));
+        assert_eq!(size_for("dev"), None, "a prefix entry matches only with its dash");
+        assert_eq!(size_for("mqtt2"), None);
+        let t = spawn("events".into(), || own_stack().map(|(low, high)| high - low)).expect("spawn");
+        assert!(t.join().expect("thread").is_some_and(|size| size >= 256 * KIB));
     }
 
     #[test]

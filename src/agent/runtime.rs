@@ -240,16 +240,16 @@ pub fn run(config_path: &str) -> Result<Exit, String> {
     let _ = ACKS.set(atx);
     {
         let ctx = ctx.clone();
-        std::thread::Builder::new().name("acks".into()).stack_size(128 * 1024).spawn(move || acker(ctx, arx)).map_err(|e| e.to_string())?;
+        crate::stack::spawn("acks".into(), move || acker(ctx, arx)).map_err(|e| e.to_string())?;
     }
     let reporter = {
         let r = Reporter::new(ctx.clone());
-        std::thread::Builder::new().name("reports".into()).stack_size(256 * 1024).spawn(move || r.run(rrx)).map_err(|e| e.to_string())?
+        crate::stack::spawn("reports".into(), move || r.run(rrx)).map_err(|e| e.to_string())?
     };
     let stop_events = Arc::new(AtomicBool::new(false));
     let sender = {
         let (q, p, stop) = (events.clone(), publisher.clone(), stop_events.clone());
-        std::thread::Builder::new().name("events".into()).stack_size(256 * 1024).spawn(move || q.run_sender(&p, &stop)).map_err(|e| e.to_string())?
+        crate::stack::spawn("events".into(), move || q.run_sender(&p, &stop)).map_err(|e| e.to_string())?
     };
     ctx.devices.set_event_sink(events.clone(), state_dir.join("cdr"));
     ctx.devices.apply(&cfg.devices, manager_settings(&cfg));

@@ -30,8 +30,6 @@ use std::time::{Duration, Instant};
 const INBOX: usize = 32;
 /// Their bytes together (commands are up to 256 KiB each).
 const INBOX_BYTES: usize = 1024 * 1024;
-/// Stack of a command thread: handlers are shallow; keep RSS small.
-const WORKER_STACK: usize = 256 * 1024;
 
 static RUNNING: AtomicUsize = AtomicUsize::new(0);
 static QUEUED: AtomicUsize = AtomicUsize::new(0);
@@ -77,7 +75,7 @@ impl Engine {
         let sched = Arc::new((Mutex::new(Sched { accepting: true, ..Default::default() }), Condvar::new()));
         {
             let (ctx, sched) = (ctx.clone(), sched.clone());
-            std::thread::Builder::new().name("dispatch".into()).stack_size(512 * 1024).spawn(move || dispatcher(ctx, sched, rx))?;
+            crate::stack::spawn("dispatch".into(), move || dispatcher(ctx, sched, rx))?;
         }
         Ok(Engine { ctx, inbox: tx, sched })
     }
@@ -356,10 +354,7 @@ fn schedule(ctx: &Arc<Ctx>, sched: &Arc<(Mutex<Sched>, Condvar)>, s: &mut Sched)
         let (ctx2, sched2) = (ctx.clone(), sched.clone());
         let detached = cmd.detached;
         let failed = cmd.clone();
-        let spawned = std::thread::Builder::new()
-            .name("cmd".into())
-            .stack_size(WORKER_STACK)
-            .spawn(move || run_one(ctx2, sched2, cmd));
+        let spawned = crate::stack::spawn("cmd".into(), move || run_one(ctx2, sched2, cmd));
         if let Err(e) = spawned {
             log::error!("cannot start a command thread: {e}");
             s.running -= 1;

@@ -197,10 +197,7 @@ impl DeviceManager {
             last_published: None,
             last_publish_at: None,
         };
-        let thread = std::thread::Builder::new()
-            .name(format!("dev-{}", cfg.name))
-            .stack_size(256 * 1024)
-            .spawn(move || worker.run(rx))?;
+        let thread = crate::stack::spawn(format!("dev-{}", cfg.name), move || worker.run(rx))?;
         Ok(Slot { cfg, tx, abandoned: Arc::default(), view, stop, thread: Some(thread) })
     }
 
@@ -365,7 +362,7 @@ fn stop_slot(s: &mut Slot) {
     let _ = s.tx.try_send(DevMsg::Stop);
     if let Some(t) = s.thread.take() {
         // A device thread may sit in an HTTP call; it ends within its timeout.
-        let _ = std::thread::Builder::new().stack_size(64 * 1024).spawn(move || {
+        let _ = crate::stack::spawn(format!("join-{}", s.cfg.name), move || {
             let _ = t.join();
         });
     }

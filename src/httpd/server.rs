@@ -90,10 +90,7 @@ impl Server {
         let mut server = Server { addr, stop: stop.clone(), wake: Some(wake_w), threads: Vec::new() };
         for i in 0..limits.workers.max(1) {
             let (rx, handler, limits) = (rx.clone(), handler.clone(), limits.clone());
-            let t = std::thread::Builder::new()
-                .name(format!("{name}-w{i}"))
-                .stack_size(128 * 1024)
-                .spawn(move || worker(&rx, &*handler, &limits));
+            let t = crate::stack::spawn(format!("{name}-w{i}"), move || worker(&rx, &*handler, &limits));
             match t {
                 Ok(t) => threads.push(t),
                 Err(e) => {
@@ -106,10 +103,7 @@ impl Server {
         let admit: Box<Admit> = Box::new(admit);
         let refused: Box<Refused> = Box::new(refused);
         let (stop2, limits2) = (stop.clone(), limits.clone());
-        let io = std::thread::Builder::new()
-            .name(format!("{name}-io"))
-            .stack_size(128 * 1024)
-            .spawn(move || IoLoop { listener, log: LogLimit { last: None, left_out: 0 }, wake: wake_r, admit, refused, limits: limits2, conns: Vec::new(), jobs: tx, budget: 0 }.run(&stop2));
+        let io = crate::stack::spawn(format!("{name}-io"), move || IoLoop { listener, log: LogLimit { last: None, left_out: 0 }, wake: wake_r, admit, refused, limits: limits2, conns: Vec::new(), jobs: tx, budget: 0 }.run(&stop2));
         match io {
             Ok(t) => threads.push(t),
             Err(e) => {
@@ -440,7 +434,7 @@ mod tests {
         let r2 = refusals.clone();
         let mut srv = Server::start(
             "127.0.0.1:0",
-            "t",
+            "sms-rx",
             Limits { max_body: 64, ..Limits::default() },
             |ip| ip.is_loopback(),
             |req, _| Response::reason(200, &format!("{} {} {}", req.method, req.target, req.body.len())),
@@ -468,7 +462,7 @@ mod tests {
 
     #[test]
     fn refused_peer_gets_403_before_sending_anything() {
-        let srv = Server::start("127.0.0.1:0", "t", Limits::default(), |_| false, |_, _| Response::reason(200, "no"), |_, _, _| {}).unwrap();
+        let srv = Server::start("127.0.0.1:0", "sms-rx", Limits::default(), |_| false, |_, _| Response::reason(200, "no"), |_, _, _| {}).unwrap();
         let mut s = TcpStream::connect(srv.local_addr()).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         let mut out = String::new();

@@ -147,10 +147,7 @@ impl Session {
         let client = self.publisher.client().clone();
         let publisher = self.publisher.clone();
         let cmd_topic = self.publisher.topics.cmd.clone();
-        let thread = std::thread::Builder::new()
-            .name("mqtt".into())
-            .stack_size(512 * 1024) // TLS handshakes, tokio's event loop
-            .spawn(move || run(connection, client, publisher, cmd_topic, events, stop, backoff))
+        let thread = crate::stack::spawn("mqtt".into(), move || run(connection, client, publisher, cmd_topic, events, stop, backoff))
             .map_err(|e| e.to_string())?;
         self.thread = Some(thread);
         Ok(())

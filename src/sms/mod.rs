@@ -126,7 +126,7 @@ pub fn start(ctx: Arc<Ctx>) -> Result<SmsService, String> {
     *svc.receiver.lock().map_err(|_| "poisoned")? = Some(rx);
     set_shared(Some(Arc::new(Shared { ingest: ingest.clone(), urls: urls.clone() })));
     let sync = Sync { ingest, dir, urls, goips, period: rc.status_period, interval: rc.reconcile_interval, stop: svc.stop.clone() };
-    let t = std::thread::Builder::new().name("sms-sync".into()).stack_size(512 * 1024).spawn(move || sync.run()).map_err(|e| e.to_string())?;
+    let t = crate::stack::spawn("sms-sync".into(), move || sync.run()).map_err(|e| e.to_string())?;
     *svc.sync.lock().map_err(|_| "poisoned")? = Some(t);
     log::info!("sms: receiver on {}, pushes to {}", rc.listen, base);
     Ok(svc)

@@ -419,7 +419,8 @@ fn fake_lan() -> FakeLan {
     use dma_agent::httpd::{Response, Server};
     let bodies: std::sync::Arc<std::sync::Mutex<(Vec<Vec<u8>>, usize)>> = Default::default();
     let b2 = bodies.clone();
-    let server = Server::start("127.0.0.1:0", "fake", Limits::default(), |_| true, move |req, _| {
+    // Named as the push receiver: its threads take that stack size (stack::STACKS).
+    let server = Server::start("127.0.0.1:0", "sms-rx", Limits::default(), |_| true, move |req, _| {
         let fixed = |v: Value| Response::json(200, &v);
         if req.target.contains("auth/login") {
             return fixed(json!({"code": 200, "msg": "", "data": {"token": "t0k3n"}}));

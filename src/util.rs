@@ -32,6 +32,17 @@ pub fn sha256_hex(data: &[u8]) -> String {
 
 /// Percent-encode for a query component or form value (RFC 3986
 /// unreserved characters stay as they are).
+/// Cut `s` to at most `max` bytes, at a char boundary.
+pub fn truncate_utf8(s: &mut String, max: usize) {
+    if s.len() > max {
+        let mut keep = max;
+        while keep > 0 && !s.is_char_boundary(keep) {
+            keep -= 1;
+        }
+        s.truncate(keep);
+    }
+}
+
 pub fn url_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for &b in s.as_bytes() {
@@ -84,6 +95,16 @@ pub fn parse_form(s: &str) -> Vec<(String, String)> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn truncation_keeps_whole_characters() {
+        let mut s = "ab\u{00e9}cd".to_string(); // the accent is two bytes, at 2..4
+        crate::util::truncate_utf8(&mut s, 3);
+        assert_eq!(s, "ab");
+        let mut s = "short".to_string();
+        crate::util::truncate_utf8(&mut s, 64);
+        assert_eq!(s, "short");
+    }
+
     use super::*;
     #[test]
     fn url_round_trip() {

@@ -310,6 +310,38 @@ fn queue_size_bounds_every_waiting_command() {
     assert!(j["states"]["running"].as_u64().unwrap_or(0) <= 1, "only the get itself runs: {j}");
 }
 
+/// A burst larger than the engine's inbox while the dispatcher is slow
+/// (each command held 30 ms by the test hook): the MQTT thread refuses the
+/// overflow, and every command still gets exactly one answer on the same
+/// connection. (Answered from the MQTT thread, refusals were lost whenever
+/// the burst had filled the MQTT request queue, and those commands waited
+/// for the next reconnect.)
+#[test]
+fn a_burst_beyond_the_inbox_is_answered_in_full_without_a_reconnect() {
+    let sn = "FA0000000008";
+    let (_b, p, _px, mut a) = setup(sn, "\toption max_running '4'\n\toption queue_size '3'\n", false);
+    a.kill9();
+    let log = spawn_with_journal_delay(&mut a, 30);
+    let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(wait_until(LONG, || read_log().contains("connected to broker")), "agent did not connect:\n{}", read_log());
+    if !read_log().contains("test hook: journalling delayed") {
+        eprintln!("SKIP: this agent binary has no journal-delay test hook (built without the `sim` feature)");
+        return;
+    }
+    let ids: Vec<Value> = (3000..3300).map(|i| json!(i)).collect();
+    for id in &ids {
+        p.publish_raw(&format!("dma/cmd/{sn}"), &sh(id.clone(), "true").to_string());
+    }
+    let answered = || ids.iter().filter(|id| !p.answers("dma", id).is_empty()).count();
+    assert!(wait_until(LONG, || answered() == ids.len()), "{} of {} answered:\n{}", answered(), ids.len(), read_log());
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(ids.iter().all(|id| p.answers("dma", id).len() == 1), "one answer per command");
+    let busy = count_status(&p, &ids, "err", "busy");
+    assert!(busy > 0, "the burst overflowed the inbox and the queue");
+    assert_eq!(busy + count_status(&p, &ids, "ok", ""), ids.len(), "each ran or was refused as busy");
+    assert_eq!(read_log().matches("connected to broker").count(), 1, "no reconnect:\n{}", read_log());
+}
+
 // ---- 8. Shutdown and restart -------------------------------------------------
 
 #[test]

@@ -12,6 +12,13 @@
 //! once the command is journalled, or answered without journalling
 //! (malformed, unknown, expired, busy, too large, a redelivery). If the
 //! agent dies before, the broker delivers it again.
+//!
+//! The MQTT thread never waits for room in the MQTT request queue: it is
+//! the thread that empties it. A command it cannot hand over (inbox full,
+//! too large) is kept as the little its answer needs and answered by the
+//! dispatcher, which can wait; answered from the MQTT thread, the answer
+//! was lost whenever a burst had filled the request queue, and the command
+//! stayed unanswered until the next reconnect.
 
 use super::envelope::{self, answer_for, Command, Outcome};
 use super::journal::State;
@@ -30,6 +37,7 @@ use std::time::{Duration, Instant};
 const INBOX: usize = 32;
 /// Their bytes together (commands are up to 256 KiB each).
 const INBOX_BYTES: usize = 1024 * 1024;
+const BUSY: &str = "busy: too many commands waiting; try again later";
 
 static RUNNING: AtomicUsize = AtomicUsize::new(0);
 static QUEUED: AtomicUsize = AtomicUsize::new(0);
@@ -60,12 +68,31 @@ impl Sched {
     }
 }
 
-/// A raw command with the PUBACK to send once it is dealt with.
-type Inbound = (Vec<u8>, CommandAck);
+/// Commands refused on the MQTT thread and waiting for their answer
+/// (beyond this, answered from the MQTT thread if the request queue has
+/// room, else left to the broker's redelivery). Each is a few hundred bytes.
+const REFUSED_MAX: usize = 256;
+/// Longest `from`, `command` or `method` kept for such an answer.
+const REFUSED_TEXT: usize = 64;
+
+enum Inbound {
+    /// A raw command with the PUBACK to send once it is dealt with.
+    Command(Vec<u8>, CommandAck),
+    /// Answer the refused commands.
+    Refused,
+}
+
+/// A command the dispatcher answers without running it: its head (id,
+/// names, the reason) and its PUBACK.
+struct Refusal {
+    head: envelope::ParseError,
+    ack: CommandAck,
+}
 
 pub struct Engine {
     ctx: Arc<Ctx>,
     inbox: SyncSender<Inbound>,
+    refused: Arc<Mutex<VecDeque<Refusal>>>,
     sched: Arc<(Mutex<Sched>, Condvar)>,
 }
 
@@ -73,11 +100,12 @@ impl Engine {
     pub fn start(ctx: Arc<Ctx>) -> std::io::Result<Engine> {
         let (tx, rx) = sync_channel(INBOX);
         let sched = Arc::new((Mutex::new(Sched { accepting: true, ..Default::default() }), Condvar::new()));
+        let refused = Arc::new(Mutex::new(VecDeque::new()));
         {
-            let (ctx, sched) = (ctx.clone(), sched.clone());
-            crate::stack::spawn("dispatch".into(), move || dispatcher(ctx, sched, rx))?;
+            let (ctx, sched, refused) = (ctx.clone(), sched.clone(), refused.clone());
+            crate::stack::spawn("dispatch".into(), move || dispatcher(ctx, sched, rx, refused))?;
         }
-        Ok(Engine { ctx, inbox: tx, sched })
+        Ok(Engine { ctx, inbox: tx, refused, sched })
     }
 
     /// Called on the MQTT thread: never blocks.
@@ -86,28 +114,46 @@ impl Engine {
             s.commands_received += 1;
         }
         if payload.len() > MAX_COMMAND {
-            if reject(&self.ctx, payload, &format!("too large: the command has {} bytes, the limit is {MAX_COMMAND}", payload.len())) {
-                ack.ack();
-            }
-            return;
+            return self.refuse(payload, format!("too large: the command has {} bytes, the limit is {MAX_COMMAND}", payload.len()), ack);
         }
         if INBOX_USED.load(Ordering::SeqCst) + payload.len() > INBOX_BYTES {
-            if reject(&self.ctx, payload, "busy: too many commands waiting; try again later") {
-                ack.ack();
-            }
-            return;
+            return self.refuse(payload, BUSY.into(), ack);
         }
         INBOX_USED.fetch_add(payload.len(), Ordering::SeqCst);
-        match self.inbox.try_send((payload.to_vec(), ack)) {
+        match self.inbox.try_send(Inbound::Command(payload.to_vec(), ack)) {
             Ok(()) => {}
-            Err(TrySendError::Full((p, ack))) | Err(TrySendError::Disconnected((p, ack))) => {
+            Err(TrySendError::Full(Inbound::Command(p, ack))) | Err(TrySendError::Disconnected(Inbound::Command(p, ack))) => {
                 INBOX_USED.fetch_sub(p.len(), Ordering::SeqCst);
-                // Unanswered (request queue full): unacknowledged, so the
-                // broker delivers it again.
-                if reject(&self.ctx, &p, "busy: too many commands waiting; try again later") {
-                    ack.ack();
-                }
+                self.refuse(&p, BUSY.into(), ack);
             }
+            Err(_) => {}
+        }
+    }
+
+    /// Answer `payload` with `msg` without running it. On the MQTT thread:
+    /// the dispatcher answers it (see the module's note); only with
+    /// [`REFUSED_MAX`] already waiting is it answered here, if the request
+    /// queue has room, else left unacknowledged for the broker to deliver
+    /// again.
+    fn refuse(&self, payload: &[u8], msg: String, ack: CommandAck) {
+        count_rejected(&self.ctx);
+        let mut head = envelope::parse_head(payload);
+        head.msg = msg;
+        for t in [&mut head.from, &mut head.command, &mut head.method] {
+            crate::util::truncate_utf8(t, REFUSED_TEXT);
+        }
+        let mut q = self.refused.lock().unwrap_or_else(|p| p.into_inner());
+        if q.len() < REFUSED_MAX {
+            q.push_back(Refusal { head, ack });
+            drop(q);
+            // A full inbox needs no nudge: the dispatcher looks at the
+            // refusals before each command it takes.
+            let _ = self.inbox.try_send(Inbound::Refused);
+            return;
+        }
+        drop(q);
+        if publish_answer(&self.ctx, None, &envelope::answer_for_parse_error(&self.ctx.sn(), &head), false) {
+            ack.ack();
         }
     }
 
@@ -169,15 +215,15 @@ impl Engine {
     }
 }
 
-/// Answer a raw payload we will not run (the dispatcher never saw it),
-/// with whatever id it carries (read without building the body, which
-/// may be huge).
-/// On the MQTT thread: never waits. Returns whether the answer was queued.
-fn reject(ctx: &Ctx, payload: &[u8], msg: &str) -> bool {
-    count_rejected(ctx);
-    let head = envelope::parse_head(payload);
-    let a = envelope::answer_for_parse_error(&ctx.sn(), &envelope::ParseError { msg: msg.to_string(), ..head });
-    publish_answer(ctx, None, &a, false)
+/// Answer the commands the MQTT thread refused, oldest first, waiting for
+/// room in the request queue as needed; acknowledge each answered one.
+fn answer_refused(ctx: &Ctx, refused: &Mutex<VecDeque<Refusal>>) {
+    loop {
+        let Some(r) = refused.lock().unwrap_or_else(|p| p.into_inner()).pop_front() else { return };
+        if publish_answer(ctx, None, &envelope::answer_for_parse_error(&ctx.sn(), &r.head), true) {
+            r.ack.ack_waiting(ROOM_WAIT);
+        }
+    }
 }
 
 /// Answer a parsed command we will not run. Returns whether the answer
@@ -251,9 +297,11 @@ fn journal_delay() -> Option<Duration> {
     }
 }
 
-fn dispatcher(ctx: Arc<Ctx>, sched: Arc<(Mutex<Sched>, Condvar)>, rx: Receiver<Inbound>) {
+fn dispatcher(ctx: Arc<Ctx>, sched: Arc<(Mutex<Sched>, Condvar)>, rx: Receiver<Inbound>, refused: Arc<Mutex<VecDeque<Refusal>>>) {
     let _ = journal_delay();
-    while let Ok((payload, ack)) = rx.recv() {
+    while let Ok(item) = rx.recv() {
+        answer_refused(&ctx, &refused);
+        let Inbound::Command(payload, ack) = item else { continue };
         INBOX_USED.fetch_sub(payload.len(), Ordering::SeqCst);
         if decide(&ctx, &sched, &payload) {
             ack.ack_waiting(ROOM_WAIT);

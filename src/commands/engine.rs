@@ -144,11 +144,15 @@ impl Engine {
         }
         let mut q = self.refused.lock().unwrap_or_else(|p| p.into_inner());
         if q.len() < REFUSED_MAX {
+            let first = q.is_empty();
             q.push_back(Refusal { head, ack });
             drop(q);
-            // A full inbox needs no nudge: the dispatcher looks at the
-            // refusals before each command it takes.
-            let _ = self.inbox.try_send(Inbound::Refused);
+            // One nudge per batch: the dispatcher answers every refusal
+            // waiting, and looks at them before each command it takes
+            // (so a full inbox needs no nudge either).
+            if first {
+                let _ = self.inbox.try_send(Inbound::Refused);
+            }
             return;
         }
         drop(q);

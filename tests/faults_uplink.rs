@@ -222,19 +222,28 @@ fn spawn_with_journal_delay(a: &mut Agent, ms: u64) -> std::path::PathBuf {
     log
 }
 
-#[test]
-fn commands_received_but_not_journalled_are_delivered_again_after_kill_9() {
-    let sn = "FA0000000005";
-    let (_b, p, _px, mut a) = setup(sn, "", false);
+/// An agent for `sn` whose dispatcher holds each command `ms` before
+/// journalling it, connected; its log. None (the test skips) when the
+/// binary has no such hook (built without the `sim` feature).
+fn delayed_agent(sn: &str, extra: &str, ms: u64) -> Option<(Broker, Platform, Agent, std::path::PathBuf)> {
+    let (b, p, _px, mut a) = setup(sn, extra, false);
     a.kill9();
-    let log = spawn_with_journal_delay(&mut a, 4000);
-    let ran = a.dir.join("ran");
+    let log = spawn_with_journal_delay(&mut a, ms);
     let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
     assert!(wait_until(LONG, || read_log().contains("connected to broker")), "agent did not connect:\n{}", read_log());
     if !read_log().contains("test hook: journalling delayed") {
         eprintln!("SKIP: this agent binary has no journal-delay test hook (built without the `sim` feature)");
-        return;
+        return None;
     }
+    Some((b, p, a, log))
+}
+
+#[test]
+fn commands_received_but_not_journalled_are_delivered_again_after_kill_9() {
+    let sn = "FA0000000005";
+    let Some((_b, p, mut a, log)) = delayed_agent(sn, "", 4000) else { return };
+    let ran = a.dir.join("ran");
+    let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
     for i in 0..3 {
         p.publish_raw(&format!("dma/cmd/{sn}"), &sh(json!(500 + i), &format!("echo {} >> {}", 500 + i, ran.display())).to_string());
     }
@@ -319,15 +328,8 @@ fn queue_size_bounds_every_waiting_command() {
 #[test]
 fn a_burst_beyond_the_inbox_is_answered_in_full_without_a_reconnect() {
     let sn = "FA0000000008";
-    let (_b, p, _px, mut a) = setup(sn, "\toption max_running '4'\n\toption queue_size '3'\n", false);
-    a.kill9();
-    let log = spawn_with_journal_delay(&mut a, 30);
+    let Some((_b, p, _a, log)) = delayed_agent(sn, "\toption max_running '4'\n\toption queue_size '3'\n", 30) else { return };
     let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
-    assert!(wait_until(LONG, || read_log().contains("connected to broker")), "agent did not connect:\n{}", read_log());
-    if !read_log().contains("test hook: journalling delayed") {
-        eprintln!("SKIP: this agent binary has no journal-delay test hook (built without the `sim` feature)");
-        return;
-    }
     let ids: Vec<Value> = (3000..3300).map(|i| json!(i)).collect();
     for id in &ids {
         p.publish_raw(&format!("dma/cmd/{sn}"), &sh(id.clone(), "true").to_string());

@@ -75,6 +75,9 @@ const REFUSED_MAX: usize = 256;
 /// Longest `from`, `command` or `method` kept for such an answer.
 const REFUSED_TEXT: usize = 64;
 
+// The inbox's slots have the size of a command either way; boxing it
+// would cost an allocation per command.
+#[allow(clippy::large_enum_variant)]
 enum Inbound {
     /// A raw command with the PUBACK to send once it is dealt with.
     Command(Vec<u8>, CommandAck),

@@ -27,6 +27,23 @@ pub struct Config {
     pub http_threads: usize,
     /// EMQX's REST API for `monitor/brokers*` (else `$SYS` topics).
     pub emqx: Option<EmqxConfig>,
+    /// Ed25519 key every command is signed with (docs/PROTOCOL.md "Signed
+    /// commands"); none: commands go out unsigned (v1), with a warning at start.
+    pub signing_key: Option<SigningKeyConfig>,
+}
+
+#[derive(Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct SigningKeyConfig {
+    /// PEM PKCS#8 private key (`dma-platform keygen --out FILE`).
+    pub file: String,
+    /// Its key id, as the agents' `trusted_key 'kid:BASE64'` names it.
+    #[serde(default = "default_kid")]
+    pub kid: String,
+}
+
+fn default_kid() -> String {
+    "k1".into()
 }
 
 #[derive(Deserialize, Clone)]
@@ -92,6 +109,7 @@ impl Default for Config {
             hooks: HookConfig::default(),
             http_threads: 4,
             emqx: None,
+            signing_key: None,
         }
     }
 }
@@ -147,6 +165,11 @@ impl Config {
         }
         if self.http_threads == 0 || self.http_threads > 64 || self.hooks.queue == 0 || self.hooks.tries == 0 {
             return Err("http_threads must be 1..64, hooks.queue and hooks.tries > 0".into());
+        }
+        if let Some(k) = &self.signing_key {
+            if k.file.is_empty() || !crate::signing::valid_kid(&k.kid) {
+                return Err("signing_key needs a file and a kid of 1-32 characters A-Z a-z 0-9 . _ -".into());
+            }
         }
         Ok(())
     }

@@ -19,6 +19,7 @@ pub mod ingest;
 pub mod logger;
 pub mod mqtt;
 pub mod scheduler;
+pub mod signing;
 pub mod time;
 
 use std::net::SocketAddr;
@@ -34,6 +35,8 @@ pub struct Shared {
     pub hooks: hooks::Queue,
     pub sys: brokers::SysStats,
     pub scheduler: scheduler::Wake,
+    /// The command signing key (`signing_key`); none: commands go out unsigned.
+    pub signer: Option<signing::Signer>,
 }
 
 /// A running platform (its threads live as long as the process).
@@ -54,6 +57,14 @@ impl Platform {
 /// worker and the HTTP server.
 pub fn start(cfg: Config) -> Result<Platform, String> {
     cfg.validate()?;
+    let signer = match &cfg.signing_key {
+        Some(k) => Some(signing::Signer::load(&k.file, &k.kid)?),
+        None => None,
+    };
+    match &signer {
+        Some(s) => log::info!("commands are signed with key {} ({})", s.kid(), s.public_key()),
+        None => log::warn!("no signing_key: commands are published UNSIGNED; routers with trusted keys will refuse them (dma-platform keygen)"),
+    }
     let db = db::Db::open(&cfg.database)?;
     let (hooks, hook_rx) = hooks::Queue::new(cfg.hooks.queue);
     let (outbox, conn) = mqtt::Outbox::new(&cfg.broker);
@@ -63,6 +74,7 @@ pub fn start(cfg: Config) -> Result<Platform, String> {
         hooks,
         sys: brokers::SysStats::default(),
         scheduler: scheduler::Wake::default(),
+        signer,
         cfg,
     });
     hooks::start_worker(shared.clone(), hook_rx)?;

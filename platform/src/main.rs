@@ -6,7 +6,11 @@ const USAGE: &str = "usage:
   dma-platform --config FILE [--log-level error|warn|info|debug]
       serve the REST API (/iot/api/v1/…) and the console on the configured address
   dma-platform hash-password
-      read a password on stdin, print its argon2 hash for the config's users";
+      read a password on stdin, print its argon2 hash for the config's users
+  dma-platform keygen --out FILE [--kid K]
+      write a new Ed25519 command-signing key (PEM PKCS#8, mode 0600, never
+      overwrites) and print its public key 'K:BASE64' for the routers' trusted_key
+      (K defaults to k1; config: \"signing_key\": {\"file\": FILE, \"kid\": K})";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -16,6 +20,7 @@ fn main() -> ExitCode {
     while let Some(a) = it.next() {
         match a.as_str() {
             "hash-password" => return hash_password(),
+            "keygen" => return keygen(it.as_slice()),
             "--config" => config = it.next().cloned(),
             "--log-level" => match it.next().and_then(|l| l.parse().ok()) {
                 Some(l) => level = l,
@@ -65,6 +70,29 @@ fn hash_password() -> ExitCode {
     match dma_platform::auth::hash_password(line.trim_end_matches(['\r', '\n'])) {
         Ok(h) => {
             println!("{h}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("dma-platform: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn keygen(args: &[String]) -> ExitCode {
+    let (mut out, mut kid) = (None, "k1".to_string());
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match (a.as_str(), it.next()) {
+            ("--out", Some(v)) => out = Some(v.clone()),
+            ("--kid", Some(v)) => kid = v.clone(),
+            _ => return usage(&format!("keygen: unexpected '{a}'")),
+        }
+    }
+    let Some(out) = out else { return usage("keygen: --out FILE is required") };
+    match dma_platform::signing::keygen(std::path::Path::new(&out), &kid) {
+        Ok(public) => {
+            println!("{public}");
             ExitCode::SUCCESS
         }
         Err(e) => {

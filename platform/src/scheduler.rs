@@ -6,6 +6,7 @@
 //! platform carries on where it stopped.
 
 use crate::db::commands::{Cmd, IN_PROGRESS, READY};
+use crate::signing::Signer;
 use crate::Shared;
 use serde_json::{json, Value};
 use std::sync::{Arc, Condvar, Mutex};
@@ -36,7 +37,7 @@ impl Wake {
     }
 }
 
-/// The MQTT payload of one try (PROTOCOL.md "Commands").
+/// The v1 command of one try (PROTOCOL.md "Commands"), unsigned.
 pub fn payload(cmd: &Cmd, try_no: i64) -> Value {
     let mut v = json!({
         "id": cmd.id,
@@ -53,6 +54,20 @@ pub fn payload(cmd: &Cmd, try_no: i64) -> Value {
         v["expires"] = json!(cmd.spec.expires);
     }
     v
+}
+
+/// The bytes published for one try: with a signing key, the signed
+/// envelope (PROTOCOL.md "Signed commands") whose inner command adds the
+/// target `sn`, `publishTime` = now and `expires` = the seconds left
+/// (0: never), signed anew for every try; without one, the v1 command.
+pub fn wire(signer: Option<&Signer>, cmd: &Cmd, try_no: i64, now: i64) -> Vec<u8> {
+    let mut inner = payload(cmd, try_no);
+    let Some(signer) = signer else { return inner.to_string().into_bytes() };
+    inner["sn"] = json!(cmd.spec.sn);
+    inner["publishTime"] = json!(now);
+    // The scheduler never sends an expired command, so a live one has >= 1 s left.
+    inner["expires"] = json!(cmd.expiry().map_or(0, |e| e.saturating_sub(now).max(1)));
+    signer.envelope(inner.to_string().as_bytes(), try_no).to_string().into_bytes()
 }
 
 fn step(sh: &Shared, cmd: &Cmd, now: i64) -> Result<(), String> {
@@ -88,7 +103,7 @@ fn step(sh: &Shared, cmd: &Cmd, now: i64) -> Result<(), String> {
         return Ok(()); // another instance (or an answer) got there first
     }
     let topic = format!("{}/cmd/{}", sh.cfg.broker.prefix, cmd.spec.sn);
-    sh.mqtt.publish(&topic, payload(cmd, cmd.try_times + 1).to_string().into_bytes())?;
+    sh.mqtt.publish(&topic, wire(sh.signer.as_ref(), cmd, cmd.try_times + 1, now))?;
     log::info!("command {} to {}: try {}", cmd.id, cmd.spec.sn, cmd.try_times + 1);
     Ok(())
 }
@@ -128,4 +143,49 @@ pub fn start(sh: Arc<Shared>) -> Result<(), String> {
         })
         .map(|_| ())
         .map_err(|e| format!("scheduler thread: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::commands::NewCommand;
+    use base64::Engine as _;
+
+    fn cmd(expires: i64) -> Cmd {
+        let spec = NewCommand {
+            sn: "A1".into(),
+            origin: "t".into(),
+            command: "sh".into(),
+            method: String::new(),
+            body: r#"{"shcmd":"id"}"#.into(),
+            detached: false,
+            publish_now: true,
+            max_retries: 3,
+            expires,
+        };
+        Cmd { id: 7, spec, create_time: 1000, state: 0, try_times: 0, publish_time: 0, finish_time: 0, failed_time: 0, next_at: 0, reason: String::new(), response: None, rev_time: 0 }
+    }
+
+    #[test]
+    fn unsigned_is_v1_signed_carries_target_now_and_time_left() {
+        let v1: Value = serde_json::from_slice(&wire(None, &cmd(600), 1, 1100)).unwrap();
+        assert_eq!((v1["publishTime"].as_i64(), v1["expires"].as_i64(), v1.get("sn"), v1.get("signed")), (Some(1000), Some(600), None, None));
+        let dir = std::env::temp_dir().join(format!("dma-sched-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("k.pem");
+        crate::signing::keygen(&file, "k1").unwrap();
+        let s = Signer::load(file.to_str().unwrap(), "k1").unwrap();
+        let inner = |c: &Cmd, try_no, now| {
+            let env: Value = serde_json::from_slice(&wire(Some(&s), c, try_no, now)).unwrap();
+            assert_eq!(env["tryTimes"].as_i64(), Some(try_no));
+            let b = base64::engine::general_purpose::STANDARD.decode(env["signed"]["cmd"].as_str().unwrap()).unwrap();
+            serde_json::from_slice::<Value>(&b).unwrap()
+        };
+        let i = inner(&cmd(600), 2, 1100);
+        assert_eq!((i["sn"].as_str(), i["id"].as_u64(), i["publishTime"].as_i64(), i["expires"].as_i64()), (Some("A1"), Some(7), Some(1100), Some(500)));
+        assert_eq!(i["d"]["shcmd"], "id");
+        assert_eq!(inner(&cmd(0), 1, 1100)["expires"].as_i64(), Some(0), "0: never expires");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

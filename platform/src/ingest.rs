@@ -1,4 +1,5 @@
-//! What the agents publish, into the database: `state` (online/offline,
+//! What the agents publish, into the database, once `trust` believes the
+//! message speaks for its serial: `state` (online/offline,
 //! callbacks, waking the device's waiting commands), `sys`/`procs`/
 //! `versions` (kept as JSON text with `revtime`), `periph`, `event`,
 //! `resp/cmd` (the command state machine). Every message is also offered
@@ -8,6 +9,7 @@ use crate::db::commands::{Answer, Answered};
 use crate::db::devices::Report;
 use crate::db::hooks::HookKind;
 use crate::hooks::{topic, Post};
+use crate::trust::{self, Drop, Kind};
 use crate::Shared;
 use serde_json::{json, Map, Value};
 
@@ -41,37 +43,37 @@ pub fn handle(sh: &Shared, topic: &str, payload: &[u8], retain: bool, now: i64) 
         sh.sys.record(t, payload);
         return;
     }
-    route(sh, topic, payload);
-    let Some(rest) = topic.strip_prefix(&sh.cfg.broker.prefix).and_then(|r| r.strip_prefix('/')) else { return };
+    let device_topic = topic.strip_prefix(&sh.cfg.broker.prefix).and_then(|r| r.strip_prefix('/')).and_then(trust::classify);
+    let Some(dt) = device_topic else {
+        // Not a device's topic: only a message route subscribed to it.
+        return route(sh, topic, payload);
+    };
     if payload.is_empty() {
-        return; // a cleared retained message
+        return route(sh, topic, payload); // a cleared retained message
     }
     let obj = match serde_json::from_slice::<Value>(payload) {
         Ok(Value::Object(o)) => o,
         _ => {
-            log::warn!("{topic}: payload is not a JSON object, dropped");
+            log::warn!("{topic:?}: payload is not a JSON object, dropped");
             return;
         }
     };
-    let r = match rest {
-        "sys" => report(sh, Report::Sys, obj, now),
-        "procs" => report(sh, Report::Procs, obj, now),
-        "versions" => report(sh, Report::Versions, obj, now),
-        "periph" => periph(sh, obj, now),
-        "event" => payload_sn(&obj).map_or(Ok(()), |sn| sh.db.device_touch(sn, now)),
-        "resp/cmd" => answer(sh, obj, &String::from_utf8_lossy(payload), now),
-        _ => match rest.strip_prefix("state/") {
-            Some(sn) => state(sh, sn, &obj, retain, now),
-            None => Ok(()),
-        },
+    // Whose message it may be (PROTOCOL.md "What the platform believes");
+    // what is not believed is not stored, not routed.
+    let Some(sn) = sh.believe(topic, dt, &obj) else { return };
+    route(sh, topic, payload);
+    let r = match dt.kind {
+        Kind::Sys => report(sh, &sn, Report::Sys, obj, now),
+        Kind::Procs => report(sh, &sn, Report::Procs, obj, now),
+        Kind::Versions => report(sh, &sn, Report::Versions, obj, now),
+        Kind::Periph => periph(sh, &sn, obj, now),
+        Kind::Event => sh.db.device_touch(&sn, now),
+        Kind::Answer => answer(sh, topic, &sn, obj, &String::from_utf8_lossy(payload), now),
+        Kind::State => state(sh, &sn, &obj, retain, now),
     };
     if let Err(e) = r {
-        log::warn!("{topic}: {e}");
+        log::warn!("{topic:?}: {e}");
     }
-}
-
-fn payload_sn(obj: &Map<String, Value>) -> Option<&str> {
-    obj.get("sn").and_then(Value::as_str).filter(|s| valid_sn(s))
 }
 
 fn route(sh: &Shared, topic: &str, payload: &[u8]) {
@@ -84,17 +86,17 @@ fn route(sh: &Shared, topic: &str, payload: &[u8]) {
     }
 }
 
+/// `sn` is the topic's serial, which the payload's `sn` equals (`believe`).
 fn state(sh: &Shared, sn: &str, obj: &Map<String, Value>, retain: bool, now: i64) -> Result<(), String> {
-    if !valid_sn(sn) {
-        return Err("bad serial in topic".into());
-    }
-    if obj.get("sn").and_then(Value::as_str).is_some_and(|s| s != sn) {
-        return Err("payload sn differs from the topic's".into());
-    }
     let online = obj.get("online").and_then(Value::as_bool).ok_or("no boolean 'online'")?;
     let boot = obj.get("bootTime").and_then(Value::as_i64);
     let ver = obj.get("ver").and_then(Value::as_str);
-    let changed = sh.db.device_state(sn, online, boot, ver, now)?;
+    // v2 births say whether the agent requires signed commands; a v1 birth does not (unknown).
+    let signed = obj.get("signed").and_then(Value::as_bool);
+    if online && signed == Some(false) {
+        log::warn!("device {sn} accepts UNSIGNED commands (no trusted key configured)");
+    }
+    let changed = sh.db.device_state(sn, online, boot, ver, signed, now)?;
     if changed {
         log::info!("device {sn} {}{}", if online { "online" } else { "offline" }, if retain { " (retained)" } else { "" });
         sh.callback("device", json!({"type": "device", "sn": sn, "online": online, "time": now, "bootTime": boot.unwrap_or(-1)}));
@@ -105,13 +107,11 @@ fn state(sh: &Shared, sn: &str, obj: &Map<String, Value>, retain: bool, now: i64
     Ok(())
 }
 
-fn report(sh: &Shared, kind: Report, obj: Map<String, Value>, now: i64) -> Result<(), String> {
-    let sn = payload_sn(&obj).ok_or("no valid 'sn'")?.to_string();
-    sh.db.device_report(&sn, kind, &with_revtime(obj, now), now)
+fn report(sh: &Shared, sn: &str, kind: Report, obj: Map<String, Value>, now: i64) -> Result<(), String> {
+    sh.db.device_report(sn, kind, &with_revtime(obj, now), now)
 }
 
-fn periph(sh: &Shared, obj: Map<String, Value>, now: i64) -> Result<(), String> {
-    let sn = payload_sn(&obj).ok_or("no valid 'sn'")?;
+fn periph(sh: &Shared, sn: &str, obj: Map<String, Value>, now: i64) -> Result<(), String> {
     let text = |k: &str| match obj.get(k) {
         Some(Value::String(s)) => Some(s.clone()),
         Some(Value::Number(n)) => Some(n.to_string()),
@@ -128,18 +128,21 @@ fn periph(sh: &Shared, obj: Map<String, Value>, now: i64) -> Result<(), String> 
     Ok(())
 }
 
-fn answer(sh: &Shared, obj: Map<String, Value>, raw: &str, now: i64) -> Result<(), String> {
-    let sn = payload_sn(&obj).ok_or("no valid 'sn'")?.to_string();
-    let _ = sh.db.device_touch(&sn, now);
+/// An answer from `sn` (on its own answer topic, or on the shared one for a
+/// v1 device: `believe`), for a command the platform sent to `sn`.
+fn answer(sh: &Shared, topic: &str, sn: &str, obj: Map<String, Value>, raw: &str, now: i64) -> Result<(), String> {
+    let _ = sh.db.device_touch(sn, now);
     let Some(id) = obj.get("id").and_then(crate::ids::parse) else { return Ok(()) };
     let ok = obj.get("status").and_then(Value::as_str) == Some("ok");
     let reason = obj.get("d").and_then(|d| d.get("msg")).and_then(Value::as_str).unwrap_or("").chars().take(500).collect::<String>();
     let response = splice_revtime(raw, obj, now);
-    let a = Answer { id, sn: &sn, ok, reason: &reason, response: &response };
+    let a = Answer { id, sn, ok, reason: &reason, response: &response };
     match sh.db.command_answer(&a, now, sh.cfg.retry_delay)? {
         Answered::Retry => sh.scheduler.wake(),
         Answered::Done(s) => log::info!("command {id} on {sn}: state {s}"),
-        Answered::Unknown => {}
+        Answered::Unknown => sh.trust.drop(Drop::AnswerUnknown, topic, Some(sn)),
+        Answered::WrongDevice => sh.trust.drop(Drop::AnswerWrongDevice, topic, Some(sn)),
+        Answered::NotSent => sh.trust.drop(Drop::AnswerNotSent, topic, Some(sn)),
     }
     Ok(())
 }

@@ -21,6 +21,7 @@ pub mod mqtt;
 pub mod scheduler;
 pub mod signing;
 pub mod time;
+pub mod trust;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -37,6 +38,8 @@ pub struct Shared {
     pub scheduler: scheduler::Wake,
     /// The command signing key (`signing_key`); none: commands go out unsigned.
     pub signer: Option<signing::Signer>,
+    /// What was not believed, and the serials seen on per-device topics.
+    pub trust: trust::Trust,
 }
 
 /// A running platform (its threads live as long as the process).
@@ -75,6 +78,7 @@ pub fn start(cfg: Config) -> Result<Platform, String> {
         sys: brokers::SysStats::default(),
         scheduler: scheduler::Wake::default(),
         signer,
+        trust: trust::Trust::default(),
         cfg,
     });
     hooks::start_worker(shared.clone(), hook_rx)?;

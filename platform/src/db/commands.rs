@@ -137,7 +137,13 @@ pub struct Answer<'a> {
 /// What an answer did to its command.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Answered {
+    /// No such command.
     Unknown,
+    /// The command is addressed to another serial: ignored.
+    WrongDevice,
+    /// The command was never sent (no try published): ignored, so a forged
+    /// answer cannot finish a command held back (`publishNow` false).
+    NotSent,
     Done(i64),
     Retry,
 }
@@ -251,7 +257,11 @@ impl Sqlite {
         self.tx(|c| {
             let Some(cmd) = get(c, id)? else { return Ok(Answered::Unknown) };
             if cmd.spec.sn != sn {
-                return Ok(Answered::Unknown);
+                return Ok(Answered::WrongDevice);
+            }
+            // The try is claimed (try_times + 1) before it is published, so a real answer always finds >= 1.
+            if cmd.try_times < 1 {
+                return Ok(Answered::NotSent);
             }
             if cmd.state == OK {
                 // A repeated answer (the agent re-publishes a stored one): keep the first.

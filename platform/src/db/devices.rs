@@ -49,10 +49,12 @@ fn device_json(r: &Row) -> rusqlite::Result<Value> {
         "sys": r.get::<_, String>(7)?,
         "procs": r.get::<_, String>(8)?,
         "versions": r.get::<_, String>(9)?,
+        "signed": r.get::<_, Option<i64>>(10)?.map(|s| s != 0),
     }))
 }
 
-pub(super) const DEVICE_COLS: &str = "sn, online, online_time, offline_time, active_time, boot_time, dur, sys, procs, versions";
+/// `signed` (the birth's flag, NULL: unknown) is shown as true/false/null.
+pub(super) const DEVICE_COLS: &str = "sn, online, online_time, offline_time, active_time, boot_time, dur, sys, procs, versions, signed";
 
 fn periph_json(r: &Row) -> rusqlite::Result<Value> {
     Ok(json!({
@@ -79,7 +81,8 @@ fn counts(c: &Connection, table: &str) -> rusqlite::Result<(i64, i64, i64)> {
 impl Sqlite {
     /// A `state` message. Returns true when this call changed the device's
     /// online flag (the one instance that sees the change fires the callback).
-    pub fn device_state(&self, sn: &str, online: bool, boot_time: Option<i64>, ver: Option<&str>, now: i64) -> Result<bool, String> {
+    /// `signed` is the birth's flag (`None`: the birth does not say, v1).
+    pub fn device_state(&self, sn: &str, online: bool, boot_time: Option<i64>, ver: Option<&str>, signed: Option<bool>, now: i64) -> Result<bool, String> {
         self.tx(|c| {
             if !ensure(c, sn)? {
                 return Ok(false);
@@ -87,8 +90,8 @@ impl Sqlite {
             if online {
                 let changed = c.execute("UPDATE devices SET online = 1, online_time = ?2 WHERE sn = ?1 AND online = 0", params![sn, now])? == 1;
                 c.execute(
-                    "UPDATE devices SET active_time = ?2, boot_time = COALESCE(?3, boot_time), ver = COALESCE(?4, ver) WHERE sn = ?1",
-                    params![sn, now, boot_time, ver],
+                    "UPDATE devices SET active_time = ?2, boot_time = COALESCE(?3, boot_time), ver = COALESCE(?4, ver), signed = ?5 WHERE sn = ?1",
+                    params![sn, now, boot_time, ver, signed.map(i64::from)],
                 )?;
                 Ok(changed)
             } else {
@@ -123,6 +126,23 @@ impl Sqlite {
     /// Any other message from a known device: it is alive.
     pub fn device_touch(&self, sn: &str, now: i64) -> Result<(), String> {
         self.with(|c| c.execute("UPDATE devices SET active_time = ?2 WHERE sn = ?1", params![sn, now]).map(|_| ()))
+    }
+
+    /// Has the device been seen on its per-device topics?
+    pub fn device_per_device(&self, sn: &str) -> Result<bool, String> {
+        self.with(|c| c.query_row("SELECT per_device FROM devices WHERE sn = ?1", params![sn], |r| r.get::<_, i64>(0)).optional().map(|o| o == Some(1)))
+    }
+
+    /// Remember that it has (a row is made for a new device); false when
+    /// the device has no row and the table is full.
+    pub fn device_mark_per_device(&self, sn: &str) -> Result<bool, String> {
+        self.tx(|c| {
+            if !ensure(c, sn)? {
+                return Ok(false);
+            }
+            c.execute("UPDATE devices SET per_device = 1 WHERE sn = ?1", params![sn])?;
+            Ok(true)
+        })
     }
 
     pub fn device_online(&self, sn: &str) -> Result<bool, String> {
@@ -205,10 +225,10 @@ mod tests {
     #[test]
     fn transitions_once_and_peripherals_capped() {
         let db = Sqlite::open(":memory:").unwrap();
-        assert!(db.device_state("A1", true, Some(5), Some("0.1.0"), 10).unwrap(), "first birth is a change");
-        assert!(!db.device_state("A1", true, None, None, 11).unwrap(), "a repeated birth is not");
-        assert!(db.device_state("A1", false, None, None, 12).unwrap());
-        assert!(!db.device_state("B2", false, None, None, 12).unwrap(), "a will of an unknown device changes nothing");
+        assert!(db.device_state("A1", true, Some(5), Some("0.1.0"), Some(true), 10).unwrap(), "first birth is a change");
+        assert!(!db.device_state("A1", true, None, None, None, 11).unwrap(), "a repeated birth is not");
+        assert!(db.device_state("A1", false, None, None, None, 12).unwrap());
+        assert!(!db.device_state("B2", false, None, None, None, 12).unwrap(), "a will of an unknown device changes nothing");
         for n in 0..(MAX_PERIPHERALS + 6) {
             db.periph_update("A1", &format!("p{n}"), "A1", "goip", true, "{}", 20).unwrap();
         }

@@ -59,7 +59,9 @@ macro_rules! dispatch {
 dispatch! {
     pub fn session_add(&self, digest: &str, user: &str, expires: i64, now: i64) -> Result<(), String>;
     pub fn session_user(&self, digest: &str, now: i64) -> Result<Option<String>, String>;
-    pub fn device_state(&self, sn: &str, online: bool, boot_time: Option<i64>, ver: Option<&str>, now: i64) -> Result<bool, String>;
+    pub fn device_state(&self, sn: &str, online: bool, boot_time: Option<i64>, ver: Option<&str>, signed: Option<bool>, now: i64) -> Result<bool, String>;
+    pub fn device_per_device(&self, sn: &str) -> Result<bool, String>;
+    pub fn device_mark_per_device(&self, sn: &str) -> Result<bool, String>;
     pub fn device_report(&self, sn: &str, kind: Report, text: &str, now: i64) -> Result<(), String>;
     pub fn device_touch(&self, sn: &str, now: i64) -> Result<(), String>;
     pub fn device_online(&self, sn: &str) -> Result<bool, String>;
@@ -108,7 +110,9 @@ CREATE TABLE IF NOT EXISTS devices (
     procs TEXT NOT NULL DEFAULT '',
     versions TEXT NOT NULL DEFAULT '',
     sys_rev INTEGER NOT NULL DEFAULT 0,
-    procs_rev INTEGER NOT NULL DEFAULT 0
+    procs_rev INTEGER NOT NULL DEFAULT 0,
+    per_device INTEGER NOT NULL DEFAULT 0,
+    signed INTEGER
 );
 CREATE TABLE IF NOT EXISTS peripherals (
     sn TEXT NOT NULL,
@@ -173,6 +177,24 @@ CREATE TABLE IF NOT EXISTS sessions (
 );
 ";
 
+/// Columns added since the first schema: added to an older database file.
+const ADDED_COLUMNS: [(&str, &str, &str); 2] = [
+    // Seen on its per-device topics (docs/PROTOCOL.md "What the platform believes").
+    ("devices", "per_device", "INTEGER NOT NULL DEFAULT 0"),
+    // The birth's `signed`: 1, 0, NULL (not said).
+    ("devices", "signed", "INTEGER"),
+];
+
+fn migrate(c: &Connection) -> rusqlite::Result<()> {
+    for (table, col, decl) in ADDED_COLUMNS {
+        let have: i64 = c.query_row(&format!("SELECT COUNT(*) FROM pragma_table_info('{table}') WHERE name = ?1"), [col], |r| r.get(0))?;
+        if have == 0 {
+            c.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {col} {decl}"))?;
+        }
+    }
+    Ok(())
+}
+
 impl Sqlite {
     pub fn open(path: &str) -> Result<Sqlite, String> {
         let conn = Connection::open(path).map_err(|e| format!("database {path}: {e}"))?;
@@ -181,6 +203,7 @@ impl Sqlite {
         conn.pragma_update(None, "journal_mode", "WAL").map_err(|e| format!("database {path}: {e}"))?;
         conn.pragma_update(None, "synchronous", "FULL").map_err(|e| format!("database {path}: {e}"))?;
         conn.execute_batch(SCHEMA).map_err(|e| format!("database {path}: schema: {e}"))?;
+        migrate(&conn).map_err(|e| format!("database {path}: schema: {e}"))?;
         Ok(Sqlite { conn: Mutex::new(conn) })
     }
 

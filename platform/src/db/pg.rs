@@ -19,6 +19,8 @@ CREATE TABLE IF NOT EXISTS devices (
     offline_time BIGINT NOT NULL DEFAULT 0, active_time BIGINT NOT NULL DEFAULT 0, boot_time BIGINT NOT NULL DEFAULT -1,
     dur BIGINT NOT NULL DEFAULT 0, ver TEXT NOT NULL DEFAULT '', sys TEXT NOT NULL DEFAULT '', procs TEXT NOT NULL DEFAULT '',
     versions TEXT NOT NULL DEFAULT '', sys_rev BIGINT NOT NULL DEFAULT 0, procs_rev BIGINT NOT NULL DEFAULT 0);
+ALTER TABLE devices ADD COLUMN IF NOT EXISTS per_device BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE devices ADD COLUMN IF NOT EXISTS signed BIGINT;
 CREATE TABLE IF NOT EXISTS peripherals (
     sn TEXT NOT NULL, nid TEXT NOT NULL, gw_id TEXT NOT NULL DEFAULT '', kind TEXT NOT NULL DEFAULT '',
     online BIGINT NOT NULL DEFAULT 0, active_time BIGINT NOT NULL DEFAULT 0, rev_time BIGINT NOT NULL DEFAULT 0,
@@ -68,6 +70,7 @@ fn device_json(r: &Row) -> R<Value> {
     Ok(json!({
         "sn": s(r, 0)?, "online": i(r, 1)? != 0, "onlineTime": i(r, 2)?, "offlineTime": i(r, 3)?, "activeTime": i(r, 4)?,
         "bootTime": i(r, 5)?, "dur": i(r, 6)?, "sys": s(r, 7)?, "procs": s(r, 8)?, "versions": s(r, 9)?,
+        "signed": r.try_get::<_, Option<i64>>(10)?.map(|s| s != 0),
     }))
 }
 
@@ -184,7 +187,8 @@ impl Pg {
         self.with(|c| c.query_opt("SELECT usr FROM sessions WHERE digest = $1 AND expires > $2", &[&digest, &now])?.map(|r| s(&r, 0)).transpose())
     }
 
-    pub fn device_state(&self, sn: &str, online: bool, boot_time: Option<i64>, ver: Option<&str>, now: i64) -> Result<bool, String> {
+    pub fn device_state(&self, sn: &str, online: bool, boot_time: Option<i64>, ver: Option<&str>, signed: Option<bool>, now: i64) -> Result<bool, String> {
+        let signed = signed.map(i64::from);
         self.tx(|c| {
             if !ensure(c, sn)? {
                 return Ok(false);
@@ -192,8 +196,8 @@ impl Pg {
             if online {
                 let changed = c.execute("UPDATE devices SET online = 1, online_time = $2 WHERE sn = $1 AND online = 0", &[&sn, &now])? == 1;
                 c.execute(
-                    "UPDATE devices SET active_time = $2, boot_time = COALESCE($3::BIGINT, boot_time), ver = COALESCE($4::TEXT, ver) WHERE sn = $1",
-                    &[&sn, &now, &boot_time, &ver],
+                    "UPDATE devices SET active_time = $2, boot_time = COALESCE($3::BIGINT, boot_time), ver = COALESCE($4::TEXT, ver), signed = $5::BIGINT WHERE sn = $1",
+                    &[&sn, &now, &boot_time, &ver, &signed],
                 )?;
                 Ok(changed)
             } else {
@@ -219,6 +223,20 @@ impl Pg {
 
     pub fn device_touch(&self, sn: &str, now: i64) -> Result<(), String> {
         self.exec("UPDATE devices SET active_time = $2 WHERE sn = $1", &[&sn, &now]).map(|_| ())
+    }
+
+    pub fn device_per_device(&self, sn: &str) -> Result<bool, String> {
+        self.with(|c| Ok(c.query_opt("SELECT per_device FROM devices WHERE sn = $1", &[&sn])?.map(|r| i(&r, 0)).transpose()? == Some(1)))
+    }
+
+    pub fn device_mark_per_device(&self, sn: &str) -> Result<bool, String> {
+        self.tx(|c| {
+            if !ensure(c, sn)? {
+                return Ok(false);
+            }
+            c.execute("UPDATE devices SET per_device = 1 WHERE sn = $1", &[&sn])?;
+            Ok(true)
+        })
     }
 
     pub fn device_online(&self, sn: &str) -> Result<bool, String> {
@@ -372,7 +390,10 @@ impl Pg {
         self.tx(|c| {
             let Some(cmd) = get_cmd(c, id, true)? else { return Ok(Answered::Unknown) };
             if cmd.spec.sn != sn {
-                return Ok(Answered::Unknown);
+                return Ok(Answered::WrongDevice);
+            }
+            if cmd.try_times < 1 {
+                return Ok(Answered::NotSent);
             }
             if cmd.state == OK {
                 return Ok(Answered::Done(OK));

@@ -58,9 +58,13 @@ impl Shared {
         !self.cfg.broker.share_group.is_empty()
     }
 
+    /// The devices' topics: per-device (`{p}/sys/+`, …, PROTOCOL.md v2) and
+    /// the shared v1 ones, still taken from devices not seen per-device.
     fn agent_topics(&self) -> Vec<String> {
         let p = &self.cfg.broker.prefix;
-        ["state/+", "sys", "procs", "versions", "periph", "event", "resp/cmd"].iter().map(|t| self.shared_filter(&format!("{p}/{t}"))).collect()
+        const PER_DEVICE: [&str; 7] = ["state/+", "sys/+", "procs/+", "versions/+", "periph/+", "event/+", "resp/cmd/+"];
+        const SHARED: [&str; 6] = ["sys", "procs", "versions", "periph", "event", "resp/cmd"];
+        PER_DEVICE.iter().chain(SHARED.iter()).map(|t| self.shared_filter(&format!("{p}/{t}"))).collect()
     }
 
     /// Make sure the session subscribes to every route's topic.

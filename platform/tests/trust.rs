@@ -54,11 +54,32 @@ fn barrier(p: &Platform, port: u16, l: f64) {
     wait_for(T, || (load(p, V1) == Some(l)).then_some(())).unwrap_or_else(|| panic!("v1 device's sys {l} not stored\n{}", p.log()));
 }
 
+/// SQLite by default; `database`: a PostgreSQL URL.
+fn platform(port: u16, database: Option<&str>) -> Platform {
+    match database {
+        None => Platform::start(port),
+        Some(url) => Platform::start_with(temp_dir("platform"), &platform_config(free_port(), url, port, "platform-trust-pg", json!({}))),
+    }
+}
+
+/// Both backends: `f` with SQLite, then with a throwaway PostgreSQL (when installed).
+fn both(name: &str, f: fn(Option<&str>)) {
+    f(None);
+    match common::pg::Postgres::start() {
+        Ok(pg) => f(Some(&pg.url())),
+        Err(e) => eprintln!("SKIPPED {name} on PostgreSQL: {e}"),
+    }
+}
+
 #[test]
 fn a_device_speaks_only_for_itself_and_per_device_serials_leave_the_shared_topics() {
+    both("a_device_speaks_only_for_itself", speaks_only_for_itself);
+}
+
+fn speaks_only_for_itself(database: Option<&str>) {
     let broker = Broker::start();
     let port = broker.port;
-    let mut p = Platform::start(port);
+    let mut p = platform(port, database);
 
     publish(port, &format!("dma/state/{B}"), &birth(B, Some(true)));
     publish(port, &format!("dma/sys/{B}"), &sys(B, 0.5));
@@ -104,9 +125,13 @@ fn a_device_speaks_only_for_itself_and_per_device_serials_leave_the_shared_topic
 
 #[test]
 fn forged_answers_change_no_command() {
+    both("forged_answers_change_no_command", forged_answers);
+}
+
+fn forged_answers(database: Option<&str>) {
     let broker = Broker::start();
     let port = broker.port;
-    let p = Platform::start(port);
+    let p = platform(port, database);
     publish(port, &format!("dma/state/{V1}"), &birth(V1, None));
     barrier(&p, port, 0.1);
 

@@ -222,3 +222,27 @@ impl Sqlite {
         Ok(v)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_older_database_gets_the_new_columns() {
+        let path = std::env::temp_dir().join(format!("dma-migrate-{}.db", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let old = Connection::open(&path).unwrap();
+        old.execute_batch("CREATE TABLE devices (sn TEXT PRIMARY KEY, online INTEGER NOT NULL DEFAULT 0); INSERT INTO devices (sn) VALUES ('OLD1');").unwrap();
+        drop(old);
+        let db = Sqlite::open(path.to_str().unwrap()).unwrap();
+        assert!(!db.device_per_device("OLD1").unwrap());
+        assert!(db.device_mark_per_device("OLD1").unwrap());
+        assert!(db.device_per_device("OLD1").unwrap());
+        drop(db);
+        // Opening again changes nothing (the columns are there).
+        let db = Sqlite::open(path.to_str().unwrap()).unwrap();
+        assert!(db.device_per_device("OLD1").unwrap());
+        drop(db);
+        let _ = std::fs::remove_file(&path);
+    }
+}

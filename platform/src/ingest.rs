@@ -9,7 +9,7 @@ use crate::db::commands::{Answer, Answered};
 use crate::db::devices::Report;
 use crate::db::hooks::HookKind;
 use crate::hooks::{topic, Post};
-use crate::trust::{self, Drop, Kind};
+use crate::trust::{self, Dropped, Kind};
 use crate::Shared;
 use serde_json::{json, Map, Value};
 
@@ -140,9 +140,9 @@ fn answer(sh: &Shared, topic: &str, sn: &str, obj: Map<String, Value>, raw: &str
     match sh.db.command_answer(&a, now, sh.cfg.retry_delay)? {
         Answered::Retry => sh.scheduler.wake(),
         Answered::Done(s) => log::info!("command {id} on {sn}: state {s}"),
-        Answered::Unknown => sh.trust.drop(Drop::AnswerUnknown, topic, Some(sn)),
-        Answered::WrongDevice => sh.trust.drop(Drop::AnswerWrongDevice, topic, Some(sn)),
-        Answered::NotSent => sh.trust.drop(Drop::AnswerNotSent, topic, Some(sn)),
+        Answered::Unknown => sh.trust.count(Dropped::AnswerUnknown, topic, Some(sn)),
+        Answered::WrongDevice => sh.trust.count(Dropped::AnswerWrongDevice, topic, Some(sn)),
+        Answered::NotSent => sh.trust.count(Dropped::AnswerNotSent, topic, Some(sn)),
     }
     Ok(())
 }

@@ -62,7 +62,7 @@ pub fn classify(rest: &str) -> Option<DeviceTopic<'_>> {
 
 /// Why a message was not believed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Drop {
+pub enum Dropped {
     /// The topic's serial is not a valid serial, or the shared topic's payload has none.
     BadSerial,
     /// The payload's `sn` is not the topic's.
@@ -77,17 +77,17 @@ pub enum Drop {
     AnswerNotSent,
 }
 
-impl Drop {
-    const ALL: [Drop; 6] = [Drop::BadSerial, Drop::SnMismatch, Drop::SharedIgnored, Drop::AnswerUnknown, Drop::AnswerWrongDevice, Drop::AnswerNotSent];
+impl Dropped {
+    const ALL: [Dropped; 6] = [Dropped::BadSerial, Dropped::SnMismatch, Dropped::SharedIgnored, Dropped::AnswerUnknown, Dropped::AnswerWrongDevice, Dropped::AnswerNotSent];
 
     pub fn name(self) -> &'static str {
         match self {
-            Drop::BadSerial => "badSerial",
-            Drop::SnMismatch => "snMismatch",
-            Drop::SharedIgnored => "sharedIgnored",
-            Drop::AnswerUnknown => "answerUnknown",
-            Drop::AnswerWrongDevice => "answerWrongDevice",
-            Drop::AnswerNotSent => "answerNotSent",
+            Dropped::BadSerial => "badSerial",
+            Dropped::SnMismatch => "snMismatch",
+            Dropped::SharedIgnored => "sharedIgnored",
+            Dropped::AnswerUnknown => "answerUnknown",
+            Dropped::AnswerWrongDevice => "answerWrongDevice",
+            Dropped::AnswerNotSent => "answerNotSent",
         }
     }
 
@@ -108,7 +108,7 @@ pub struct Trust {
 
 impl Trust {
     /// Count one dropped message and say so at debug (outside values escaped).
-    pub fn drop(&self, why: Drop, topic: &str, sn: Option<&str>) {
+    pub fn count(&self, why: Dropped, topic: &str, sn: Option<&str>) {
         if let Some(c) = self.dropped.get(why.index()) {
             c.fetch_add(1, Ordering::Relaxed);
         }
@@ -120,7 +120,7 @@ impl Trust {
     /// start, by reason (for `broker figures` / an admin endpoint).
     pub fn figures(&self) -> Value {
         let mut m = Map::new();
-        for d in Drop::ALL {
+        for d in Dropped::ALL {
             let n = self.dropped.get(d.index()).map_or(0, |c| c.load(Ordering::Relaxed));
             m.insert(d.name().into(), json!(n));
         }
@@ -147,11 +147,11 @@ impl Shared {
         match dt.sn {
             Some(t) => {
                 if !valid_sn(t) {
-                    self.trust.drop(Drop::BadSerial, topic, Some(t));
+                    self.trust.count(Dropped::BadSerial, topic, Some(t));
                     return None;
                 }
                 if payload_sn != Some(t) {
-                    self.trust.drop(Drop::SnMismatch, topic, payload_sn);
+                    self.trust.count(Dropped::SnMismatch, topic, payload_sn);
                     return None;
                 }
                 // `state/{sn}` is the same in both layouts: it says nothing about the layout.
@@ -162,11 +162,11 @@ impl Shared {
             }
             None => {
                 let Some(sn) = payload_sn.filter(|s| valid_sn(s)) else {
-                    self.trust.drop(Drop::BadSerial, topic, payload_sn);
+                    self.trust.count(Dropped::BadSerial, topic, payload_sn);
                     return None;
                 };
                 if self.per_device(sn) {
-                    self.trust.drop(Drop::SharedIgnored, topic, Some(sn));
+                    self.trust.count(Dropped::SharedIgnored, topic, Some(sn));
                     return None;
                 }
                 Some(sn.to_string())
@@ -225,8 +225,8 @@ mod tests {
         assert_eq!(classify("system"), None);
         assert_eq!(classify("sys/"), Some(DeviceTopic { kind: Kind::Sys, sn: Some("") }), "an empty serial: dropped as bad");
         let t = Trust::default();
-        t.drop(Drop::SnMismatch, "dma/sys/A\n[ERROR] x", Some("B"));
-        t.drop(Drop::AnswerNotSent, "dma/resp/cmd/A", Some("A"));
+        t.count(Dropped::SnMismatch, "dma/sys/A\n[ERROR] x", Some("B"));
+        t.count(Dropped::AnswerNotSent, "dma/resp/cmd/A", Some("A"));
         let f = t.figures();
         assert_eq!((f["snMismatch"].as_u64(), f["answerNotSent"].as_u64(), f["sharedIgnored"].as_u64()), (Some(1), Some(1), Some(0)), "{f}");
     }

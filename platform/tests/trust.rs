@@ -97,6 +97,9 @@ fn speaks_only_for_itself(database: Option<&str>) {
     publish(port, &format!("dma/state/{A}"), &json!({"sn": B, "online": false}).to_string());
     // Anyone on the shared topic, for B (seen per-device): ignored.
     publish(port, "dma/sys", &sys(B, 42.0));
+    // A serial that is no serial (a forged log line in it; mosquitto refuses
+    // control characters in topics, not in payloads): dropped, logged escaped.
+    publish(port, "dma/sys", &sys("X\n[ERROR] forged line", 1.0));
     barrier(&p, port, 0.2);
     assert_eq!(load(&p, B), Some(0.5), "B's load unchanged: {}", device(&p, B));
     assert_eq!(device(&p, B)["online"], true);
@@ -121,6 +124,7 @@ fn speaks_only_for_itself(database: Option<&str>) {
     for why in ["snMismatch", "sharedIgnored"] {
         assert!(log.contains("trust: dropped") && log.contains(why), "{why} logged:\n{log}");
     }
+    assert!(log.contains("badSerial") && !log.contains("\n[ERROR] forged line"), "control characters escaped:\n{log}");
 }
 
 #[test]

@@ -61,14 +61,21 @@ pub fn handle(sh: &Shared, topic: &str, payload: &[u8], retain: bool, now: i64) 
     // Whose message it may be (PROTOCOL.md "What the platform believes");
     // what is not believed is not stored, not routed.
     let Some(sn) = sh.believe(topic, dt, &obj) else { return };
-    route(sh, topic, payload);
+    // An answer is routed only once it is taken for a command sent to that serial (below).
+    if dt.kind != Kind::Answer {
+        route(sh, topic, payload);
+    }
     let r = match dt.kind {
         Kind::Sys => report(sh, &sn, Report::Sys, obj, now),
         Kind::Procs => report(sh, &sn, Report::Procs, obj, now),
         Kind::Versions => report(sh, &sn, Report::Versions, obj, now),
         Kind::Periph => periph(sh, &sn, obj, now),
         Kind::Event => sh.db.device_touch(&sn, now),
-        Kind::Answer => answer(sh, topic, &sn, obj, &String::from_utf8_lossy(payload), now),
+        Kind::Answer => answer(sh, topic, &sn, obj, &String::from_utf8_lossy(payload), now).map(|taken| {
+            if taken {
+                route(sh, topic, payload);
+            }
+        }),
         Kind::State => state(sh, &sn, &obj, retain, now),
     };
     if let Err(e) = r {
@@ -129,22 +136,28 @@ fn periph(sh: &Shared, sn: &str, obj: Map<String, Value>, now: i64) -> Result<()
 }
 
 /// An answer from `sn` (on its own answer topic, or on the shared one for a
-/// v1 device: `believe`), for a command the platform sent to `sn`.
-fn answer(sh: &Shared, topic: &str, sn: &str, obj: Map<String, Value>, raw: &str, now: i64) -> Result<(), String> {
+/// v1 device: `believe`), for a command the platform sent to `sn`. True
+/// when it was taken (else it is counted and changes nothing).
+fn answer(sh: &Shared, topic: &str, sn: &str, obj: Map<String, Value>, raw: &str, now: i64) -> Result<bool, String> {
     let _ = sh.db.device_touch(sn, now);
-    let Some(id) = obj.get("id").and_then(crate::ids::parse) else { return Ok(()) };
+    let Some(id) = obj.get("id").and_then(crate::ids::parse) else {
+        sh.trust.count(Dropped::AnswerUnknown, topic, Some(sn));
+        return Ok(false);
+    };
     let ok = obj.get("status").and_then(Value::as_str) == Some("ok");
     let reason = obj.get("d").and_then(|d| d.get("msg")).and_then(Value::as_str).unwrap_or("").chars().take(500).collect::<String>();
     let response = splice_revtime(raw, obj, now);
     let a = Answer { id, sn, ok, reason: &reason, response: &response };
-    match sh.db.command_answer(&a, now, sh.cfg.retry_delay)? {
+    let answered = sh.db.command_answer(&a, now, sh.cfg.retry_delay)?;
+    let taken = matches!(answered, Answered::Retry | Answered::Done(_));
+    match answered {
         Answered::Retry => sh.scheduler.wake(),
         Answered::Done(s) => log::info!("command {id} on {sn}: state {s}"),
         Answered::Unknown => sh.trust.count(Dropped::AnswerUnknown, topic, Some(sn)),
         Answered::WrongDevice => sh.trust.count(Dropped::AnswerWrongDevice, topic, Some(sn)),
         Answered::NotSent => sh.trust.count(Dropped::AnswerNotSent, topic, Some(sn)),
     }
-    Ok(())
+    Ok(taken)
 }
 
 #[cfg(test)]

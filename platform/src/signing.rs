@@ -38,6 +38,12 @@ impl Signer {
         if meta.len() > MAX_KEY_FILE {
             return Err(format!("signing_key.file {file}: larger than {MAX_KEY_FILE} bytes, not a key"));
         }
+        {
+            use std::os::unix::fs::PermissionsExt;
+            if meta.permissions().mode() & 0o077 != 0 {
+                log::warn!("signing_key.file {file:?} is readable by others than its owner: chmod 600 it");
+            }
+        }
         let text = std::fs::read_to_string(file).map_err(|e| format!("signing_key.file {file}: {e}"))?;
         let der = pem_body(&text).ok_or_else(|| format!("signing_key.file {file}: not a PEM 'PRIVATE KEY'"))?;
         let pair = Ed25519KeyPair::from_pkcs8(&der)

@@ -135,6 +135,8 @@ fn answer(sh: &Shared, obj: Map<String, Value>, raw: &str, now: i64) -> Result<(
     let ok = obj.get("status").and_then(Value::as_str) == Some("ok");
     let reason = obj.get("d").and_then(|d| d.get("msg")).and_then(Value::as_str).unwrap_or("").chars().take(500).collect::<String>();
     let response = splice_revtime(raw, obj, now);
+    // Secrets in an answer (a VPN user's passwd, …) are never stored.
+    let response = crate::secrets::mask_text(&response).unwrap_or(response);
     let a = Answer { id, sn: &sn, ok, reason: &reason, response: &response };
     match sh.db.command_answer(&a, now, sh.cfg.retry_delay)? {
         Answered::Retry => sh.scheduler.wake(),

@@ -4,6 +4,8 @@
 const API = "/iot/api/v1/";
 const STATES = ["ready", "in progress", "ok", "failed"];
 let token = sessionStorage.getItem("dma-token") || "";
+// The login's privileges: the console hides what they do not allow (the server refuses it anyway).
+let privileges = JSON.parse(sessionStorage.getItem("dma-privileges") || "[]");
 let current = null;      // selected device serial
 let watching = null;     // command id whose answer is awaited
 const $ = (id) => document.getElementById(id);
@@ -37,14 +39,21 @@ function b64(s) {
 }
 
 function showLogin() { $("login").classList.remove("hidden"); $("app").classList.add("hidden"); $("logout").classList.add("hidden"); $("who").textContent = ""; }
-function logout() { token = ""; sessionStorage.removeItem("dma-token"); showLogin(); }
-$("logout").onclick = logout;
+function logout() { token = ""; privileges = []; sessionStorage.removeItem("dma-token"); sessionStorage.removeItem("dma-privileges"); showLogin(); }
+// Revoke the token on the server too, then forget it here.
+$("logout").onclick = async () => { try { await api("auth/logout", { method: "POST", body: "{}" }); } catch (e) { console.warn(e); } logout(); };
+function can(p) { return privileges.includes(p); }
+function applyRole() {
+  $("cmd-card").classList.toggle("hidden", !can("operator"));
+  $("role").textContent = privileges.length ? "(" + privileges[0] + ")" : "";
+}
 $("login-form").onsubmit = async (ev) => {
   ev.preventDefault();
   $("login-err").textContent = "";
   try {
     const d = await api("auth/login", { method: "POST", body: JSON.stringify({ user: $("user").value, password: $("password").value }) });
     token = d.token; sessionStorage.setItem("dma-token", token);
+    privileges = d.user.privileges || []; sessionStorage.setItem("dma-privileges", JSON.stringify(privileges));
     start(d.user.user);
   } catch (e) { $("login-err").textContent = e.message; }
 };
@@ -171,6 +180,7 @@ async function poll() {
 let timers = [];
 function start(user) {
   $("who").textContent = user ? "logged in as " + user : "";
+  applyRole();
   $("login").classList.add("hidden"); $("app").classList.remove("hidden"); $("logout").classList.remove("hidden");
   timers.forEach(clearInterval);
   const safe = (f) => () => f().catch((e) => console.warn(e));

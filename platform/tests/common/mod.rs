@@ -217,6 +217,11 @@ impl Platform {
         }
     }
 
+    /// The running process's id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     pub fn log(&self) -> String {
         (1..=self.runs)
             .map(|i| std::fs::read_to_string(self.dir.join(format!("platform-{}-{i}.log", self.port))).unwrap_or_default())

@@ -107,8 +107,9 @@ async fn serve_conn(ctx: Arc<Ctx>, slot: Slot, stream: tokio::net::TcpStream, pe
     tokio::select! {
         _ = conn.as_mut() => {}
         _ = slot.conn.kill.notified() => {
+            // Evicted while idle: a request that arrived meanwhile gets a moment to finish.
             conn.as_mut().graceful_shutdown();
-            let _ = tokio::time::timeout(Duration::from_secs(1), conn).await;
+            let _ = tokio::time::timeout(Duration::from_millis(500), conn).await;
         }
     }
     drop(slot);

@@ -49,13 +49,15 @@ impl fmt::Display for Role {
     }
 }
 
-/// The role an API call needs (`path` under `/iot/api/v1/`). Reads need
-/// `view`; sending commands `operator`; every other write — and any call
-/// not listed — `admin`.
+/// The role an API call needs (`path` under `/iot/api/v1/`). Reading the
+/// seed's monitoring, route and command endpoints needs `view`; sending
+/// commands `operator`; every other call — the writes, and anything not
+/// listed here (e.g. a key or user endpoint added later) — `admin`.
 pub fn required(method: &str, path: &str) -> Role {
+    let seed_read = path.starts_with("monitor/") || path == "msgroute/configs" || path.starts_with("remotectl/commands");
     match (method, path) {
         ("POST", "auth/login" | "auth/logout") => Role::View,
-        ("GET", _) => Role::View,
+        ("GET", _) if seed_read => Role::View,
         ("POST", "remotectl/commands") => Role::Operator,
         _ => Role::Admin,
     }
@@ -69,6 +71,9 @@ mod tests {
     fn matrix() {
         assert_eq!(required("GET", "remotectl/commands"), Role::View);
         assert_eq!(required("GET", "msgroute/configs"), Role::View);
+        assert_eq!(required("GET", "monitor/devices/callbacks/device/stats"), Role::View);
+        assert_eq!(required("GET", "remotectl/commands/responses"), Role::View);
+        assert_eq!(required("GET", "platform/key"), Role::Admin, "anything new is admin's until listed");
         assert_eq!(required("POST", "remotectl/commands"), Role::Operator);
         for (m, p) in [("POST", "msgroute/configs"), ("PUT", "msgroute/configs"), ("DELETE", "msgroute/configs"), ("POST", "monitor/devices/callbacks"), ("POST", "monitor/devices/callbacks/enable"), ("POST", "anything/new")] {
             assert_eq!(required(m, p), Role::Admin, "{m} {p}");

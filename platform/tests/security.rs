@@ -160,6 +160,13 @@ fn ssrf_urls_are_refused_unless_the_allow_list_names_them() {
     }
     assert_eq!(p.get("monitor/devices/callbacks")["count"], 0);
     assert_eq!(p.get("msgroute/configs")["count"], 0);
+    // A loopback URL already in the database (set before this policy, or by
+    // hand) is refused at send time: counted failed, never reached.
+    let db = rusqlite::Connection::open(&p.db).unwrap();
+    db.execute("INSERT INTO callbacks (type, url, enabled, create_time, update_time) VALUES ('device', ?1, 1, 0, 0)", [hooks.url("/old")]).unwrap();
+    publish(broker.port, "dma/state/SSRF00000000", &json!({"sn": "SSRF00000000", "online": true, "time": 1, "bootTime": 1, "ver": "0.1.0"}).to_string());
+    wait_for(T, || Some(p.get("monitor/devices/callbacks/device/stats")).filter(|s| s["failed"] == 1)).expect("the old callback counted failed");
+    assert!(hooks.hits("/old").is_empty(), "a refused address was reached");
     // Routes that could carry commands are refused whatever the URL.
     for topic in ["dma/cmd/#", "dma/cmd/+", "#", "dma/#", "+/cmd/SN1"] {
         let (st, v) = p.call("POST", "msgroute/configs", Some(&json!({"topic": topic, "url": "http://93.184.216.34/"})));

@@ -187,8 +187,35 @@ fn ssrf_urls_are_refused_unless_the_allow_list_names_them() {
 
 #[test]
 fn secrets_are_masked_when_served_stored_and_routed_but_published_for_real() {
+    secrets_case(None);
+}
+
+#[test]
+fn secrets_are_masked_at_rest_on_postgresql_too() {
+    match common::pg::Postgres::start() {
+        Ok(pg) => secrets_case(Some(&pg.url())),
+        Err(e) => eprintln!("SKIPPED secrets_are_masked_at_rest_on_postgresql_too: {e}"),
+    }
+}
+
+/// (body, response) of a command as stored.
+fn stored(p: &Platform, database: Option<&str>, id: u64) -> Option<(String, String)> {
+    let q = "SELECT body, COALESCE(response, '') FROM commands WHERE id = ";
+    match database {
+        None => rusqlite::Connection::open(&p.db).ok()?.query_row(&format!("{q}?1"), [id as i64], |r| Ok((r.get(0)?, r.get(1)?))).ok(),
+        Some(url) => {
+            let mut c = postgres::Client::connect(url, postgres::NoTls).ok()?;
+            c.query_opt(&format!("{q}$1"), &[&(id as i64)]).ok()?.map(|r| (r.get(0), r.get(1)))
+        }
+    }
+}
+
+fn secrets_case(database: Option<&str>) {
     let broker = Broker::start();
-    let p = Platform::start(broker.port);
+    let p = match database {
+        None => Platform::start(broker.port),
+        Some(url) => Platform::start_with(temp_dir("platform"), &platform_config(free_port(), url, broker.port, "platform-sec-pg", json!({}))),
+    };
     let hooks = Receiver::start();
     p.post("msgroute/configs", &json!({"topic": "dma/resp/#", "name": "answers", "url": hooks.url("/answers")}));
     let sn = "SECRET000001";
@@ -223,11 +250,7 @@ fn secrets_are_masked_when_served_stored_and_routed_but_published_for_real() {
     assert!(!hit[0].body.contains(secret) && !hit[0].body.contains("vpn-pass-1") && hit[0].body.contains("******"), "{:?}", hit[0]);
 
     // At rest: once finished, neither body nor answer holds the secret.
-    let db = rusqlite::Connection::open(&p.db).unwrap();
-    let at_rest = wait_for(T, || {
-        let (body, resp): (String, String) = db.query_row("SELECT body, COALESCE(response, '') FROM commands WHERE id = ?1", [id as i64], |r| Ok((r.get(0)?, r.get(1)?))).ok()?;
-        (!body.contains(secret)).then_some((body, resp))
-    })
+    let at_rest = wait_for(T, || stored(&p, database, id).filter(|(body, _)| !body.contains(secret)))
     .expect("the finished command's body masked in the database");
     assert!(at_rest.0.contains("******") && !at_rest.1.contains(secret) && !at_rest.1.contains("vpn-pass-1"), "{at_rest:?}");
 }

@@ -243,6 +243,21 @@ mod tests {
         assert!(ok("http://localhost:9000/", &["localhost:9000"]));
         assert!(!ok("http://user:pw@127.0.0.1:8080/x", &["127.0.0.1/32"]), "credentials never");
         assert!(Allow::parse("10.0.0.0/33").is_err());
+        assert!(ok("http://[::ffff:10.1.2.3]/x", &["10.0.0.0/8"]));
         assert!(Allow::parse("nonsense").is_err());
+    }
+
+    #[test]
+    fn the_send_time_resolver_keeps_only_allowed_addresses() {
+        use ureq::unversioned::resolver::Resolver as _;
+        let cfg = ureq::config::Config::default();
+        let uri: ureq::http::Uri = "http://127.0.0.1:9/x".parse().unwrap();
+        let t = ureq::unversioned::transport::NextTimeout::default();
+        let refused = Guard { allow: vec![] }.resolve(&uri, &cfg, t);
+        assert!(matches!(refused, Err(ureq::Error::BadUri(_))), "{refused:?}");
+        let allowed = Guard { allow: vec![Allow::parse("127.0.0.1/32").unwrap()] }.resolve(&uri, &cfg, t).unwrap();
+        assert_eq!(allowed.iter().map(|a| a.to_string()).collect::<Vec<_>>(), vec!["127.0.0.1:9"]);
+        let name: ureq::http::Uri = "http://localhost:9/x".parse().unwrap();
+        assert!(Guard { allow: vec![] }.resolve(&name, &cfg, t).is_err(), "a name resolving to loopback");
     }
 }

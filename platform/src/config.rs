@@ -23,7 +23,8 @@ pub struct Config {
     /// Commands kept (the oldest finished ones are removed beyond this).
     pub command_history: i64,
     pub hooks: HookConfig,
-    /// HTTP worker threads.
+    /// Threads running the API's handlers (database calls); network I/O
+    /// is on two more (`http/server.rs`).
     pub http_threads: usize,
     /// EMQX's REST API for `monitor/brokers*` (else `$SYS` topics).
     pub emqx: Option<EmqxConfig>,
@@ -68,12 +69,16 @@ pub struct User {
     pub user: String,
     /// argon2 PHC string (`$argon2id$v=19$…`).
     pub password_hash: String,
-    #[serde(default = "default_roles")]
+    /// `view`, `operator`, `admin` (the highest counts; none: `view`).
+    /// The seed's name `privileges` is accepted too.
+    #[serde(default, alias = "privileges")]
     pub roles: Vec<String>,
 }
 
-fn default_roles() -> Vec<String> {
-    vec!["admin".into()]
+impl User {
+    pub fn role(&self) -> crate::roles::Role {
+        crate::roles::Role::of(&self.roles).unwrap_or(crate::roles::Role::View)
+    }
 }
 
 #[derive(Deserialize, Clone)]
@@ -84,6 +89,15 @@ pub struct HookConfig {
     pub timeout_ms: u64,
     /// Posts waiting at most (beyond: dropped and counted as failed).
     pub queue: usize,
+    /// Internal addresses callbacks and routes may still reach: CIDRs
+    /// (`10.0.0.0/8`, `::1/128`), addresses, or `host:port`.
+    pub allow: Vec<String>,
+}
+
+impl HookConfig {
+    pub fn allow_list(&self) -> Result<Vec<crate::hooks::url::Allow>, String> {
+        self.allow.iter().map(|a| crate::hooks::url::Allow::parse(a)).collect()
+    }
 }
 
 #[derive(Deserialize, Clone)]
@@ -131,7 +145,7 @@ impl Default for BrokerConfig {
 
 impl Default for HookConfig {
     fn default() -> HookConfig {
-        HookConfig { tries: 3, timeout_ms: 5000, queue: 1000 }
+        HookConfig { tries: 3, timeout_ms: 5000, queue: 1000, allow: Vec::new() }
     }
 }
 
@@ -151,6 +165,7 @@ impl Config {
             if u.user.is_empty() {
                 return Err("a user without a name".into());
             }
+            crate::roles::Role::of(&u.roles).map_err(|e| format!("user {}: {e}", u.user))?;
             argon2::PasswordHash::new(&u.password_hash).map_err(|e| format!("user {}: password_hash is not a PHC string ({e}); use `dma-platform hash-password`", u.user))?;
         }
         let p = &self.broker.prefix;
@@ -171,6 +186,7 @@ impl Config {
                 return Err("signing_key needs a file and a kid of 1-32 characters A-Z a-z 0-9 . _ -".into());
             }
         }
+        self.hooks.allow_list()?;
         Ok(())
     }
 }

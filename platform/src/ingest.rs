@@ -147,6 +147,8 @@ fn answer(sh: &Shared, topic: &str, sn: &str, obj: Map<String, Value>, raw: &str
     let ok = obj.get("status").and_then(Value::as_str) == Some("ok");
     let reason = obj.get("d").and_then(|d| d.get("msg")).and_then(Value::as_str).unwrap_or("").chars().take(500).collect::<String>();
     let response = splice_revtime(raw, obj, now);
+    // Secrets in an answer (a VPN user's passwd, …) are never stored.
+    let response = crate::secrets::mask_text(&response).unwrap_or(response);
     let a = Answer { id, sn, ok, reason: &reason, response: &response };
     let answered = sh.db.command_answer(&a, now, sh.cfg.retry_delay)?;
     let taken = matches!(answered, Answered::Retry | Answered::Done(_));

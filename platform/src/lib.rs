@@ -3,7 +3,8 @@
 //! in SQLite, and talks to the agents through any MQTT broker
 //! (`shared/PROTOCOL.md`).
 //!
-//! Threads: the HTTP workers (`http/`), one MQTT session (`mqtt/`), the
+//! Threads: the HTTP server (`http/`: two I/O threads and `http_threads`
+//! handler threads), one MQTT session (`mqtt/`), the
 //! command scheduler (`scheduler.rs`) and the outgoing-hook worker
 //! (`hooks/`). They share nothing but the database and two bounded queues.
 
@@ -18,8 +19,12 @@ pub mod ids;
 pub mod ingest;
 pub mod logger;
 pub mod mqtt;
+pub mod redact;
+pub mod roles;
 pub mod scheduler;
 pub mod signing;
+pub mod secrets;
+pub mod throttle;
 pub mod time;
 pub mod trust;
 
@@ -40,6 +45,8 @@ pub struct Shared {
     pub signer: Option<signing::Signer>,
     /// What was not believed, and the serials seen on per-device topics.
     pub trust: trust::Trust,
+    /// Failed logins per user and per source address.
+    pub logins: throttle::Throttle,
 }
 
 /// A running platform (its threads live as long as the process).
@@ -79,11 +86,13 @@ pub fn start(cfg: Config) -> Result<Platform, String> {
         scheduler: scheduler::Wake::default(),
         signer,
         trust: trust::Trust::default(),
+        logins: throttle::Throttle::default(),
         cfg,
     });
     hooks::start_worker(shared.clone(), hook_rx)?;
     mqtt::start(shared.clone(), conn)?;
     scheduler::start(shared.clone())?;
+    redact::start(shared.clone())?;
     let addr = http::start(shared.clone())?;
     Ok(Platform { addr, shared })
 }

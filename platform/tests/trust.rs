@@ -252,6 +252,12 @@ fn commands_are_signed_anew_for_every_try_with_the_keygen_key() {
     let (e1, e2) = (i1["expires"].as_i64().unwrap(), i2["expires"].as_i64().unwrap());
     assert!(e1 <= 600 && e1 > 590 && e2 < e1 && e2 > 0, "expires = seconds left: {e1} then {e2}");
     assert_ne!(tries[0].1["signed"]["sig"], tries[1].1["signed"]["sig"]);
+    // The admin endpoint serves the public key for provisioning, never the private one.
+    let served = p.get("platform/key");
+    assert_eq!((served["kid"].as_str(), served["publicKey"].as_str()), (Some("fleet-1"), Some(public.as_str())), "{served}");
+    assert!(!served.to_string().contains(&secret));
+    let figures = p.get("platform/trust");
+    assert!(figures.get("snMismatch").is_some(), "{figures}");
     let log = p.log();
     assert!(!log.contains(&secret), "the private key is never logged");
     assert!(log.contains(&public), "the public key is logged at start");

@@ -4,6 +4,8 @@
 const API = "/iot/api/v1/";
 const STATES = ["ready", "in progress", "ok", "failed"];
 let token = sessionStorage.getItem("dma-token") || "";
+// The login's privileges: the console hides what they do not allow (the server refuses it anyway).
+let privileges = JSON.parse(sessionStorage.getItem("dma-privileges") || "[]");
 let current = null;      // selected device serial
 let watching = null;     // command id whose answer is awaited
 const $ = (id) => document.getElementById(id);
@@ -29,6 +31,8 @@ function when(t) {
   const rel = ago < 60 ? ago + " s ago" : ago < 3600 ? Math.round(ago / 60) + " min ago" : ago < 86400 ? Math.round(ago / 3600) + " h ago" : Math.round(ago / 86400) + " d ago";
   return `<span title="${esc(d.toISOString())}">${esc(d.toLocaleString())}</span> <span class="muted small">${esc(rel)}</span>`;
 }
+// A router that accepts unsigned commands (no trusted key yet) says so in its birth.
+function signedBadge(x) { return x.signed === false ? ' <span class="badge warn" title="this router accepts UNSIGNED commands: provision the platform key (trusted_key)">unsigned</span>' : ""; }
 function badge(on) { return on ? '<span class="badge on">online</span>' : '<span class="badge off">offline</span>'; }
 function parseText(t) { try { return t ? JSON.parse(t) : null; } catch (e) { return null; } }
 function b64(s) {
@@ -37,14 +41,23 @@ function b64(s) {
 }
 
 function showLogin() { $("login").classList.remove("hidden"); $("app").classList.add("hidden"); $("logout").classList.add("hidden"); $("who").textContent = ""; }
-function logout() { token = ""; sessionStorage.removeItem("dma-token"); showLogin(); }
-$("logout").onclick = logout;
+function logout() { token = ""; privileges = []; sessionStorage.removeItem("dma-token"); sessionStorage.removeItem("dma-privileges"); showLogin(); }
+// Revoke the token on the server too, then forget it here.
+$("logout").onclick = async () => { try { await api("auth/logout", { method: "POST", body: "{}" }); } catch (e) { console.warn(e); } logout(); };
+function can(p) { return privileges.includes(p); }
+function applyRole() {
+  $("cmd-card").classList.toggle("hidden", !can("operator"));
+  $("key-line").classList.add("hidden");
+  if (can("admin")) loadKey().catch((e) => console.warn(e));
+  $("role").textContent = privileges.length ? "(" + privileges[0] + ")" : "";
+}
 $("login-form").onsubmit = async (ev) => {
   ev.preventDefault();
   $("login-err").textContent = "";
   try {
     const d = await api("auth/login", { method: "POST", body: JSON.stringify({ user: $("user").value, password: $("password").value }) });
     token = d.token; sessionStorage.setItem("dma-token", token);
+    privileges = d.user.privileges || []; sessionStorage.setItem("dma-privileges", JSON.stringify(privileges));
     start(d.user.user);
   } catch (e) { $("login-err").textContent = e.message; }
 };
@@ -68,7 +81,7 @@ async function loadDevices() {
   $("dev-count").textContent = `(${d.total})`;
   $("devices").querySelector("tbody").innerHTML = d.list.map((x) => `
     <tr data-sn="${esc(x.sn)}" class="${x.sn === current ? "sel" : ""}">
-      <td><b>${esc(x.sn)}</b></td><td>${badge(x.online)}</td><td>${when(x.activeTime)}</td>
+      <td><b>${esc(x.sn)}</b></td><td>${badge(x.online)}${signedBadge(x)}</td><td>${when(x.activeTime)}</td>
       <td>${x.bootTime > 0 ? when(x.bootTime) : '<span class="muted">—</span>'}</td>
       <td>${sysCell(x.sys)}</td>
       <td>${listCell(x.procs, (p) => p.n + " " + (p.mem !== undefined ? p.mem + " KiB" : "") + (p.cpu !== undefined ? " " + p.cpu + "%" : ""))}</td>
@@ -79,6 +92,12 @@ async function loadDevices() {
     const x = d.list.find((y) => y.sn === current);
     if (x) $("dev-state").innerHTML = badge(x.online);
   }
+}
+// Admins see the platform's public key, to provision on routers as `list trusted_key`.
+async function loadKey() {
+  const k = await api("platform/key");
+  $("key-line").textContent = k ? `command signing key: list trusted_key '${k.publicKey}'` : "commands are published UNSIGNED (no signing_key configured)";
+  $("key-line").classList.remove("hidden");
 }
 async function loadBroker() {
   try {
@@ -171,6 +190,7 @@ async function poll() {
 let timers = [];
 function start(user) {
   $("who").textContent = user ? "logged in as " + user : "";
+  applyRole();
   $("login").classList.add("hidden"); $("app").classList.remove("hidden"); $("logout").classList.remove("hidden");
   timers.forEach(clearInterval);
   const safe = (f) => () => f().catch((e) => console.warn(e));

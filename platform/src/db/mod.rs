@@ -10,6 +10,7 @@ pub mod commands;
 pub mod devices;
 pub mod hooks;
 pub mod pg;
+pub mod redact;
 pub mod sessions;
 
 use commands::{Answer, Answered, Cmd, NewCommand};
@@ -62,6 +63,9 @@ dispatch! {
     pub fn device_state(&self, sn: &str, online: bool, boot_time: Option<i64>, ver: Option<&str>, signed: Option<bool>, now: i64) -> Result<bool, String>;
     pub fn device_per_device(&self, sn: &str) -> Result<bool, String>;
     pub fn device_mark_per_device(&self, sn: &str) -> Result<bool, String>;
+    pub fn session_delete(&self, digest: &str) -> Result<usize, String>;
+    pub fn commands_unredacted(&self, limit: i64) -> Result<Vec<(u64, String)>, String>;
+    pub fn command_redact(&self, id: u64, body: &str) -> Result<usize, String>;
     pub fn device_report(&self, sn: &str, kind: Report, text: &str, now: i64) -> Result<(), String>;
     pub fn device_touch(&self, sn: &str, now: i64) -> Result<(), String>;
     pub fn device_online(&self, sn: &str) -> Result<bool, String>;
@@ -204,6 +208,7 @@ impl Sqlite {
         conn.pragma_update(None, "synchronous", "FULL").map_err(|e| format!("database {path}: {e}"))?;
         conn.execute_batch(SCHEMA).map_err(|e| format!("database {path}: schema: {e}"))?;
         migrate(&conn).map_err(|e| format!("database {path}: schema: {e}"))?;
+        redact::migrate(&conn).map_err(|e| format!("database {path}: schema: {e}"))?;
         Ok(Sqlite { conn: Mutex::new(conn) })
     }
 

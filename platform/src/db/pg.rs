@@ -41,6 +41,8 @@ CREATE TABLE IF NOT EXISTS routes (
     id BIGSERIAL PRIMARY KEY, name TEXT NOT NULL, topic TEXT NOT NULL, url TEXT NOT NULL,
     create_time BIGINT NOT NULL, update_time BIGINT NOT NULL, succ_count BIGINT NOT NULL DEFAULT 0, failed_count BIGINT NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS sessions (digest TEXT PRIMARY KEY, usr TEXT NOT NULL, expires BIGINT NOT NULL);
+ALTER TABLE commands ADD COLUMN IF NOT EXISTS redacted BIGINT NOT NULL DEFAULT 0;
+CREATE INDEX IF NOT EXISTS commands_unredacted ON commands (id) WHERE redacted = 0 AND state IN (2, 3);
 SELECT pg_advisory_unlock(7346201);
 ";
 
@@ -185,6 +187,21 @@ impl Pg {
 
     pub fn session_user(&self, digest: &str, now: i64) -> Result<Option<String>, String> {
         self.with(|c| c.query_opt("SELECT usr FROM sessions WHERE digest = $1 AND expires > $2", &[&digest, &now])?.map(|r| s(&r, 0)).transpose())
+    }
+
+    pub fn commands_unredacted(&self, limit: i64) -> Result<Vec<(u64, String)>, String> {
+        self.with(|c| {
+            let rows = c.query("SELECT id, body FROM commands WHERE state IN (2, 3) AND redacted = 0 ORDER BY id LIMIT $1", &[&limit])?;
+            rows.iter().map(|r| Ok((i(r, 0)? as u64, s(r, 1)?))).collect()
+        })
+    }
+
+    pub fn command_redact(&self, id: u64, body: &str) -> Result<usize, String> {
+        self.exec("UPDATE commands SET body = $2, redacted = 1 WHERE id = $1 AND state IN (2, 3)", &[&(id as i64), &body])
+    }
+
+    pub fn session_delete(&self, digest: &str) -> Result<usize, String> {
+        self.exec("DELETE FROM sessions WHERE digest = $1", &[&digest])
     }
 
     pub fn device_state(&self, sn: &str, online: bool, boot_time: Option<i64>, ver: Option<&str>, signed: Option<bool>, now: i64) -> Result<bool, String> {

@@ -16,4 +16,9 @@ impl Sqlite {
     pub fn session_user(&self, digest: &str, now: i64) -> Result<Option<String>, String> {
         self.with(|c| c.query_row("SELECT user FROM sessions WHERE digest = ?1 AND expires > ?2", params![digest, now], |r| r.get(0)).optional())
     }
+
+    /// Logout: the token stops working at once, on every instance.
+    pub fn session_delete(&self, digest: &str) -> Result<usize, String> {
+        self.with(|c| c.execute("DELETE FROM sessions WHERE digest = ?1", params![digest]))
+    }
 }

@@ -4,8 +4,13 @@
 //! one success or one failure on its callback/route. A full queue drops the
 //! POST and counts a failure. The queue lives in memory: POSTs not yet made
 //! when the platform stops are lost (the counters say so).
+//!
+//! Every POST goes through `url.rs`'s policy on the addresses resolved at
+//! send time (no proxy, no redirects followed); a route never forwards a
+//! command topic, and secrets in what it forwards are masked.
 
 pub mod topic;
+pub mod url;
 
 use crate::db::hooks::HookKind;
 use crate::Shared;
@@ -52,7 +57,23 @@ impl Shared {
     }
 }
 
-fn deliver(agent: &ureq::Agent, p: &Post, tries: u32) -> Result<(), String> {
+/// What a route may forward: never a command (`{p}/cmd/…`), and the
+/// message with its secrets masked.
+fn forwardable(p: &Post, prefix: &str) -> Result<Vec<u8>, String> {
+    if p.topic.as_deref().is_some_and(|t| topic::is_cmd(t, prefix)) {
+        return Err("a command topic is never forwarded".into());
+    }
+    if p.kind == HookKind::Route {
+        if let Some(masked) = std::str::from_utf8(&p.body).ok().and_then(crate::secrets::mask_text) {
+            return Ok(masked.into_bytes());
+        }
+    }
+    Ok(p.body.clone())
+}
+
+fn deliver(agent: &ureq::Agent, p: &Post, tries: u32, prefix: &str) -> Result<(), String> {
+    let body = forwardable(p, prefix)?;
+    url::parse(&p.url)?;
     let mut last = String::new();
     for i in 0..tries {
         if i > 0 {
@@ -62,7 +83,7 @@ fn deliver(agent: &ureq::Agent, p: &Post, tries: u32) -> Result<(), String> {
         if let Some(t) = &p.topic {
             req = req.header("X-MQTT-Topic", t);
         }
-        match req.send(&p.body[..]) {
+        match req.send(&body[..]) {
             Ok(r) if r.status().is_success() => return Ok(()),
             Ok(r) => last = format!("HTTP {}", r.status().as_u16()),
             Err(e) => last = e.to_string(),
@@ -73,11 +94,14 @@ fn deliver(agent: &ureq::Agent, p: &Post, tries: u32) -> Result<(), String> {
 
 pub fn start_worker(shared: Arc<Shared>, rx: Receiver<Post>) -> Result<(), String> {
     let rx = Arc::new(Mutex::new(rx));
-    let agent: ureq::Agent = ureq::Agent::config_builder()
+    let config = ureq::Agent::config_builder()
         .timeout_global(Some(Duration::from_millis(shared.cfg.hooks.timeout_ms)))
         .http_status_as_error(false)
-        .build()
-        .into();
+        .max_redirects(0)
+        .proxy(None)
+        .build();
+    let guard = url::Guard { allow: shared.cfg.hooks.allow_list()? };
+    let agent = ureq::Agent::with_parts(config, ureq::unversioned::transport::DefaultConnector::default(), guard);
     for n in 0..2 {
         let (shared, rx, agent) = (shared.clone(), rx.clone(), agent.clone());
         std::thread::Builder::new()
@@ -85,7 +109,7 @@ pub fn start_worker(shared: Arc<Shared>, rx: Receiver<Post>) -> Result<(), Strin
             .spawn(move || loop {
                 let next = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
                 let Ok(p) = next else { return };
-                let r = deliver(&agent, &p, shared.cfg.hooks.tries);
+                let r = deliver(&agent, &p, shared.cfg.hooks.tries, &shared.cfg.broker.prefix);
                 if let Err(e) = &r {
                     log::warn!("POST {} failed: {e}", p.url);
                 }

@@ -14,6 +14,27 @@ pub fn valid_filter(f: &str) -> bool {
     })
 }
 
+/// Whether some topic under `{prefix}/cmd/` matches `filter` (a route on
+/// it would receive the commands, and the secrets in them).
+pub fn can_match_cmd(filter: &str, prefix: &str) -> bool {
+    let mut f = filter.split('/');
+    for want in prefix.split('/').chain(std::iter::once("cmd")) {
+        match f.next() {
+            Some("#") => return true,
+            Some("+") => {}
+            Some(l) if l == want => {}
+            _ => return false,
+        }
+    }
+    // `{p}/cmd` itself is not a command topic; anything below it is.
+    f.next().is_some()
+}
+
+/// A command topic (`{prefix}/cmd/…`).
+pub fn is_cmd(topic: &str, prefix: &str) -> bool {
+    topic.strip_prefix(prefix).and_then(|r| r.strip_prefix("/cmd/")).is_some()
+}
+
 pub fn matches(filter: &str, topic: &str) -> bool {
     let mut t = topic.split('/');
     for f in filter.split('/') {
@@ -46,5 +67,13 @@ mod tests {
         assert!(!matches("dma/+", "dma/state/X"));
         assert!(matches("dma/#", "dma/state/X"));
         assert!(!matches("dma/state/+", "dma/state"));
+        for f in ["#", "dma/#", "dma/cmd/#", "dma/cmd/+", "+/cmd/+", "+/+/X1", "dma/+/#", "dma/cmd/SN1"] {
+            assert!(can_match_cmd(f, "dma"), "{f}");
+        }
+        for f in ["dma/event", "dma/+", "dma/cmd", "dma/sys/#", "other/cmd/+", "+/event/#", "dma/state/+"] {
+            assert!(!can_match_cmd(f, "dma"), "{f}");
+        }
+        assert!(can_match_cmd("a/+/cmd/#", "a/b"));
+        assert!(is_cmd("dma/cmd/SN1", "dma") && !is_cmd("dma/cmdx/SN1", "dma") && !is_cmd("dma/event", "dma"));
     }
 }

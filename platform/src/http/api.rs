@@ -1,15 +1,17 @@
 //! The REST API of `shared/seeds/iot-platform-api.md`, under `/iot/api/v1`.
-//! Every call but `auth/login` needs a token from `auth/login`.
+//! Every call but `auth/login` needs a token from `auth/login`, and the
+//! role `crate::roles::required` names for it (403 otherwise).
 
 use super::reply::{ApiError, ApiResult, Reply};
-use super::request::{json_body, token, Query};
+use super::request::{Query, Req};
 use crate::db::commands::NewCommand;
 use crate::hooks::topic;
 use crate::ingest::valid_sn;
+use crate::logger::clean;
+use crate::roles::{required, Role};
 use crate::time::now;
 use crate::Shared;
 use serde_json::{json, Map, Value};
-use tiny_http::{Method, Request};
 
 pub const BASE: &str = "/iot/api/v1/";
 
@@ -17,77 +19,106 @@ pub const BASE: &str = "/iot/api/v1/";
 const MAX_TARGETS: usize = 1000;
 const MAX_ROUTES: i64 = 100;
 
-pub fn handle(sh: &Shared, req: &mut Request, path: &str, query: &str) -> Reply {
-    match route(sh, req, path, &Query::parse(query)) {
-        Ok(r) => r,
+pub fn handle(sh: &Shared, r: &Req) -> Reply {
+    match route(sh, r) {
+        Ok(reply) => reply,
         Err(e) => Reply::err(e),
     }
 }
 
-fn route(sh: &Shared, req: &mut Request, path: &str, q: &Query) -> ApiResult {
-    let m = req.method().clone();
-    if (&m, path) == (&Method::Post, "auth/login") {
-        return login(sh, req);
+/// A caller with a live token.
+struct Caller {
+    user: String,
+    role: Role,
+    digest: String,
+}
+
+fn route(sh: &Shared, r: &Req) -> ApiResult {
+    let (m, path, q) = (r.method.as_str(), r.path.as_str(), &r.query);
+    if (m, path) == ("POST", "auth/login") {
+        return login(sh, r);
     }
-    authorize(sh, req)?;
+    let who = authorize(sh, r)?;
+    let need = required(m, path);
+    if who.role < need {
+        return Err(ApiError(403, "forbidden", format!("{m} {path} needs the {need} role; user '{}' has {}", clean(&who.user), who.role)));
+    }
     match (m, path) {
-        (Method::Get, "monitor/brokers") => brokers(sh),
-        (Method::Get, "monitor/brokers/stats") => broker_stats(sh),
-        (Method::Get, "monitor/brokers/connections") => broker_clients(sh, q, false),
-        (Method::Get, "monitor/brokers/sessions") => broker_clients(sh, q, true),
-        (Method::Get, "monitor/devices") => devices(sh, q),
-        (Method::Get, "monitor/devices/count") => counts(sh.db.devices_count()?),
-        (Method::Get, "monitor/devices/peripherals") => peripherals(sh, q),
-        (Method::Get, "monitor/devices/peripherals/count") => counts(sh.db.periph_count()?),
-        (Method::Get, "monitor/devices/callbacks") => {
+        ("POST", "auth/logout") => {
+            sh.db.session_delete(&who.digest)?;
+            Ok(Reply::ok(json!({"user": who.user})))
+        }
+        ("GET", "monitor/brokers") => brokers(sh),
+        ("GET", "monitor/brokers/stats") => broker_stats(sh),
+        ("GET", "monitor/brokers/connections") => broker_clients(sh, q, false),
+        ("GET", "monitor/brokers/sessions") => broker_clients(sh, q, true),
+        ("GET", "monitor/devices") => devices(sh, q),
+        ("GET", "monitor/devices/count") => counts(sh.db.devices_count()?),
+        ("GET", "monitor/devices/peripherals") => peripherals(sh, q),
+        ("GET", "monitor/devices/peripherals/count") => counts(sh.db.periph_count()?),
+        ("GET", "monitor/devices/callbacks") => {
             let list = sh.db.callbacks_list()?;
             Ok(Reply::ok(json!({"count": list.len(), "list": list})))
         }
-        (Method::Post, "monitor/devices/callbacks") => callback_set(sh, &json_body(req)?),
-        (Method::Post, "monitor/devices/callbacks/enable") => callback_enable(sh, &json_body(req)?),
-        (Method::Get, "monitor/devices/callbacks/device/stats") => callback_stats(sh, "device"),
-        (Method::Get, "monitor/devices/callbacks/peripheral/stats") => callback_stats(sh, "peripheral"),
-        (Method::Get, "msgroute/configs") => {
+        ("POST", "monitor/devices/callbacks") => callback_set(sh, &r.json()?),
+        ("POST", "monitor/devices/callbacks/enable") => callback_enable(sh, &r.json()?),
+        ("GET", "monitor/devices/callbacks/device/stats") => callback_stats(sh, "device"),
+        ("GET", "monitor/devices/callbacks/peripheral/stats") => callback_stats(sh, "peripheral"),
+        ("GET", "msgroute/configs") => {
             let list = sh.db.routes_list()?;
             Ok(Reply::ok(json!({"count": list.len(), "list": list})))
         }
-        (Method::Post, "msgroute/configs") => route_add(sh, &json_body(req)?),
-        (Method::Put, "msgroute/configs") => route_update(sh, &json_body(req)?),
-        (Method::Delete, "msgroute/configs") => {
+        ("POST", "msgroute/configs") => route_add(sh, &r.json()?),
+        ("PUT", "msgroute/configs") => route_update(sh, &r.json()?),
+        ("DELETE", "msgroute/configs") => {
             let id = q.get("id").and_then(|v| v.parse::<i64>().ok()).ok_or_else(|| ApiError::bad("'id' (integer) is required"))?;
             Ok(Reply::ok(json!({"rows": sh.db.route_delete(id)?})))
         }
-        (Method::Post, "remotectl/commands") => commands_post(sh, &json_body(req)?),
-        (Method::Get, "remotectl/commands") => commands_get(sh, q),
-        (Method::Get, "remotectl/commands/responses") => responses(sh, q),
-        (_, _) => Err(ApiError::not_found(format!("no such API: {path}"))),
+        ("POST", "remotectl/commands") => commands_post(sh, &r.json()?),
+        ("GET", "remotectl/commands") => commands_get(sh, q),
+        ("GET", "remotectl/commands/responses") => responses(sh, q),
+        // Admin only (roles::required): the key to provision on routers, and
+        // what the platform refused to believe since start.
+        ("GET", "platform/key") => Ok(Reply::ok(sh.public_key_info().unwrap_or(Value::Null))),
+        ("GET", "platform/trust") => Ok(Reply::ok(sh.trust.figures())),
+        (_, _) => Err(ApiError::not_found(format!("no such API: {m} {}", clean(path)))),
     }
 }
 
-fn login(sh: &Shared, req: &mut Request) -> ApiResult {
-    let b = json_body(req)?;
+fn login(sh: &Shared, r: &Req) -> ApiResult {
+    let b = r.json()?;
     let user = b.get("user").and_then(Value::as_str).ok_or_else(|| ApiError::bad("'user' is required"))?;
     let password = b.get("password").and_then(Value::as_str).ok_or_else(|| ApiError::bad("'password' is required"))?;
+    if let Some(wait) = sh.logins.wait(user, r.peer) {
+        // Refused before the password is even looked at: no guess is tried.
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        return Ok(Reply::throttled(secs, format!("too many failed logins: try again in {secs} s")));
+    }
     let known = sh.cfg.users.iter().find(|u| u.user == user);
     if known.is_none() {
         // As slow as a wrong password: the answer time does not tell which users exist.
         crate::auth::verify_password(password, crate::auth::dummy_hash());
     }
     let Some(u) = known.filter(|u| crate::auth::verify_password(password, &u.password_hash)) else {
-        log::warn!("failed login for user '{}'", user.chars().take(64).collect::<String>());
+        sh.logins.failed(user, r.peer);
+        log::warn!("failed login for user '{}' from {}", clean(&user.chars().take(64).collect::<String>()), r.peer);
         return Err(ApiError(401, "login_failed", "wrong user or password".into()));
     };
+    sh.logins.succeeded(user);
     let token = crate::auth::new_token();
     let t = now();
     sh.db.session_add(&crate::auth::token_digest(&token), &u.user, t + sh.cfg.token_ttl, t)?;
-    let admin = u.roles.iter().any(|r| r == "admin");
-    let privileges = if admin { json!(["admin", "view"]) } else { json!(["view"]) };
-    Ok(Reply::ok(json!({"user": {"user": u.user, "roles": u.roles, "privileges": privileges}, "token": token})))
+    let role = u.role();
+    Ok(Reply::ok(json!({"user": {"user": u.user, "roles": u.roles, "role": role.as_str(), "privileges": role.privileges()}, "token": token})))
 }
 
-fn authorize(sh: &Shared, req: &Request) -> Result<String, ApiError> {
-    let t = token(req).ok_or_else(|| ApiError(401, "unauthorized", "log in first: auth/login gives a token (Authorization: Bearer <token>)".into()))?;
-    sh.db.session_user(&crate::auth::token_digest(&t), now())?.ok_or_else(|| ApiError(401, "unauthorized", "the token is unknown or expired".into()))
+fn authorize(sh: &Shared, r: &Req) -> Result<Caller, ApiError> {
+    let t = r.token.as_deref().ok_or_else(|| ApiError(401, "unauthorized", "log in first: auth/login gives a token (Authorization: Bearer <token>)".into()))?;
+    let digest = crate::auth::token_digest(t);
+    let user = sh.db.session_user(&digest, now())?.ok_or_else(|| ApiError(401, "unauthorized", "the token is unknown, expired or logged out".into()))?;
+    // The role is the config's now: a user removed from it is logged out.
+    let u = sh.cfg.users.iter().find(|u| u.user == user).ok_or_else(|| ApiError(401, "unauthorized", "this user no longer exists".into()))?;
+    Ok(Caller { role: u.role(), user, digest })
 }
 
 fn counts((online, offline, total): (i64, i64, i64)) -> ApiResult {
@@ -162,17 +193,17 @@ fn broker_clients(sh: &Shared, q: &Query, sessions: bool) -> ApiResult {
     Ok(Reply::ok(json!({"total": all.len(), "count": list.len(), "page": page, "limit": limit, "list": list, "source": "platform"})))
 }
 
-fn http_url(v: Option<&Value>) -> Result<String, ApiError> {
+/// A callback or route URL that `hooks::url`'s policy accepts.
+fn http_url(sh: &Shared, v: Option<&Value>) -> Result<String, ApiError> {
     let u = v.and_then(Value::as_str).ok_or_else(|| ApiError::bad("'url' is required"))?;
-    if !(u.starts_with("http://") || u.starts_with("https://")) || u.len() > 2048 || u.chars().any(char::is_whitespace) {
-        return Err(ApiError::bad("'url' must be an http:// or https:// URL"));
-    }
+    let allow = sh.cfg.hooks.allow_list().map_err(ApiError::internal)?;
+    crate::hooks::url::check(u, &allow).map_err(ApiError::bad)?;
     Ok(u.to_string())
 }
 
 fn callback_set(sh: &Shared, b: &Value) -> ApiResult {
     let kind = b.get("type").and_then(Value::as_str).filter(|t| *t == "device" || *t == "peripheral").ok_or_else(|| ApiError::bad("'type' must be \"device\" or \"peripheral\""))?;
-    let url = http_url(b.get("url"))?;
+    let url = http_url(sh, b.get("url"))?;
     let enabled = b.get("enabled").map_or(Ok(true), |v| v.as_bool().ok_or_else(|| ApiError::bad("'enabled' must be a boolean")))?;
     Ok(Reply::ok(sh.db.callback_set(kind, &url, enabled, now())?))
 }
@@ -196,17 +227,20 @@ fn text<'a>(b: &'a Value, k: &str, max: usize) -> Result<Option<&'a str>, ApiErr
     }
 }
 
-fn route_topic(b: &Value) -> Result<Option<&str>, ApiError> {
+fn route_topic<'a>(sh: &Shared, b: &'a Value) -> Result<Option<&'a str>, ApiError> {
     match text(b, "topic", 256)? {
         Some(t) if !topic::valid_filter(t) => Err(ApiError::bad("'topic' must be an MQTT topic (filter), not $SYS")),
+        Some(t) if topic::can_match_cmd(t, &sh.cfg.broker.prefix) => {
+            Err(ApiError::bad(format!("'topic' would match the command topics {}/cmd/…: commands (and their secrets) are never routed", sh.cfg.broker.prefix)))
+        }
         t => Ok(t),
     }
 }
 
 fn route_add(sh: &Shared, b: &Value) -> ApiResult {
-    let t = route_topic(b)?.ok_or_else(|| ApiError::bad("'topic' is required"))?;
+    let t = route_topic(sh, b)?.ok_or_else(|| ApiError::bad("'topic' is required"))?;
     let name = text(b, "name", 256)?.unwrap_or("");
-    let url = http_url(b.get("url"))?;
+    let url = http_url(sh, b.get("url"))?;
     let v = sh.db.route_add(name, t, &url, now(), MAX_ROUTES)?.ok_or_else(|| ApiError(409, "too_many", format!("at most {MAX_ROUTES} routes")))?;
     sh.subscribe_routes(&[t.to_string()]);
     Ok(Reply::ok(v))
@@ -214,10 +248,10 @@ fn route_add(sh: &Shared, b: &Value) -> ApiResult {
 
 fn route_update(sh: &Shared, b: &Value) -> ApiResult {
     let id = b.get("id").and_then(Value::as_i64).ok_or_else(|| ApiError::bad("'id' (integer) is required"))?;
-    let t = route_topic(b)?;
+    let t = route_topic(sh, b)?;
     let url = match b.get("url") {
         None => None,
-        v => Some(http_url(v)?),
+        v => Some(http_url(sh, v)?),
     };
     let v = sh.db.route_update(id, text(b, "name", 256)?, t, url.as_deref(), now())?.ok_or_else(|| ApiError::not_found(format!("no route {id}")))?;
     if let Some(t) = t {
@@ -291,6 +325,16 @@ fn commands_post(sh: &Shared, b: &Value) -> ApiResult {
     Ok(Reply::ok(json!({"to": created.iter().map(|(id, sn)| json!({"id": id, "sn": sn})).collect::<Vec<_>>()})))
 }
 
+/// The seed's status object, secrets in the body masked (the stored body
+/// keeps them while the command may still be sent: `crate::secrets`).
+fn status(c: &crate::db::commands::Cmd) -> Value {
+    let mut v = c.status_json();
+    if let Some(d) = v.get_mut("d") {
+        crate::secrets::mask(d);
+    }
+    v
+}
+
 fn id_param(q: &Query) -> Result<Option<u64>, ApiError> {
     q.get("id").map(|v| v.parse::<u64>().map_err(|_| ApiError::bad("'id' must be a command id"))).transpose()
 }
@@ -298,11 +342,11 @@ fn id_param(q: &Query) -> Result<Option<u64>, ApiError> {
 fn commands_get(sh: &Shared, q: &Query) -> ApiResult {
     if let Some(id) = id_param(q)? {
         let c = sh.db.command(id)?.ok_or_else(|| ApiError::not_found(format!("no command {id}")))?;
-        return Ok(Reply::ok(c.status_json()));
+        return Ok(Reply::ok(status(&c)));
     }
     let (page, limit) = q.paging()?;
     let (total, list) = sh.db.commands_page(page, limit, q.get("from"), sn_filter(q)?)?;
-    Ok(paged(list.iter().map(|c| c.status_json()).collect(), total, page, limit))
+    Ok(paged(list.iter().map(status).collect(), total, page, limit))
 }
 
 fn responses(sh: &Shared, q: &Query) -> ApiResult {
@@ -312,7 +356,8 @@ fn responses(sh: &Shared, q: &Query) -> ApiResult {
         (None, None) => return Err(ApiError::bad("'id' or 'from' is required")),
     };
     match cmd.response {
-        Some(r) => Ok(Reply::ok_raw(&r)),
+        // Unchanged answers byte for byte; masked ones re-serialized.
+        Some(r) => Ok(Reply::ok_raw(&crate::secrets::mask_text(&r).unwrap_or(r))),
         None => Err(ApiError(404, "no_response", format!("command {} has no answer yet (state {})", cmd.id, cmd.state))),
     }
 }

@@ -2,12 +2,13 @@
 //! `{"status":"err","code","msg"}`, with a matching HTTP status.
 
 use serde_json::{json, Value};
-use tiny_http::{Header, Response};
 
 pub struct Reply {
     pub code: u16,
     pub content_type: &'static str,
     pub body: Vec<u8>,
+    /// `Retry-After` (s), for 429 and 503.
+    pub retry_after: Option<u64>,
 }
 
 /// An API error: HTTP status, the envelope's `code` and `msg`.
@@ -43,7 +44,7 @@ impl Reply {
 
     /// `data` already serialized (kept byte for byte, e.g. a device's answer).
     pub fn ok_raw(data: &str) -> Reply {
-        Reply { code: 200, content_type: "application/json", body: format!("{{\"status\":\"ok\",\"data\":{data}}}").into_bytes() }
+        Reply { code: 200, content_type: "application/json", body: format!("{{\"status\":\"ok\",\"data\":{data}}}").into_bytes(), retry_after: None }
     }
 
     pub fn err(e: ApiError) -> Reply {
@@ -51,17 +52,18 @@ impl Reply {
     }
 
     fn json(code: u16, v: &Value) -> Reply {
-        Reply { code, content_type: "application/json", body: v.to_string().into_bytes() }
+        Reply { code, content_type: "application/json", body: v.to_string().into_bytes(), retry_after: None }
     }
 
-    pub fn into_response(self) -> Response<std::io::Cursor<Vec<u8>>> {
-        let mut r = Response::from_data(self.body).with_status_code(self.code);
-        if let Ok(h) = Header::from_bytes("Content-Type", self.content_type) {
-            r.add_header(h);
-        }
-        if let Ok(h) = Header::from_bytes("Cache-Control", "no-store") {
-            r.add_header(h);
-        }
+    /// A plain-text reply (the console's 404).
+    pub fn text(code: u16, body: &str) -> Reply {
+        Reply { code, content_type: "text/plain; charset=utf-8", body: body.as_bytes().to_vec(), retry_after: None }
+    }
+
+    /// 429 with `Retry-After`.
+    pub fn throttled(secs: u64, msg: String) -> Reply {
+        let mut r = Reply::err(ApiError(429, "too_many_requests", msg));
+        r.retry_after = Some(secs.max(1));
         r
     }
 }

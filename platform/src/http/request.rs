@@ -1,10 +1,30 @@
-//! Reading a request: query parameters, a bounded JSON body, the token.
+//! A request as the API sees it (already read whole by `server.rs`, within
+//! its caps): method, path, query parameters, the token, the body, the peer.
 
 use super::reply::ApiError;
+use hyper::{HeaderMap, Method};
 use serde_json::Value;
-use std::io::Read;
+use std::net::IpAddr;
 
-const MAX_BODY: u64 = 1 << 20;
+/// Request bodies at most (413 beyond).
+pub const MAX_BODY: usize = 1 << 20;
+
+pub struct Req {
+    pub method: Method,
+    /// The path under the API's base (`remotectl/commands`).
+    pub path: String,
+    pub query: Query,
+    pub token: Option<String>,
+    pub body: Vec<u8>,
+    /// The TCP peer (login throttling per source address).
+    pub peer: IpAddr,
+}
+
+impl Req {
+    pub fn json(&self) -> Result<Value, ApiError> {
+        serde_json::from_slice(&self.body).map_err(|e| ApiError::bad(format!("body is not JSON: {e}")))
+    }
+}
 
 fn hex(b: u8) -> Option<u8> {
     (b as char).to_digit(16).map(|d| d as u8)
@@ -63,27 +83,12 @@ impl Query {
     }
 }
 
-pub fn json_body(req: &mut tiny_http::Request) -> Result<Value, ApiError> {
-    let mut buf = Vec::new();
-    req.as_reader().take(MAX_BODY + 1).read_to_end(&mut buf).map_err(|e| ApiError::bad(format!("reading the body: {e}")))?;
-    if buf.len() as u64 > MAX_BODY {
-        return Err(ApiError(413, "too_large", format!("body over {MAX_BODY} bytes")));
-    }
-    serde_json::from_slice(&buf).map_err(|e| ApiError::bad(format!("body is not JSON: {e}")))
-}
-
 /// `Authorization: Bearer <token>` or a `token` header.
-pub fn token(req: &tiny_http::Request) -> Option<String> {
-    req.headers().iter().find_map(|h| {
-        let v = h.value.as_str().trim();
-        if h.field.equiv("Authorization") {
-            v.strip_prefix("Bearer ").map(|t| t.trim().to_string())
-        } else if h.field.equiv("token") {
-            Some(v.to_string())
-        } else {
-            None
-        }
-    })
+pub fn token(h: &HeaderMap) -> Option<String> {
+    if let Some(v) = h.get("authorization").and_then(|v| v.to_str().ok()) {
+        return v.trim().strip_prefix("Bearer ").map(|t| t.trim().to_string());
+    }
+    h.get("token").and_then(|v| v.to_str().ok()).map(|v| v.trim().to_string())
 }
 
 #[cfg(test)]

@@ -159,7 +159,8 @@ pub fn platform_config(listen_port: u16, db: &str, broker_port: u16, client_id: 
         "users": [{"user": USER, "password_hash": hash, "roles": ["admin"]}],
         "answer_timeout": 20,
         "retry_delay": 0,
-        "hooks": {"tries": 2, "timeout_ms": 2000, "queue": 100},
+        // The tests' receivers are on 127.0.0.1: named in the allow list.
+        "hooks": {"tries": 2, "timeout_ms": 2000, "queue": 100, "allow": ["127.0.0.1/32"]},
     });
     if let (Some(o), Value::Object(e)) = (c.as_object_mut(), extra) {
         for (k, v) in e {
@@ -214,6 +215,11 @@ impl Platform {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+
+    /// The running process's id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     pub fn log(&self) -> String {

@@ -1,0 +1,32 @@
+//! Finished commands' bodies with their secrets masked for good
+//! (`crate::redact`). A command's body keeps its real values while the
+//! command may still be sent (every try publishes the stored body); once
+//! it is ok or failed it is never sent again, and the `redacted` flag says
+//! its body has been masked.
+
+use super::Sqlite;
+use rusqlite::{params, Connection};
+
+/// Add the `redacted` column to a database made before it existed.
+pub fn migrate(c: &Connection) -> rusqlite::Result<()> {
+    let has: bool = c.prepare("SELECT 1 FROM pragma_table_info('commands') WHERE name = 'redacted'")?.exists([])?;
+    if !has {
+        c.execute_batch("ALTER TABLE commands ADD COLUMN redacted INTEGER NOT NULL DEFAULT 0")?;
+    }
+    c.execute_batch("CREATE INDEX IF NOT EXISTS commands_unredacted ON commands (id) WHERE redacted = 0 AND state IN (2, 3)")
+}
+
+impl Sqlite {
+    /// Finished commands whose body has not been masked yet: (id, body).
+    pub fn commands_unredacted(&self, limit: i64) -> Result<Vec<(u64, String)>, String> {
+        self.with(|c| {
+            let mut st = c.prepare("SELECT id, body FROM commands WHERE state IN (2, 3) AND redacted = 0 ORDER BY id LIMIT ?1")?;
+            let v = st.query_map(params![limit], |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)))?.collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(v)
+        })
+    }
+
+    pub fn command_redact(&self, id: u64, body: &str) -> Result<usize, String> {
+        self.with(|c| c.execute("UPDATE commands SET body = ?2, redacted = 1 WHERE id = ?1 AND state IN (2, 3)", params![id as i64, body]))
+    }
+}

@@ -20,6 +20,10 @@ pub struct Command {
     /// Hash of what the command asks (command, method, body); a
     /// redelivery with another hash under the same id is a conflict.
     pub hash: String,
+    /// The id of the trusted key that signed this command (PROTOCOL.md,
+    /// Signed commands), None when unsigned. Set by the signature check
+    /// (the trust branch), never by `parse`.
+    pub signed_by: Option<String>,
 }
 
 /// A command that could not be parsed, with what is known of it so the
@@ -111,7 +115,7 @@ pub fn parse(payload: &[u8]) -> Result<Command, ParseError> {
     let expires = num("expires").map_err(|m| ParseError { msg: m, ..perr.clone() })?;
     let detached = matches!(obj.get("detached"), Some(Value::Bool(true)));
     let hash = crate::util::sha256_hex(format!("{}\n{}\n{}", perr.command, perr.method, body).as_bytes());
-    Ok(Command { id, key, from: perr.from, command: perr.command, method: perr.method, body, publish_time, expires, detached, hash })
+    Ok(Command { id, key, from: perr.from, command: perr.command, method: perr.method, body, publish_time, expires, detached, hash, signed_by: None })
 }
 
 /// What can be read of a command without building its body: for

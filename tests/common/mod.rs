@@ -72,7 +72,15 @@ impl Platform {
     }
 
     pub fn connect_as(port: u16, prefix: &str, id: &str) -> Platform {
+        Platform::connect_with(port, prefix, id, None)
+    }
+
+    /// Connect with a broker account (`user`, `password`).
+    pub fn connect_with(port: u16, prefix: &str, id: &str, login: Option<(&str, &str)>) -> Platform {
         let mut o = MqttOptions::new(id, "127.0.0.1", port);
+        if let Some((u, p)) = login {
+            o.set_credentials(u, p);
+        }
         o.set_keep_alive(Duration::from_secs(30));
         // A persistent session, like the platform's: across a broker
         // restart (mosquitto keeps sessions on disk) nothing published

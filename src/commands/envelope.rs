@@ -157,19 +157,27 @@ pub struct Outcome {
     pub result: Value,
     /// More keys for `d` (e.g. `stderr`, `code` for `sh`).
     pub extra: Map<String, Value>,
+    /// The answer comes later, from whoever took the command over (a
+    /// broker trial, commands/broker_trial.rs): the engine neither
+    /// journals nor publishes this outcome; the journal entry stays running.
+    pub deferred: bool,
 }
 
 impl Outcome {
     pub fn ok(result: Value) -> Outcome {
-        Outcome { executed: true, ok: true, msg: String::new(), result, extra: Map::new() }
+        Outcome { executed: true, ok: true, msg: String::new(), result, extra: Map::new(), deferred: false }
     }
     /// Could not be carried out at all.
     pub fn err(msg: impl Into<String>) -> Outcome {
-        Outcome { executed: false, ok: false, msg: msg.into(), result: Value::String(String::new()), extra: Map::new() }
+        Outcome { executed: false, ok: false, msg: msg.into(), result: Value::String(String::new()), extra: Map::new(), deferred: false }
     }
     /// Carried out, but the outcome is a failure.
     pub fn failed(msg: impl Into<String>, result: Value) -> Outcome {
-        Outcome { executed: true, ok: false, msg: msg.into(), result, extra: Map::new() }
+        Outcome { executed: true, ok: false, msg: msg.into(), result, extra: Map::new(), deferred: false }
+    }
+    /// Answered later by someone else (see `deferred`).
+    pub fn deferred() -> Outcome {
+        Outcome { deferred: true, ..Outcome::ok(Value::Null) }
     }
     pub fn with(mut self, k: &str, v: Value) -> Outcome {
         self.extra.insert(k.to_string(), v);

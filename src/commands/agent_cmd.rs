@@ -55,6 +55,7 @@ fn get(ctx: &Ctx, body: &Value) -> Outcome {
         s.insert("commands".into(), crate::commands::engine::stats());
         s.insert("events".into(), ctx.events.stats());
         s.insert("devices".into(), ctx.devices.overview());
+        s.insert("sms".into(), crate::sms::stats());
         s.insert("version".into(), json!(crate::telemetry::versions::agent_version()));
     }
     Outcome::ok(json!({"config": config, "devices": cfg.devices.iter().map(crate::config::model::device_to_json_masked).collect::<Vec<_>>(), "state": state}))

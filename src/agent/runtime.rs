@@ -288,7 +288,7 @@ pub fn run(config_path: &str) -> Result<Exit, String> {
     session.start(Arc::new(Events { ctx: ctx.clone(), engine: engine.clone() }))?;
     if let Some(rec) = trial {
         let ctx = ctx.clone();
-        crate::stack::spawn("trial".into(), move || broker_trial::watch(ctx, rec)).map_err(|e| e.to_string())?;
+        crate::stack::spawn("trial".into(), move || broker_trial::watch(ctx, *rec)).map_err(|e| e.to_string())?;
     }
     log::info!(
         "dma-agent {} started: sn {}, broker {}:{}{}, {} LAN device(s)",

@@ -218,7 +218,7 @@ pub enum Resume {
     /// No trial.
     None,
     /// A trial runs on: the config file holds the new values; [`watch`] it.
-    Continue(Record),
+    Continue(Box<Record>),
     /// A trial ended here (its time was up, or the move was never written):
     /// the file holds the old values again; reload it.
     Ended,
@@ -257,7 +257,7 @@ pub fn resume(config_path: &str, state_dir: &Path, journal: &mut Journal) -> Res
         log::error!("broker trial: journal: {e}");
     }
     log::info!("broker trial: continuing the move to {}", rec.new_broker);
-    Resume::Continue(rec)
+    Resume::Continue(Box::new(rec))
 }
 
 fn finish(journal: &mut Journal, rec: &Record, state: State, o: &Outcome) {
@@ -429,7 +429,7 @@ mod tests {
         save(&d, &rec).unwrap();
         let mut j = journal(&d);
         match resume(conf.to_str().unwrap(), &d, &mut j) {
-            Resume::Continue(r) => assert_eq!(r, rec),
+            Resume::Continue(r) => assert_eq!(*r, rec),
             other => panic!("{other:?}"),
         }
         assert_eq!(j.get("n:5").unwrap().state, State::Running);

@@ -25,6 +25,7 @@ pub const STACKS: &[(&str, usize)] = &[
     ("dev-", 256 * KIB), // one per LAN device: HTTP(S) and its JSON
     ("cmd", 256 * KIB),  // one per running command
     ("acks", 128 * KIB),
+    ("trial", 128 * KIB), // a broker move on trial: journal and UCI rewrite, only while one runs
     ("sms-rx-", 128 * KIB), // the push receiver's I/O loop and workers
     ("join-", 64 * KIB),    // waits out a stopped device's last HTTP call
 ];

@@ -110,7 +110,7 @@ fn watch_prints_device_topics() {
     assert_eq!(docs.len(), 3, "{out}");
     assert_eq!(docs[0]["topic"], "dma/state/CC0000000003");
     assert_eq!(docs[0]["payload"]["online"], true);
-    assert!(docs.iter().any(|d| d["topic"] == "dma/resp/cmd" && d["payload"]["id"] == 11), "{out}");
+    assert!(docs.iter().any(|d| d["topic"] == "dma/resp/cmd/CC0000000003" && d["payload"]["id"] == 11), "{out}");
 }
 
 #[test]

@@ -84,7 +84,7 @@ fn sms_survive_kill_9_at_random_moments() {
     platform.wait(&format!("dma/state/{sn}"), T, |m| m.json["online"] == true).unwrap_or_else(|| panic!("no birth; log:\n{}", agent.log()));
 
     // The pusher: in order, each SMS only after the one before was accepted.
-    let url = format!("http://127.0.0.1:{rx}/goip/gw1");
+    let url = common::sms_rig::registered_push_url(&sim);
     let done = Arc::new(AtomicUsize::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let pusher = {

@@ -387,11 +387,12 @@ fn a_full_state_dir_refuses_sms_pushes_and_loses_nothing() {
     let a = Agent::start(sn, &cfg);
     online(&p, sn, 0, &a);
     let http = ureq::Agent::config_builder().http_status_as_error(false).build().new_agent();
+    let url = common::sms_rig::registered_push_url(&sim);
     let push = |i: u32| -> (u16, String) {
         let body = json!({"type": "recv-sms", "sms_num": 1, "sms": [[0, "1A", 1_700_000_000u64 + u64::from(i), "10010", "13800000001", b64(&format!("f{i:03}"))]]});
         let deadline = Instant::now() + T;
         loop {
-            match http.post(&format!("http://127.0.0.1:{rx}/goip/gw1")).header("Content-Type", "application/json").send(body.to_string().as_bytes()) {
+            match http.post(&url).header("Content-Type", "application/json").send(body.to_string().as_bytes()) {
                 Ok(mut r) => return (r.status().as_u16(), r.body_mut().read_to_string().unwrap_or_default()),
                 Err(e) if Instant::now() > deadline => panic!("receiver unreachable: {e}; log:\n{}", a.log()),
                 Err(_) => std::thread::sleep(Duration::from_millis(100)),

@@ -181,7 +181,7 @@ impl Rig {
             .build()
             .new_agent();
         let code = agent
-            .post(&format!("http://127.0.0.1:{}/goip/gw1", self.rx))
+            .post(&self.push_url())
             .header("Content-Type", "application/json;charset=utf-8")
             .send(body.to_string().as_bytes())
             .map(|r| r.status().as_u16())

@@ -182,3 +182,47 @@ fn goip_restart_is_noticed_and_the_agent_registers_again() {
     let n = texts(&r.events(&r.platform, "sms-received")).iter().filter(|t| *t == "after restart").count();
     assert_eq!(n, 1, "published exactly once; log:\n{}", r.agent.log());
 }
+
+/// Push tokens (issue 19 E20): a push without the token the agent gave
+/// this GoIP is refused 403 and counted; a push is credited to the GoIP
+/// whose token it carries, whatever name the path shows; the token is
+/// never logged or published.
+#[test]
+fn pushes_need_the_goip_token_and_are_credited_by_it() {
+    let r = rig("BB00000000T1", "");
+    let url = r.push_url();
+    let (base, token) = url.rsplit_once('/').expect("token in the URL");
+    assert!(base.ends_with("/goip/gw1"), "{url}");
+    assert!(token.len() >= 32 && token.bytes().all(|c| c.is_ascii_hexdigit()), "128+ bits: {token}");
+    let sms = |i: i64, text: &str| json!({"type": "recv-sms", "sms_num": 1, "sms": [[0, "1A", 1_700_000_100 + i, "10010", "1326", b64(text)]]});
+    let rx = format!("http://127.0.0.1:{}", r.rx);
+    let wrong = [
+        format!("{rx}/goip/gw1"),
+        format!("{rx}/goip/gw1/"),
+        format!("{rx}/goip/gw1/{}", "0".repeat(token.len())),
+        format!("{rx}/goip/gw1/{}", &token[..token.len() - 1]),
+        format!("{rx}/goip/{token}/x"),
+        format!("{rx}/"),
+    ];
+    for (i, u) in wrong.iter().enumerate() {
+        let (code, v) = r.post_to(u, &sms(i as i64, &format!("forged-{i}")));
+        assert_eq!(code, 403, "{u}: {v}");
+        assert_eq!(v["reason"], "push token missing or wrong", "{v}");
+    }
+    let st = r.platform.command("dma", &r.sn, json!({"id": 9, "command": "agent", "method": "get", "d": {}}), T);
+    assert_eq!(st["d"]["result"]["state"]["sms"]["pushRefusedToken"], wrong.len(), "{st}");
+    // gw1's token on a path naming another GoIP: credited to gw1.
+    let (code, v) = r.post_to(&format!("{rx}/goip/gw9/{token}"), &sms(20, "via-other-path"));
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(r.wait_event("sms-received", T, |e| e["text"] == "via-other-path")["device"], "gw1");
+    // The GoIP's own pushes still go through.
+    let (code, v) = r.post(&sms(21, "good-push"));
+    assert_eq!(code, 200, "{v}");
+    r.wait_event("sms-received", T, |e| e["text"] == "good-push");
+    r.sim.deliver_sms("1A", "10010", "pushed-by-the-goip");
+    r.wait_event("sms-received", T, |e| e["text"] == "pushed-by-the-goip" && e["source"] == "push");
+    assert!(!r.texts(&r.platform).iter().any(|t| t.starts_with("forged-")), "a refused push was published");
+    assert!(!r.agent.log().contains(token), "token in the log");
+    let everything: Vec<Msg> = r.platform.topics().into_iter().flat_map(|t| r.platform.all(&t)).collect();
+    assert!(!everything.iter().any(|m| m.raw.contains(token)), "token published");
+}

@@ -84,7 +84,7 @@ fn mutual_tls_session() {
                 let cmd = json!({"id": 1, "command": "sh", "d": {"shcmd": "echo over-tls"}}).to_string();
                 client.publish("dma/cmd/CC0000000001", rumqttc::QoS::AtLeastOnce, false, cmd).unwrap();
             }
-            if p.topic == "dma/resp/cmd" {
+            if p.topic == "dma/resp/cmd/CC0000000001" {
                 answer = Some(v);
             }
         }

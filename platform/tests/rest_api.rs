@@ -205,7 +205,7 @@ fn a_message_route_forwards_dma_event() {
     // (the GSM gateway itself is not needed for that) and publishes `dma/event`.
     let sn = "ROUTE0000001";
     let rx = free_port();
-    let _agent = Agent::start(
+    let agent = Agent::start(
         sn,
         broker.port,
         &format!(
@@ -215,11 +215,17 @@ fn a_message_route_forwards_dma_event() {
         ),
     );
     p.wait_device(sn, true, T);
+    // No GoIP runs here to be told the push URL (with its push token): take
+    // gw1's token from the agent's state dir, as the GoIP would hold it.
+    let tokens = agent.dir.join("state/sms/push-tokens.json");
+    let token = wait_for(T, || std::fs::read_to_string(&tokens).ok().and_then(|t| serde_json::from_str::<Value>(&t).ok()?["gw1"].as_str().map(String::from)))
+        .expect("gw1's push token");
+    let url = format!("http://127.0.0.1:{rx}/goip/gw1/{token}");
     let watch = Watch::start(broker.port, "dma/event");
     let push = |port: &str| {
         let a: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
         let body = json!({"type": "port-status", "port": port, "seq": 5, "status": "6 Register Failed"}).to_string();
-        wait_for(T, || a.post(&format!("http://127.0.0.1:{rx}/goip/gw1")).header("Content-Type", "application/json").send(body.as_bytes()).ok().filter(|r| r.status() == 200))
+        wait_for(T, || a.post(&url).header("Content-Type", "application/json").send(body.as_bytes()).ok().filter(|r| r.status() == 200))
             .expect("the agent's push receiver took the push");
     };
     push("2A");

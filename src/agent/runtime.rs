@@ -1,6 +1,7 @@
 //! Start-up, the main loop (signals, reload, restart) and shutdown.
 
 use super::Ctx;
+use crate::commands::broker_trial::{self, Resume};
 use crate::commands::engine::Engine;
 use crate::commands::journal::{read_boot_id, Journal};
 use crate::config::{self, Config};
@@ -62,7 +63,8 @@ pub fn watch_ack(key: String, w: AckWaiter) {
     }
 }
 
-fn request_resend() {
+/// Publish every unacknowledged journalled answer (as after a connect).
+pub fn request_resend() {
     if let Some(tx) = ACKS.get() {
         let _ = tx.try_send(AckJob::Resend);
     }
@@ -148,6 +150,14 @@ fn resend_unacked(ctx: &Ctx, waiting: &mut VecDeque<(String, AckWaiter, Instant)
     true
 }
 
+/// The birth message (`{p}/state/{sn}`, retained).
+pub fn birth_payload(p: &crate::mqtt::Publisher) -> Vec<u8> {
+    json!({"sn": p.sn, "online": true, "time": crate::util::unix_now(),
+           "bootTime": super::clock::boot_time(), "ver": crate::VERSION})
+    .to_string()
+    .into_bytes()
+}
+
 /// The agent's side of the MQTT session.
 struct Events {
     ctx: Arc<Ctx>,
@@ -156,11 +166,7 @@ struct Events {
 
 impl SessionEvents for Events {
     fn birth(&self) -> Vec<u8> {
-        let p = &self.ctx.publisher;
-        json!({"sn": p.sn, "online": true, "time": crate::util::unix_now(),
-               "bootTime": super::clock::boot_time(), "ver": crate::VERSION})
-        .to_string()
-        .into_bytes()
+        birth_payload(&self.ctx.publisher)
     }
 
     fn connected(&self, _session_present: bool) {
@@ -182,6 +188,7 @@ impl SessionEvents for Events {
     fn disconnected(&self, reason: &str) {
         self.ctx.events.set_connected(false);
         if let Ok(mut s) = self.ctx.state.lock() {
+            s.last_broker_error = Some(reason.to_string());
             if s.connected {
                 s.error(format!("broker: {reason}"));
             }
@@ -227,10 +234,25 @@ pub fn run(config_path: &str) -> Result<Exit, String> {
     }
     crate::commands::upgrade::remove_leftovers(std::path::Path::new(&cfg.agent.upgrade_dir)); // a download cut by a kill (apk)
     let boot = read_boot_id(&cfg.agent.boot_id_file);
-    let journal = Journal::open(&state_dir, cfg.agent.journal_size, cfg.agent.journal_bytes, &boot).map_err(|e| format!("journal: {e}"))?;
+    let mut journal = Journal::open(&state_dir, cfg.agent.journal_size, cfg.agent.journal_bytes, &boot).map_err(|e| format!("journal: {e}"))?;
+    // A broker move left by the previous run: continue it, or finish its
+    // rollback before connecting anywhere (commands/broker_trial.rs).
+    let (cfg, trial) = match broker_trial::resume(config_path, &state_dir, &mut journal) {
+        Resume::None => (cfg, None),
+        Resume::Continue(rec) => (cfg, Some(rec)),
+        Resume::Ended => (Arc::new(config::load(config_path).map_err(|e| e.to_string())?), None),
+    };
     crate::events::eid::init(&state_dir);
     let events = Arc::new(EventQueue::open(&state_dir.join("events"), cfg.agent.event_queue_bytes).map_err(|e| format!("event queue: {e}"))?);
-    let mut session = Session::create(&cfg.agent)?;
+    let mut session = match (Session::create(&cfg.agent), &trial) {
+        (Ok(s), _) => s,
+        (Err(e), Some(rec)) => {
+            // The new settings cannot even make a client (a TLS file): back now.
+            broker_trial::roll_back(config_path, &state_dir, &mut journal, rec, &e);
+            return Ok(Exit::Restart);
+        }
+        (Err(e), None) => return Err(e),
+    };
     let publisher = session.publisher.clone();
     let (rtx, rrx) = sync_channel(16);
     let devices = DeviceManager::new(publisher.clone(), manager_settings(&cfg));
@@ -264,6 +286,10 @@ pub fn run(config_path: &str) -> Result<Exit, String> {
         }
     };
     session.start(Arc::new(Events { ctx: ctx.clone(), engine: engine.clone() }))?;
+    if let Some(rec) = trial {
+        let ctx = ctx.clone();
+        crate::stack::spawn("trial".into(), move || broker_trial::watch(ctx, *rec)).map_err(|e| e.to_string())?;
+    }
     log::info!(
         "dma-agent {} started: sn {}, broker {}:{}{}, {} LAN device(s)",
         crate::telemetry::versions::agent_version(),

@@ -14,6 +14,9 @@ pub struct AgentState {
     pub started: u64,
     pub commands_received: u64,
     pub commands_rejected: u64,
+    /// Why the latest connection attempt failed (secret-free; a broker
+    /// trial's rollback quotes it).
+    pub last_broker_error: Option<String>,
     last_errors: VecDeque<(u64, String)>,
 }
 

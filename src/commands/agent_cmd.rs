@@ -3,6 +3,7 @@
 //! applies — at once where possible, by a clean self-restart where the
 //! broker session itself must change.
 
+use super::broker_trial;
 use super::envelope::{Command, Outcome};
 use crate::agent::Ctx;
 use crate::config::uci::UciValue;
@@ -13,7 +14,7 @@ use std::sync::Arc;
 pub fn handle(ctx: &Ctx, cmd: &Command) -> Outcome {
     match cmd.method.as_str() {
         "get" | "" => get(ctx, &cmd.body),
-        "set" => set(ctx, &cmd.body),
+        "set" => set(ctx, cmd),
         m => Outcome::err(format!("agent: method must be get or set, not '{m}'")),
     }
 }
@@ -54,6 +55,7 @@ fn get(ctx: &Ctx, body: &Value) -> Outcome {
         s.insert("commands".into(), crate::commands::engine::stats());
         s.insert("events".into(), ctx.events.stats());
         s.insert("devices".into(), ctx.devices.overview());
+        s.insert("sms".into(), crate::sms::stats());
         s.insert("version".into(), json!(crate::telemetry::versions::agent_version()));
     }
     Outcome::ok(json!({"config": config, "devices": cfg.devices.iter().map(crate::config::model::device_to_json_masked).collect::<Vec<_>>(), "state": state}))
@@ -77,8 +79,8 @@ fn to_uci(key: &str, v: &Value) -> Result<Option<UciValue>, String> {
     }))
 }
 
-fn set(ctx: &Ctx, body: &Value) -> Outcome {
-    let Value::Object(m) = body else { return Outcome::err("bad body: an object of option: value") };
+fn set(ctx: &Ctx, cmd: &Command) -> Outcome {
+    let Value::Object(m) = &cmd.body else { return Outcome::err("bad body: an object of option: value") };
     if m.is_empty() {
         return Outcome::err("bad body: no options to set");
     }
@@ -102,6 +104,26 @@ fn set(ctx: &Ctx, body: &Value) -> Outcome {
         updates.push((k.clone(), uv));
     }
     let path = ctx.config().path.clone();
+    // A change of broker settings is tried, not trusted: apply → test →
+    // rollback, the answer from wherever the agent ends up online.
+    if updates.iter().any(|(k, _)| broker_trial::BROKER_KEYS.contains(&k.as_str())) {
+        let state_dir = std::path::PathBuf::from(&ctx.config().agent.state_dir);
+        if broker_trial::path(&state_dir).exists() {
+            return Outcome::err("not applied: a broker trial is in progress; try again when it has ended");
+        }
+        let keys: Vec<String> = updates.iter().map(|(k, _)| k.clone()).collect();
+        let old = match broker_trial::raw_values(&path, &keys) {
+            Ok(v) => v,
+            Err(e) => return Outcome::err(format!("not applied: {e}")),
+        };
+        if broker_trial::is_broker_move(&updates, &old) {
+            if let Err(e) = broker_trial::begin(ctx, cmd, &updates, old) {
+                return Outcome::err(e);
+            }
+            ctx.request_restart();
+            return Outcome::deferred();
+        }
+    }
     // Read-modify-write and apply under the config write lock: concurrent
     // sets are serialised, and each applies on top of the one before.
     let mut restart = Vec::new();

@@ -448,6 +448,10 @@ fn run_one(ctx: Arc<Ctx>, sched: Arc<(Mutex<Sched>, Condvar)>, cmd: Command) {
 /// Journal the final state and publish the answer (`wait`: for room in the
 /// request queue, bounded; the journal sends it again after a reconnect anyway).
 fn finish(ctx: &Ctx, cmd: &Command, o: &Outcome, wait: bool) {
+    if o.deferred {
+        log::info!("command {} '{}': answer deferred", cmd.key, cmd.command);
+        return;
+    }
     // A command that answered before its effect (`answer_first`) stored
     // that answer; it is final and was already published (its PUBACK is
     // recorded by whoever saw it, never assumed).

@@ -20,6 +20,10 @@ pub struct Command {
     /// Hash of what the command asks (command, method, body); a
     /// redelivery with another hash under the same id is a conflict.
     pub hash: String,
+    /// The id of the trusted key that signed this command (PROTOCOL.md,
+    /// Signed commands), None when unsigned. Set by the signature check
+    /// (the trust branch), never by `parse`.
+    pub signed_by: Option<String>,
 }
 
 /// A command that could not be parsed, with what is known of it so the
@@ -111,7 +115,7 @@ pub fn parse(payload: &[u8]) -> Result<Command, ParseError> {
     let expires = num("expires").map_err(|m| ParseError { msg: m, ..perr.clone() })?;
     let detached = matches!(obj.get("detached"), Some(Value::Bool(true)));
     let hash = crate::util::sha256_hex(format!("{}\n{}\n{}", perr.command, perr.method, body).as_bytes());
-    Ok(Command { id, key, from: perr.from, command: perr.command, method: perr.method, body, publish_time, expires, detached, hash })
+    Ok(Command { id, key, from: perr.from, command: perr.command, method: perr.method, body, publish_time, expires, detached, hash, signed_by: None })
 }
 
 /// What can be read of a command without building its body: for
@@ -153,19 +157,27 @@ pub struct Outcome {
     pub result: Value,
     /// More keys for `d` (e.g. `stderr`, `code` for `sh`).
     pub extra: Map<String, Value>,
+    /// The answer comes later, from whoever took the command over (a
+    /// broker trial, commands/broker_trial.rs): the engine neither
+    /// journals nor publishes this outcome; the journal entry stays running.
+    pub deferred: bool,
 }
 
 impl Outcome {
     pub fn ok(result: Value) -> Outcome {
-        Outcome { executed: true, ok: true, msg: String::new(), result, extra: Map::new() }
+        Outcome { executed: true, ok: true, msg: String::new(), result, extra: Map::new(), deferred: false }
     }
     /// Could not be carried out at all.
     pub fn err(msg: impl Into<String>) -> Outcome {
-        Outcome { executed: false, ok: false, msg: msg.into(), result: Value::String(String::new()), extra: Map::new() }
+        Outcome { executed: false, ok: false, msg: msg.into(), result: Value::String(String::new()), extra: Map::new(), deferred: false }
     }
     /// Carried out, but the outcome is a failure.
     pub fn failed(msg: impl Into<String>, result: Value) -> Outcome {
-        Outcome { executed: true, ok: false, msg: msg.into(), result, extra: Map::new() }
+        Outcome { executed: true, ok: false, msg: msg.into(), result, extra: Map::new(), deferred: false }
+    }
+    /// Answered later by someone else (see `deferred`).
+    pub fn deferred() -> Outcome {
+        Outcome { deferred: true, ..Outcome::ok(Value::Null) }
     }
     pub fn with(mut self, k: &str, v: Value) -> Outcome {
         self.extra.insert(k.to_string(), v);

@@ -2,6 +2,7 @@
 //! once, the engine that schedules them, and one handler per command.
 
 pub mod agent_cmd;
+pub mod broker_trial;
 pub mod device;
 pub mod engine;
 pub mod envelope;

@@ -28,6 +28,25 @@ impl ClockTrust {
     }
 }
 
+/// Where the agent publishes what it sends (PROTOCOL.md, Topics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TopicLayout {
+    /// v2: `{p}/sys/{sn}`, `{p}/resp/cmd/{sn}`, … (default): a broker ACL
+    /// can pin each device to its own topics.
+    Device,
+    /// v1: `{p}/sys`, `{p}/resp/cmd`, … shared by the fleet (the seed's console).
+    Shared,
+}
+
+impl TopicLayout {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TopicLayout::Device => "device",
+            TopicLayout::Shared => "shared",
+        }
+    }
+}
+
 /// The `config agent` section.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AgentConfig {
@@ -47,6 +66,10 @@ pub struct AgentConfig {
     pub username: String,
     pub password: String,
     pub prefix: String,
+    pub topic_layout: TopicLayout,
+    /// Seconds a signed broker move has to get the agent online on the new
+    /// broker before it goes back to the old one (commands/broker_trial.rs).
+    pub broker_trial: u64,
     pub keepalive: u64,
     pub sys_interval: u64,
     pub procs_interval: u64,
@@ -157,6 +180,8 @@ impl Default for AgentConfig {
             username: String::new(),
             password: String::new(),
             prefix: "dma".into(),
+            topic_layout: TopicLayout::Device,
+            broker_trial: 120,
             keepalive: 60,
             sys_interval: 60,
             procs_interval: 60,
@@ -197,7 +222,7 @@ pub const AGENT_SECRETS: &[&str] = &["password"];
 /// (the agent restarts itself to apply them).
 pub const RESTART_KEYS: &[&str] = &[
     "sn", "gateway_id", "client_id", "broker_host", "broker_port", "tls", "ca_file", "cert_file", "key_file",
-    "username", "password", "prefix", "keepalive", "state_dir", "max_running", "queue_size", "journal_size",
+    "username", "password", "prefix", "topic_layout", "keepalive", "state_dir", "max_running", "queue_size", "journal_size",
     "journal_bytes", "boot_id_file", "event_queue_bytes",
 ];
 
@@ -266,6 +291,14 @@ impl AgentConfig {
             "username" => self.username = value.to_string(),
             "password" => self.password = value.to_string(),
             "prefix" => self.prefix = check_topic_part(value)?,
+            "topic_layout" => {
+                self.topic_layout = match value {
+                    "device" => TopicLayout::Device,
+                    "shared" => TopicLayout::Shared,
+                    _ => return Err(format!("'{value}' must be device or shared")),
+                }
+            }
+            "broker_trial" => self.broker_trial = parse_num(value, 5, 3600)?,
             "keepalive" => self.keepalive = parse_num(value, 5, 3600)?,
             "sys_interval" => self.sys_interval = parse_num(value, 0, 86400)?,
             "procs_interval" => self.procs_interval = parse_num(value, 0, 86400)?,
@@ -366,6 +399,8 @@ impl AgentConfig {
         put("username", json!(self.username));
         put("password", json!(if self.password.is_empty() { "" } else { MASK }));
         put("prefix", json!(self.prefix));
+        put("topic_layout", json!(self.topic_layout.as_str()));
+        put("broker_trial", json!(self.broker_trial));
         put("keepalive", json!(self.keepalive));
         put("sys_interval", json!(self.sys_interval));
         put("procs_interval", json!(self.procs_interval));

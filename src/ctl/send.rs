@@ -32,7 +32,7 @@ fn same_id(a: &Value, b: &Value) -> bool {
 /// Send and wait. `Ok(answer)`; a timeout is `Failure` code 3.
 pub fn send(conn: &mut Conn, prefix: &str, o: &SendOpts) -> Result<Value, Failure> {
     let id = o.id.clone().unwrap_or_else(new_id);
-    conn.subscribe(&[format!("{prefix}/resp/cmd")])?;
+    conn.subscribe(&crate::mqtt::topics::filters(prefix, "resp/cmd", Some(&o.sn)))?;
     let doc = command_doc(o, &id);
     conn.publish(&format!("{prefix}/cmd/{}", o.sn), doc.to_string().into_bytes())?;
     let deadline = Instant::now() + o.timeout;

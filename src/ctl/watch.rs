@@ -2,21 +2,23 @@
 
 use super::connect::Conn;
 use super::{render, Failure};
+use crate::mqtt::topics;
 use serde_json::{json, Value};
 
-/// The topics a device publishes on.
+/// The topics a device publishes on, in both layouts (`topic_layout`).
 pub fn filters(prefix: &str, sn: Option<&str>) -> Vec<String> {
     let mut f = vec![format!("{prefix}/state/{}", sn.unwrap_or("+"))];
-    for t in ["sys", "procs", "versions", "periph", "event", "resp/cmd"] {
-        f.push(format!("{prefix}/{t}"));
+    for t in topics::DEVICE_KINDS {
+        f.extend(topics::filters(prefix, t, sn));
     }
     f
 }
 
-/// Whether a message on a shared topic is from `sn`.
+/// Whether a message is from `sn`: a per-device topic (subscribed for
+/// that serial only) is; on a shared topic, the payload says.
 fn from_device(topic: &str, payload: &[u8], prefix: &str, sn: &str) -> bool {
-    if topic.starts_with(&format!("{prefix}/state/")) {
-        return true; // subscribed to that device's own state topic
+    if topic.starts_with(&format!("{prefix}/state/")) || topics::kind_of(prefix, topic).is_some_and(|k| topic.len() > prefix.len() + 1 + k.len()) {
+        return true;
     }
     serde_json::from_slice::<Value>(payload).ok().and_then(|v| v.get("sn").and_then(Value::as_str).map(|s| s == sn)).unwrap_or(false)
 }

@@ -106,7 +106,7 @@ pub fn start(port: u16, prefix: &str) -> Result<(Arc<View>, JoinHandle<()>), Str
                         continue;
                     }
                 };
-                if m.topic.starts_with(&format!("{prefix}/cmd/")) || m.topic == format!("{prefix}/resp/cmd") {
+                if m.topic.starts_with(&format!("{prefix}/cmd/")) || crate::mqtt::topics::kind_of(&prefix, &m.topic) == Some("resp/cmd") {
                     continue;
                 }
                 let v2 = serde_json::from_slice::<Value>(&m.payload).unwrap_or(Value::Null);

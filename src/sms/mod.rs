@@ -19,6 +19,7 @@ pub mod reconcile;
 pub mod register;
 pub mod seen;
 pub mod tids;
+pub mod tokens;
 
 use crate::agent::Ctx;
 use crate::devices::goip::GoipClient;
@@ -50,6 +51,11 @@ impl Shared {
 }
 
 static SHARED: RwLock<Option<Arc<Shared>>> = RwLock::new(None);
+
+/// Counters of the push receiver for `agent get` (`state.sms`).
+pub fn stats() -> serde_json::Value {
+    serde_json::json!({"pushRefusedToken": receiver::refused_token()})
+}
 
 /// The running service's shared part, if any.
 pub fn shared() -> Option<Arc<Shared>> {
@@ -106,7 +112,8 @@ pub fn start(ctx: Arc<Ctx>) -> Result<SmsService, String> {
         return Ok(svc);
     }
     let base = rc.push_url();
-    let urls: HashMap<String, String> = names.iter().map(|n| (n.clone(), register::device_url(&base, n))).collect();
+    let tokens = tokens::load_or_create(&dir, &names)?;
+    let urls: HashMap<String, String> = tokens.iter().map(|(n, t)| (n.clone(), register::device_url(&base, n, t))).collect();
     let addresses: Vec<String> = goips.iter().map(|d| d.address.clone()).collect();
     let known = goips
         .iter()
@@ -121,6 +128,7 @@ pub fn start(ctx: Arc<Ctx>) -> Result<SmsService, String> {
         rate: rc.rate,
         allowed: limit::allowed_sources(&rc.allow, &addresses),
         devices: known,
+        tokens,
     };
     let rx = receiver::Receiver::start(settings, ingest.clone())?;
     *svc.receiver.lock().map_err(|_| "poisoned")? = Some(rx);

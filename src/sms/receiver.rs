@@ -6,7 +6,8 @@
 //! is queued raw, and listed in the answer's `raw`); 400 with the reasons
 //! when the body, or a status/report row, is malformed (the good rows of
 //! the batch are queued all the same); 403 for a source not allowed (from the server, before
-//! reading); 405 for other methods; 413 for a body over `max_body`; 429
+//! reading); 403 for a push without the token of a GoIP this agent
+//! registered (counted: `agent get` state `sms.pushRefusedToken`); 405 for other methods; 413 for a body over `max_body`; 429
 //! over the request rate; 408/411/414/431 from the server for slow or
 //! malformed requests; 503 when the event queue is full or the inbox is
 //! being read first — the GoIP then keeps the SMS, and the reconciliation
@@ -19,6 +20,7 @@ use crate::devices::goip::push::{parse_push, Push};
 use crate::httpd::{Limits, Request, Response, Server};
 use serde_json::{json, Value};
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// One GoIP the receiver knows: its name and host address.
@@ -34,6 +36,15 @@ pub struct Settings {
     pub rate: u32,
     pub allowed: Vec<IpAddr>,
     pub devices: Vec<Known>,
+    /// The push token of each GoIP (sms/tokens.rs).
+    pub tokens: super::tokens::Tokens,
+}
+
+/// Pushes refused for a missing or wrong token, since start.
+static REFUSED_TOKEN: AtomicU64 = AtomicU64::new(0);
+
+pub fn refused_token() -> u64 {
+    REFUSED_TOKEN.load(Ordering::Relaxed)
 }
 
 pub struct Receiver {
@@ -84,16 +95,12 @@ impl Receiver {
     }
 }
 
-/// The device a request is for: `/goip/<name>`, else the GoIP at the
-/// source address, else the first one.
-fn which_device(s: &Settings, path: &str, src: Option<IpAddr>) -> Option<String> {
-    let path = path.split('?').next().unwrap_or("");
-    if let Some(name) = path.rsplit_once("/goip/").map(|(_, n)| crate::util::url_decode(n.trim_end_matches('/'))) {
-        if let Some(d) = s.devices.iter().find(|d| d.name == name) {
-            return Some(d.name.clone());
-        }
-    }
-    src.and_then(|ip| s.devices.iter().find(|d| d.host == Some(ip))).or_else(|| s.devices.first()).map(|d| d.name.clone())
+/// The device a request is from: the GoIP whose token the path carries
+/// (`/goip/<name>/<token>`), whatever the name says; None without a
+/// token this agent issued.
+fn which_device(s: &Settings, path: &str, _src: Option<IpAddr>) -> Option<String> {
+    let token = super::tokens::from_path(path)?;
+    super::tokens::owner(&s.tokens, token).map(String::from)
 }
 
 fn handle(req: &Request, s: &Settings, src: Option<IpAddr>, bucket: &TokenBucket, ingest: &Ingest) -> Response {
@@ -101,7 +108,8 @@ fn handle(req: &Request, s: &Settings, src: Option<IpAddr>, bucket: &TokenBucket
         return reply(403, "source address not allowed");
     }
     let Some(device) = which_device(s, &req.target, src) else {
-        return reply(503, "no goip device configured");
+        REFUSED_TOKEN.fetch_add(1, Ordering::Relaxed);
+        return reply(403, "push token missing or wrong");
     };
     if req.method != "POST" {
         return reply(405, "POST only");
@@ -161,19 +169,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn device_from_path_or_source() {
+    fn device_from_the_token_only() {
+        let mut tokens = super::super::tokens::Tokens::new();
+        tokens.insert("a".into(), "1".repeat(48));
+        tokens.insert("b".into(), "2".repeat(48));
         let s = Settings {
             listen: String::new(),
             max_body: 1,
             rate: 1,
             allowed: vec![],
-            devices: vec![
-                Known { name: "a".into(), host: Some("192.0.2.11".parse().unwrap()) },
-                Known { name: "b".into(), host: Some("192.0.2.2".parse().unwrap()) },
-            ],
+            devices: vec![Known { name: "a".into(), host: Some("192.0.2.11".parse().unwrap()) }, Known { name: "b".into(), host: Some("192.0.2.2".parse().unwrap()) }],
+            tokens,
         };
-        assert_eq!(which_device(&s, "/goip/b?x=1", None).as_deref(), Some("b"));
-        assert_eq!(which_device(&s, "/", Some("192.0.2.2".parse().unwrap())).as_deref(), Some("b"));
-        assert_eq!(which_device(&s, "/goip/zz", None).as_deref(), Some("a"));
+        let b_ip = Some("192.0.2.2".parse().unwrap());
+        assert_eq!(which_device(&s, &format!("/goip/b/{}?x=1", "2".repeat(48)), None).as_deref(), Some("b"));
+        assert_eq!(which_device(&s, &format!("/goip/b/{}", "1".repeat(48)), b_ip).as_deref(), Some("a"), "the token decides, not path or source");
+        assert_eq!(which_device(&s, "/goip/b", b_ip), None, "no token: not b for its address");
+        assert_eq!(which_device(&s, "/", b_ip), None);
     }
 }

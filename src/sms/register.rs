@@ -8,10 +8,11 @@ use crate::devices::goip::GoipClient;
 use serde_json::{json, Map};
 
 /// The URL a device pushes to: the receiver's base URL plus
-/// `goip/<device>`, so the receiver knows which GoIP a push comes from.
-pub fn device_url(base: &str, device: &str) -> String {
+/// `goip/<device>/<token>`: the token (sms/tokens.rs) says which GoIP a
+/// push comes from, the name is there for people reading the GoIP's settings.
+pub fn device_url(base: &str, device: &str, token: &str) -> String {
     let base = base.trim_end_matches('/');
-    format!("{base}/goip/{}", crate::util::url_encode(device))
+    format!("{base}/goip/{}/{token}", crate::util::url_encode(device))
 }
 
 /// Register; the status push may be refused by older firmware while the
@@ -29,7 +30,7 @@ pub fn register(client: &mut GoipClient, url: &str, period: u64) -> Result<(), S
 mod tests {
     #[test]
     fn device_url_has_the_name() {
-        assert_eq!(super::device_url("http://127.0.0.1:8090/", "gw1"), "http://127.0.0.1:8090/goip/gw1");
-        assert_eq!(super::device_url("http://h:1/in", "a b"), "http://h:1/in/goip/a%20b");
+        assert_eq!(super::device_url("http://127.0.0.1:8090/", "gw1", "t0"), "http://127.0.0.1:8090/goip/gw1/t0");
+        assert_eq!(super::device_url("http://h:1/in", "a b", "t1"), "http://h:1/in/goip/a%20b/t1");
     }
 }

@@ -51,15 +51,17 @@ pub struct Broker {
     pub port: u16,
     dir: PathBuf,
     child: Option<Child>,
-    /// `user:password` required when set (anonymous refused).
-    auth: Option<(String, String)>,
+    /// `user:password` pairs required when set (anonymous refused).
+    auth: Option<Vec<(String, String)>>,
+    /// mosquitto `acl_file` when set.
+    acl: Option<PathBuf>,
 }
 
 impl Broker {
     pub fn start() -> Broker {
         let dir = temp_dir("broker");
         let port = free_port();
-        let mut b = Broker { port, dir, child: None, auth: None };
+        let mut b = Broker { port, dir, child: None, auth: None, acl: None };
         b.restart();
         b
     }
@@ -68,7 +70,18 @@ impl Broker {
     pub fn start_with_password(user: &str, password: &str) -> Broker {
         let dir = temp_dir("broker");
         let port = free_port();
-        let mut b = Broker { port, dir, child: None, auth: Some((user.into(), password.into())) };
+        let mut b = Broker { port, dir, child: None, auth: Some(vec![(user.into(), password.into())]), acl: None };
+        b.restart();
+        b
+    }
+
+    /// A broker that knows these users (anonymous refused) and enforces
+    /// the ACL in `acl_file` (e.g. the shipped deploy/mosquitto/dma.acl).
+    pub fn start_with_acl(users: &[(&str, &str)], acl_file: &Path) -> Broker {
+        let dir = temp_dir("broker");
+        let port = free_port();
+        let auth = users.iter().map(|(u, p)| (u.to_string(), p.to_string())).collect();
+        let mut b = Broker { port, dir, child: None, auth: Some(auth), acl: Some(acl_file.to_path_buf()) };
         b.restart();
         b
     }
@@ -76,11 +89,20 @@ impl Broker {
     fn conf(&self) -> PathBuf {
         let conf = self.dir.join("mosquitto.conf");
         let auth = match &self.auth {
-            Some((u, p)) => {
+            Some(users) => {
                 let pw = self.dir.join("passwd");
-                let st = Command::new("mosquitto_passwd").arg("-b").arg("-c").arg(&pw).arg(u).arg(p).status().expect("mosquitto_passwd");
-                assert!(st.success());
-                format!("allow_anonymous false\npassword_file {}\n", pw.display())
+                let _ = std::fs::remove_file(&pw);
+                for (i, (u, p)) in users.iter().enumerate() {
+                    let mut c = Command::new("mosquitto_passwd");
+                    c.arg("-b");
+                    if i == 0 {
+                        c.arg("-c");
+                    }
+                    let st = c.arg(&pw).arg(u).arg(p).status().expect("mosquitto_passwd");
+                    assert!(st.success());
+                }
+                let acl = self.acl.as_ref().map(|a| format!("acl_file {}\n", a.display())).unwrap_or_default();
+                format!("allow_anonymous false\npassword_file {}\n{acl}", pw.display())
             }
             None => "allow_anonymous true\n".to_string(),
         };

@@ -31,6 +31,20 @@ pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     f()
 }
 
+/// Whether a message on `actual` is one the test asked for with `wanted`.
+/// Tests name a device message by its kind's shared topic (`dma/sys`,
+/// `dma/resp/cmd`: PROTOCOL.md, `topic_layout shared`); the per-device
+/// topic of the same kind (`dma/sys/{sn}`, the default layout) matches it
+/// too. Any other topic must be equal. tests/topic_layout.rs asserts
+/// exact topics in each layout.
+pub fn topic_is(wanted: &str, actual: &str) -> bool {
+    if actual == wanted {
+        return true;
+    }
+    let kind = dma_agent::mqtt::topics::DEVICE_KINDS.iter().any(|k| wanted.ends_with(&format!("/{k}")));
+    kind && actual.strip_prefix(wanted).and_then(|r| r.strip_prefix('/')).is_some_and(|sn| !sn.is_empty() && !sn.contains('/'))
+}
+
 /// A message seen by the platform client.
 #[derive(Debug, Clone)]
 pub struct Msg {
@@ -58,7 +72,15 @@ impl Platform {
     }
 
     pub fn connect_as(port: u16, prefix: &str, id: &str) -> Platform {
+        Platform::connect_with(port, prefix, id, None)
+    }
+
+    /// Connect with a broker account (`user`, `password`).
+    pub fn connect_with(port: u16, prefix: &str, id: &str, login: Option<(&str, &str)>) -> Platform {
         let mut o = MqttOptions::new(id, "127.0.0.1", port);
+        if let Some((u, p)) = login {
+            o.set_credentials(u, p);
+        }
         o.set_keep_alive(Duration::from_secs(30));
         // A persistent session, like the platform's: across a broker
         // restart (mosquitto keeps sessions on disk) nothing published
@@ -108,7 +130,7 @@ impl Platform {
         let deadline = Instant::now() + timeout;
         let mut g = m.lock().unwrap();
         loop {
-            if let Some(msg) = g.msgs.iter().skip(from).find(|x| x.topic == topic && pred(x)) {
+            if let Some(msg) = g.msgs.iter().skip(from).find(|x| topic_is(topic, &x.topic) && pred(x)) {
                 return Some(msg.clone());
             }
             let now = Instant::now();
@@ -128,7 +150,12 @@ impl Platform {
     }
 
     pub fn all(&self, topic: &str) -> Vec<Msg> {
-        self.seen.0.lock().unwrap().msgs.iter().filter(|m| m.topic == topic).cloned().collect()
+        self.seen.0.lock().unwrap().msgs.iter().filter(|m| topic_is(topic, &m.topic)).cloned().collect()
+    }
+
+    /// Every topic seen so far (exact names).
+    pub fn topics(&self) -> std::collections::BTreeSet<String> {
+        self.seen.0.lock().unwrap().msgs.iter().map(|m| m.topic.clone()).collect()
     }
 
     pub fn publish_raw(&self, topic: &str, payload: &str) {

@@ -7,6 +7,17 @@ use dma_agent::sim::goip::{GoipSim, GoipSimConfig};
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
+/// The URL the agent registered with the GoIP simulator (its push token
+/// in it), once it has: where a GoIP pushes to.
+pub fn registered_push_url(sim: &GoipSim) -> String {
+    let mut url = None;
+    super::wait_until(T, || {
+        url = sim.param("sms_url");
+        url.is_some()
+    });
+    url.expect("the agent never registered its push URL with the GoIP")
+}
+
 pub struct SmsRig {
     pub broker: Broker,
     pub platform: Platform,
@@ -82,12 +93,22 @@ impl SmsRig {
             .json
     }
 
+    /// The URL the GoIP `gw1` was told to push to (token included).
+    pub fn push_url(&self) -> String {
+        registered_push_url(&self.sim)
+    }
+
     /// POST `body` to the receiver as the GoIP `gw1` does: the status code
     /// and the JSON answer (Null if none).
     pub fn post(&self, body: &Value) -> (u16, Value) {
+        self.post_to(&self.push_url(), body)
+    }
+
+    /// POST `body` to `url` (a forged or wrong push URL).
+    pub fn post_to(&self, url: &str, body: &Value) -> (u16, Value) {
         let agent = ureq::Agent::config_builder().http_status_as_error(false).build().new_agent();
         let mut r = agent
-            .post(&format!("http://127.0.0.1:{}/goip/gw1", self.rx))
+            .post(url)
             .header("Content-Type", "application/json;charset=utf-8")
             .send(body.to_string().as_bytes())
             .expect("post to the receiver");

@@ -52,12 +52,8 @@ impl Fleet {
         let noop = "echo demo: not done in the demo";
         let noop_upgrade = "echo demo: not installing {file}";
         [
-            // topic_layout shared: MERGE NOTE — until this branch meets the
-            // platform that reads per-device topics (issue 19 C11), the
-            // demo's console only sees the v1 shared topics; drop the
-            // option then so the demo shows the default layout.
             format!(
-                "config agent 'agent'\n\toption sn '{SN}'\n\toption topic_layout 'shared'\n\toption broker_host '127.0.0.1'\n\toption broker_port '{broker_port}'\n\
+                "config agent 'agent'\n\toption sn '{SN}'\n\toption broker_host '127.0.0.1'\n\toption broker_port '{broker_port}'\n\
                  \toption prefix '{PREFIX}'\n\toption state_dir '{}'\n\toption clock_trust 'always'\n\toption reconnect_min '1'\n\
                  \toption reconnect_max '5'\n\toption keepalive '10'\n\toption sys_interval '30'\n\toption procs_interval '30'\n\
                  \toption periph_interval '60'\n\toption reboot_command '{noop}'\n\toption upgrade_command '{noop_upgrade}'\n\n",

@@ -49,10 +49,21 @@ fn refuse(reason: Reason, bytes: &[u8], msg: String) -> Refusal {
     Refusal { reason, head }
 }
 
+/// The inner bytes of a malformed envelope, when they can be had: only
+/// for the answer's id and names.
+fn inner_of(payload: &[u8]) -> Option<Vec<u8>> {
+    let v: Value = serde_json::from_slice(payload).ok()?;
+    let b = v.get("signed")?.get("cmd")?.as_str()?;
+    base64::Engine::decode(&base64::engine::general_purpose::STANDARD, b).ok()
+}
+
 /// `Ok(None)`: an unsigned command, accepted because no key is configured.
 pub fn admit(payload: &[u8], p: &Policy, guard: &ReplayGuard) -> Result<Option<Admitted>, Refusal> {
     let signed = match verify::envelope(payload) {
-        Err(m) => return Err(refuse(Reason::Malformed, payload, format!("malformed signed command: {m}; not run"))),
+        Err(m) => {
+            let inner = inner_of(payload);
+            return Err(refuse(Reason::Malformed, inner.as_deref().unwrap_or(payload), format!("malformed signed command: {m}; not run")));
+        }
         Ok(Envelope::Plain) if p.keys.is_empty() => return Ok(None),
         Ok(Envelope::Plain) => {
             return Err(refuse(Reason::Unsigned, payload, "unsigned: this router runs only commands signed by one of its trusted keys; not run".into()))

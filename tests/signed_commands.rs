@@ -1,54 +1,18 @@
 //! Signed commands end to end (issue 19 A and B8; docs/PROTOCOL.md
 //! "Signed commands (v2)"): a real mosquitto, the real agent with trusted
-//! keys, and a test-side signer written here with `ring` directly (not the
-//! agent's trust module), so a bug shared by both sides cannot hide.
+//! keys, and the test-side signer of tests/common/signer.rs (`ring`
+//! directly, not the agent's trust module).
 //! Every refusal is checked by its reason and by a marker file that `sh`
 //! would have created.
 
 mod common;
 use base64::Engine as _;
+use common::signer::{now, Key, B64};
 use common::*;
 use ring::signature::{Ed25519KeyPair, KeyPair};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-
-const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
-
-/// A signing key of the test platform.
-struct Key {
-    kid: String,
-    pair: Ed25519KeyPair,
-}
-
-impl Key {
-    fn new(kid: &str) -> Key {
-        let doc = Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new()).unwrap();
-        Key { kid: kid.into(), pair: Ed25519KeyPair::from_pkcs8(doc.as_ref()).unwrap() }
-    }
-
-    /// `kid:BASE64`, for `list trusted_key`.
-    fn public(&self) -> String {
-        format!("{}:{}", self.kid, B64.encode(self.pair.public_key().as_ref()))
-    }
-
-    /// The envelope of `inner`'s exact bytes, signed as `kid`.
-    fn seal_as(&self, kid: &str, inner: &[u8]) -> String {
-        let mut msg = b"dma-cmd-v1\n".to_vec();
-        msg.extend_from_slice(inner);
-        let sig = self.pair.sign(&msg);
-        json!({"signed": {"v": 1, "alg": "ed25519", "kid": kid, "cmd": B64.encode(inner), "sig": B64.encode(sig.as_ref())}, "tryTimes": 1})
-            .to_string()
-    }
-
-    fn seal(&self, inner: &Value) -> String {
-        self.seal_as(&self.kid, inner.to_string().as_bytes())
-    }
-}
-
-fn now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
-}
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1000);
 
@@ -89,7 +53,7 @@ fn lines(f: &Path) -> usize {
 fn setup(sn: &str, keys: &[&Key], extra: &str) -> (Broker, Platform, Agent) {
     let broker = Broker::start();
     let platform = Platform::connect(broker.port, "dma");
-    let mut more: String = keys.iter().map(|k| format!("\tlist trusted_key '{}'\n", k.public())).collect();
+    let mut more: String = keys.iter().map(|k| k.uci()).collect();
     more.push_str(extra);
     let agent = Agent::start(sn, &agent_section(sn, broker.port, Path::new("{state}"), &more));
     platform

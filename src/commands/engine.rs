@@ -8,6 +8,13 @@
 //! `queue_size` wait already it gets an `err` answer ("busy") at once —
 //! never silence, never journalled.
 //!
+//! Trust (docs/PROTOCOL.md, "Signed commands"): the dispatcher puts every
+//! payload through `trust::gate` first (signature, serial, age, replay
+//! guard; a verification is ~50 µs), so the MQTT thread only hands bytes
+//! over, as before. A refused command is answered and never journalled.
+//! The dispatcher alone owns the replay guard and records an accepted id
+//! in it (on flash) right before the journal.
+//!
 //! Acknowledgement: the broker's PUBLISH of a command is acknowledged only
 //! once the command is journalled, or answered without journalling
 //! (malformed, unknown, expired, busy, too large, a redelivery). If the

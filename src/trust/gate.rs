@@ -42,11 +42,12 @@ pub struct Refusal {
     pub head: ParseError,
 }
 
-fn refuse(reason: Reason, bytes: &[u8], msg: String) -> Refusal {
+// Boxed: the refusal is the rare path and is larger than the answer.
+fn refuse(reason: Reason, bytes: &[u8], msg: String) -> Box<Refusal> {
     refusals::count(reason);
     let mut head = envelope::parse_head(bytes);
     head.msg = msg;
-    Refusal { reason, head }
+    Box::new(Refusal { reason, head })
 }
 
 /// The inner bytes of a malformed envelope, when they can be had: only
@@ -58,7 +59,7 @@ fn inner_of(payload: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// `Ok(None)`: an unsigned command, accepted because no key is configured.
-pub fn admit(payload: &[u8], p: &Policy, guard: &ReplayGuard) -> Result<Option<Admitted>, Refusal> {
+pub fn admit(payload: &[u8], p: &Policy, guard: &ReplayGuard) -> Result<Option<Admitted>, Box<Refusal>> {
     let signed = match verify::envelope(payload) {
         Err(m) => {
             let inner = inner_of(payload);

@@ -111,12 +111,12 @@ mod tests {
         let (p, k) = pair();
         let inner = br#"{"id":1, "command":"sh" ,"sn":"X"}"#;
         let env = seal(&p, "k1", inner);
-        assert_eq!(open(&env, &[k.clone()]).unwrap(), inner.to_vec());
+        assert_eq!(open(&env, std::slice::from_ref(&k)).unwrap(), inner.to_vec());
         let other = TrustedKey { kid: "k1".into(), public: pair().1.public };
         assert_eq!(open(&env, &[other]).unwrap_err(), Reason::BadSignature);
         assert_eq!(open(&env, &[TrustedKey { kid: "k2".into(), ..k.clone() }]).unwrap_err(), Reason::UnknownKey);
-        assert_eq!(open(r#"{"id":1,"command":"sh"}"#, &[k.clone()]).unwrap_err(), Reason::Unsigned);
-        assert_eq!(open(r#"{"signed":5}"#, &[k.clone()]).unwrap_err(), Reason::Malformed);
+        assert_eq!(open(r#"{"id":1,"command":"sh"}"#, std::slice::from_ref(&k)).unwrap_err(), Reason::Unsigned);
+        assert_eq!(open(r#"{"signed":5}"#, std::slice::from_ref(&k)).unwrap_err(), Reason::Malformed);
         let v2 = env.replace("\"v\":1", "\"v\":2");
         assert_eq!(open(&v2, &[k]).unwrap_err(), Reason::Malformed);
     }

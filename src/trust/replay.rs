@@ -45,12 +45,20 @@ impl KeyGuard {
     }
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct Stored {
     v: u64,
     /// A floor for every key (set when the guard was recovered).
     floor: u64,
     keys: BTreeMap<String, KeyGuard>,
+}
+
+/// The same, borrowed for writing (no copy of the set).
+#[derive(Serialize)]
+struct StoredRef<'a> {
+    v: u64,
+    floor: u64,
+    keys: &'a BTreeMap<String, KeyGuard>,
 }
 
 /// What the guard says of a signed command.
@@ -155,7 +163,7 @@ impl ReplayGuard {
     }
 
     fn save(&self) -> std::io::Result<()> {
-        let s = Stored { v: VERSION, floor: self.floor_all, keys: self.keys.clone() };
+        let s = StoredRef { v: VERSION, floor: self.floor_all, keys: &self.keys };
         let text = serde_json::to_vec(&s).map_err(std::io::Error::other)?;
         crate::config::write_atomic(&self.path, &text)
     }

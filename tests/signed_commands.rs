@@ -343,3 +343,26 @@ fn ctl_keygen_and_signed_send() {
     assert!(inner["publishTime"].as_u64().unwrap().abs_diff(now()) < 60);
     let _ = std::fs::remove_dir_all(base);
 }
+
+#[test]
+fn a_failed_command_runs_again_only_when_signed_anew() {
+    let sn = "SG0000000006";
+    let k1 = Key::new("k1");
+    let (_b, p, a) = setup(sn, &[&k1], "");
+    let counter = markers(&a).join("tries");
+    let id = next_id();
+    let mut c = inner(sn, id, "sh", "", json!({"shcmd": format!("echo try >> {}; exit 1", counter.display())}));
+    let captured = k1.seal(&c);
+    assert_eq!(send(&p, sn, &captured, id)["status"], "err");
+    assert_eq!(lines(&counter), 1);
+    // The captured bytes of the failed try: refused, not run.
+    assert_refused(&send(&p, sn, &captured, id), "replayed");
+    assert_eq!(lines(&counter), 1);
+    // The platform's retry, signed anew with a later publishTime: runs again (a retry).
+    c["publishTime"] = json!(c["publishTime"].as_u64().unwrap() + 1);
+    let retry = k1.seal(&c);
+    assert_eq!(send(&p, sn, &retry, id)["status"], "err");
+    assert_eq!(lines(&counter), 2);
+    assert_refused(&send(&p, sn, &retry, id), "replayed");
+    assert_eq!(lines(&counter), 2);
+}

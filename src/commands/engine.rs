@@ -340,8 +340,8 @@ fn dispatcher(ctx: Arc<Ctx>, sched: Arc<(Mutex<Sched>, Condvar)>, rx: Receiver<I
 struct SignedBy {
     kid: String,
     publish_time: u64,
-    /// Its id is in the replay guard's set.
-    seen: bool,
+    /// Its id is in the replay guard's set, with this `publishTime`.
+    seen: Option<u64>,
 }
 
 /// Decide what to do with one command: check its signature (when keys
@@ -386,7 +386,7 @@ fn decide(ctx: &Arc<Ctx>, sched: &Arc<(Mutex<Sched>, Condvar)>, guard: &mut Repl
     let Ok(mut s) = m.lock() else { return false };
     // Exactly-once rules.
     let prior = ctx.journal.lock().ok().and_then(|j| j.get(&cmd.key).cloned());
-    if prior.is_none() && signed.as_ref().is_some_and(|s| s.seen) {
+    if prior.is_none() && signed.as_ref().is_some_and(|s| s.seen.is_some()) {
         // Accepted before (the guard recorded it) and the journal has
         // forgotten it (compaction): its answer is gone, it never runs again.
         drop(s);
@@ -415,7 +415,17 @@ fn decide(ctx: &Arc<Ctx>, sched: &Arc<(Mutex<Sched>, Condvar)>, guard: &mut Repl
                 publish_answer(ctx, Some(&cmd.key), &a, true);
                 return true;
             }
-            State::Failed => log::info!("command {} failed before; running it again", cmd.key),
+            State::Failed => {
+                // A retry must be signed anew (a newer publishTime): the
+                // captured bytes of a failed try never run a second time.
+                if let Some(sg) = signed.as_ref().filter(|sg| sg.seen.is_some_and(|t| sg.publish_time <= t)) {
+                    drop(s);
+                    refusals::count(Reason::Replayed);
+                    let msg = format!("replayed: id {} failed before; a retry must be signed anew (publishTime after {})", cmd.id, sg.seen.unwrap_or(0));
+                    return reject_cmd(ctx, &cmd, &msg);
+                }
+                log::info!("command {} failed before; running it again", cmd.key)
+            }
         }
     }
     if !s.accepting {
@@ -429,8 +439,8 @@ fn decide(ctx: &Arc<Ctx>, sched: &Arc<(Mutex<Sched>, Condvar)>, guard: &mut Repl
         return reject_cmd(ctx, &cmd, &format!("busy: {running} running and {waiting} waiting; try again later"));
     }
     // The replay guard before the journal (docs/PROTOCOL.md): once
-    // journalled, the id is in the guard for good.
-    if let Some(sg) = signed.as_ref().filter(|sg| !sg.seen) {
+    // journalled, the id is in the guard for good (a retry: with its newer time).
+    if let Some(sg) = signed.as_ref().filter(|sg| sg.seen.is_none_or(|t| sg.publish_time > t)) {
         if let Err(e) = guard.record(&sg.kid, &cmd.key, sg.publish_time, trusted_now, cfg.agent.command_max_age) {
             drop(s);
             ctx.note_error(format!("replay guard: {e}"));

@@ -31,8 +31,9 @@ pub struct Admitted {
     pub publish_time: u64,
     /// The journal key of its id (None: the id is invalid; v1 parsing refuses it).
     pub id_key: Option<String>,
-    /// Its id is in the guard's set: a redelivery.
-    pub seen: bool,
+    /// Its id is in the guard's set (a redelivery), with the
+    /// `publishTime` recorded for it.
+    pub seen: Option<u64>,
 }
 
 /// A refused command: why, and the head of its answer (msg set).
@@ -97,13 +98,13 @@ pub fn admit(payload: &[u8], p: &Policy, guard: &ReplayGuard) -> Result<Option<A
         }
     }
     let id_key = obj.get("id").and_then(envelope::id_key);
-    let mut seen = false;
+    let mut seen = None;
     if let Some(k) = &id_key {
         match guard.check(&signed.kid, k, pt) {
             Verdict::Replayed { floor } => {
                 return Err(refuse(Reason::Replayed, inner, format!("replayed: signed at {pt}, not after this key's replay floor {floor}; not run")))
             }
-            Verdict::Seen => seen = true,
+            Verdict::Seen { recorded } => seen = Some(recorded),
             Verdict::New => {}
         }
     }

@@ -66,8 +66,9 @@ struct StoredRef<'a> {
 pub enum Verdict {
     /// Never seen and above the floor.
     New,
-    /// The id is in the set: a redelivery, the journal decides.
-    Seen,
+    /// The id is in the set (recorded with this `publishTime`): a
+    /// redelivery, the journal decides.
+    Seen { recorded: u64 },
     /// At or below the floor.
     Replayed { floor: u64 },
 }
@@ -122,8 +123,8 @@ impl ReplayGuard {
     }
 
     pub fn check(&self, kid: &str, id_key: &str, publish_time: u64) -> Verdict {
-        if self.keys.get(kid).is_some_and(|k| k.ids.iter().any(|(i, _)| i == id_key)) {
-            return Verdict::Seen;
+        if let Some((_, t)) = self.keys.get(kid).and_then(|k| k.ids.iter().find(|(i, _)| i == id_key)) {
+            return Verdict::Seen { recorded: *t };
         }
         let floor = self.floor(kid);
         if publish_time <= floor {
@@ -132,7 +133,8 @@ impl ReplayGuard {
         Verdict::New
     }
 
-    /// Record an accepted command, durably. On error nothing changed.
+    /// Record an accepted command, durably (an id already in the set
+    /// keeps the newest `publishTime`). On error nothing changed.
     pub fn record(&mut self, kid: &str, id_key: &str, publish_time: u64, trusted_now: Option<u64>, max_age: u64) -> std::io::Result<()> {
         let before = (self.floor_all, self.keys.clone());
         let k = self.keys.entry(kid.to_string()).or_default();
@@ -211,12 +213,16 @@ mod tests {
         assert_eq!(g.keys["k1"].ids.len(), MAX_IDS);
         assert_eq!(g.floor("k1"), T0 + 9, "the 10 oldest were dropped, the floor is the newest of them");
         assert_eq!(g.check("k1", "n:3", T0 + 3), Verdict::Replayed { floor: T0 + 9 }, "evicted id: refused by the floor");
-        assert_eq!(g.check("k1", "n:100", T0 + 100), Verdict::Seen);
+        assert_eq!(g.check("k1", "n:100", T0 + 100), Verdict::Seen { recorded: T0 + 100 });
         assert_eq!(g.check("k2", "n:3", T0 + 3), Verdict::New, "floors are per key");
         // A restart (or power cut after the write) keeps all of it.
         let g2 = ReplayGuard::open(&d, None);
         assert_eq!(g2.floor("k1"), T0 + 9);
-        assert_eq!(g2.check("k1", "n:100", T0 + 100), Verdict::Seen);
+        assert_eq!(g2.check("k1", "n:100", T0 + 100), Verdict::Seen { recorded: T0 + 100 });
+        // A retry signed anew keeps its newer time.
+        let mut g2 = g2;
+        g2.record("k1", "n:100", T0 + 2000, None, 86400).unwrap();
+        assert_eq!(g2.check("k1", "n:100", T0 + 100), Verdict::Seen { recorded: T0 + 2000 });
         assert_eq!(g2.check("k1", "n:999", T0 + 5), Verdict::Replayed { floor: T0 + 9 });
     }
 

@@ -19,7 +19,7 @@
 //! last command it recorded) and, on a trusted clock, now. Commands signed
 //! after that run; every one signed before is refused `replayed`.
 
-use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -32,7 +32,7 @@ const FILE: &str = "replay.json";
 const MAX_FILE: u64 = 2 * 1024 * 1024;
 const VERSION: u64 = 1;
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq)]
 struct KeyGuard {
     floor: u64,
     /// (journal key of the id, publishTime), in arrival order.
@@ -45,20 +45,11 @@ impl KeyGuard {
     }
 }
 
-#[derive(Deserialize)]
+/// The file's content. Read and written through serde_json's `Value`
+/// (no derived code: its code is in the binary anyway).
 struct Stored {
-    v: u64,
-    /// A floor for every key (set when the guard was recovered).
     floor: u64,
     keys: BTreeMap<String, KeyGuard>,
-}
-
-/// The same, borrowed for writing (no copy of the set).
-#[derive(Serialize)]
-struct StoredRef<'a> {
-    v: u64,
-    floor: u64,
-    keys: &'a BTreeMap<String, KeyGuard>,
 }
 
 /// What the guard says of a signed command.
@@ -165,21 +156,43 @@ impl ReplayGuard {
     }
 
     fn save(&self) -> std::io::Result<()> {
-        let s = StoredRef { v: VERSION, floor: self.floor_all, keys: &self.keys };
-        let text = serde_json::to_vec(&s).map_err(std::io::Error::other)?;
+        let keys: serde_json::Map<String, Value> =
+            self.keys.iter().map(|(k, g)| (k.clone(), json!({"floor": g.floor, "ids": g.ids.iter().map(|(i, t)| json!([i, t])).collect::<Vec<_>>()}))).collect();
+        let text = serde_json::to_vec(&json!({"v": VERSION, "floor": self.floor_all, "keys": keys})).map_err(std::io::Error::other)?;
         crate::config::write_atomic(&self.path, &text)
     }
 }
 
 fn parse(bytes: &[u8]) -> Result<Stored, String> {
-    let s: Stored = serde_json::from_slice(bytes).map_err(|e| format!("not a replay guard: {e}"))?;
-    if s.v != VERSION {
-        return Err(format!("format version {} (this agent reads {VERSION})", s.v));
+    let bad = |what: &str| format!("not a replay guard: {what}");
+    let v: Value = serde_json::from_slice(bytes).map_err(|e| bad(&e.to_string()))?;
+    match v.get("v").and_then(Value::as_u64) {
+        Some(VERSION) => {}
+        Some(other) => return Err(format!("format version {other} (this agent reads {VERSION})")),
+        None => return Err(bad("no version")),
     }
-    if s.keys.len() > MAX_KIDS || s.keys.values().any(|k| k.ids.len() > MAX_IDS) {
+    let floor = v.get("floor").and_then(Value::as_u64).ok_or_else(|| bad("no floor"))?;
+    let Some(Value::Object(ks)) = v.get("keys") else { return Err(bad("no keys")) };
+    if ks.len() > MAX_KIDS {
         return Err("more entries than a guard keeps".into());
     }
-    Ok(s)
+    let mut keys = BTreeMap::new();
+    for (kid, g) in ks {
+        let kfloor = g.get("floor").and_then(Value::as_u64).ok_or_else(|| bad("a key without floor"))?;
+        let Some(Value::Array(list)) = g.get("ids") else { return Err(bad("a key without ids")) };
+        if list.len() > MAX_IDS {
+            return Err("more entries than a guard keeps".into());
+        }
+        let mut ids = Vec::with_capacity(list.len());
+        for e in list {
+            match (e.get(0).and_then(Value::as_str), e.get(1).and_then(Value::as_u64)) {
+                (Some(i), Some(t)) => ids.push((i.to_string(), t)),
+                _ => return Err(bad("an id entry is not [id, publishTime]")),
+            }
+        }
+        keys.insert(kid.clone(), KeyGuard { floor: kfloor, ids });
+    }
+    Ok(Stored { floor, keys })
 }
 
 #[cfg(test)]

@@ -26,39 +26,31 @@ pub struct Signed {
     pub sig: Vec<u8>,
 }
 
-#[derive(serde::Deserialize)]
-struct Outer {
-    #[serde(default)]
-    signed: Option<Value>,
-}
-
-#[derive(serde::Deserialize)]
-struct Raw {
-    v: u64,
-    alg: String,
-    kid: String,
-    cmd: String,
-    sig: String,
-}
-
 /// Read the outer payload. `Err` is a malformed `signed` object.
 pub fn envelope(payload: &[u8]) -> Result<Envelope, String> {
-    let Ok(outer) = serde_json::from_slice::<Outer>(payload) else { return Ok(Envelope::Plain) };
-    let Some(s) = outer.signed else { return Ok(Envelope::Plain) };
-    let raw: Raw = serde_json::from_value(s).map_err(|e| format!("signed must be {{v, alg, kid, cmd, sig}}: {e}"))?;
-    if raw.v != 1 {
-        return Err(format!("signed.v {} is not supported (1 is)", raw.v));
+    // serde_json's Value, not a derived struct: its code is in the binary anyway.
+    let Ok(Value::Object(mut outer)) = serde_json::from_slice::<Value>(payload) else { return Ok(Envelope::Plain) };
+    let Some(s) = outer.remove("signed") else { return Ok(Envelope::Plain) };
+    let Value::Object(mut s) = s else { return Err("signed must be an object {v, alg, kid, cmd, sig}".into()) };
+    let mut text = |k: &str| match s.remove(k) {
+        Some(Value::String(t)) => Ok(t),
+        _ => Err(format!("signed.{k} must be a string")),
+    };
+    let (alg, kid, cmd, sig) = (text("alg")?, text("kid")?, text("cmd")?, text("sig")?);
+    match s.get("v").and_then(Value::as_u64) {
+        Some(1) => {}
+        _ => return Err("signed.v must be 1".into()),
     }
-    if raw.alg != "ed25519" {
-        return Err(format!("signed.alg '{}' is not supported (ed25519 is)", raw.alg.chars().take(32).collect::<String>()));
+    if alg != "ed25519" {
+        return Err(format!("signed.alg '{}' is not supported (ed25519 is)", alg.chars().take(32).collect::<String>()));
     }
     let b64 = base64::engine::general_purpose::STANDARD;
-    let cmd = b64.decode(&raw.cmd).map_err(|e| format!("signed.cmd is not base64: {e}"))?;
-    let sig = b64.decode(&raw.sig).map_err(|e| format!("signed.sig is not base64: {e}"))?;
+    let cmd = b64.decode(&cmd).map_err(|e| format!("signed.cmd is not base64: {e}"))?;
+    let sig = b64.decode(&sig).map_err(|e| format!("signed.sig is not base64: {e}"))?;
     if sig.len() != 64 {
         return Err(format!("signed.sig has {} bytes, an Ed25519 signature 64", sig.len()));
     }
-    Ok(Envelope::Signed(Signed { kid: raw.kid, cmd, sig }))
+    Ok(Envelope::Signed(Signed { kid, cmd, sig }))
 }
 
 /// Check the signature against the trusted keys; the inner bytes on success.

@@ -82,7 +82,17 @@ impl ReplayGuard {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return fresh(crate::agent::clock::build_epoch()),
             Err(e) => Err(e.to_string()),
             Ok(m) if m.len() > MAX_FILE => Err(format!("{} bytes, more than {MAX_FILE}", m.len())),
-            Ok(_) => std::fs::read(&path).map_err(|e| e.to_string()).and_then(|b| parse(&b)),
+            Ok(_) => match std::fs::read(&path) {
+                Ok(b) => parse(&b).map_err(|e| (e, Some(b))),
+                Err(e) => Err((e.to_string(), None)),
+            }
+            .map_err(|(why, bytes)| {
+                // The evidence, when it could be read (not std::fs::copy: its code is big).
+                if let Some(b) = bytes {
+                    let _ = std::fs::write(dir.join(format!("{FILE}.bad")), b);
+                }
+                why
+            }),
         };
         match read {
             Ok(s) => ReplayGuard { path, floor_all: s.floor, keys: s.keys, recovered: None },
@@ -94,7 +104,6 @@ impl ReplayGuard {
                     .map(|d| d.as_secs())
                     .unwrap_or(0);
                 let floor = crate::agent::clock::build_epoch().max(mtime).max(trusted_now.unwrap_or(0));
-                let _ = std::fs::copy(&path, dir.join(format!("{FILE}.bad")));
                 let mut g = fresh(floor);
                 let msg = format!("replay guard {} unreadable ({why}); rebuilt with floor {floor}: commands signed before are refused", path.display());
                 if let Err(e) = g.save() {

@@ -18,6 +18,7 @@ pub mod mqtt;
 pub mod sms;
 pub mod stack;
 pub mod telemetry;
+pub mod trust;
 pub mod util;
 
 #[cfg(feature = "sim")]

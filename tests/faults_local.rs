@@ -320,12 +320,14 @@ fn secrets_changed_by_set_or_sighup_are_scrubbed_from_then_on() {
             iad.url()
         )
     };
-    let cfg = format!("{}\n{}", agent_section(sn, b.port, Path::new("{state}"), ""), device("admin"));
+    // Signed commands: the broker password is a trust setting (docs/PROTOCOL.md).
+    let key = common::signer::Key::new("k1");
+    let cfg = format!("{}\n{}", agent_section(sn, b.port, Path::new("{state}"), &key.uci()), device("admin"));
     let mut a = Agent::start(sn, &cfg);
     online(&p, sn, 0, &a);
     // A command name is logged as received: the way a secret reaches the log here.
     let probe = |id: u64, word: &str| {
-        let r = p.command("dma", sn, json!({"id": id, "command": word}), T);
+        let r = p.signed_command("dma", sn, &key, json!({"id": id, "command": word}), T);
         assert_eq!(r["status"], "err");
     };
 
@@ -353,7 +355,7 @@ fn secrets_changed_by_set_or_sighup_are_scrubbed_from_then_on() {
     }
     let set_secret = "Set-Secret-0815";
     let from = p.count();
-    let r = p.command("dma", sn, json!({"id": 2, "command": "agent", "method": "set", "d": {"password": set_secret}}), T);
+    let r = p.signed_command("dma", sn, &key, json!({"id": 2, "command": "agent", "method": "set", "d": {"password": set_secret}}), T);
     assert_eq!(r["status"], "ok", "{r}");
     assert!(!r.to_string().contains(set_secret), "not in the answer: {r}");
     online(&p, sn, from, &a);

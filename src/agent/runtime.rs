@@ -151,9 +151,9 @@ fn resend_unacked(ctx: &Ctx, waiting: &mut VecDeque<(String, AckWaiter, Instant)
 }
 
 /// The birth message (`{p}/state/{sn}`, retained).
-pub fn birth_payload(p: &crate::mqtt::Publisher) -> Vec<u8> {
+pub fn birth_payload(p: &crate::mqtt::Publisher, signed: bool) -> Vec<u8> {
     json!({"sn": p.sn, "online": true, "time": crate::util::unix_now(),
-           "bootTime": super::clock::boot_time(), "ver": crate::VERSION})
+           "bootTime": super::clock::boot_time(), "ver": crate::VERSION, "signed": signed})
     .to_string()
     .into_bytes()
 }
@@ -166,7 +166,7 @@ struct Events {
 
 impl SessionEvents for Events {
     fn birth(&self) -> Vec<u8> {
-        birth_payload(&self.ctx.publisher)
+        birth_payload(&self.ctx.publisher, !self.ctx.config().agent.trusted_keys.is_empty())
     }
 
     fn connected(&self, _session_present: bool) {
@@ -216,6 +216,17 @@ pub fn run(config_path: &str) -> Result<Exit, String> {
     let signals = super::wake::Waiter::new();
     install_signal_handlers();
     let _ = rustls::crypto::ring::default_provider().install_default();
+    if cfg.agent.trusted_keys.is_empty() {
+        log::warn!(
+            "no trusted_key configured: accepting UNSIGNED commands (whoever can publish on {}/cmd/{} runs commands as root); \
+             add `list trusted_key 'kid:BASE64'` to require signed commands",
+            cfg.agent.prefix,
+            cfg.agent.sn
+        );
+    } else {
+        let kids: Vec<&str> = cfg.agent.trusted_keys.iter().map(|k| k.kid.as_str()).collect();
+        log::info!("signed commands required; trusted keys: {}", kids.join(", "));
+    }
     if cfg.agent.startup_delay > 0 {
         // Spread a fleet's reconnects after a regional power cut.
         let d = crate::mqtt::backoff::Rng::from_entropy().below(cfg.agent.startup_delay * 1000);

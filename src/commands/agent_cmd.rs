@@ -53,6 +53,8 @@ fn get(ctx: &Ctx, body: &Value) -> Outcome {
             s.insert("journal".into(), json!({"size": j.len(), "bytes": bytes, "capBytes": cap, "states": j.counts(), "bootId": j.boot_id()}));
         }
         s.insert("commands".into(), crate::commands::engine::stats());
+        s.insert("refused".into(), crate::trust::refusals::to_json());
+        s.insert("signed".into(), json!(!cfg.agent.trusted_keys.is_empty()));
         s.insert("events".into(), ctx.events.stats());
         s.insert("devices".into(), ctx.devices.overview());
         s.insert("sms".into(), crate::sms::stats());
@@ -72,6 +74,13 @@ fn to_uci(key: &str, v: &Value) -> Result<Option<UciValue>, String> {
                 .collect::<Result<_, _>>()?,
         ),
         ("watch", Value::String(s)) => UciValue::List(s.split_whitespace().map(|x| x.to_string()).collect()),
+        ("trusted_key", Value::Array(items)) => UciValue::List(
+            items
+                .iter()
+                .map(|i| i.as_str().map(|s| s.to_string()).ok_or_else(|| format!("{key}: items must be kid:BASE64 strings")))
+                .collect::<Result<_, _>>()?,
+        ),
+        ("trusted_key", Value::String(s)) => UciValue::List(vec![s.clone()]),
         (_, Value::String(s)) => UciValue::Single(s.clone()),
         (_, Value::Bool(b)) => UciValue::Single(if *b { "1" } else { "0" }.into()),
         (_, Value::Number(n)) => UciValue::Single(n.to_string()),
@@ -79,10 +88,42 @@ fn to_uci(key: &str, v: &Value) -> Result<Option<UciValue>, String> {
     }))
 }
 
+/// Settings that decide who controls the router (docs/PROTOCOL.md,
+/// "Settings that decide trust"): an unsigned `agent set` cannot change them.
+pub const TRUST_SETTINGS: &[&str] = &[
+    "shell_enabled", "reboot_command", "upgrade_command", "trusted_key", "broker_host", "broker_port", "client_id",
+    "username", "password", "tls", "ca_file", "cert_file", "key_file", "state_dir", "topic_layout", "prefix",
+    "command_max_age",
+];
+
+/// Refuse what an `agent set` may not do given how it was sent: trust
+/// settings need a signature; the last trusted key cannot be removed by a
+/// command (signature enforcement is never turned off remotely).
+fn trust_refusal(m: &Map<String, Value>, signed: bool) -> Option<String> {
+    if !signed {
+        let mut asked: Vec<&str> = m.keys().map(String::as_str).filter(|k| TRUST_SETTINGS.contains(k)).collect();
+        if !asked.is_empty() {
+            asked.sort_unstable();
+            crate::trust::refusals::count(crate::trust::refusals::Reason::SignatureRequired);
+            return Some(format!("signature required: {} decide(s) who controls this router; send a signed command", asked.join(", ")));
+        }
+    }
+    match m.get("trusted_key") {
+        Some(Value::Null) => Some("trusted_key: the last trusted key cannot be removed by a command".into()),
+        Some(Value::Array(a)) if a.is_empty() => Some("trusted_key: the last trusted key cannot be removed by a command".into()),
+        Some(Value::String(s)) if s.trim().is_empty() => Some("trusted_key: the last trusted key cannot be removed by a command".into()),
+        _ => None,
+    }
+}
+
 fn set(ctx: &Ctx, cmd: &Command) -> Outcome {
+    let signed = cmd.signed_by.is_some();
     let Value::Object(m) = &cmd.body else { return Outcome::err("bad body: an object of option: value") };
     if m.is_empty() {
         return Outcome::err("bad body: no options to set");
+    }
+    if let Some(why) = trust_refusal(m, signed) {
+        return Outcome::err(why);
     }
     // Validate every key and value against a scratch copy first.
     let mut scratch = AgentConfig::default();
@@ -96,10 +137,13 @@ fn set(ctx: &Ctx, cmd: &Command) -> Outcome {
             Ok(uv) => uv,
             Err(e) => return Outcome::err(format!("bad body: {e}")),
         };
-        if let Some(UciValue::Single(s)) = &uv {
-            if let Err(e) = scratch.set(k, s) {
-                return Outcome::err(format!("bad value for {k}: {e}"));
-            }
+        let checked = match &uv {
+            Some(UciValue::Single(s)) => scratch.set(k, s),
+            Some(UciValue::List(items)) => scratch.set_list(k, items),
+            None => Ok(()),
+        };
+        if let Err(e) = checked {
+            return Outcome::err(format!("bad value for {k}: {e}"));
         }
         updates.push((k.clone(), uv));
     }

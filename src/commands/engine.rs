@@ -8,6 +8,13 @@
 //! `queue_size` wait already it gets an `err` answer ("busy") at once —
 //! never silence, never journalled.
 //!
+//! Trust (docs/PROTOCOL.md, "Signed commands"): the dispatcher puts every
+//! payload through `trust::gate` first (signature, serial, age, replay
+//! guard; a verification is ~50 µs), so the MQTT thread only hands bytes
+//! over, as before. A refused command is answered and never journalled.
+//! The dispatcher alone owns the replay guard and records an accepted id
+//! in it (on flash) right before the journal.
+//!
 //! Acknowledgement: the broker's PUBLISH of a command is acknowledged only
 //! once the command is journalled, or answered without journalling
 //! (malformed, unknown, expired, busy, too large, a redelivery). If the
@@ -25,6 +32,9 @@ use super::journal::State;
 use crate::agent::Ctx;
 use crate::mqtt::session::MAX_COMMAND;
 use crate::mqtt::CommandAck;
+use crate::trust::gate::{self, Policy};
+use crate::trust::refusals::{self, Reason};
+use crate::trust::replay::ReplayGuard;
 use serde_json::{json, Value};
 use std::collections::{HashMap, VecDeque};
 // AtomicUsize, not AtomicU64: 32-bit MIPS has no 64-bit atomics.
@@ -104,9 +114,17 @@ impl Engine {
         let (tx, rx) = sync_channel(INBOX);
         let sched = Arc::new((Mutex::new(Sched { accepting: true, ..Default::default() }), Condvar::new()));
         let refused = Arc::new(Mutex::new(VecDeque::new()));
+        let guard = {
+            let cfg = ctx.config();
+            let now = crate::agent::clock::trusted(cfg.agent.clock_trust).then(crate::util::unix_now);
+            ReplayGuard::open(std::path::Path::new(&cfg.agent.state_dir), now)
+        };
+        if let Some(why) = &guard.recovered {
+            ctx.note_error(why.clone());
+        }
         {
             let (ctx, sched, refused) = (ctx.clone(), sched.clone(), refused.clone());
-            crate::stack::spawn("dispatch".into(), move || dispatcher(ctx, sched, rx, refused))?;
+            crate::stack::spawn("dispatch".into(), move || dispatcher(ctx, sched, rx, refused, guard))?;
         }
         Ok(Engine { ctx, inbox: tx, refused, sched })
     }
@@ -304,36 +322,60 @@ fn journal_delay() -> Option<Duration> {
     }
 }
 
-fn dispatcher(ctx: Arc<Ctx>, sched: Arc<(Mutex<Sched>, Condvar)>, rx: Receiver<Inbound>, refused: Arc<Mutex<VecDeque<Refusal>>>) {
+/// The dispatcher thread: the only one that decides (and so the only
+/// owner of the replay guard: its check and its record cannot race).
+fn dispatcher(ctx: Arc<Ctx>, sched: Arc<(Mutex<Sched>, Condvar)>, rx: Receiver<Inbound>, refused: Arc<Mutex<VecDeque<Refusal>>>, mut guard: ReplayGuard) {
     let _ = journal_delay();
     while let Ok(item) = rx.recv() {
         answer_refused(&ctx, &refused);
         let Inbound::Command(payload, ack) = item else { continue };
         INBOX_USED.fetch_sub(payload.len(), Ordering::SeqCst);
-        if decide(&ctx, &sched, &payload) {
+        if decide(&ctx, &sched, &mut guard, &payload) {
             ack.ack_waiting(ROOM_WAIT);
         }
     }
 }
 
-/// Decide what to do with one command: answer it at once, or journal it
-/// and queue it. Returns whether the command may now be acknowledged: not
-/// when an answer that is not journalled could not be queued (the broker
-/// then delivers the command again and it is answered then).
-fn decide(ctx: &Arc<Ctx>, sched: &Arc<(Mutex<Sched>, Condvar)>, payload: &[u8]) -> bool {
-    let cmd = match envelope::parse(payload) {
+/// A signed command admitted by the trust gate.
+struct SignedBy {
+    kid: String,
+    publish_time: u64,
+    /// Its id is in the replay guard's set, with this `publishTime`.
+    seen: Option<u64>,
+}
+
+/// Decide what to do with one command: check its signature (when keys
+/// are configured), answer it at once, or record it in the replay guard,
+/// journal it and queue it. Returns whether the command may now be
+/// acknowledged: not when an answer that is not journalled could not be
+/// queued (the broker then delivers the command again and it is answered then).
+fn decide(ctx: &Arc<Ctx>, sched: &Arc<(Mutex<Sched>, Condvar)>, guard: &mut ReplayGuard, payload: &[u8]) -> bool {
+    let cfg = ctx.config();
+    let sn = ctx.sn();
+    let trusted_now = crate::agent::clock::trusted(cfg.agent.clock_trust).then(crate::util::unix_now);
+    let policy = Policy { keys: &cfg.agent.trusted_keys, sn: &sn, max_age: cfg.agent.command_max_age, trusted_now };
+    let (parsed, signed) = match gate::admit(payload, &policy, guard) {
+        Err(r) => {
+            log::warn!("command refused: {}", r.head.msg);
+            count_rejected(ctx);
+            return publish_answer(ctx, None, &envelope::answer_for_parse_error(&sn, &r.head), true);
+        }
+        Ok(None) => (envelope::parse(payload), None),
+        Ok(Some(a)) => (envelope::from_value(a.inner), Some(SignedBy { kid: a.kid, publish_time: a.publish_time, seen: a.seen })),
+    };
+    let mut cmd = match parsed {
         Ok(c) => c,
         Err(e) => {
             log::warn!("bad command: {}", e.msg);
             count_rejected(ctx);
-            return publish_answer(ctx, None, &envelope::answer_for_parse_error(&ctx.sn(), &e), true);
+            return publish_answer(ctx, None, &envelope::answer_for_parse_error(&sn, &e), true);
         }
     };
-    log::info!("command {} '{}' {} from '{}'", cmd.key, cmd.command, cmd.method, cmd.from);
+    cmd.signed_by = signed.as_ref().map(|s| s.kid.clone());
+    log::info!("command {} '{}' {} from '{}'{}", cmd.key, cmd.command, cmd.method, cmd.from, signed.as_ref().map(|s| format!(" signed by '{}'", s.kid)).unwrap_or_default());
     if !super::KNOWN.contains(&cmd.command.as_str()) {
         return reject_cmd(ctx, &cmd, &format!("unknown command '{}'", cmd.command));
     }
-    let cfg = ctx.config();
     if crate::agent::clock::expired(cmd.publish_time, cmd.expires, cfg.agent.clock_trust) {
         return reject_cmd(ctx, &cmd, "expired: the command's expiry time has passed; not run");
     }
@@ -344,6 +386,13 @@ fn decide(ctx: &Arc<Ctx>, sched: &Arc<(Mutex<Sched>, Condvar)>, payload: &[u8]) 
     let Ok(mut s) = m.lock() else { return false };
     // Exactly-once rules.
     let prior = ctx.journal.lock().ok().and_then(|j| j.get(&cmd.key).cloned());
+    if prior.is_none() && signed.as_ref().is_some_and(|s| s.seen.is_some()) {
+        // Accepted before (the guard recorded it) and the journal has
+        // forgotten it (compaction): its answer is gone, it never runs again.
+        drop(s);
+        refusals::count(Reason::Replayed);
+        return reject_cmd(ctx, &cmd, "replayed: this id was accepted before and its journal entry is gone; not run again");
+    }
     if let Some(e) = &prior {
         if e.hash != cmd.hash {
             drop(s);
@@ -366,7 +415,17 @@ fn decide(ctx: &Arc<Ctx>, sched: &Arc<(Mutex<Sched>, Condvar)>, payload: &[u8]) 
                 publish_answer(ctx, Some(&cmd.key), &a, true);
                 return true;
             }
-            State::Failed => log::info!("command {} failed before; running it again", cmd.key),
+            State::Failed => {
+                // A retry must be signed anew (a newer publishTime): the
+                // captured bytes of a failed try never run a second time.
+                if let Some(sg) = signed.as_ref().filter(|sg| sg.seen.is_some_and(|t| sg.publish_time <= t)) {
+                    drop(s);
+                    refusals::count(Reason::Replayed);
+                    let msg = format!("replayed: id {} failed before; a retry must be signed anew (publishTime after {})", cmd.id, sg.seen.unwrap_or(0));
+                    return reject_cmd(ctx, &cmd, &msg);
+                }
+                log::info!("command {} failed before; running it again", cmd.key)
+            }
         }
     }
     if !s.accepting {
@@ -378,6 +437,15 @@ fn decide(ctx: &Arc<Ctx>, sched: &Arc<(Mutex<Sched>, Condvar)>, payload: &[u8]) 
         let (running, waiting) = (s.running, s.queue.len());
         drop(s);
         return reject_cmd(ctx, &cmd, &format!("busy: {running} running and {waiting} waiting; try again later"));
+    }
+    // The replay guard before the journal (docs/PROTOCOL.md): once
+    // journalled, the id is in the guard for good (a retry: with its newer time).
+    if let Some(sg) = signed.as_ref().filter(|sg| sg.seen.is_none_or(|t| sg.publish_time > t)) {
+        if let Err(e) = guard.record(&sg.kid, &cmd.key, sg.publish_time, trusted_now, cfg.agent.command_max_age) {
+            drop(s);
+            ctx.note_error(format!("replay guard: {e}"));
+            return reject_cmd(ctx, &cmd, &format!("cannot record the command in the replay guard: {e}; not run"));
+        }
     }
     // Journal before any side effect.
     let journaled = ctx.journal.lock().map_err(|_| "poisoned".to_string()).and_then(|mut j| j.begin(&cmd.key, &cmd.hash, &cmd.command).map_err(|e| e.to_string()));

@@ -20,9 +20,8 @@ pub struct Command {
     /// Hash of what the command asks (command, method, body); a
     /// redelivery with another hash under the same id is a conflict.
     pub hash: String,
-    /// The id of the trusted key that signed this command (PROTOCOL.md,
-    /// Signed commands), None when unsigned. Set by the signature check
-    /// (the trust branch), never by `parse`.
+    /// The key id that signed it (docs/PROTOCOL.md, "Signed commands");
+    /// None for an unsigned command (accepted only with no keys configured).
     pub signed_by: Option<String>,
 }
 
@@ -40,15 +39,26 @@ pub struct ParseError {
 /// Longest string id accepted (journal keys stay small).
 const MAX_ID_LEN: usize = 128;
 
+/// The journal key of an id (`n:<digits>` or `s:<text>`), if it is a valid one.
+pub fn id_key(id: &Value) -> Option<String> {
+    match id {
+        Value::Number(n) if n.is_u64() || n.is_i64() => Some(format!("n:{n}")),
+        Value::String(s) if !s.is_empty() && s.len() <= MAX_ID_LEN => Some(format!("s:{s}")),
+        _ => None,
+    }
+}
+
 pub fn parse(payload: &[u8]) -> Result<Command, ParseError> {
+    match serde_json::from_slice(payload) {
+        Ok(v) => from_value(v),
+        Err(e) => Err(ParseError { id: Value::Null, from: String::new(), command: String::new(), method: String::new(), msg: format!("malformed JSON: {e}") }),
+    }
+}
+
+/// A command from its parsed JSON (a signed command's inner bytes are
+/// parsed once, by the trust gate).
+pub fn from_value(v: Value) -> Result<Command, ParseError> {
     let mut perr = ParseError { id: Value::Null, from: String::new(), command: String::new(), method: String::new(), msg: String::new() };
-    let v: Value = match serde_json::from_slice(payload) {
-        Ok(v) => v,
-        Err(e) => {
-            perr.msg = format!("malformed JSON: {e}");
-            return Err(perr);
-        }
-    };
     let Value::Object(obj) = v else {
         perr.msg = "the command must be a JSON object".into();
         return Err(perr);
@@ -58,10 +68,9 @@ pub fn parse(payload: &[u8]) -> Result<Command, ParseError> {
     perr.command = text("command");
     perr.method = text("method");
     let id = obj.get("id").cloned().unwrap_or(Value::Null);
-    let key = match &id {
-        Value::Number(n) if n.is_u64() || n.is_i64() => format!("n:{n}"),
-        Value::String(s) if !s.is_empty() && s.len() <= MAX_ID_LEN => format!("s:{s}"),
-        Value::Null => {
+    let key = match (&id, id_key(&id)) {
+        (_, Some(k)) => k,
+        (Value::Null, None) => {
             perr.msg = "missing id".into();
             return Err(perr);
         }

@@ -64,10 +64,9 @@ pub fn parse(path: &str, text: &str) -> Result<Config, ConfigError> {
                 agent_line = sec.line;
                 for o in &sec.options {
                     match (&o.value, o.name.as_str()) {
-                        (UciValue::List(items), "watch") => agent.watch = items.clone(),
+                        (UciValue::List(items), name) => agent.set_list(name, items).map_err(|m| err(o.line, name, m))?,
                         (UciValue::Single(v), "watch") => agent.watch = vec![v.clone()],
                         (UciValue::Single(v), name) => agent.set(name, v).map_err(|m| err(o.line, name, m))?,
-                        (UciValue::List(_), name) => return Err(err(o.line, name, "is not a list option".into())),
                     }
                 }
             }

@@ -99,6 +99,11 @@ pub struct AgentConfig {
     pub clock_trust: ClockTrust,
     pub device_failures: u32,
     pub event_queue_bytes: u64,
+    /// Public keys whose signed commands run (`list trusted_key 'kid:BASE64'`);
+    /// empty: unsigned commands are accepted (migration mode).
+    pub trusted_keys: Vec<crate::trust::TrustedKey>,
+    /// Oldest `publishTime` of a signed command accepted on a trusted clock.
+    pub command_max_age: u64,
 }
 
 /// The `config sms_receiver` section: the receiver of the GoIP's pushes,
@@ -211,6 +216,8 @@ impl Default for AgentConfig {
             clock_trust: ClockTrust::Ntp,
             device_failures: 3,
             event_queue_bytes: 1024 * 1024,
+            trusted_keys: Vec::new(),
+            command_max_age: 86400,
         }
     }
 }
@@ -348,7 +355,19 @@ impl AgentConfig {
             }
             "device_failures" => self.device_failures = parse_num(value, 1, 100)?,
             "event_queue_bytes" => self.event_queue_bytes = parse_num(value, 4096, 64 * 1024 * 1024)?,
+            "command_max_age" => self.command_max_age = parse_num(value, 60, 365 * 86400)?,
+            "trusted_key" => self.set_list(key, &[value.to_string()])?,
             _ => return Err("unknown option".into()),
+        }
+        Ok(())
+    }
+
+    /// Set a list option (`watch`, `trusted_key`) from its items.
+    pub fn set_list(&mut self, key: &str, items: &[String]) -> Result<(), String> {
+        match key {
+            "watch" => self.watch = items.to_vec(),
+            "trusted_key" => self.trusted_keys = crate::trust::keys::parse_list(items)?,
+            _ => return Err("is not a list option".into()),
         }
         Ok(())
     }
@@ -429,6 +448,9 @@ impl AgentConfig {
         put("clock_trust", json!(self.clock_trust.as_str()));
         put("device_failures", json!(self.device_failures));
         put("event_queue_bytes", json!(self.event_queue_bytes));
+        // Public keys: not secrets.
+        put("trusted_key", json!(self.trusted_keys.iter().map(|k| k.text()).collect::<Vec<_>>()));
+        put("command_max_age", json!(self.command_max_age));
         Value::Object(m)
     }
 }

@@ -8,7 +8,13 @@ pub const USAGE: &str = "usage: dma-agent ctl [OPTIONS] SUBCOMMAND ...
 
 subcommands:
   send SN COMMAND [--method get|set] [--body JSON] [--timeout S] [--id ID]
-        send a command to device SN and print its answer
+       [--sign-key FILE [--kid K]]
+        send a command to device SN and print its answer; with --sign-key,
+        signed with that Ed25519 key (PEM PKCS#8) as key id K (default: the
+        id `ctl keygen` printed for it)
+  keygen --out FILE [--kid K]
+        write a new Ed25519 private key (PEM, mode 0600) to FILE and print
+        its public key as kid:BASE64, for `list trusted_key` on the routers
   watch [SN] [--count N]
         print what devices publish (all devices, or only SN) until Ctrl-C
   devices [--wait S]
@@ -70,6 +76,15 @@ pub struct SendOpts {
     pub body: serde_json::Value,
     pub timeout: Duration,
     pub id: Option<serde_json::Value>,
+    /// Sign with this key (`--sign-key`, `--kid`).
+    pub sign: Option<SignOpts>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SignOpts {
+    pub key_file: String,
+    /// None: the default key id of the key (as `keygen` prints it).
+    pub kid: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -77,6 +92,7 @@ pub enum Sub {
     Send(SendOpts),
     Watch { sn: Option<String>, count: Option<u64> },
     Devices { wait: Duration },
+    Keygen { out: String, kid: Option<String> },
     Help,
 }
 
@@ -138,6 +154,9 @@ pub fn parse(args: &[String], env_password: Option<String>) -> Result<Args, Fail
     let mut id = None;
     let mut count = None;
     let mut wait = Duration::from_secs(2);
+    let mut sign_key: Option<String> = None;
+    let mut kid: Option<String> = None;
+    let mut out: Option<String> = None;
     let mut positional: Vec<String> = Vec::new();
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -159,6 +178,13 @@ pub fn parse(args: &[String], env_password: Option<String>) -> Result<Args, Fail
             "--id" => id = Some(parse_id(&value(a)?)?),
             "--count" => count = Some(num("--count", &value(a)?)?),
             "--wait" => wait = secs("--wait", &value(a)?)?,
+            "--sign-key" => sign_key = Some(value(a)?),
+            "--kid" => {
+                let k = value(a)?;
+                crate::trust::keys::check_kid(&k).map_err(|e| usage(format!("--kid: {e}")))?;
+                kid = Some(k)
+            }
+            "--out" => out = Some(value(a)?),
             "--help" | "-h" => return Ok(Args { broker, prefix, json, sub: Sub::Help }),
             f if f.starts_with("--") => return Err(usage(format!("unknown option '{f}'"))),
             p => positional.push(p.to_string()),
@@ -196,7 +222,11 @@ pub fn parse(args: &[String], env_password: Option<String>) -> Result<Args, Fail
             if timeout.is_zero() {
                 return Err(usage("--timeout must be above 0"));
             }
-            Sub::Send(SendOpts { sn, command, method, body, timeout, id })
+            if sign_key.is_none() && kid.is_some() {
+                return Err(usage("--kid goes with --sign-key FILE"));
+            }
+            let sign = sign_key.take().map(|key_file| SignOpts { key_file, kid: kid.take() });
+            Sub::Send(SendOpts { sn, command, method, body, timeout, id, sign })
         }
         Some("watch") => {
             let sn = pos.next();
@@ -206,12 +236,19 @@ pub fn parse(args: &[String], env_password: Option<String>) -> Result<Args, Fail
             Sub::Watch { sn, count }
         }
         Some("devices") => Sub::Devices { wait },
+        Some("keygen") => {
+            let Some(out) = out.take() else { return Err(usage("keygen needs --out FILE")) };
+            Sub::Keygen { out, kid: kid.take() }
+        }
         Some("help") => Sub::Help,
         Some(other) => return Err(usage(format!("unknown subcommand '{other}'"))),
-        None => return Err(usage("a subcommand is needed: send, watch or devices")),
+        None => return Err(usage("a subcommand is needed: send, watch, devices or keygen")),
     };
     if let Some(extra) = pos.next() {
         return Err(usage(format!("unexpected argument '{extra}'")));
+    }
+    if sign_key.is_some() || kid.is_some() || out.is_some() {
+        return Err(usage("--sign-key and --kid go with send; --out (and --kid) with keygen"));
     }
     Ok(Args { broker, prefix, json, sub })
 }
@@ -249,6 +286,17 @@ mod tests {
             &["watch", "a/b"],
             &["--port"],
         ] {
+            assert_eq!(p(bad).unwrap_err().code, 2, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn signing_and_keygen_options() {
+        let a = p(&["send", "SN", "sh", "--sign-key", "/k.pem", "--kid", "k1"]).unwrap();
+        let Sub::Send(s) = a.sub else { panic!() };
+        assert_eq!(s.sign, Some(SignOpts { key_file: "/k.pem".into(), kid: Some("k1".into()) }));
+        assert_eq!(p(&["keygen", "--out", "/x"]).unwrap().sub, Sub::Keygen { out: "/x".into(), kid: None });
+        for bad in [&["keygen"][..], &["send", "SN", "sh", "--kid", "k1"], &["send", "SN", "sh", "--sign-key", "f", "--kid", "bad kid"]] {
             assert_eq!(p(bad).unwrap_err().code, 2, "{bad:?}");
         }
     }

@@ -50,6 +50,18 @@ pub fn main(argv: &[String]) -> ExitCode {
         println!("{}", args::USAGE);
         return ExitCode::SUCCESS;
     }
+    if let Sub::Keygen { out, kid } = &a.sub {
+        return match send::keygen(out, kid.as_deref()) {
+            Ok(public) => {
+                println!("{public}");
+                ExitCode::SUCCESS
+            }
+            Err(f) => {
+                eprintln!("dma-agent ctl: {}", f.msg);
+                ExitCode::from(f.code)
+            }
+        };
+    }
     match run(&a) {
         Ok(code) => ExitCode::from(code),
         Err(f) => {
@@ -76,7 +88,7 @@ fn run(a: &args::Args) -> Result<u8, Failure> {
             devices::print(&list, a.json);
             0
         }),
-        Sub::Help => Ok(0),
+        Sub::Help | Sub::Keygen { .. } => Ok(0),
     };
     conn.close();
     out

@@ -60,7 +60,7 @@ pub fn run(port: u16, fleet: &Fleet, view: &View, stop: &Arc<AtomicBool>) -> Res
         }
         say(&format!("\n=== tour {}/{total}: {} ===\n{}", i + 1, s.title, ctl_line(port, s)));
         let events_before = view.with(|v| v.events.len());
-        let o = SendOpts { sn: SN.into(), command: s.command.into(), method: s.method.into(), body: s.body.clone(), timeout: ANSWER_TIMEOUT, id: None };
+        let o = SendOpts { sn: SN.into(), command: s.command.into(), method: s.method.into(), body: s.body.clone(), timeout: ANSWER_TIMEOUT, id: None, sign: None };
         match send::send(&mut conn, PREFIX, &o) {
             Ok(resp) => {
                 answered += 1;

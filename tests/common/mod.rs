@@ -6,6 +6,7 @@
 pub mod broker;
 pub mod fsfault;
 pub mod proxy;
+pub mod signer;
 #[cfg(feature = "sim")]
 pub mod sms_rig;
 
@@ -169,6 +170,16 @@ impl Platform {
         self.publish_raw(&format!("{prefix}/cmd/{sn}"), &cmd.to_string());
         self.wait_from(from, &format!("{prefix}/resp/cmd"), timeout, |m| m.json["id"] == id)
             .unwrap_or_else(|| panic!("no answer to {cmd} within {timeout:?}"))
+            .json
+    }
+
+    /// Send a command signed with `key` (its id must be in `cmd`) and wait for the answer.
+    pub fn signed_command(&self, prefix: &str, sn: &str, key: &signer::Key, cmd: Value, timeout: Duration) -> Value {
+        let from = self.count();
+        let id = cmd["id"].clone();
+        self.publish_raw(&format!("{prefix}/cmd/{sn}"), &key.sign_for(sn, &cmd));
+        self.wait_from(from, &format!("{prefix}/resp/cmd"), timeout, |m| m.json["id"] == id)
+            .unwrap_or_else(|| panic!("no answer to signed {cmd} within {timeout:?}"))
             .json
     }
 

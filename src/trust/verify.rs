@@ -1,0 +1,115 @@
+//! The signed envelope: `{"signed": {"v": 1, "alg": "ed25519", "kid",
+//! "cmd": base64 of the inner command's bytes, "sig"}}`. The signature is
+//! over `dma-cmd-v1\n` + those bytes; on success the exact bytes are
+//! returned, to be parsed and acted on as they are.
+
+use super::refusals::Reason;
+use super::TrustedKey;
+use base64::Engine as _;
+use serde_json::Value;
+
+/// Domain separation: a signature made for something else never verifies here.
+pub const CONTEXT: &[u8] = b"dma-cmd-v1\n";
+
+/// What the outer payload holds.
+pub enum Envelope {
+    /// No `signed` member (or not a JSON object at all).
+    Plain,
+    Signed(Signed),
+}
+
+/// The decoded `signed` object.
+#[derive(Debug)]
+pub struct Signed {
+    pub kid: String,
+    pub cmd: Vec<u8>,
+    pub sig: Vec<u8>,
+}
+
+/// Read the outer payload. `Err` is a malformed `signed` object.
+pub fn envelope(payload: &[u8]) -> Result<Envelope, String> {
+    // serde_json's Value, not a derived struct: its code is in the binary anyway.
+    let Ok(Value::Object(mut outer)) = serde_json::from_slice::<Value>(payload) else { return Ok(Envelope::Plain) };
+    let Some(s) = outer.remove("signed") else { return Ok(Envelope::Plain) };
+    let Value::Object(mut s) = s else { return Err("signed must be an object {v, alg, kid, cmd, sig}".into()) };
+    let mut text = |k: &str| match s.remove(k) {
+        Some(Value::String(t)) => Ok(t),
+        _ => Err(format!("signed.{k} must be a string")),
+    };
+    let (alg, kid, cmd, sig) = (text("alg")?, text("kid")?, text("cmd")?, text("sig")?);
+    match s.get("v").and_then(Value::as_u64) {
+        Some(1) => {}
+        _ => return Err("signed.v must be 1".into()),
+    }
+    if alg != "ed25519" {
+        return Err(format!("signed.alg '{}' is not supported (ed25519 is)", alg.chars().take(32).collect::<String>()));
+    }
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let cmd = b64.decode(&cmd).map_err(|e| format!("signed.cmd is not base64: {e}"))?;
+    let sig = b64.decode(&sig).map_err(|e| format!("signed.sig is not base64: {e}"))?;
+    if sig.len() != 64 {
+        return Err(format!("signed.sig has {} bytes, an Ed25519 signature 64", sig.len()));
+    }
+    Ok(Envelope::Signed(Signed { kid, cmd, sig }))
+}
+
+/// Check the signature against the trusted keys; the inner bytes on success.
+pub fn verify(s: &Signed, keys: &[TrustedKey]) -> Result<(), (Reason, String)> {
+    let Some(key) = keys.iter().find(|k| k.kid == s.kid) else {
+        let shown: String = s.kid.chars().take(32).collect();
+        return Err((Reason::UnknownKey, format!("unknown key: '{shown}' is not among this router's trusted keys; not run")));
+    };
+    let mut msg = Vec::with_capacity(CONTEXT.len() + s.cmd.len());
+    msg.extend_from_slice(CONTEXT);
+    msg.extend_from_slice(&s.cmd);
+    ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, &key.public)
+        .verify(&msg, &s.sig)
+        .map_err(|_| (Reason::BadSignature, format!("bad signature: the command does not verify with key '{}'; not run", key.kid)))
+}
+
+/// Sign `inner` (the command's exact JSON bytes) into the envelope's JSON
+/// text (used by `ctl send`).
+pub fn seal(pair: &ring::signature::Ed25519KeyPair, kid: &str, inner: &[u8]) -> String {
+    let mut msg = CONTEXT.to_vec();
+    msg.extend_from_slice(inner);
+    let sig = pair.sign(&msg);
+    let b64 = base64::engine::general_purpose::STANDARD;
+    serde_json::json!({"signed": {"v": 1, "alg": "ed25519", "kid": kid, "cmd": b64.encode(inner), "sig": b64.encode(sig.as_ref())}, "tryTimes": 1})
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ring::signature::KeyPair as _;
+
+    fn pair() -> (ring::signature::Ed25519KeyPair, TrustedKey) {
+        let (pem, _) = super::super::keys::generate().unwrap();
+        let p = super::super::keys::load_private(&pem).unwrap();
+        let k = TrustedKey { kid: "k1".into(), public: p.public_key().as_ref().try_into().unwrap() };
+        (p, k)
+    }
+
+    fn open(payload: &str, keys: &[TrustedKey]) -> Result<Vec<u8>, Reason> {
+        match envelope(payload.as_bytes()) {
+            Ok(Envelope::Signed(s)) => verify(&s, keys).map(|_| s.cmd).map_err(|(r, _)| r),
+            Ok(Envelope::Plain) => Err(Reason::Unsigned),
+            Err(_) => Err(Reason::Malformed),
+        }
+    }
+
+    #[test]
+    fn verifies_and_returns_the_exact_bytes() {
+        let (p, k) = pair();
+        let inner = br#"{"id":1, "command":"sh" ,"sn":"X"}"#;
+        let env = seal(&p, "k1", inner);
+        assert_eq!(open(&env, std::slice::from_ref(&k)).unwrap(), inner.to_vec());
+        let other = TrustedKey { kid: "k1".into(), public: pair().1.public };
+        assert_eq!(open(&env, &[other]).unwrap_err(), Reason::BadSignature);
+        assert_eq!(open(&env, &[TrustedKey { kid: "k2".into(), ..k.clone() }]).unwrap_err(), Reason::UnknownKey);
+        assert_eq!(open(r#"{"id":1,"command":"sh"}"#, std::slice::from_ref(&k)).unwrap_err(), Reason::Unsigned);
+        assert_eq!(open(r#"{"signed":5}"#, std::slice::from_ref(&k)).unwrap_err(), Reason::Malformed);
+        let v2 = env.replace("\"v\":1", "\"v\":2");
+        assert_eq!(open(&v2, &[k]).unwrap_err(), Reason::Malformed);
+    }
+}

@@ -4,10 +4,9 @@
 //! real mosquitto stands and the `ok` answer arrives there; a trial cut by
 //! a kill -9 is finished by the restarted agent.
 //!
-//! These commands are unsigned: the agents run without trusted keys
-//! (migration mode), where a broker move is still tried, not trusted. With
-//! keys configured, only a signed move reaches the trial (the trust check
-//! refuses the rest first); the trial itself is the same.
+//! The agents have a trusted key and the moves are signed: broker settings
+//! decide trust, so an unsigned move is refused before it reaches the trial
+//! (the last test shows that too).
 
 mod common;
 use common::*;
@@ -17,16 +16,17 @@ use std::time::{Duration, Instant};
 
 const TRIAL: u64 = 5;
 
-fn start(sn: &str, b: &Broker) -> (Platform, Agent) {
+fn start(sn: &str, b: &Broker, key: &signer::Key) -> (Platform, Agent) {
     let p = Platform::connect(b.port, "dma");
-    let extra = format!("\toption broker_trial '{TRIAL}'\n");
+    let extra = format!("\toption broker_trial '{TRIAL}'\n{}", key.uci());
     let a = Agent::start(sn, &agent_section(sn, b.port, Path::new("{state}"), &extra));
     p.wait(&format!("dma/state/{sn}"), T, |m| m.json["online"] == true).unwrap_or_else(|| panic!("no birth:\n{}", a.log()));
     (p, a)
 }
 
-fn set(id: u64, d: Value) -> Value {
-    json!({"id": id, "from": "test", "command": "agent", "method": "set", "d": d})
+/// A signed `agent set` for `sn`.
+fn set(key: &signer::Key, sn: &str, id: u64, d: Value) -> String {
+    key.sign_for(sn, &json!({"id": id, "from": "test", "command": "agent", "method": "set", "d": d}))
 }
 
 fn config_port(a: &Agent) -> String {
@@ -38,11 +38,12 @@ fn config_port(a: &Agent) -> String {
 fn a_move_to_a_dead_port_rolls_back_and_answers_err_on_the_old_broker() {
     let b = Broker::start();
     let sn = "BT0000000001";
-    let (p, a) = start(sn, &b);
+    let key = signer::Key::new("k1");
+    let (p, a) = start(sn, &b, &key);
     let dead = free_port();
     let t0 = Instant::now();
     let from = p.count();
-    p.publish_raw(&format!("dma/cmd/{sn}"), &set(1, json!({"broker_port": dead})).to_string());
+    p.publish_raw(&format!("dma/cmd/{sn}"), &set(&key, sn, 1, json!({"broker_port": dead})));
     // Nothing answers until the trial is over (the answer is deferred)...
     let ans = p
         .wait_from(from, "dma/resp/cmd", Duration::from_secs(TRIAL + 20), |m| m.json["id"] == 1)
@@ -62,7 +63,7 @@ fn a_move_to_a_dead_port_rolls_back_and_answers_err_on_the_old_broker() {
     assert_eq!(config_port(&a), format!("\toption broker_port '{}'", b.port));
     assert!(!a.state_dir().join("broker-trial.json").exists());
     // And it still runs commands there.
-    let r = p.command("dma", sn, json!({"id": 2, "command": "sh", "d": {"shcmd": "echo still-here"}}), T);
+    let r = p.signed_command("dma", sn, &key, json!({"id": 2, "command": "sh", "d": {"shcmd": "echo still-here"}}), T);
     assert_eq!(r["status"], "ok", "{r}");
 }
 
@@ -71,9 +72,10 @@ fn a_move_to_a_live_broker_stands_and_answers_ok_there() {
     let b1 = Broker::start();
     let b2 = Broker::start();
     let sn = "BT0000000002";
-    let (p1, a) = start(sn, &b1);
+    let key = signer::Key::new("k1");
+    let (p1, a) = start(sn, &b1, &key);
     let p2 = Platform::connect(b2.port, "dma");
-    p1.publish_raw(&format!("dma/cmd/{sn}"), &set(1, json!({"broker_port": b2.port})).to_string());
+    p1.publish_raw(&format!("dma/cmd/{sn}"), &set(&key, sn, 1, json!({"broker_port": b2.port})));
     let ans = p2.wait("dma/resp/cmd", T, |m| m.json["id"] == 1).unwrap_or_else(|| panic!("no answer on the new broker:\n{}", a.log())).json;
     assert_eq!(ans["status"], "ok", "{ans}");
     assert_eq!(ans["d"]["result"]["applied"]["broker_port"], b2.port);
@@ -84,7 +86,7 @@ fn a_move_to_a_live_broker_stands_and_answers_ok_there() {
     std::thread::sleep(Duration::from_secs(TRIAL + 1));
     assert_eq!(config_port(&a), format!("\toption broker_port '{}'", b2.port));
     assert!(!a.state_dir().join("broker-trial.json").exists());
-    let r = p2.command("dma", sn, json!({"id": 2, "command": "sh", "d": {"shcmd": "echo moved"}}), T);
+    let r = p2.signed_command("dma", sn, &key, json!({"id": 2, "command": "sh", "d": {"shcmd": "echo moved"}}), T);
     assert_eq!(r["status"], "ok", "{r}");
 }
 
@@ -92,10 +94,11 @@ fn a_move_to_a_live_broker_stands_and_answers_ok_there() {
 fn a_trial_cut_by_a_kill_is_finished_by_the_next_start() {
     let b = Broker::start();
     let sn = "BT0000000003";
-    let (p, mut a) = start(sn, &b);
+    let key = signer::Key::new("k1");
+    let (p, mut a) = start(sn, &b, &key);
     let dead = free_port();
     let from = p.count();
-    p.publish_raw(&format!("dma/cmd/{sn}"), &set(1, json!({"broker_port": dead})).to_string());
+    p.publish_raw(&format!("dma/cmd/{sn}"), &set(&key, sn, 1, json!({"broker_port": dead})));
     // The agent restarted into the trial (record written, new port in the file).
     assert!(wait_until(T, || a.state_dir().join("broker-trial.json").exists() && config_port(&a).contains(&dead.to_string())), "{}", a.log());
     std::thread::sleep(Duration::from_millis(500));
@@ -108,4 +111,17 @@ fn a_trial_cut_by_a_kill_is_finished_by_the_next_start() {
     assert!(ans["d"]["msg"].as_str().unwrap_or("").contains("rolled back"), "{ans}");
     p.wait_from(from, &format!("dma/state/{sn}"), T, |m| m.json["online"] == true).expect("online on the old broker");
     assert_eq!(config_port(&a), format!("\toption broker_port '{}'", b.port));
+}
+
+#[test]
+fn an_unsigned_move_is_refused_before_any_trial() {
+    let b = Broker::start();
+    let sn = "BT0000000004";
+    let key = signer::Key::new("k1");
+    let (p, a) = start(sn, &b, &key);
+    let r = p.command("dma", sn, json!({"id": 7, "command": "agent", "method": "set", "d": {"broker_port": free_port()}}), T);
+    assert_eq!(r["status"], "err", "{r}");
+    assert!(r["d"]["msg"].as_str().unwrap_or("").starts_with("unsigned"), "{r}");
+    assert_eq!(config_port(&a), format!("\toption broker_port '{}'", b.port));
+    assert!(!a.state_dir().join("broker-trial.json").exists());
 }

@@ -36,6 +36,8 @@ fn demo_runs_its_tour_and_exits_on_sigint() {
     }
     let all = lines.join("\n");
     assert!(all.contains("embedded MQTT broker"), "{all}");
+    assert!(all.contains("command signing key (Ed25519)   demo:"), "the demo runs signed: {all}");
+    assert!(!all.contains("unsigned"), "no command refused as unsigned: {all}");
     assert!(all.contains("ONLINE"), "birth shown: {all}");
     for kind in ["iad ", "s20 ", "goip", "vpn "] {
         assert!(
@@ -103,6 +105,32 @@ fn console_works(lines: &[String]) {
             break;
         }
         assert!(Instant::now() < deadline, "the platform does not show the agent and its 4 peripherals online: {d} {p}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    // Signed end to end: the router says it requires signatures, and a
+    // command sent through the platform's REST API (signed by the platform)
+    // is run.
+    assert_eq!(get("monitor/devices")["data"]["list"][0]["signed"], true);
+    assert_eq!(get("platform/key")["data"]["kid"], "demo");
+    let sent: serde_json::Value = serde_json::from_str(
+        &agent
+            .post(&format!("{api}remotectl/commands"))
+            .header("Authorization", format!("Bearer {token}"))
+            .send(serde_json::json!({"to": [{"sn": "DE0000C0FFEE"}], "command": "sh", "method": "", "body": {"shcmd": "echo signed-by-the-platform"}}).to_string())
+            .expect("post command")
+            .body_mut()
+            .read_to_string()
+            .expect("body"),
+    )
+    .expect("json");
+    let id = sent["data"]["to"][0]["id"].as_u64().unwrap_or_else(|| panic!("command id: {sent}"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let c = get(&format!("remotectl/commands?id={id}"));
+        if c["data"]["state"] == 2 {
+            break;
+        }
+        assert!(c["data"]["state"] != 3 && Instant::now() < deadline, "the platform's signed command did not run: {c}");
         std::thread::sleep(Duration::from_millis(300));
     }
 }

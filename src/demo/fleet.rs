@@ -43,7 +43,7 @@ impl Fleet {
 
     /// The agent's UCI configuration: broker on `broker_port`, state in
     /// `state_dir`, the SMS receiver on `sms_port`, the four devices.
-    pub fn agent_config(&self, broker_port: u16, state_dir: &Path, sms_port: u16) -> String {
+    pub fn agent_config(&self, broker_port: u16, state_dir: &Path, sms_port: u16, trusted_key: &str) -> String {
         let dev = |name: &str, kind: &str, url: &str, user: &str, pass: &str, extra: &str| {
             let creds = if user.is_empty() { String::new() } else { format!("\toption username '{user}'\n\toption password '{pass}'\n") };
             format!("config device '{name}'\n\toption type '{kind}'\n\toption address '{url}'\n{creds}\toption poll_interval '5'\n{extra}\n")
@@ -56,7 +56,7 @@ impl Fleet {
                 "config agent 'agent'\n\toption sn '{SN}'\n\toption broker_host '127.0.0.1'\n\toption broker_port '{broker_port}'\n\
                  \toption prefix '{PREFIX}'\n\toption state_dir '{}'\n\toption clock_trust 'always'\n\toption reconnect_min '1'\n\
                  \toption reconnect_max '5'\n\toption keepalive '10'\n\toption sys_interval '30'\n\toption procs_interval '30'\n\
-                 \toption periph_interval '60'\n\toption reboot_command '{noop}'\n\toption upgrade_command '{noop_upgrade}'\n\n",
+                 \toption periph_interval '60'\n\toption reboot_command '{noop}'\n\toption upgrade_command '{noop_upgrade}'\n\tlist trusted_key '{trusted_key}'\n\n",
                 state_dir.display()
             ),
             format!("config sms_receiver 'sms'\n\toption enabled '1'\n\toption listen '127.0.0.1:{sms_port}'\n\n"),

@@ -96,13 +96,18 @@ fn run(opts: &Opts) -> Result<(), String> {
     }
     let dir = TempDir::new()?;
     let sms_port = broker::free_port().map_err(|e| format!("no free port: {e}"))?;
+    // Signed end to end: the platform (and the tour) sign with a fresh key
+    // that the agent trusts; an unsigned command would be refused.
+    let key_file = dir.0.join("platform-signing.pem");
+    let public = dma_platform::signing::keygen(&key_file, platform::KID)?;
+    say(&format!("command signing key (Ed25519)   {public}  (the agent trusts only it)"));
     let config_path = dir.0.join("dma-agent.conf");
-    std::fs::write(&config_path, fleet.agent_config(port, &dir.0.join("state"), sms_port)).map_err(|e| format!("config: {e}"))?;
+    std::fs::write(&config_path, fleet.agent_config(port, &dir.0.join("state"), sms_port, &public)).map_err(|e| format!("config: {e}"))?;
     let config_path = config_path.to_string_lossy().into_owned();
     crate::logging::own_records_only();
     crate::logging::init(opts.level, &config_path);
     say(&format!("agent sn {SN}, config and state in {}", dir.0.display()));
-    let console = platform::start(port, &dir.0)?;
+    let console = platform::start(port, &dir.0, &key_file)?;
     say(&format!("platform console and REST API   {}  (log in: {} / {})", console.url, platform::USER, console.password));
 
     let (view, platform) = printer::start(port, PREFIX)?;
@@ -131,7 +136,7 @@ fn run(opts: &Opts) -> Result<(), String> {
         say(&format!("\n*** not every LAN device came online within 60 s (missing: {}) ***", missing.join(" ")));
     }
     if !done.load(Ordering::SeqCst) {
-        let answered = tour::run(port, &fleet, &view, &done)?;
+        let answered = tour::run(port, &fleet, &view, &done, &key_file)?;
         if !done.load(Ordering::SeqCst) {
             say(&format!("\n*** tour complete: {answered} command(s) answered ***"));
             if opts.exit_after_tour {

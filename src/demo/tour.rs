@@ -3,7 +3,7 @@
 
 use super::fleet::{Fleet, PREFIX, SN};
 use super::printer::{say, View};
-use crate::ctl::args::{BrokerOpts, SendOpts};
+use crate::ctl::args::{BrokerOpts, SendOpts, SignOpts};
 use crate::ctl::connect::Conn;
 use crate::ctl::{render, send};
 use serde_json::{json, Value};
@@ -42,12 +42,13 @@ fn steps() -> Vec<Step> {
 
 fn ctl_line(port: u16, s: &Step) -> String {
     let method = if s.method.is_empty() { String::new() } else { format!(" --method {}", s.method) };
-    format!("$ dma-agent ctl --port {port} send {SN} {}{method} --body '{}'", s.command, s.body)
+    format!("$ dma-agent ctl --port {port} send {SN} {}{method} --body '{}' --sign-key platform-signing.pem --kid {}", s.command, s.body, super::platform::KID)
 }
 
 /// Run the tour; stops early when `stop` is set (Ctrl-C). Returns the
 /// number of steps that got an answer.
-pub fn run(port: u16, fleet: &Fleet, view: &View, stop: &Arc<AtomicBool>) -> Result<usize, String> {
+pub fn run(port: u16, fleet: &Fleet, view: &View, stop: &Arc<AtomicBool>, key_file: &std::path::Path) -> Result<usize, String> {
+    let sign = SignOpts { key_file: key_file.to_string_lossy().into_owned(), kid: Some(super::platform::KID.into()) };
     let opts = BrokerOpts::local(Some(port));
     let mut conn = Conn::open(&opts).map_err(|f| f.msg)?;
     conn.cancel_on(stop.clone());
@@ -60,7 +61,7 @@ pub fn run(port: u16, fleet: &Fleet, view: &View, stop: &Arc<AtomicBool>) -> Res
         }
         say(&format!("\n=== tour {}/{total}: {} ===\n{}", i + 1, s.title, ctl_line(port, s)));
         let events_before = view.with(|v| v.events.len());
-        let o = SendOpts { sn: SN.into(), command: s.command.into(), method: s.method.into(), body: s.body.clone(), timeout: ANSWER_TIMEOUT, id: None, sign: None };
+        let o = SendOpts { sn: SN.into(), command: s.command.into(), method: s.method.into(), body: s.body.clone(), timeout: ANSWER_TIMEOUT, id: None, sign: Some(sign.clone()) };
         match send::send(&mut conn, PREFIX, &o) {
             Ok(resp) => {
                 answered += 1;

@@ -22,6 +22,27 @@ fn sh(id: Value, script: &str) -> Value {
 }
 
 #[test]
+fn a_succeeded_id_redelivered_after_its_expiry_gets_its_stored_answer() {
+    // Issue 21 item 7: expiry forbids running, not answering.
+    let (_b, p, _a) = setup("AA0000000010", "");
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let mut c = sh(json!(300), "echo ran-once");
+    c["publishTime"] = json!(now);
+    c["expires"] = json!(2);
+    let r1 = p.command("dma", "AA0000000010", c.clone(), T);
+    assert_eq!(r1["status"], "ok", "{r1}");
+    std::thread::sleep(Duration::from_secs(3));
+    let r2 = p.command("dma", "AA0000000010", c, T);
+    assert_eq!((r2["status"].clone(), r2["d"].clone()), (json!("ok"), r1["d"].clone()), "the stored answer, not 'expired': {r2}");
+    // A new id past its expiry is still refused.
+    let mut late = sh(json!(301), "echo never");
+    late["publishTime"] = json!(now);
+    late["expires"] = json!(2);
+    let r3 = p.command("dma", "AA0000000010", late, T);
+    assert!(r3["d"]["msg"].as_str().unwrap_or("").starts_with("expired"), "{r3}");
+}
+
+#[test]
 fn birth_will_and_clean_stop() {
     let (_b, p, mut a) = setup("AA0000000001", "");
     let birth = p.wait("dma/state/AA0000000001", T, |m| m.json["online"] == true).unwrap().json;

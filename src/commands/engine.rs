@@ -376,9 +376,9 @@ fn decide(ctx: &Arc<Ctx>, sched: &Arc<(Mutex<Sched>, Condvar)>, guard: &mut Repl
     if !super::KNOWN.contains(&cmd.command.as_str()) {
         return reject_cmd(ctx, &cmd, &format!("unknown command '{}'", cmd.command));
     }
-    if crate::agent::clock::expired(cmd.publish_time, cmd.expires, cfg.agent.clock_trust) {
-        return reject_cmd(ctx, &cmd, "expired: the command's expiry time has passed; not run");
-    }
+    // Expiry forbids running, not answering: judged after the journal, so a
+    // succeeded id redelivered late still gets its stored answer.
+    let expired = crate::agent::clock::expired(cmd.publish_time, cmd.expires, cfg.agent.clock_trust);
     if let Some(d) = journal_delay() {
         std::thread::sleep(d);
     }
@@ -427,6 +427,10 @@ fn decide(ctx: &Arc<Ctx>, sched: &Arc<(Mutex<Sched>, Condvar)>, guard: &mut Repl
                 log::info!("command {} failed before; running it again", cmd.key)
             }
         }
+    }
+    if expired {
+        drop(s);
+        return reject_cmd(ctx, &cmd, "expired: the command's expiry time has passed; not run");
     }
     if !s.accepting {
         drop(s);

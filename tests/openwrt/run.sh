@@ -51,6 +51,8 @@ P=target/owrt-pkgs
 rm -rf "$P"; mkdir -p "$P/bin" "$P/feed"
 objcopy --strip-all "$bin" "$P/bin/dma-agent"
 file "$P/bin/dma-agent" | grep -q 'statically linked\|static-pie' || { say "ERROR: $P/bin/dma-agent is not static"; exit 1; }
+# r2: the same program, other bytes (a new build: procd must restart it).
+cp "$P/bin/dma-agent" "$P/bin/dma-agent-r2"; printf 'build r2' >> "$P/bin/dma-agent-r2"
 # A binary that exits at once (a version that crashes at start) and one
 # that runs but never reaches the broker (a wrong port baked in).
 printf '#!/bin/sh\necho "broken build: exits at start" >&2\nexit 3\n' > "$P/bin/crash"
@@ -67,7 +69,7 @@ mk() { # NAME BINARY VERSION
 {
     echo "{"
     mk r1 "$P/bin/dma-agent" 0.1.0-r1
-    mk r2 "$P/bin/dma-agent" 0.1.0-r2
+    mk r2 "$P/bin/dma-agent-r2" 0.1.0-r2
     mk crash "$P/bin/crash" 0.1.0-r3
     mk nobroker "$P/bin/nobroker" 0.1.0-r4
     echo "\"end\": \"\"}"

@@ -126,6 +126,7 @@ class InitScriptTest(unittest.TestCase):
             "procd_set_param env DMA_AGENT_LOG=syslog",
             "procd_set_param stdout 1",
             "procd_set_param stderr 1",
+            "procd_set_param file /usr/bin/dma-agent",
             "procd_set_param term_timeout 30",
         ])
         self.assertTrue(any(l.startswith("uci_validate_section dma-agent agent agent ") for l in lines))

@@ -118,6 +118,18 @@ pub fn confirmed(ctx: &Ctx) {
         return;
     }
     let d = dir(&ctx.config().agent.state_dir);
+    // Still the package that took the command: the install never happened
+    // (a power cut before it, or the same version sent). Not a commit: the
+    // runner restores the backup and this version answers err.
+    let installed = package_version();
+    let before = request(&d).and_then(|r| r.get("from_package").cloned());
+    if !installed.is_null() && before.as_ref() == Some(&installed) {
+        let why = format!("the new package was not installed (interrupted, or the same version {installed}); the previous version runs\n");
+        if write_atomic(&d.join("result"), why.as_bytes()).is_ok() && std::fs::rename(d.join("decide"), d.join("rollback")).is_ok() {
+            log::warn!("upgrade: {}", why.trim());
+        }
+        return;
+    }
     match std::fs::rename(d.join("decide"), d.join("commit")) {
         Ok(()) => {
             log::warn!("upgrade: trial passed (connected, birth acknowledged): committed");
@@ -141,7 +153,8 @@ fn settle(ctx: &Ctx, d: &Path) {
     let version = crate::telemetry::versions::agent_version();
     let outcome = if d.join("rollback").exists() {
         let reason = read_small(&d.join("result")).map(|s| s.trim().to_string()).unwrap_or_else(|| "rolled back".into());
-        Outcome::failed(format!("upgrade rolled back: {reason}"), json!({"version": version, "package": package_version()}))
+        Outcome::failed(format!("upgrade rolled back: {reason}"), json!({"version": version, "package": package_version(),
+                                                                      "from_package": req.get("from_package")}))
     } else {
         Outcome::ok(json!({"version": version, "package": package_version(),
                            "from": req.get("from"), "from_package": req.get("from_package")}))
@@ -161,8 +174,13 @@ fn settle(ctx: &Ctx, d: &Path) {
         Ok(()) => log::warn!("upgrade {key}: {}", if ok { "ok" } else { "rolled back" }),
         Err(e) => log::error!("upgrade {key}: cannot journal the answer: {e}"),
     }
-    for f in ["request.json", "rollback", "commit", "result", "phase"] {
-        let _ = std::fs::remove_file(d.join(f));
+    // After a commit the runner still runs: `commit` and `phase` are its to
+    // remove. After a rollback it is done (phase `done`).
+    let _ = std::fs::remove_file(d.join("request.json"));
+    if !ok {
+        for f in ["rollback", "result", "phase"] {
+            let _ = std::fs::remove_file(d.join(f));
+        }
     }
     crate::agent::runtime::request_resend();
 }

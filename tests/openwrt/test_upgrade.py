@@ -54,6 +54,7 @@ class PackageServer:
 
     def close(self):
         self.httpd.shutdown()
+        self.httpd.server_close()
 
 
 class Answers:
@@ -83,6 +84,7 @@ class Answers:
     def close(self):
         self.proc.kill()
         self.proc.wait()
+        self.proc.stdout.close()
 
 
 class Upgrade:
@@ -115,7 +117,7 @@ class Upgrade:
     def installed(self):
         if self.KIND == "ipk":
             return self.router.sh("opkg list-installed dma-agent").stdout
-        return self.router.sh("apk info -v dma-agent 2>/dev/null").stdout
+        return self.router.sh("apk list -I dma-agent 2>/dev/null").stdout
 
     def send(self, name, cid, timeout=TRIAL + 90, trial=TRIAL, extra=None):
         path = pkg("%s-%s" % (self.KIND, name))
@@ -189,18 +191,30 @@ class Upgrade:
             return None
 
     def test_power_cut_mid_upgrade(self):
-        """The namespace's PID 1 killed while the new package is being
-        installed / on trial, then a new boot: one working version, one answer."""
+        """The namespace's PID 1 killed as the install starts, then a new
+        boot: one working version, one answer."""
+        self.power_cut_at(lambda: self.phase() == "trial")
+
+    def test_power_cut_mid_trial(self):
+        """The same once the crashing version is installed and on trial: the
+        boot resumes the trial (the init script starts the runner), which
+        rolls back."""
+        self.power_cut_at(lambda: self.phase() == "trial" and
+                          os.path.exists(self.router.path("/etc/dma-agent/upgrade/install.log")))
+
+    def power_cut_at(self, when):
         r = self.router
         box = {}
         t = threading.Thread(target=lambda: box.update(res=self.send("crash", 7004, timeout=TRIAL + 120)))
         t.start()
-        wait_for("the install started", lambda: self.phase() == "trial", 60, 0.05)
+        wait_for("the moment of the power cut", when, 60, 0.05)
+        t0 = time.monotonic()
         r.power_cut()
         r.boot()
         t.join(TRIAL + 150)
         a = self.assert_one_answer(7004)
         self.assertEqual(a["status"], "err", a)
+        print("\n  %s power cut: answered err %.1f s after the cut: %s" % (self.KIND, time.monotonic() - t0, a["d"]["msg"]))
         self.assertIn("0.1.0-r1", self.installed())
         wait_for("old version running after the boot", r.agent_pid, 20)
         # And the next upgrade works.

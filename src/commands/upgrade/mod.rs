@@ -91,9 +91,22 @@ pub fn handle(ctx: &Ctx, cmd: &Command) -> Outcome {
     }
     let path_env = std::env::var("PATH").ok();
     // Refuses a package this router cannot install, before anything changes.
-    if let Err(e) = installer::command_line(format, file.path(), &cfg.agent.upgrade_command, path_env.as_deref()) {
-        return Outcome::err(e);
+    let line = match installer::command_line(format, file.path(), &cfg.agent.upgrade_command, path_env.as_deref()) {
+        Ok(l) => l,
+        Err(e) => return Outcome::err(e),
+    };
+    if !Path::new(RUNNER).exists() {
+        // Not installed from the package (a hand-copied binary, the host
+        // tests): no transaction runner, so no trial and no rollback.
+        return direct(ctx, cmd, file, &got, format, &line);
     }
+    transactional(ctx, cmd, file, &got, format)
+}
+
+/// Hand the package to the transaction runner (see the module's doc).
+fn transactional(ctx: &Ctx, cmd: &Command, file: TempFile, got: &str, format: installer::Format) -> Outcome {
+    let cfg = ctx.config();
+    let dir = Path::new(&cfg.agent.upgrade_dir);
     let trial = match cmd.body.get("trial") {
         None => DEFAULT_TRIAL,
         Some(v) => match v.as_u64() {
@@ -159,6 +172,31 @@ pub fn handle(ctx: &Ctx, cmd: &Command) -> Outcome {
     // (the pending one, or the final one txn::settle stored) and publish
     // nothing itself.
     Outcome::ok(json!({"handed_over": true}))
+}
+
+/// Without the runner: answer first (installing restarts the agent), then
+/// run the installer; no trial, no rollback.
+fn direct(ctx: &Ctx, cmd: &Command, file: TempFile, got: &str, format: installer::Format, line: &str) -> Outcome {
+    let cfg = ctx.config();
+    let out = Outcome::ok(json!({"sha256": got, "format": format.ext(), "installing": true, "trial": false}));
+    if let Err(e) = super::answer_first(ctx, cmd, &out, Duration::from_secs(cfg.agent.reboot_ack_timeout)) {
+        return Outcome::err(format!("upgrade not done: {e}"));
+    }
+    log::warn!("upgrade: no {RUNNER} (not installed from the package): running {line} without a trial");
+    // The package's scripts may restart the agent while the installer runs;
+    // the shell outlives us and removes the package itself.
+    let script = format!("( {line} ); rc=$?; rm -f {}; exit $rc", installer::shell_quote(&file.path().to_string_lossy()));
+    let st = std::process::Command::new("/bin/sh").arg("-c").arg(&script).status();
+    drop(file);
+    match st {
+        Ok(s) if s.success() => {
+            // Still here (the package did not restart us): restart to run the new binary.
+            ctx.request_restart();
+            out
+        }
+        Ok(s) => Outcome::failed(format!("install failed: {s}"), json!({"sha256": got})),
+        Err(e) => Outcome::err(format!("cannot run the install command: {e}")),
+    }
 }
 
 /// Files of an upgrade the agent did not finish (killed mid-download): at

@@ -50,7 +50,7 @@ class Common:
         self.assertFalse(os.path.exists(r.path("/etc/init.d/dma-agent")))
         self.assertFalse(os.path.exists(r.path("/etc/rc.d/S95dma-agent")), "disabled by pre-remove")
         wait_for("agent stopped", lambda: not r.agent_pids(), 40)
-        return out
+
 
 
 class OpkgTest(Common, RouterTest):
@@ -66,7 +66,7 @@ class OpkgTest(Common, RouterTest):
         out = self.router.sh("opkg install /tmp/p.ipk").stdout
         self.assertIn("Upgrading dma-agent", out)
         self.assertNotIn("Removing package dma-agent", out)
-        return out
+
 
     def remove(self):
         self.router.sh("opkg remove dma-agent")
@@ -87,7 +87,7 @@ class ApkTest(Common, RouterTest):
         self.router.put(pkg("apk-" + name), "/tmp/p.apk")
         out = self.router.sh("apk add --no-network --repositories-file /dev/null --allow-untrusted /tmp/p.apk").stdout
         self.assertIn("Upgrading dma-agent", out)
-        return out
+
 
     def remove(self):
         self.router.sh("apk del dma-agent")

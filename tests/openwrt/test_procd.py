@@ -64,7 +64,8 @@ class ProcdTest(RouterTest):
         # log_level: a reload restarts it with the new level (the command line).
         r.sh("uci set dma-agent.agent.log_level=debug; uci commit dma-agent; reload_config")
         pid = wait_for("restart with log_level debug", lambda: (r.agent_pid() or pid) != pid and r.agent_pid(), 40)
-        cmd = open(r.path("/proc/%d/cmdline" % pid), "rb").read().split(b"\0")
+        with open(r.path("/proc/%d/cmdline" % pid), "rb") as f:
+            cmd = f.read().split(b"\0")
         self.assertIn(b"debug", cmd)
 
         # enabled=0: a reload stops it; enabled=1: a reload starts it again.

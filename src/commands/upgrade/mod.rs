@@ -164,7 +164,7 @@ fn transactional(ctx: &Ctx, cmd: &Command, file: TempFile, got: &str, format: in
     while std::time::Instant::now() < until && !ctx.stopping.load(Ordering::SeqCst) {
         std::thread::sleep(Duration::from_millis(500));
         if txn::decided_without_us(&state_dir) {
-            txn::at_start(ctx);
+            txn::settle_now(ctx);
             break;
         }
     }

@@ -96,7 +96,16 @@ pub fn at_start(ctx: &Ctx) {
             ON_TRIAL.store(true, Ordering::SeqCst);
         }
         Some("backup") | Some("trial") | Some("rollback") => {}
-        _ => settle(ctx, &d),
+        // The connect that follows publishes what the journal holds.
+        _ => settle(ctx, &d, false),
+    }
+}
+
+/// The transaction was decided while this agent runs (connected): answer now.
+pub fn settle_now(ctx: &Ctx) {
+    let d = dir(&ctx.config().agent.state_dir);
+    if d.join("request.json").exists() {
+        settle(ctx, &d, true);
     }
 }
 
@@ -133,7 +142,7 @@ pub fn confirmed(ctx: &Ctx) {
     match std::fs::rename(d.join("decide"), d.join("commit")) {
         Ok(()) => {
             log::warn!("upgrade: trial passed (connected, birth acknowledged): committed");
-            settle(ctx, &d);
+            settle(ctx, &d, true);
         }
         Err(e) => log::warn!("upgrade: trial over before the commit ({e}): the runner rolls back"),
     }
@@ -141,7 +150,7 @@ pub fn confirmed(ctx: &Ctx) {
 
 /// The transaction is decided: journal the command's answer (published by
 /// the resend of unacknowledged answers) and remove the request.
-fn settle(ctx: &Ctx, d: &Path) {
+fn settle(ctx: &Ctx, d: &Path, publish: bool) {
     let Some(req) = request(d) else {
         log::warn!("upgrade: unreadable {}; removed", d.join("request.json").display());
         let _ = std::fs::remove_file(d.join("request.json"));
@@ -182,7 +191,11 @@ fn settle(ctx: &Ctx, d: &Path) {
             let _ = std::fs::remove_file(d.join(f));
         }
     }
-    crate::agent::runtime::request_resend();
+    // One resend, not two: at start-up the connect itself asks for it (a
+    // second request before the PUBACK would publish the answer twice).
+    if publish {
+        crate::agent::runtime::request_resend();
+    }
 }
 
 /// The installed package's version: apk's database, else opkg's status.

@@ -133,7 +133,8 @@ pub fn confirmed(ctx: &Ctx) {
     let installed = package_version();
     let before = request(&d).and_then(|r| r.get("from_package").cloned());
     if !installed.is_null() && before.as_ref() == Some(&installed) {
-        let why = format!("the new package was not installed (interrupted, or the same version {installed}); the previous version runs\n");
+        let v = installed.as_str().unwrap_or("");
+        let why = format!("the new package was not installed (interrupted, or the same version {v}); the previous version runs\n");
         if write_atomic(&d.join("result"), why.as_bytes()).is_ok() && std::fs::rename(d.join("decide"), d.join("rollback")).is_ok() {
             log::warn!("upgrade: {}", why.trim());
         }

@@ -90,6 +90,11 @@ pub fn at_start(ctx: &Ctx) {
     if !d.join("request.json").exists() {
         return;
     }
+    if d.join("commit").exists() {
+        // Committed by an agent that died before it answered.
+        settle(ctx, &d, false);
+        return;
+    }
     match phase(&d).as_deref() {
         Some("trial") if d.join("decide").exists() => {
             log::warn!("upgrade: this version is on trial: it commits once its birth message is acknowledged");

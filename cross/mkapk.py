@@ -17,7 +17,8 @@ What goes in, as OpenWrt's include/package-pack.mk puts it with `apk mkpkg`:
   scripts  post-install: default_postinst (enables and starts the service)
            post-upgrade: the same with PKG_UPGRADE=1
            pre-deinstall: default_prerm (stops and disables it)
-  files    /usr/bin/dma-agent 0755, /etc/init.d/dma-agent 0755,
+  files    /usr/bin/dma-agent 0755, /usr/libexec/dma-agent/upgrade 0755,
+           /etc/init.d/dma-agent 0755,
            /etc/config/dma-agent 0600 (apk protects /etc: a modified copy is
            kept on upgrade, the new one written beside it as .apk-new, and left
            in place on removal),
@@ -133,6 +134,11 @@ def collect(binary, files_dir):
         ("etc/init.d/dma-agent", 0o755, read(os.path.join(files_dir, "dma-agent.init"))),
         ("etc/config/dma-agent", 0o600, read(os.path.join(files_dir, "dma-agent.config"))),
     ]
+    # The upgrade transaction runner (absent from tests/packaging's apk-tools
+    # reference files, made before it existed).
+    runner = os.path.join(files_dir, "dma-agent.upgrade")
+    if os.path.isfile(runner):
+        entries.append(("usr/libexec/dma-agent/upgrade", 0o755, read(runner)))
     ucid = os.path.join(files_dir, "uci-defaults")
     if os.path.isdir(ucid):
         for name in sorted(os.listdir(ucid)):

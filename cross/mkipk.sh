@@ -14,7 +14,8 @@
 # SOURCE_DATE_EPOCH give a byte-identical package.
 # Installed-Size is, as in ipkg-build, the size of the uncompressed data.tar.
 #
-# data:    /usr/bin/dma-agent 0755, /etc/init.d/dma-agent 0755,
+# data:    /usr/bin/dma-agent 0755, /usr/libexec/dma-agent/upgrade 0755 (the
+#          upgrade transaction runner), /etc/init.d/dma-agent 0755,
 #          /etc/config/dma-agent 0600 (conffile: opkg keeps a modified copy on upgrade)
 # control: control, conffiles, postinst/prerm = OpenWrt's default_postinst/default_prerm
 #          (postinst enables and starts the service; prerm stops and disables it).
@@ -34,7 +35,7 @@ pkg=dma-agent
 [[ "$arch" =~ ^[A-Za-z0-9_.+-]+$ ]] || die "bad ARCH '$arch' (OpenWrt names: arm_cortex-a7_neon-vfpv4, aarch64_cortex-a53, mipsel_24kc, ...)"
 [[ "$version" =~ ^[A-Za-z0-9_.+~:-]+$ ]] || die "bad VERSION '$version'"
 files_dir=${FILES_DIR:-$ROOT_DIR/openwrt/dma-agent/files}
-for f in dma-agent.init dma-agent.config; do
+for f in dma-agent.init dma-agent.config dma-agent.upgrade; do
     [ -f "$files_dir/$f" ] || die "missing $files_dir/$f"
 done
 
@@ -56,8 +57,10 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 data=$work/data ctrl=$work/control out=$work/out
 install -d -m 0755 "$data" "$ctrl" "$out" \
-    "$data/usr" "$data/usr/bin" "$data/etc" "$data/etc/init.d" "$data/etc/config"
+    "$data/usr" "$data/usr/bin" "$data/usr/libexec" "$data/usr/libexec/dma-agent" \
+    "$data/etc" "$data/etc/init.d" "$data/etc/config"
 install -m 0755 "$binary" "$data/usr/bin/dma-agent"
+install -m 0755 "$files_dir/dma-agent.upgrade" "$data/usr/libexec/dma-agent/upgrade"
 install -m 0755 "$files_dir/dma-agent.init" "$data/etc/init.d/dma-agent"
 install -m 0600 "$files_dir/dma-agent.config" "$data/etc/config/dma-agent"
 if [ -d "$files_dir/uci-defaults" ]; then

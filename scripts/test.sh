@@ -4,7 +4,8 @@
 #      step 4), idempotently;
 #   2. host: unit tests, integration tests (real mosquitto, real agent
 #      process, the four LAN simulators), the demo test;
-#   3. packaging tests (the .ipk format, the procd init script);
+#   3. packaging tests (the .ipk format, the procd init script), then the
+#      same with OpenWrt's real opkg, apk and procd (tests/openwrt/run.sh);
 #   4. cross: static musl release build for each of $CROSS_TARGETS
 #      (default armv7, aarch64, mipsel) and its packages (cross/ci.sh). The
 #      first target runs its unit tests and the WHOLE integration suite under
@@ -59,6 +60,17 @@ cargo test -p dma-platform
 
 log "packaging tests"
 python3 -m unittest discover -s tests/packaging -t . -v
+
+# ---- OpenWrt's real userland (issue 20; added by the upgrade branch) ----------
+# The .ipk with the real opkg-lede, the .apk with the real apk-tools v3 (and a
+# signed feed), the init script under the real procd (PID 1 of a namespace),
+# and the agent's `upgrade` transaction end to end (trial, rollback, power
+# cut). Needs root; prints SKIPPED when namespaces are impossible. Builds the
+# tools once into target/openwrt-userland (~2 min) and a static x86_64 musl
+# agent (rustup's musl target). About 6 minutes.
+log "OpenWrt real tools: opkg, apk, procd, upgrade transaction (tests/openwrt)"
+tests/openwrt/run.sh
+# ---- end OpenWrt real tools ---------------------------------------------------
 
 if [ "${SKIP_CROSS:-0}" != 1 ]; then
     first=1

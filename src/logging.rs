@@ -1,6 +1,9 @@
-//! A small `log` backend: one line per event on stderr with a level tag
-//! (procd hands stderr to logd). Secret values from the configuration are
-//! scrubbed from every line as a last line of defence.
+//! A small `log` backend: one line per event with a level tag, on stderr,
+//! or, under procd (the init script sets `DMA_AGENT_LOG=syslog`), to syslog
+//! (/dev/log) with the line's own priority: procd tags everything an
+//! instance writes to stderr `daemon.err`, so `info` lines would read as
+//! errors in logread. Secret values from the configuration are scrubbed
+//! from every line as a last line of defence.
 
 use log::{LevelFilter, Metadata, Record};
 use std::io::Write;
@@ -34,6 +37,9 @@ impl log::Log for StderrLogger {
             log::Level::Debug => "debug",
             log::Level::Trace => "trace",
         };
+        if SYSLOG.load(std::sync::atomic::Ordering::Relaxed) && syslog::send(r.level(), &line) {
+            return;
+        }
         let _ = writeln!(std::io::stderr().lock(), "{tag}: {line}");
     }
 
@@ -41,6 +47,8 @@ impl log::Log for StderrLogger {
 }
 
 static LOGGER: StderrLogger = StderrLogger;
+/// Lines go to syslog (falling back to stderr when /dev/log is away).
+static SYSLOG: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 pub fn parse_level(s: &str) -> Option<LevelFilter> {
     Some(match s {
@@ -60,8 +68,59 @@ pub fn init(level: LevelFilter, config_path: &str) {
     if let Ok(c) = crate::config::load(config_path) {
         set_secrets(c.secrets());
     }
+    if std::env::var("DMA_AGENT_LOG").is_ok_and(|v| v == "syslog") {
+        SYSLOG.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
     let _ = log::set_logger(&LOGGER);
     log::set_max_level(level);
+}
+
+/// Syslog over the /dev/log datagram socket, facility daemon.
+mod syslog {
+    use std::os::unix::net::UnixDatagram;
+    use std::sync::Mutex;
+
+    const PATH: &str = "/dev/log";
+    /// Longest line sent; longer ones are cut (syslogd's own limit is ~1 KiB).
+    const MAX_LINE: usize = 1024;
+    static SOCK: Mutex<Option<UnixDatagram>> = Mutex::new(None);
+
+    /// RFC 3164 priority: facility daemon (3) * 8 + severity.
+    pub fn priority(level: log::Level) -> u8 {
+        24 + match level {
+            log::Level::Error => 3,
+            log::Level::Warn => 4,
+            log::Level::Info => 6,
+            log::Level::Debug | log::Level::Trace => 7,
+        }
+    }
+
+    /// `<PRI>dma-agent[PID]: line`, cut at a character boundary.
+    pub fn datagram(level: log::Level, line: &str) -> String {
+        let mut end = line.len().min(MAX_LINE);
+        while !line.is_char_boundary(end) {
+            end = end.saturating_sub(1);
+        }
+        format!("<{}>dma-agent[{}]: {}", priority(level), std::process::id(), line.get(..end).unwrap_or(""))
+    }
+
+    /// Sends one line; false when syslog cannot be reached (the caller
+    /// writes to stderr). Reconnects once (syslogd restarted).
+    pub fn send(level: log::Level, line: &str) -> bool {
+        let msg = datagram(level, line);
+        let Ok(mut sock) = SOCK.lock() else { return false };
+        for _ in 0..2 {
+            if sock.is_none() {
+                *sock = UnixDatagram::unbound().ok().filter(|s| s.connect(PATH).is_ok());
+            }
+            match sock.as_ref() {
+                Some(s) if s.send(msg.as_bytes()).is_ok() => return true,
+                Some(_) => *sock = None,
+                None => return false,
+            }
+        }
+        false
+    }
 }
 
 /// Most secret values remembered; the oldest are forgotten beyond it.
@@ -110,6 +169,19 @@ pub fn scrub(line: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn syslog_lines_carry_the_level_as_priority() {
+        assert_eq!(syslog::priority(log::Level::Error), 27);
+        assert_eq!(syslog::priority(log::Level::Warn), 28);
+        assert_eq!(syslog::priority(log::Level::Info), 30);
+        assert_eq!(syslog::priority(log::Level::Trace), 31);
+        let d = syslog::datagram(log::Level::Info, "connected");
+        assert_eq!(d, format!("<30>dma-agent[{}]: connected", std::process::id()));
+        let long = "é".repeat(1000);
+        let d = syslog::datagram(log::Level::Warn, &long);
+        assert!(d.ends_with('é') && d.len() < 1100, "cut at a char boundary: {}", d.len());
+    }
 
     #[test]
     fn learns_new_secrets_and_keeps_old_ones() {

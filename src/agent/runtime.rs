@@ -98,7 +98,11 @@ fn acker(ctx: Arc<Ctx>, rx: Receiver<AckJob>) {
         }
         let mut done = Vec::new();
         waiting.retain(|(k, w, at)| {
-            if w.is_acked() {
+            if w.is_acked() && k == crate::commands::upgrade::txn::TRIAL_KEY {
+                // The birth of a version on trial was acknowledged: commit.
+                crate::commands::upgrade::txn::confirmed(&ctx);
+                false
+            } else if w.is_acked() {
                 done.push(k.clone());
                 false
             } else if w.is_lost() {
@@ -179,6 +183,14 @@ impl SessionEvents for Events {
         // The birth message is already on its way (the session sends it
         // first). Fresh reports follow: none were kept from while away.
         let _ = ctx.reports.try_send(ReportRequest::Connected);
+        // A new version on trial: its birth again, QoS 1, PUBACK watched
+        // (the session's own birth has no waiter); acknowledged = commit.
+        if crate::commands::upgrade::txn::on_trial() {
+            let p = &ctx.publisher;
+            if let Ok(Some(w)) = p.publish(&p.topics.state, true, true, self.birth()) {
+                watch_ack(crate::commands::upgrade::txn::TRIAL_KEY.to_string(), w);
+            }
+        }
         // Answers the broker never acknowledged (lost in an outage, a
         // restart or with the broker's session).
         request_resend();
@@ -271,6 +283,8 @@ pub fn run(config_path: &str) -> Result<Exit, String> {
     let engine = Arc::new(Engine::start(ctx.clone()).map_err(|e| e.to_string())?);
     let (atx, arx) = sync_channel(256);
     let _ = ACKS.set(atx);
+    // An upgrade transaction: answer it if decided, or note this version is on trial.
+    crate::commands::upgrade::txn::at_start(&ctx);
     {
         let ctx = ctx.clone();
         crate::stack::spawn("acks".into(), move || acker(ctx, arx)).map_err(|e| e.to_string())?;

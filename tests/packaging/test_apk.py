@@ -140,6 +140,7 @@ class ApkTest(unittest.TestCase):
     def test_files_modes_and_contents(self):
         self.assertEqual({p: m for p, (m, _) in self.files.items()}, {
             "usr/bin/dma-agent": 0o755,
+            "usr/libexec/dma-agent/upgrade": 0o755,
             "etc/init.d/dma-agent": 0o755,
             "etc/config/dma-agent": 0o600,
             "lib/apk/packages/dma-agent.list": 0o644,
@@ -157,14 +158,16 @@ class ApkTest(unittest.TestCase):
         self.assertEqual(self.files[meta + ".conffiles_static"][1],
                          f"/etc/config/dma-agent {cfg_sha}\n".encode())
         self.assertEqual(self.files[meta + ".list"][1],
-                         b"/etc/config/dma-agent\n/etc/init.d/dma-agent\n/usr/bin/dma-agent\n")
+                         b"/etc/config/dma-agent\n/etc/init.d/dma-agent\n/usr/bin/dma-agent\n"
+                         b"/usr/libexec/dma-agent/upgrade\n")
 
     def test_owner_mtime_and_order(self):
         names = [d.get("name", "") for d in self.pkg["paths"]]
         self.assertEqual(names, sorted(names, key=str.encode))
         # Every directory, the root and parents included, as `apk mkpkg` writes them.
         self.assertEqual(names, ["", "etc", "etc/config", "etc/init.d", "lib", "lib/apk",
-                                 "lib/apk/packages", "usr", "usr/bin"])
+                                 "lib/apk/packages", "usr", "usr/bin", "usr/libexec",
+                                 "usr/libexec/dma-agent"])
         for d in self.pkg["paths"]:
             self.assertEqual(d["acl"], {"mode": 0o755, "user": "root", "group": "root"}, names)
             fnames = [f["name"] for f in d.get("files") or []]

@@ -139,6 +139,7 @@ class IpkTest(unittest.TestCase):
         self.assertEqual(
             {n: m.mode for n, m in files.items()},
             {"./usr/bin/dma-agent": 0o755,
+             "./usr/libexec/dma-agent/upgrade": 0o755,
              "./etc/init.d/dma-agent": 0o755,
              "./etc/config/dma-agent": 0o600})
         for m in self.data.getmembers():

@@ -106,6 +106,7 @@ class OpenWrtMakefileTest(unittest.TestCase):
                 p = os.path.join(dirpath, name)
                 got["/" + os.path.relpath(p, dest)] = stat.S_IMODE(os.stat(p).st_mode)
         self.assertEqual(got, {"/usr/bin/dma-agent": 0o755,
+                               "/usr/libexec/dma-agent/upgrade": 0o755,
                                "/etc/init.d/dma-agent": 0o755,
                                "/etc/config/dma-agent": 0o600})
 

@@ -61,7 +61,9 @@ pub fn command_line(format: Format, file: &Path, configured: &str, path_env: Opt
             "{} add --no-network --repositories-file /dev/null --allow-untrusted {quoted}",
             apk.display()
         )),
-        (Format::Ipk, _, Some(opkg)) => Ok(format!("{} install --force-reinstall {quoted}", opkg.display())),
+        // Never --force-reinstall: opkg-lede makes that a removal (the
+        // package's prerm disables and stops the agent) then a fresh install.
+        (Format::Ipk, _, Some(opkg)) => Ok(format!("{} install {quoted}", opkg.display())),
         (Format::Apk, None, Some(_)) => {
             Err("this router installs .ipk packages (opkg, OpenWrt 24.10 or older): send the .ipk".into())
         }
@@ -110,7 +112,7 @@ mod tests {
         let apk = command_line(Format::Apk, f, "", Some(&p)).unwrap();
         assert_eq!(apk, format!("{p}/apk add --no-network --repositories-file /dev/null --allow-untrusted '/tmp/dma-agent-upgrade.apk'"));
         let ipk = command_line(Format::Ipk, Path::new("/tmp/x.ipk"), "", Some(&p)).unwrap();
-        assert_eq!(ipk, format!("{p}/opkg install --force-reinstall '/tmp/x.ipk'"));
+        assert_eq!(ipk, format!("{p}/opkg install '/tmp/x.ipk'"));
 
         let only_opkg = bin_dir(&["opkg"]).to_string_lossy().to_string();
         let e = command_line(Format::Apk, f, "", Some(&only_opkg)).unwrap_err();

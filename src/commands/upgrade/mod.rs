@@ -1,11 +1,18 @@
 //! `upgrade`: download the package (to `upgrade_dir`, /tmp by default: RAM,
-//! not the flash state dir), check its SHA-256, pick the installer (apk for
-//! an .apk, opkg for an .ipk, or `upgrade_command`), answer and wait for the
-//! PUBACK (installing restarts the agent), then install. apk and opkg both
-//! keep a modified /etc/config/dma-agent and put the new one beside it.
+//! not the flash state dir), check its SHA-256, check that the router can
+//! install it (apk for an .apk, opkg for an .ipk, or `upgrade_command`),
+//! then hand it to the transaction runner (`/usr/libexec/dma-agent/upgrade`,
+//! detached: it outlives this agent being stopped by the package scripts).
+//! The runner keeps the previous version, installs with the real upgrade
+//! path (never remove-then-install) and puts the new version on trial
+//! (`trial` s in the body, default 300): the new agent commits once its
+//! birth message is acknowledged and answers `ok` with its version; without
+//! that the runner restores the previous version, which answers `err` with
+//! the reason (txn.rs). One answer, journalled: exactly once.
 
 mod download;
 mod installer;
+pub mod txn;
 
 use super::envelope::{Command, Outcome};
 use crate::agent::Ctx;
@@ -15,8 +22,15 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-/// Every file the upgrade writes starts with this, in `upgrade_dir`.
+/// Every file the download writes starts with this, in `upgrade_dir`.
 const PREFIX: &str = "dma-agent-upgrade";
+/// The transaction runner the package installs, and its copy in `upgrade_dir`.
+const RUNNER: &str = "/usr/libexec/dma-agent/upgrade";
+const RUNNER_COPY: &str = "dma-agent-txn.sh";
+/// Trial time of the new version, seconds (the body's `trial`).
+const DEFAULT_TRIAL: u64 = 300;
+const MIN_TRIAL: u64 = 10;
+const MAX_TRIAL: u64 = 3600;
 
 /// One upgrade at a time (a `detached` one could otherwise run beside
 /// another and share its file names).
@@ -76,18 +90,101 @@ pub fn handle(ctx: &Ctx, cmd: &Command) -> Outcome {
         return Outcome::err(e);
     }
     let path_env = std::env::var("PATH").ok();
+    // Refuses a package this router cannot install, before anything changes.
     let line = match installer::command_line(format, file.path(), &cfg.agent.upgrade_command, path_env.as_deref()) {
         Ok(l) => l,
         Err(e) => return Outcome::err(e),
     };
-    let out = Outcome::ok(json!({"sha256": got, "format": format.ext(), "installing": true}));
-    // Installing restarts the agent: the answer goes out first.
+    if !Path::new(RUNNER).exists() {
+        // Not installed from the package (a hand-copied binary, the host
+        // tests): no transaction runner, so no trial and no rollback.
+        return direct(ctx, cmd, file, &got, format, &line);
+    }
+    transactional(ctx, cmd, file, &got, format)
+}
+
+/// Hand the package to the transaction runner (see the module's doc).
+fn transactional(ctx: &Ctx, cmd: &Command, file: TempFile, got: &str, format: installer::Format) -> Outcome {
+    let cfg = ctx.config();
+    let dir = Path::new(&cfg.agent.upgrade_dir);
+    let trial = match cmd.body.get("trial") {
+        None => DEFAULT_TRIAL,
+        Some(v) => match v.as_u64() {
+            Some(t) if (MIN_TRIAL..=MAX_TRIAL).contains(&t) => t,
+            _ => return Outcome::err(format!("bad body: trial must be {MIN_TRIAL}..{MAX_TRIAL} seconds")),
+        },
+    };
+    // The runner runs from a copy in RAM: the install replaces its file.
+    let runner = dir.join(RUNNER_COPY);
+    if let Err(e) = std::fs::copy(RUNNER, &runner) {
+        return Outcome::err(format!("cannot use the upgrade runner {RUNNER}: {e} (the installed package is older than the transactional upgrade)"));
+    }
+    let pkg = dir.join(format!("dma-agent-txn.{}", format.ext()));
+    if let Err(e) = std::fs::rename(file.path(), &pkg) {
+        return Outcome::err(format!("cannot keep the package: {e}"));
+    }
+    drop(file);
+    if let Err(e) = txn::write_request(&cfg.agent.state_dir, cmd) {
+        let _ = std::fs::remove_file(&pkg);
+        return Outcome::err(e);
+    }
+    // Until the transaction is decided the journal holds this (acknowledged,
+    // so never published): a stop of this agent by the package scripts must
+    // not answer "interrupted" over the real answer, which the agent running
+    // after the trial journals (txn::settle).
+    let pending = Outcome::err("upgrade in progress: the answer comes after the trial");
+    let stored = ctx.journal.lock().map_err(|_| "journal unavailable".to_string()).and_then(|mut j| {
+        j.store_answer(&cmd.key, &super::engine::fitted_answer(ctx, cmd, &pending))
+            .and_then(|_| j.mark_acked(&cmd.key))
+            .map_err(|e| e.to_string())
+    });
+    if let Err(e) = stored {
+        let _ = std::fs::remove_file(&pkg);
+        return Outcome::err(format!("cannot journal the upgrade: {e}"));
+    }
+    let q = |p: &Path| installer::shell_quote(&p.to_string_lossy());
+    // Double fork + setsid: the runner is nobody's child in procd's instance.
+    let line = format!(
+        "setsid /bin/sh {} run {} {trial} {} {} </dev/null >/dev/null 2>&1 &",
+        q(&runner),
+        installer::shell_quote(&cfg.agent.state_dir),
+        q(&pkg),
+        installer::shell_quote(&cfg.agent.upgrade_command)
+    );
+    log::warn!("upgrade: {} ({got}) handed to the transaction runner, trial {trial} s", pkg.display());
+    match std::process::Command::new("/bin/sh").arg("-c").arg(&line).status() {
+        Ok(s) if s.success() => {}
+        Ok(s) => return Outcome::err(format!("cannot start the upgrade runner: {s}")),
+        Err(e) => return Outcome::err(format!("cannot start the upgrade runner: {e}")),
+    }
+    // The package scripts stop this agent; if the runner finishes first (the
+    // package was refused), the transaction is decided while we still run.
+    let state_dir = cfg.agent.state_dir.clone();
+    let until = std::time::Instant::now() + Duration::from_secs(trial + 600);
+    while std::time::Instant::now() < until && !ctx.stopping.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(500));
+        if txn::decided_without_us(&state_dir) {
+            txn::settle_now(ctx);
+            break;
+        }
+    }
+    // An `ok` outcome makes the engine keep the answer the journal holds
+    // (the pending one, or the final one txn::settle stored) and publish
+    // nothing itself.
+    Outcome::ok(json!({"handed_over": true}))
+}
+
+/// Without the runner: answer first (installing restarts the agent), then
+/// run the installer; no trial, no rollback.
+fn direct(ctx: &Ctx, cmd: &Command, file: TempFile, got: &str, format: installer::Format, line: &str) -> Outcome {
+    let cfg = ctx.config();
+    let out = Outcome::ok(json!({"sha256": got, "format": format.ext(), "installing": true, "trial": false}));
     if let Err(e) = super::answer_first(ctx, cmd, &out, Duration::from_secs(cfg.agent.reboot_ack_timeout)) {
         return Outcome::err(format!("upgrade not done: {e}"));
     }
-    log::warn!("upgrade: running {line}");
-    // The package's scripts usually restart the agent while the installer
-    // runs; the shell outlives us and removes the package itself.
+    log::warn!("upgrade: no {RUNNER} (not installed from the package): running {line} without a trial");
+    // The package's scripts may restart the agent while the installer runs;
+    // the shell outlives us and removes the package itself.
     let script = format!("( {line} ); rc=$?; rm -f {}; exit $rc", installer::shell_quote(&file.path().to_string_lossy()));
     let st = std::process::Command::new("/bin/sh").arg("-c").arg(&script).status();
     drop(file);

@@ -94,6 +94,9 @@ impl Conn {
         let opts = options(b)?;
         let where_ = format!("{}:{}", b.host, b.port());
         let (client, mut connection) = Client::new(opts, 64);
+        let mut net = rumqttc::NetworkOptions::new();
+        net.set_tcp_nodelay(true);
+        connection.eventloop.set_network_options(net);
         let (tx, rx) = sync_channel::<Ev>(1024);
         std::thread::Builder::new()
             .name("ctl-mqtt".into())

@@ -132,7 +132,12 @@ impl Session {
     pub fn create(cfg: &AgentConfig) -> Result<Session, String> {
         let topics = Topics::new(&cfg.prefix, &cfg.sn, cfg.topic_layout);
         let opts = build_options(cfg, &topics)?;
-        let (client, connection) = Client::new(opts, REQUEST_CAP);
+        let (client, mut connection) = Client::new(opts, REQUEST_CAP);
+        // TCP_NODELAY: an answer is one small packet; with Nagle it waited
+        // for the broker's delayed ACK (~40 ms per round trip, issue 24).
+        let mut net = rumqttc::NetworkOptions::new();
+        net.set_tcp_nodelay(true);
+        connection.eventloop.set_network_options(net);
         let tracker = AckTracker::default();
         let publisher = Publisher::new(client, tracker, topics, cfg.sn.clone());
         let backoff = Backoff::new(Duration::from_secs(cfg.reconnect_min), Duration::from_secs(cfg.reconnect_max));

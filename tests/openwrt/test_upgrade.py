@@ -58,11 +58,11 @@ class PackageServer:
 
 
 class Answers:
-    """Every answer on {prefix}/resp/cmd, as mosquitto_sub sees it."""
+    """Every answer on {prefix}/resp/cmd/{sn} (or the shared {prefix}/resp/cmd), as mosquitto_sub sees it."""
 
     def __init__(self, port):
         self.proc = subprocess.Popen(["mosquitto_sub", "-h", "127.0.0.1", "-p", str(port), "-t", "dma/resp/cmd",
-                                      "-q", "1"], stdout=subprocess.PIPE, text=True)
+                                      "-t", "dma/resp/cmd/+", "-q", "1"], stdout=subprocess.PIPE, text=True)
         self.lines = []
         threading.Thread(target=self._read, daemon=True).start()
 

@@ -71,12 +71,21 @@ pub struct Entry {
     pub time: u64,
 }
 
+/// The journal line's format version (`"v"`). The rule that keeps upgrade
+/// and rollback safe: a later format only adds keys, never renames or
+/// re-means one, so an older agent reads a newer journal by the keys it
+/// knows and a newer agent reads lines without `v` (version 0) unchanged.
+pub const FORMAT: u64 = 1;
+
 impl Entry {
     fn to_line(&self) -> String {
-        json!({"k": self.key, "h": self.hash, "c": self.command, "s": self.state.as_str(), "a": self.answer,
+        json!({"v": FORMAT, "k": self.key, "h": self.hash, "c": self.command, "s": self.state.as_str(), "a": self.answer,
                "b": self.boot, "ack": self.acked, "x": self.data, "t": self.time})
         .to_string()
     }
+    /// Reads every format version: lines without `v` (before versions
+    /// existed) and lines of a newer agent (after an upgrade rolled back)
+    /// alike, by the keys this version needs (see [`FORMAT`]).
     fn from_line(line: &str) -> Option<Entry> {
         let v: Value = serde_json::from_str(line).ok()?;
         Some(Entry {
@@ -475,6 +484,19 @@ impl Journal {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn lines_of_every_format_version_are_read() {
+        use super::{Entry, State, FORMAT};
+        let v0 = r#"{"k":"n:1","h":"abc","c":"sh","s":"ok","a":{"id":1},"b":"boot","ack":true,"x":null,"t":5}"#;
+        let e = Entry::from_line(v0).expect("a line from before format versions");
+        assert_eq!((e.key.as_str(), e.state, e.acked), ("n:1", State::Succeeded, true));
+        let newer = r#"{"v":7,"k":"n:2","h":"def","c":"reboot","s":"running","b":"boot","new_key":[1,2],"t":6}"#;
+        let e = Entry::from_line(newer).expect("a line of a newer agent, after a rollback");
+        assert_eq!((e.key.as_str(), e.state), ("n:2", State::Running));
+        let line = e.to_line();
+        assert!(line.starts_with(&format!("{{\"v\":{FORMAT},")) || line.contains(&format!("\"v\":{FORMAT}")), "{line}");
+    }
+
     use super::*;
 
     fn tmp(name: &str) -> PathBuf {

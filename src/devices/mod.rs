@@ -138,6 +138,20 @@ impl fmt::Display for DeviceError {
 
 impl std::error::Error for DeviceError {}
 
+impl DeviceError {
+    /// The same error with `more` appended to its text.
+    pub fn with_note(self, more: &str) -> DeviceError {
+        match self {
+            DeviceError::BadRequest(m) => DeviceError::BadRequest(format!("{m}; {more}")),
+            DeviceError::Transport(m) => DeviceError::Transport(format!("{m}; {more}")),
+            DeviceError::Timeout(m) => DeviceError::Timeout(format!("{m}; {more}")),
+            DeviceError::Auth(m) => DeviceError::Auth(format!("{m}; {more}")),
+            DeviceError::Protocol(m) => DeviceError::Protocol(format!("{m}; {more}")),
+            DeviceError::Device { code, msg } => DeviceError::Device { code, msg: format!("{msg}; {more}") },
+        }
+    }
+}
+
 /// A LAN device client. Implementations are blocking and must bound every
 /// call by the configured timeout; each device runs on its own thread so a
 /// dead box never stalls the others.
@@ -148,6 +162,13 @@ pub trait LanDevice: Send {
     /// Carry out `<kind> get|set` with the command body `d`; returns the
     /// result to put in the answer's `d.result`.
     fn command(&mut self, method: &str, body: &Value) -> Result<Value, DeviceError>;
+    /// The agent's own password for this device when the last command
+    /// changed it and the device accepted the change; taken once. The
+    /// client already logs in with it; the manager stores it in the
+    /// configuration file (credential rotation).
+    fn take_new_password(&mut self) -> Option<String> {
+        None
+    }
 }
 
 /// Build the client for one configured device.

@@ -9,6 +9,7 @@
 pub mod cdr;
 pub mod client;
 pub mod command;
+pub mod password;
 pub mod ports;
 pub mod status;
 
@@ -22,6 +23,8 @@ pub const EXTRA_OPTIONS: &[(&str, bool)] = &[("cdr", false), ("cdr_limit", false
 pub struct IadClient {
     session: client::Session,
     opts: status::PollOptions,
+    /// A new password the IAD accepted, until the manager takes it.
+    new_password: Option<String>,
 }
 
 impl IadClient {
@@ -34,7 +37,7 @@ impl IadClient {
         if cdr_limit.len() > 8 || !cdr_limit.bytes().all(|b| b.is_ascii_digit()) {
             return Err(format!("iad {}: option cdr_limit must be up to 8 digits", cfg.name));
         }
-        Ok(IadClient { session: client::Session::new(cfg)?, opts: status::PollOptions { cdr, cdr_limit } })
+        Ok(IadClient { session: client::Session::new(cfg)?, opts: status::PollOptions { cdr, cdr_limit }, new_password: None })
     }
 }
 
@@ -58,12 +61,30 @@ impl LanDevice for IadClient {
     /// Runs the controller call and returns the IAD's `data`; a non-200
     /// `code` is [`DeviceError::Device`].
     fn command(&mut self, method: &str, body: &Value) -> Result<Value, DeviceError> {
+        if body.get("action").and_then(Value::as_str) == Some(password::ACTION) {
+            if method != "set" {
+                return Err(DeviceError::BadRequest("set_password needs method set".into()));
+            }
+            let new = password::new_password(body)?;
+            let mut accepted = false;
+            let r = password::rotate(&mut self.session, &new, &mut accepted);
+            // Accepted by the IAD: stored, whether or not the login then worked.
+            if accepted {
+                self.new_password = Some(new);
+            }
+            return r;
+        }
         let call = command::parse(method, body)?;
+        password::check_raw(&call.api, &call.params, self.session.username())?;
         let result = self.session.call(&call.api, &call.params)?;
         if call.api == command::REBOOT_API {
             // The token dies with the reboot.
             self.session.forget_token();
         }
         Ok(result)
+    }
+
+    fn take_new_password(&mut self) -> Option<String> {
+        self.new_password.take()
     }
 }

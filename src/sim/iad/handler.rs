@@ -54,8 +54,8 @@ pub fn handle(state: &Mutex<State>, req: &SimRequest) -> SimResponse {
 fn login(s: &mut State, body: &Map<String, Value>) -> SimResponse {
     let user = body.get("username").and_then(Value::as_str).unwrap_or("");
     let pass = body.get("password").and_then(Value::as_str).unwrap_or("");
-    let expected = crate::sim::wire::md5_hex(&s.cfg.password);
-    if user != s.cfg.username || !pass.eq_ignore_ascii_case(&expected) {
+    let known = s.accounts.get(user).is_some_and(|md5| pass.eq_ignore_ascii_case(md5));
+    if !known {
         return answer("auth/login", 403, "username or password error", json!([]));
     }
     s.login_count += 1;
@@ -91,6 +91,7 @@ fn route(s: &mut State, api: &str, body: &Map<String, Value>) -> SimResponse {
             s.reboot();
             answer(api, 200, "", json!([]))
         }
+        "sys_user/set" => set_user(s, api, body),
         "sys_maintain/sys_reset" => {
             s.factory_reset();
             answer(api, 200, "", json!([]))
@@ -109,6 +110,35 @@ fn route(s: &mut State, api: &str, body: &Map<String, Value>) -> SimResponse {
         }
         _ => settings(s, api, body),
     }
+}
+
+/// 4.3.1 `sys_user/set`: the simulator's sessions are all admin, so "the
+/// original password can be filled in arbitrarily"; the MD5 fields must be
+/// 4–32 characters, the confirmation equal, the new name free. Afterwards
+/// the original user's logins are invalidated (every token: the seed does
+/// not say whose tokens belong to whom; the simulator keeps no owner).
+fn set_user(s: &mut State, api: &str, body: &Map<String, Value>) -> SimResponse {
+    let field = |k: &str| body.get(k).and_then(Value::as_str).unwrap_or("");
+    let (user, new_user, new_pw) = (field("username"), field("new_username"), field("new_password"));
+    let sized = |v: &str| (4..=32).contains(&v.len());
+    if ![user, field("password"), new_user, new_pw, field("new_password_confirm")].iter().all(|v| sized(v)) {
+        return answer(api, 400, "invalid parameter: 4-32 characters", json!([]));
+    }
+    if new_pw != field("new_password_confirm") {
+        return answer(api, 400, "password confirmation does not match", json!([]));
+    }
+    if !s.accounts.contains_key(user) {
+        return answer(api, 400, "user does not exist", json!([]));
+    }
+    if new_user != user && s.accounts.contains_key(new_user) {
+        return answer(api, 400, "user already exists", json!([]));
+    }
+    if !s.ignore_password_change {
+        s.accounts.remove(user);
+        s.accounts.insert(new_user.to_string(), new_pw.to_ascii_lowercase());
+        s.tokens.clear();
+    }
+    answer(api, 200, "", json!([]))
 }
 
 /// `<class>/<x>set` stores its body, `<class>/<x>get` answers it.

@@ -74,6 +74,15 @@ impl IadSim {
         Ok(IadSim { server, state })
     }
 
+    /// The MD5 of `user`'s web password, if the account exists.
+    pub fn account_md5(&self, user: &str) -> Option<String> {
+        self.state().accounts.get(user).cloned()
+    }
+    /// Fault: `sys_user/set` answers success but changes nothing.
+    pub fn ignore_password_change(&self, on: bool) {
+        self.state().ignore_password_change = on;
+    }
+
     fn state(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }

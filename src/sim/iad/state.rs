@@ -36,6 +36,11 @@ pub struct State {
     /// Stored `*_set` bodies by `class/prefix`, answered by `*_get`.
     pub settings: BTreeMap<String, Map<String, Value>>,
     pub calls: HashMap<String, usize>,
+    /// Web accounts: username → lower-case hex MD5 of the password (as
+    /// `sys_user/export` shows them), seeded with the configured one.
+    pub accounts: BTreeMap<String, String>,
+    /// Fault: `sys_user/set` answers 200 but changes nothing.
+    pub ignore_password_change: bool,
     seq: u64,
 }
 
@@ -65,8 +70,12 @@ impl State {
             cdr: Vec::new(),
             settings: default_settings(),
             calls: HashMap::new(),
+            accounts: BTreeMap::new(),
+            ignore_password_change: false,
             seq: 0,
         };
+        let md5 = crate::sim::wire::md5_hex(&s.cfg.password);
+        s.accounts.insert(s.cfg.username.clone(), md5);
         s.push_cdr("8001", "13800000000", "ANSWERED", 42);
         s
     }

@@ -9,20 +9,31 @@
 pub mod cdr;
 pub mod client;
 pub mod command;
+pub mod diagnose;
 pub mod password;
 pub mod ports;
 pub mod status;
+pub mod upgrade;
 
 use super::{DeviceConfig, DeviceError, DeviceKind, DeviceStatus, LanDevice};
 use serde_json::Value;
 
 /// Device options: `cdr` (`1`/`true`/`yes`/`on`: read `sys_info/cdr` in the
 /// poll) and `cdr_limit` (the `limit` sent with it, 0–8 digits).
-pub const EXTRA_OPTIONS: &[(&str, bool)] = &[("cdr", false), ("cdr_limit", false)];
+/// `upgrade_dir`, `upgrade_max_bytes`, `upgrade_stall_timeout`: the
+/// firmware download of `{"action": "upgrade"}` (see [`upgrade`]).
+pub const EXTRA_OPTIONS: &[(&str, bool)] = &[
+    ("cdr", false),
+    ("cdr_limit", false),
+    ("upgrade_dir", false),
+    ("upgrade_max_bytes", false),
+    ("upgrade_stall_timeout", false),
+];
 
 pub struct IadClient {
     session: client::Session,
     opts: status::PollOptions,
+    upgrade: upgrade::Settings,
     /// A new password the IAD accepted, until the manager takes it.
     new_password: Option<String>,
 }
@@ -37,7 +48,12 @@ impl IadClient {
         if cdr_limit.len() > 8 || !cdr_limit.bytes().all(|b| b.is_ascii_digit()) {
             return Err(format!("iad {}: option cdr_limit must be up to 8 digits", cfg.name));
         }
-        Ok(IadClient { session: client::Session::new(cfg)?, opts: status::PollOptions { cdr, cdr_limit }, new_password: None })
+        Ok(IadClient {
+            session: client::Session::new(cfg)?,
+            opts: status::PollOptions { cdr, cdr_limit },
+            upgrade: upgrade::Settings::from_config(cfg)?,
+            new_password: None,
+        })
     }
 }
 
@@ -73,6 +89,18 @@ impl LanDevice for IadClient {
                 self.new_password = Some(new);
             }
             return r;
+        }
+        if body.get("action").and_then(Value::as_str) == Some(diagnose::ACTION) {
+            if method != "set" {
+                return Err(DeviceError::BadRequest("diagnose starts a test on the IAD: method set".into()));
+            }
+            return diagnose::run(&mut self.session, &diagnose::parse(body)?);
+        }
+        if body.get("action").and_then(Value::as_str) == Some(upgrade::ACTION) {
+            if method != "set" {
+                return Err(DeviceError::BadRequest("upgrade needs method set".into()));
+            }
+            return upgrade::run(&mut self.session, &self.upgrade, &upgrade::parse(body)?);
         }
         let call = command::parse(method, body)?;
         password::check_raw(&call.api, &call.params, self.session.username())?;

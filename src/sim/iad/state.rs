@@ -41,6 +41,15 @@ pub struct State {
     pub accounts: BTreeMap<String, String>,
     /// Fault: `sys_user/set` answers 200 but changes nothing.
     pub ignore_password_change: bool,
+    /// Network tests by name (seed 4.5) and their result files.
+    pub diag: BTreeMap<String, super::diag::Run>,
+    /// `upload_permission` granted, not yet used.
+    pub upload_permission: bool,
+    /// The core service is down (low memory mode, seed 4.2.1).
+    pub core_down: bool,
+    /// Away (rebooting after an upgrade) until then.
+    pub down_until: Option<Instant>,
+    pub upgrade_log: Vec<String>,
     seq: u64,
 }
 
@@ -72,6 +81,11 @@ impl State {
             calls: HashMap::new(),
             accounts: BTreeMap::new(),
             ignore_password_change: false,
+            diag: BTreeMap::new(),
+            upload_permission: false,
+            core_down: false,
+            down_until: None,
+            upgrade_log: Vec::new(),
             seq: 0,
         };
         let md5 = crate::sim::wire::md5_hex(&s.cfg.password);

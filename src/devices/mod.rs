@@ -152,6 +152,28 @@ impl DeviceError {
     }
 }
 
+/// What a masked secret shows.
+pub const MASK: &str = "******";
+
+/// `v` with the value of every key in `keys` (at any depth, compared
+/// without case) replaced by [`MASK`] when it is not empty: device answers
+/// that carry credentials never reach the platform as they came.
+pub fn mask_keys(v: &Value, keys: &[&str]) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, val)| {
+                    let secret = keys.iter().any(|s| s.eq_ignore_ascii_case(k));
+                    let empty = matches!(val, Value::Null) || val.as_str() == Some("");
+                    (k.clone(), if secret && !empty { Value::String(MASK.into()) } else { mask_keys(val, keys) })
+                })
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(|x| mask_keys(x, keys)).collect()),
+        other => other.clone(),
+    }
+}
+
 /// A LAN device client. Implementations are blocking and must bound every
 /// call by the configured timeout; each device runs on its own thread so a
 /// dead box never stalls the others.

@@ -14,6 +14,11 @@ pub mod status;
 use super::{DeviceConfig, DeviceError, DeviceKind, DeviceStatus, LanDevice};
 use serde_json::Value;
 
+/// Answer fields that are credentials (Thread keys, Wi-Fi passwords,
+/// joiner PSKds): masked in every command answer, as in the status.
+pub const SECRET_FIELDS: &[&str] =
+    &["NetworkKey", "PSKc", "Passphrase", "ActiveDataset", "nwk_key", "passphrase", "password", "pwd", "PSKd", "sid", "token"];
+
 /// The S20 needs no options beyond address and password.
 pub const EXTRA_OPTIONS: &[(&str, bool)] = &[];
 
@@ -102,7 +107,7 @@ impl LanDevice for S20Client {
         if call.ends_session() {
             self.session.forget_session();
         }
-        Ok(answer)
+        Ok(super::mask_keys(&answer, SECRET_FIELDS))
     }
 
     fn take_new_password(&mut self) -> Option<String> {

@@ -128,3 +128,14 @@ fn a_refused_upload_says_the_core_service_may_be_down() {
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
+
+/// Credentials in an IAD answer never leave the agent.
+#[test]
+fn provisioning_password_is_masked_in_answers() {
+    let sim = sim_with(IadSimConfig::default());
+    let mut c = client(&sim, &[]);
+    c.command("set", &json!({"api": "sys_provision/set", "data": {"upgrade_user": "ops", "upgrade_pass": "prov-secret-1"}})).unwrap();
+    let r = c.command("get", &json!({"api": "sys_provision/get"})).unwrap();
+    assert_eq!((r["upgrade_user"].as_str(), r["upgrade_pass"].as_str()), (Some("ops"), Some("******")), "{r}");
+    assert!(!r.to_string().contains("prov-secret-1"));
+}

@@ -30,6 +30,11 @@ pub const EXTRA_OPTIONS: &[(&str, bool)] = &[
     ("upgrade_stall_timeout", false),
 ];
 
+/// Answer fields that are credentials (`sys_provision/get`'s
+/// `upgrade_pass`, any account password or token): masked in every
+/// command answer.
+pub const SECRET_FIELDS: &[&str] = &["upgrade_pass", "password", "new_password", "new_password_confirm", "token", "passwd"];
+
 pub struct IadClient {
     session: client::Session,
     opts: status::PollOptions,
@@ -109,7 +114,7 @@ impl LanDevice for IadClient {
             // The token dies with the reboot.
             self.session.forget_token();
         }
-        Ok(result)
+        Ok(super::mask_keys(&result, SECRET_FIELDS))
     }
 
     fn take_new_password(&mut self) -> Option<String> {

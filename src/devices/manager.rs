@@ -251,7 +251,13 @@ impl DeviceManager {
                 })?;
             (slot.tx.clone(), command_timeout(&slot.cfg), slot.abandoned.clone())
         };
+        // Once started, a long IAD action (network test, firmware upgrade) gets its own bound.
+        let run = match kind {
+            DeviceKind::Iad => super::iad::run_time(&body).map_or(wait, |d| d.max(wait)),
+            _ => wait,
+        };
         let secs = wait.as_secs();
+        let run_secs = run.as_secs();
         // A retry of a command that started earlier: its result, not a second request.
         let earlier = abandoned.lock().ok().and_then(|mut a| {
             let pos = a.iter().position(|(k, _)| k == key)?;
@@ -259,12 +265,12 @@ impl DeviceManager {
         });
         if let Some(t) = earlier {
             log::info!("{kind} command {key}: waiting for the earlier attempt's result instead of sending it again");
-            return match t.wait(Instant::now() + wait, false) {
+            return match t.wait(Instant::now() + run, false) {
                 Some(r) => r,
                 None => {
                     remember(&abandoned, key, t);
                     Err(DeviceError::Timeout(format!(
-                        "{kind} device: the earlier attempt of this command is still running after another {secs} s; not sent again"
+                        "{kind} device: the earlier attempt of this command is still running after another {run_secs} s; not sent again"
                     )))
                 }
             };
@@ -281,12 +287,12 @@ impl DeviceManager {
             )));
         }
         // Started: it runs to its end; wait for it, bounded.
-        match ticket.wait(Instant::now() + wait, false) {
+        match ticket.wait(Instant::now() + run, false) {
             Some(r) => r,
             None => {
                 remember(&abandoned, key, ticket);
                 Err(DeviceError::Timeout(format!(
-                    "{kind} device did not answer within {secs} s of starting; the outcome is unknown. A retry of this id waits for it, it is not sent again"
+                    "{kind} device did not answer within {run_secs} s of starting; the outcome is unknown. A retry of this id waits for it, it is not sent again"
                 )))
             }
         }

@@ -62,6 +62,21 @@ impl IadClient {
     }
 }
 
+/// How long a command may run once started when it is one of the IAD's
+/// long actions (a network test polls up to its `wait`; an upgrade
+/// downloads, uploads and waits up to its `wait` for the IAD to come
+/// back); `None` for an ordinary call. The manager waits that long for its
+/// answer instead of `command_timeout`.
+pub fn run_time(body: &Value) -> Option<std::time::Duration> {
+    let wait = |default: u64| body.get("wait").and_then(Value::as_u64).unwrap_or(default);
+    match body.get("action").and_then(Value::as_str) {
+        Some(diagnose::ACTION) => Some(std::time::Duration::from_secs(wait(20).saturating_add(15))),
+        // The download is bounded by its stall timeout, not by time: allow 15 min.
+        Some(upgrade::ACTION) => Some(std::time::Duration::from_secs(wait(300).saturating_add(900))),
+        _ => None,
+    }
+}
+
 fn parse_flag(v: &str) -> Option<bool> {
     match v.trim().to_ascii_lowercase().as_str() {
         "1" | "true" | "yes" | "on" => Some(true),

@@ -289,7 +289,7 @@ impl TaskReport {
     pub fn from_value(v: &Value) -> Result<TaskReport, String> {
         let o = v.as_object().ok_or("report is not an object")?;
         let tid = get_int(o, "tid").ok_or("report without tid")?;
-        let details = |k: &str| match o.get(k) {
+        let details = |k: &str| match lenient::field(o, k) {
             Some(Value::Array(a)) => split_rows(a, Detail::from_value),
             _ => (Vec::new(), Vec::new()),
         };
@@ -355,7 +355,7 @@ pub fn parse_push(body: &[u8]) -> Result<Push, String> {
 }
 
 fn array_field<'a>(o: &'a Map<String, Value>, k: &str) -> Result<&'a [Value], String> {
-    match o.get(k) {
+    match lenient::field(o, k) {
         Some(Value::Array(a)) => Ok(a),
         Some(Value::Null) | None => Ok(&[]),
         Some(_) => Err(format!("`{k}` is not an array")),

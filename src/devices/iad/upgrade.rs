@@ -222,7 +222,7 @@ fn wait_back(session: &mut Session, before: Option<&str>, wait: Duration) -> Res
         std::thread::sleep(Duration::from_millis(500));
         match firmware(session) {
             Ok(fw) if went_down || before != Some(fw.as_str()) => return Ok(fw),
-            Ok(_) => {}
+            Ok(fw) => last = format!("it still answers with the old firmware {fw} and has not restarted"),
             Err(e) => {
                 went_down = true;
                 session.forget_token();
@@ -230,7 +230,7 @@ fn wait_back(session: &mut Session, before: Option<&str>, wait: Duration) -> Res
             }
         }
     }
-    Err(DeviceError::Timeout(format!("the IAD took the firmware but did not come back within {} s ({last})", wait.as_secs())))
+    Err(DeviceError::Timeout(format!("the IAD took the firmware upload but was not back on a new firmware within {} s ({last})", wait.as_secs())))
 }
 
 #[cfg(test)]

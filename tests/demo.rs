@@ -55,6 +55,11 @@ fn demo_runs_its_tour_and_exits_on_sigint() {
     for cmd in ["iad get -> status ok", "s20 get -> status ok", "goip get -> status ok", ": sms -> status"] {
         assert!(all.contains(cmd), "{cmd}: {all}");
     }
+    // Issue 21 item 11: the tour shows the delivery report of the SMS it sent.
+    let report = lines.iter().find(|l| l.starts_with("delivery report for the SMS: ")).unwrap_or_else(|| panic!("no delivery report shown: {all}"));
+    assert!(report.contains("sent to 10086 via port 1A"), "{report}");
+    let at = |needle: &str| lines.iter().position(|l| l.contains(needle)).unwrap_or(usize::MAX);
+    assert!(at("delivery report for the SMS") < at("an SMS arrives at the GSM gateway"), "shown within the SMS step: {all}");
     assert!(all.contains("an SMS arrives at the GSM gateway"), "{all}");
     console_works(&lines);
 

@@ -118,6 +118,12 @@ fn get_set_round_trips_through_mqtt() {
     let r = cmd("vpn", "set", json!({"controler": "User", "action": "AddUserCloud", "params": {"name": "alice", "parent_group": "/sales", "passwd": "pw-123456"}, "commit": true}));
     assert_eq!(r["status"], "ok", "{r}");
     assert!(lan.vpn.commits() >= 1, "committed");
+    assert_eq!(r["d"]["result"]["committed"], true, "{r}");
+    // The answer the platform stores never carries the user's secrets.
+    let r = cmd("vpn", "get", json!({"controler": "User", "action": "ExGetUserInfo", "params": {"username": "alice"}}));
+    assert_eq!(r["d"]["result"]["result"]["name"], "alice", "{r}");
+    assert_eq!(r["d"]["result"]["result"]["sec_key"], "******", "{r}");
+    assert_eq!(r["d"]["result"]["result"]["passwd"], "******", "{r}");
     let r = cmd("vpn", "get", json!({"controler": "User", "action": "AddUserCloud", "params": {}}));
     assert_eq!(r["status"], "err", "get must not change the console");
     let r = cmd("vpn", "get", json!("not an object"));

@@ -447,13 +447,54 @@ fn session_renewed_before_expiry() {
     assert_eq!(sim.login_failures(), 0, "renewed before the device refused");
 }
 
+/// Issue 21 item 9: the seed's order (resource then seq) is the default on
+/// both sides; the lab script's order stays selectable.
 #[test]
 fn auth_order_selectable() {
-    let sim = sim_with(GoipSimConfig { auth_order: AuthOrder::ResourceFirst, ..GoipSimConfig::default() });
-    let mut wrong = client(&sim, &[("crypt", "rc4")]);
+    let seed = sim();
+    client(&seed, &[("crypt", "rc4")]).status().expect("the seed's order by default");
+    assert!(matches!(client(&seed, &[("crypt", "rc4"), ("auth_order", "seq")]).status(), Err(DeviceError::Auth(_))));
+    let script = sim_with(GoipSimConfig { auth_order: AuthOrder::SeqFirst, ..GoipSimConfig::default() });
+    let mut wrong = client(&script, &[("crypt", "rc4")]);
     assert!(matches!(wrong.status(), Err(DeviceError::Auth(_))));
-    let mut right = client(&sim, &[("crypt", "rc4"), ("auth_order", "resource")]);
+    let mut right = client(&script, &[("crypt", "rc4"), ("auth_order", "seq")]);
     right.status().unwrap();
+}
+
+/// Issue 21 item 9: the seed's `xor` cipher.
+#[test]
+fn secure_session_xor() {
+    session_round_trip("xor");
+}
+
+/// Issue 21 item 9: parameters of a POST in its JSON body (seed §6.3.1.2)
+/// when configured; the simulator takes both places.
+#[test]
+fn post_parameters_in_the_body_or_the_query() {
+    let sim = sim_with(GoipSimConfig { send_delay: Duration::from_secs(30), ..GoipSimConfig::default() });
+    let mut body = client(&sim, &[("post_params", "body")]);
+    let r = body.send_sms(&SendSms { tasks: vec![SmsTask::new(7, "10010", "in the body")], ..SendSms::default() }).unwrap();
+    assert!(r[0].accepted(), "{r:?}");
+    assert_eq!(sim.body_credentials(), 1, "the credentials came in the body");
+    body.status().expect("a GET keeps the query");
+    let mut query = client(&sim, &[]);
+    assert!(query.pause_tasks(Some(&[7])).unwrap()[0].accepted());
+    assert_eq!(sim.body_credentials(), 1, "the default stays the query");
+    assert!(GoipClient::new(&cfg(&sim.url(), "root", &[("post_params", "header")])).is_err());
+}
+
+/// Issue 21 item 9: field names as the seed's tables spell them (`Stats`,
+/// `Port`) are read like the examples' (`stats`, `port`).
+#[test]
+fn statistics_field_names_any_case() {
+    let srv = SimServer::start("127.0.0.1:0", |_req| {
+        SimResponse::json(&json!({"Code": 200, "Reason": "OK", "Count": 1, "Stats": [{"Port": 2, "Slot": 1, "sent": 5}]}))
+    })
+    .unwrap();
+    let mut c = GoipClient::new(&cfg(&srv.url(), "root", &[])).unwrap();
+    let st = c.sms_stats(&StatsQuery::default()).expect("stats");
+    assert_eq!(st.rows.len(), 1, "{st:?}");
+    assert_eq!((st.rows[0].port, st.rows[0].slot), (2, Some(1)));
 }
 
 #[test]
@@ -468,7 +509,7 @@ fn wrong_password_is_auth_error() {
         assert!(matches!(e, DeviceError::Auth(_)), "{e:?}");
     }
     assert!(sim.login_failures() >= 4);
-    assert!(GoipClient::new(&cfg(&sim.url(), "root", &[("crypt", "xor")])).is_err());
+    assert!(GoipClient::new(&cfg(&sim.url(), "root", &[("crypt", "des")])).is_err());
     assert!(GoipClient::new(&cfg("ftp://x", "root", &[])).is_err());
 }
 
@@ -505,7 +546,7 @@ fn session_vectors_hold_on_both_sides() {
     );
     // What the client seals, the simulator's own ciphers open.
     let plain = br#"{"tids":[2,3]}"#;
-    for (mode, cipher) in [(CryptMode::Rc4, Cipher::Rc4), (CryptMode::AesEcb, Cipher::Aes256Ecb)] {
+    for (mode, cipher) in [(CryptMode::Xor, Cipher::Xor), (CryptMode::Rc4, Cipher::Rc4), (CryptMode::AesEcb, Cipher::Aes256Ecb)] {
         let sealed = crypt::seal(mode, key, plain).unwrap();
         assert_ne!(&sealed[..plain.len().min(sealed.len())], &plain[..], "{mode:?} leaves the body in clear");
         assert_eq!(vendor::decrypt_body(cipher, key, &sealed).unwrap(), plain, "{mode:?}");

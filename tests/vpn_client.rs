@@ -129,9 +129,11 @@ fn command_commits_only_when_asked_and_after_success() {
     assert_eq!(sim.commits(), 0);
     assert!(!sim.user("u1").unwrap().b_inherit_auth);
 
+    assert_eq!(plain["committed"], false);
     let both = vpn.command("set", &add("u2", "/it", true)).unwrap();
-    assert_eq!(both["answer"]["code"], 0);
-    assert_eq!(both["commit"]["code"], 0);
+    assert_eq!(both["code"], 0);
+    assert_eq!(both["committed"], true);
+    assert_eq!(both["commit_answer"]["code"], 0);
     assert_eq!(sim.commits(), 1);
     assert_eq!(sim.active_users().len(), 2);
 
@@ -337,6 +339,7 @@ fn console_is_strict_about_fields_and_lenient_about_names() {
     let del = |names: Value| json!({"controler": "User", "action": "DelUserByNameCloud", "params": {"names": names}});
     vpn.command("set", &del(json!(["a1"]))).unwrap();
     vpn.command("set", &del(json!("a2,a3"))).unwrap();
+    assert_eq!(sim.commits(), 2, "each set committed by default");
     assert_eq!(sim.users().iter().map(|u| u.name.as_str()).collect::<Vec<_>>(), ["eve"]);
 }
 
@@ -379,4 +382,94 @@ fn operators_actions_enable_list_online_kick() {
     let commits = sim.commits();
     vpn.command("set", &json!({"controler": "Updater", "action": "DataSyncCloud"})).unwrap();
     assert_eq!(sim.commits(), commits + 1);
+}
+
+/// Issue 21 item 1: a `vpn set` commits unless told not to, every answer
+/// says whether it did, and a failed commit is an error.
+#[test]
+fn set_commits_by_default_and_says_so() {
+    let sim = sim();
+    let mut vpn = pinned(&sim);
+    let add = |name: &str| json!({"controler": "User", "action": "AddUserCloud", "params": {"name": name, "parent_group": "/sales", "passwd": "pw"}});
+    let a = vpn.command("set", &add("carol")).unwrap();
+    assert_eq!((a["code"].as_i64(), a["committed"].as_bool()), (Some(0), Some(true)), "{a}");
+    assert_eq!(sim.commits(), 1);
+    assert!(sim.login("carol", "192.0.2.9"), "the new user can log in: the change is in effect");
+
+    let mut batch = add("dave");
+    batch["commit"] = json!(false);
+    let b = vpn.command("set", &batch).unwrap();
+    assert_eq!(b["committed"], false);
+    assert!(sim.pending() && !sim.login("dave", "192.0.2.9"));
+    let c = vpn.command("set", &json!({"controler": "Updater", "action": "UpdaterCloud"})).unwrap();
+    assert_eq!(c["committed"], true);
+    assert_eq!(sim.commits(), 2, "the commit itself is not committed twice");
+    let q = vpn.command("get", &json!({"controler": "User", "action": "ExGetUserInfo", "params": {"username": "dave"}})).unwrap();
+    assert_eq!(q["committed"], false);
+
+    // A commit call the console refuses: the change is saved, the answer is an error.
+    let fp = sim.cert_sha256();
+    let mut broken = VpnClient::new(&config(&sim, &[("api_secret", SECRET), ("fingerprint", &fp), ("commit_api", "Updater/Nope")])).unwrap();
+    let e = broken.command("set", &add("erin")).unwrap_err();
+    assert!(e.to_string().contains("not in effect"), "{e}");
+    assert!(sim.user("erin").is_some() && sim.pending());
+}
+
+/// Issue 21 item 2: the fields the vendor's published client sends reach
+/// the console and are accepted; fields no source knows are still refused.
+#[test]
+fn vendor_client_field_sets_are_accepted() {
+    let sim = sim();
+    let mut vpn = pinned(&sim);
+    let user = |action: &str, params: Value| json!({"controler": "User", "action": action, "params": params});
+    vpn.command("set", &user("AddUserCloud", json!({"name": "v1", "parent_group": "/", "passwd": "x", "delay_flush": 0}))).unwrap();
+    vpn.command("set", &user("UpdateUserCloud", json!({"old_name": "v1", "new_name": "v1", "parent_group": "/it", "delay_flush": 0}))).unwrap();
+    vpn.command("set", &user("ExtSetUserEnable", json!({"username": "v1", "enable": 0}))).unwrap();
+    assert!(!sim.active_users().iter().any(|u| u.name == "v1" && u.is_enable), "disabled and in effect");
+    assert!(!sim.login("v1", "192.0.2.1"));
+    vpn.command("set", &user("ExtSetUserEnable", json!({"username": "v1", "enable": 1}))).unwrap();
+    assert!(sim.login("v1", "192.0.2.1"));
+    vpn.command("set", &user("DelUserByNameCloud", json!({"names": ["v1"], "delay_flush": 0}))).unwrap();
+    assert!(sim.users().is_empty());
+    let seen: Vec<(String, Vec<String>)> = sim.requests().into_iter().filter(|(c, _)| !c.starts_with("Updater/")).collect();
+    let fields = |call: &str| -> Vec<String> {
+        seen.iter().filter(|(c, _)| c == call).flat_map(|(_, f)| f.clone()).filter(|f| f != "timestamp" && f != "sinfor_apitoken").collect()
+    };
+    let mut add = fields("User/AddUserCloud");
+    add.sort();
+    assert_eq!(add, ["delay_flush", "name", "parent_group", "passwd"]);
+    assert!(fields("User/AddUserCloud").contains(&"delay_flush".to_string()));
+    assert!(fields("User/UpdateUserCloud").contains(&"delay_flush".to_string()));
+    assert!(fields("User/DelUserByNameCloud").contains(&"delay_flush".to_string()));
+    let enable = fields("User/ExtSetUserEnable");
+    assert!(enable.contains(&"username".to_string()) && enable.contains(&"enable".to_string()), "{enable:?}");
+    // Straight to the console: an unknown field is refused there too.
+    let del = dma_agent::devices::vpn::api::Call::new("User", "DelUserByNameCloud").unwrap();
+    let e = vpn.call(&del, &[("names", "v1"), ("force", "1")]).unwrap_err();
+    assert!(matches!(&e, DeviceError::Device { code: -2, msg } if msg.contains("force")), "{e:?}");
+    let e = vpn.command("set", &user("ExtSetUserEnable", json!({"username": "v1", "state": 1}))).unwrap_err();
+    assert!(matches!(e, DeviceError::BadRequest(_)));
+}
+
+/// Issue 21 item 3: `passwd` and `sec_key` never leave the client, neither
+/// in a command answer nor in the status.
+#[test]
+fn user_secrets_are_masked_in_answers_and_status() {
+    let sim = sim();
+    let mut vpn = pinned(&sim);
+    vpn.add_user(&UserSpec { passwd: Some("hunter2".into()), ..UserSpec::new("frank", "/sales") }).unwrap();
+    let raw = vpn.query_user("frank").unwrap();
+    let key = raw["sec_key"].as_str().unwrap().to_string();
+    assert_eq!(key.len(), 32, "the simulator gives a key, as the seed's example does");
+    let a = vpn.command("get", &json!({"controler": "User", "action": "ExGetUserInfo", "params": {"username": "frank"}})).unwrap();
+    assert_eq!(a["result"]["name"], "frank");
+    assert_eq!(a["result"]["passwd"], "******");
+    assert_eq!(a["result"]["sec_key"], "******");
+    let text = a.to_string();
+    assert!(!text.contains(&key) && !text.contains(raw["passwd"].as_str().unwrap()), "{text}");
+    let list = vpn.command("get", &json!({"controler": "User", "action": "GetSearchData"})).unwrap();
+    assert_eq!(list["result"]["data"][0]["sec_key"], "******");
+    assert!(!list.to_string().contains(&key));
+    let st = vpn.poll().unwrap();
+    assert!(!st.msg.to_string().contains(&key));
 }

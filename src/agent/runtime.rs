@@ -299,6 +299,7 @@ pub fn run(config_path: &str) -> Result<Exit, String> {
         crate::stack::spawn("events".into(), move || q.run_sender(&p, &stop)).map_err(|e| e.to_string())?
     };
     ctx.devices.set_event_sink(events.clone(), state_dir.join("cdr"));
+    ctx.devices.set_config_path(config_path);
     ctx.devices.apply(&cfg.devices, manager_settings(&cfg));
     // SMS state on a full or read-only state dir must not keep the agent
     // off the platform (faults-local): run without the SMS service.

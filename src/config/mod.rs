@@ -1,5 +1,6 @@
 //! Configuration: the UCI file at `/etc/config/dma-agent` (or `--config`).
 
+pub mod device_store;
 pub mod model;
 pub mod uci;
 

@@ -40,6 +40,48 @@ fn steps() -> Vec<Step> {
     ]
 }
 
+/// How long the tour waits for the delivery report of its SMS: the GoIP
+/// reports a task once it is sent, and the agent's event queue forwards it.
+const REPORT_TIMEOUT: Duration = Duration::from_secs(25);
+
+/// Event types that report an SMS's fate: the task's outcome per number
+/// (`sms-report`) and the handset's delivery receipt (`sms-delivery`).
+const REPORT_TYPES: &[&str] = &["sms-report", "sms-delivery"];
+
+/// Wait for the delivery report of the SMS just sent (an event after
+/// `from`, not any event) and print what it says.
+fn show_report(view: &View, stop: &Arc<AtomicBool>, from: usize) {
+    let is_report = |e: &Value| e.get("type").and_then(Value::as_str).is_some_and(|t| REPORT_TYPES.contains(&t));
+    let got = view.wait_for(REPORT_TIMEOUT, |v| stop.load(Ordering::SeqCst) || v.events.iter().skip(from).any(is_report));
+    if stop.load(Ordering::SeqCst) {
+        return;
+    }
+    let report = view.with(|v| v.events.iter().skip(from).find(|e| is_report(e)).cloned());
+    match report {
+        Some(r) if got => say(&format!("delivery report for the SMS: {}", describe_report(&r))),
+        _ => say(&format!("(no delivery report within {} s)", REPORT_TIMEOUT.as_secs())),
+    }
+}
+
+/// One line for a `sms-report` / `sms-delivery` event.
+fn describe_report(r: &Value) -> String {
+    if r["type"] == "sms-delivery" {
+        let ok = if r["delivered"] == true { "delivered" } else { "not delivered" };
+        return format!("{ok} to {} (receipt via port {})", r["to"].as_str().unwrap_or("?"), r["port"].as_str().unwrap_or("?"));
+    }
+    let details = r["details"].as_array().cloned().unwrap_or_default();
+    let parts: Vec<String> = details
+        .iter()
+        .map(|d| {
+            let ok = if d["ok"] == true { "sent" } else { "failed" };
+            let why = d["reason"].as_str().map(|w| format!(" ({w})")).unwrap_or_default();
+            format!("{ok} to {} via port {}{why}", d["number"].as_str().unwrap_or("?"), d["port"].as_str().unwrap_or("?"))
+        })
+        .collect();
+    let failed = r["failed"].as_u64().unwrap_or(0);
+    format!("{}; {} failed (command id {})", if parts.is_empty() { "no per-number detail".to_string() } else { parts.join(", ") }, failed, r["id"])
+}
+
 fn ctl_line(port: u16, s: &Step) -> String {
     let method = if s.method.is_empty() { String::new() } else { format!(" --method {}", s.method) };
     format!("$ dma-agent ctl --port {port} send {SN} {}{method} --body '{}' --sign-key platform-signing.pem --kid {}", s.command, s.body, super::platform::KID)
@@ -70,8 +112,8 @@ pub fn run(port: u16, fleet: &Fleet, view: &View, stop: &Arc<AtomicBool>, key_fi
             Err(f) => say(&format!("(no answer: {})", f.msg)),
         }
         if s.command == "sms" {
-            say("(waiting a few seconds for the SMS delivery reports, sent as events ...)");
-            view.wait_for(Duration::from_secs(5), |v| stop.load(Ordering::SeqCst) || v.events.len() > events_before);
+            say("(waiting for the SMS's delivery report, sent as an event ...)");
+            show_report(view, stop, events_before);
         }
     }
     if stop.load(Ordering::SeqCst) {

@@ -140,11 +140,28 @@ pub struct DeviceManager {
     publisher: Publisher,
     settings: Arc<Mutex<ManagerSettings>>,
     sink: Arc<Mutex<Option<EventSink>>>,
+    /// The configuration file, where a rotated device password is stored.
+    config_path: Arc<Mutex<Option<String>>>,
 }
 
 impl DeviceManager {
     pub fn new(publisher: Publisher, settings: ManagerSettings) -> DeviceManager {
-        DeviceManager { slots: Arc::new(Mutex::new(Vec::new())), publisher, settings: Arc::new(Mutex::new(settings)), sink: Arc::default() }
+        DeviceManager {
+            slots: Arc::new(Mutex::new(Vec::new())),
+            publisher,
+            settings: Arc::new(Mutex::new(settings)),
+            sink: Arc::default(),
+            config_path: Arc::default(),
+        }
+    }
+
+    /// Store passwords that devices accepted from a command (credential
+    /// rotation) in this UCI file. Without it a rotated password lives only
+    /// in memory, and the command's answer says so.
+    pub fn set_config_path(&self, path: &str) {
+        if let Ok(mut g) = self.config_path.lock() {
+            *g = Some(path.to_string());
+        }
     }
 
     /// Publish device events (IAD call records) through this queue, with
@@ -193,6 +210,7 @@ impl DeviceManager {
             publisher: self.publisher.clone(),
             settings: self.settings.clone(),
             sink: self.sink.clone(),
+            config_path: self.config_path.clone(),
             cdr: None,
             last_published: None,
             last_publish_at: None,
@@ -233,7 +251,13 @@ impl DeviceManager {
                 })?;
             (slot.tx.clone(), command_timeout(&slot.cfg), slot.abandoned.clone())
         };
+        // Once started, a long IAD action (network test, firmware upgrade) gets its own bound.
+        let run = match kind {
+            DeviceKind::Iad => super::iad::run_time(&body).map_or(wait, |d| d.max(wait)),
+            _ => wait,
+        };
         let secs = wait.as_secs();
+        let run_secs = run.as_secs();
         // A retry of a command that started earlier: its result, not a second request.
         let earlier = abandoned.lock().ok().and_then(|mut a| {
             let pos = a.iter().position(|(k, _)| k == key)?;
@@ -241,12 +265,12 @@ impl DeviceManager {
         });
         if let Some(t) = earlier {
             log::info!("{kind} command {key}: waiting for the earlier attempt's result instead of sending it again");
-            return match t.wait(Instant::now() + wait, false) {
+            return match t.wait(Instant::now() + run, false) {
                 Some(r) => r,
                 None => {
                     remember(&abandoned, key, t);
                     Err(DeviceError::Timeout(format!(
-                        "{kind} device: the earlier attempt of this command is still running after another {secs} s; not sent again"
+                        "{kind} device: the earlier attempt of this command is still running after another {run_secs} s; not sent again"
                     )))
                 }
             };
@@ -263,12 +287,12 @@ impl DeviceManager {
             )));
         }
         // Started: it runs to its end; wait for it, bounded.
-        match ticket.wait(Instant::now() + wait, false) {
+        match ticket.wait(Instant::now() + run, false) {
             Some(r) => r,
             None => {
                 remember(&abandoned, key, ticket);
                 Err(DeviceError::Timeout(format!(
-                    "{kind} device did not answer within {secs} s of starting; the outcome is unknown. A retry of this id waits for it, it is not sent again"
+                    "{kind} device did not answer within {run_secs} s of starting; the outcome is unknown. A retry of this id waits for it, it is not sent again"
                 )))
             }
         }
@@ -414,6 +438,7 @@ struct Worker {
     publisher: Publisher,
     settings: Arc<Mutex<ManagerSettings>>,
     sink: Arc<Mutex<Option<EventSink>>>,
+    config_path: Arc<Mutex<Option<String>>>,
     cdr: Option<super::iad::cdr::CdrCursor>,
     last_published: Option<(bool, u64)>,
     last_publish_at: Option<Instant>,
@@ -532,6 +557,46 @@ impl Worker {
         }
     }
 
+    /// A password the device accepted: the agent uses it from now on
+    /// (this thread's configuration, so a rebuilt client has it too) and
+    /// stores it in the configuration file; the answer says whether it is
+    /// stored (`credential.stored`), an error answer says it in its text.
+    fn store_password(&mut self, pw: String, r: Result<Value, DeviceError>) -> Result<Value, DeviceError> {
+        crate::logging::add_secrets(vec![pw.clone()]);
+        self.cfg.password = pw.clone();
+        let path = self.config_path.lock().ok().and_then(|g| g.clone());
+        let stored = match &path {
+            Some(p) => crate::config::device_store::update_device_section(
+                p,
+                &self.cfg.name,
+                &[("password".into(), Some(crate::config::uci::UciValue::Single(pw)))],
+            )
+            .map_err(|e| e.to_string()),
+            None => Err("the agent runs without a configuration file".into()),
+        };
+        match &stored {
+            Ok(()) => log::info!("device {}: new password stored in the configuration", self.cfg.name),
+            Err(e) => log::error!("device {}: new password NOT stored ({e}); it is lost on restart", self.cfg.name),
+        }
+        match r {
+            Ok(Value::Object(mut m)) => {
+                let cred = m.entry("credential").or_insert_with(|| json!({}));
+                if let Value::Object(c) = cred {
+                    c.insert("stored".into(), Value::Bool(stored.is_ok()));
+                    if let Err(e) = &stored {
+                        c.insert("error".into(), Value::String(format!("the new password is not stored: {e}; it is lost on restart")));
+                    }
+                }
+                Ok(Value::Object(m))
+            }
+            Ok(other) => Ok(other),
+            Err(e) => Err(e.with_note(match &stored {
+                Ok(()) => "the agent stored the new password",
+                Err(_) => "the agent could not store the new password (lost on restart)",
+            })),
+        }
+    }
+
     /// IAD call records not published yet → `cdr` events, in order, each once.
     fn emit_cdr(&mut self, rows: &[Value]) {
         let Some(sink) = self.sink.lock().ok().and_then(|g| g.clone()) else { return };
@@ -573,10 +638,13 @@ impl Worker {
                     if client.is_none() {
                         client = super::build(&self.cfg).ok();
                     }
-                    let r = match client.as_mut() {
+                    let mut r = match client.as_mut() {
                         Some(c) => c.command(&method, &body),
                         None => Err(DeviceError::BadRequest("the device client could not be built from its configuration".into())),
                     };
+                    if let Some(pw) = client.as_mut().and_then(|c| c.take_new_password()) {
+                        r = self.store_password(pw, r);
+                    }
                     ticket.complete(r);
                 }
                 Ok(DevMsg::Republish) => self.publish(true),

@@ -138,6 +138,42 @@ impl fmt::Display for DeviceError {
 
 impl std::error::Error for DeviceError {}
 
+impl DeviceError {
+    /// The same error with `more` appended to its text.
+    pub fn with_note(self, more: &str) -> DeviceError {
+        match self {
+            DeviceError::BadRequest(m) => DeviceError::BadRequest(format!("{m}; {more}")),
+            DeviceError::Transport(m) => DeviceError::Transport(format!("{m}; {more}")),
+            DeviceError::Timeout(m) => DeviceError::Timeout(format!("{m}; {more}")),
+            DeviceError::Auth(m) => DeviceError::Auth(format!("{m}; {more}")),
+            DeviceError::Protocol(m) => DeviceError::Protocol(format!("{m}; {more}")),
+            DeviceError::Device { code, msg } => DeviceError::Device { code, msg: format!("{msg}; {more}") },
+        }
+    }
+}
+
+/// What a masked secret shows.
+pub const MASK: &str = "******";
+
+/// `v` with the value of every key in `keys` (at any depth, compared
+/// without case) replaced by [`MASK`] when it is not empty: device answers
+/// that carry credentials never reach the platform as they came.
+pub fn mask_keys(v: &Value, keys: &[&str]) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, val)| {
+                    let secret = keys.iter().any(|s| s.eq_ignore_ascii_case(k));
+                    let empty = matches!(val, Value::Null) || val.as_str() == Some("");
+                    (k.clone(), if secret && !empty { Value::String(MASK.into()) } else { mask_keys(val, keys) })
+                })
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(|x| mask_keys(x, keys)).collect()),
+        other => other.clone(),
+    }
+}
+
 /// A LAN device client. Implementations are blocking and must bound every
 /// call by the configured timeout; each device runs on its own thread so a
 /// dead box never stalls the others.
@@ -148,6 +184,13 @@ pub trait LanDevice: Send {
     /// Carry out `<kind> get|set` with the command body `d`; returns the
     /// result to put in the answer's `d.result`.
     fn command(&mut self, method: &str, body: &Value) -> Result<Value, DeviceError>;
+    /// The agent's own password for this device when the last command
+    /// changed it and the device accepted the change; taken once. The
+    /// client already logs in with it; the manager stores it in the
+    /// configuration file (credential rotation).
+    fn take_new_password(&mut self) -> Option<String> {
+        None
+    }
 }
 
 /// Build the client for one configured device.

@@ -215,8 +215,7 @@ impl TaskStatus {
             .map(|r| {
                 let o = r.as_object().ok_or_else(|| DeviceError::Protocol("task status is not an object".into()))?;
                 let tid = get_int(o, "tid").ok_or_else(|| DeviceError::Protocol("task status without tid".into()))?;
-                let (code, reason) = o
-                    .get("status")
+                let (code, reason) = lenient::field(o, "status")
                     .and_then(lenient::code_reason)
                     .ok_or_else(|| DeviceError::Protocol(format!("task {tid}: no status")))?;
                 Ok(TaskStatus { tid, code, reason })
@@ -242,7 +241,7 @@ impl SmsPage {
     pub fn from_answer(o: &Map<String, Value>) -> Result<SmsPage, DeviceError> {
         let ssrc = get_text(o, "ssrc").ok_or_else(|| DeviceError::Protocol("inbox answer without ssrc".into()))?;
         let next_sms = get_int(o, "next_sms").ok_or_else(|| DeviceError::Protocol("inbox answer without next_sms".into()))?;
-        let rows = match o.get("data") {
+        let rows = match lenient::field(o, "data") {
             Some(Value::Array(a)) => a.as_slice(),
             Some(Value::Null) | None => &[],
             Some(_) => return Err(DeviceError::Protocol("inbox data is not an array".into())),
@@ -273,7 +272,7 @@ pub struct TaskList {
 
 impl TaskList {
     pub fn from_answer(o: &Map<String, Value>) -> Result<TaskList, DeviceError> {
-        let rows = match o.get("tasks") {
+        let rows = match lenient::field(o, "tasks") {
             Some(Value::Array(a)) => a.as_slice(),
             Some(Value::Null) | None => &[],
             Some(_) => return Err(DeviceError::Protocol("tasks is not an array".into())),
@@ -344,7 +343,7 @@ pub struct Stats {
 
 impl Stats {
     pub fn from_answer(o: &Map<String, Value>) -> Result<Stats, DeviceError> {
-        let rows = match o.get("stats") {
+        let rows = match lenient::field(o, "stats") {
             Some(Value::Array(a)) => a.as_slice(),
             Some(Value::Null) | None => &[],
             Some(_) => return Err(DeviceError::Protocol("stats is not an array".into())),

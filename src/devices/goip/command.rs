@@ -130,7 +130,7 @@ pub fn run(c: &mut GoipClient, method: &str, body: &Value) -> Result<Value, Devi
             let o = check_code(op, &v, OK_200)?;
             match tids {
                 None => Ok(v),
-                Some(tids) => task_report(op, &tids, TaskStatus::list(o.get("results"))?, v),
+                Some(tids) => task_report(op, &tids, TaskStatus::list(lenient::field(o, "results"))?, v),
             }
         }
         "sms_delete" => {

@@ -2,9 +2,13 @@
 //! `auth`, the per-request `auth`, the body key, and the two ciphers.
 //!
 //! The seed writes the per-request auth as `MD5(u + p + session + resource
-//! + seq)`, while the vendor's lab script and public clients (and so most
-//! firmware in the field) compute `MD5(u + p + session + seq + resource)`;
-//! both are supported through [`AuthOrder`].
+//! + seq)` — the default — while the vendor's lab script and public
+//! clients compute `MD5(u + p + session + seq + resource)`; both are
+//! supported through [`AuthOrder`] (device option `auth_order`).
+//!
+//! Ciphers (seed §3.2.1): `none`, `xor`, `rc4`, `aes-ecb`. The seed says
+//! only "simple XOR" for `xor`; the agent XORs the body with the 32-byte
+//! hex key repeated, as RC4 and AES use the same key bytes, no padding.
 
 use crate::util::md5_hex;
 use aes::cipher::{generic_array::GenericArray, BlockDecrypt, BlockEncrypt, KeyInit};
@@ -23,6 +27,8 @@ pub const DEFAULT_EXPIRES: u64 = 180;
 pub enum CryptMode {
     /// Session authentication only; bodies in clear.
     None,
+    /// The body XORed with the key bytes, repeated.
+    Xor,
     Rc4,
     /// AES-256-ECB, the key being the 32 hex characters of the MD5 key.
     AesEcb,
@@ -33,6 +39,7 @@ impl CryptMode {
     pub fn parse(s: &str) -> Option<CryptMode> {
         match s.trim().to_ascii_lowercase().as_str() {
             "none" | "" => Some(CryptMode::None),
+            "xor" => Some(CryptMode::Xor),
             "rc4" => Some(CryptMode::Rc4),
             "aes" | "aes-ecb" | "aes_ecb" => Some(CryptMode::AesEcb),
             _ => None,
@@ -42,6 +49,7 @@ impl CryptMode {
     pub fn wire_name(self) -> &'static str {
         match self {
             CryptMode::None => "none",
+            CryptMode::Xor => "xor",
             CryptMode::Rc4 => "rc4",
             CryptMode::AesEcb => "aes-ecb",
         }
@@ -51,18 +59,18 @@ impl CryptMode {
 /// Order of the last two fields of the per-request `auth`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum AuthOrder {
-    /// `MD5(u + p + session + seq + resource)`: field practice, the default.
-    #[default]
+    /// `MD5(u + p + session + seq + resource)`: the vendor's lab script.
     SeqFirst,
-    /// `MD5(u + p + session + resource + seq)`: as the seed writes it.
+    /// `MD5(u + p + session + resource + seq)`: as the seed writes it, the default.
+    #[default]
     ResourceFirst,
 }
 
 impl AuthOrder {
     pub fn parse(s: &str) -> Option<AuthOrder> {
         match s.trim().to_ascii_lowercase().as_str() {
-            "" | "seq" | "seq-first" | "seq_first" | "default" => Some(AuthOrder::SeqFirst),
-            "resource" | "resource-first" | "resource_first" | "seed" => Some(AuthOrder::ResourceFirst),
+            "seq" | "seq-first" | "seq_first" | "script" => Some(AuthOrder::SeqFirst),
+            "" | "default" | "resource" | "resource-first" | "resource_first" | "seed" => Some(AuthOrder::ResourceFirst),
             _ => None,
         }
     }
@@ -109,6 +117,14 @@ pub fn rc4(key: &[u8], data: &[u8]) -> Vec<u8> {
         .collect()
 }
 
+/// `data` XORed with `key` repeated (encrypts and decrypts alike).
+pub fn xor(key: &[u8], data: &[u8]) -> Vec<u8> {
+    if key.is_empty() {
+        return data.to_vec();
+    }
+    data.iter().zip(key.iter().cycle()).map(|(b, k)| b ^ k).collect()
+}
+
 /// AES-256-ECB over `data` zero-padded to whole blocks. `key` must be 32 bytes.
 pub fn aes_ecb_encrypt(key: &[u8], data: &[u8]) -> Result<Vec<u8>, String> {
     let cipher = Aes256::new_from_slice(key).map_err(|_| "AES-256 key must be 32 bytes".to_string())?;
@@ -138,6 +154,7 @@ pub fn aes_ecb_decrypt(key: &[u8], data: &[u8]) -> Result<Vec<u8>, String> {
 pub fn seal(mode: CryptMode, key: &str, plain: &[u8]) -> Result<Vec<u8>, String> {
     match mode {
         CryptMode::None => Ok(plain.to_vec()),
+        CryptMode::Xor => Ok(xor(key.as_bytes(), plain)),
         CryptMode::Rc4 => Ok(rc4(key.as_bytes(), plain)),
         CryptMode::AesEcb => aes_ecb_encrypt(key.as_bytes(), plain),
     }
@@ -147,6 +164,7 @@ pub fn seal(mode: CryptMode, key: &str, plain: &[u8]) -> Result<Vec<u8>, String>
 pub fn open(mode: CryptMode, key: &str, data: &[u8]) -> Result<Vec<u8>, String> {
     let mut out = match mode {
         CryptMode::None => data.to_vec(),
+        CryptMode::Xor => xor(key.as_bytes(), data),
         CryptMode::Rc4 => rc4(key.as_bytes(), data),
         CryptMode::AesEcb => aes_ecb_decrypt(key.as_bytes(), data)?,
     };
@@ -237,7 +255,7 @@ mod tests {
     fn seal_open_round_trip() {
         let key = "abfd5a2e273b4eb25cf069394edf298a";
         let body = br#"{"tids":[2,3]}"#;
-        for mode in [CryptMode::None, CryptMode::Rc4, CryptMode::AesEcb] {
+        for mode in [CryptMode::None, CryptMode::Xor, CryptMode::Rc4, CryptMode::AesEcb] {
             let sealed = seal(mode, key, body).unwrap();
             if mode == CryptMode::AesEcb {
                 assert_eq!(sealed.len(), 16);
@@ -250,8 +268,12 @@ mod tests {
     #[test]
     fn parsing_and_session() {
         assert_eq!(CryptMode::parse("AES"), Some(CryptMode::AesEcb));
-        assert_eq!(CryptMode::parse("xor"), None);
+        assert_eq!(CryptMode::parse("xor"), Some(CryptMode::Xor));
+        assert_eq!(CryptMode::parse("des"), None);
         assert_eq!(AuthOrder::parse("resource"), Some(AuthOrder::ResourceFirst));
+        assert_eq!(AuthOrder::parse(""), Some(AuthOrder::ResourceFirst), "the seed's order is the default");
+        assert_eq!(AuthOrder::parse("seq"), Some(AuthOrder::SeqFirst));
+        assert_eq!(xor(b"ab", &[0, 1, 2]), vec![b'a', b'b' ^ 1, b'a' ^ 2]);
         assert_ne!(cnonce(), cnonce());
         let mut s = Session::new("s".into(), "a".into(), Duration::from_secs(180));
         assert_eq!((s.next_seq(), s.next_seq()), (1, 2));

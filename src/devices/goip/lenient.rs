@@ -44,16 +44,23 @@ pub fn text(v: &Value) -> Option<String> {
     }
 }
 
-/// Field accessors over an object.
+/// A field by name, the exact spelling first, then any case: the seed's
+/// tables write `Port`, `Stats`, `Username` where its examples write
+/// `port`, `stats`, `username`.
+pub fn field<'a>(o: &'a Map<String, Value>, k: &str) -> Option<&'a Value> {
+    o.get(k).or_else(|| o.iter().find(|(name, _)| name.eq_ignore_ascii_case(k)).map(|(_, v)| v))
+}
+
+/// Field accessors over an object (names matched as [`field`] does).
 pub fn get_int(o: &Map<String, Value>, k: &str) -> Option<i64> {
-    o.get(k).and_then(int)
+    field(o, k).and_then(int)
 }
 pub fn get_float(o: &Map<String, Value>, k: &str) -> Option<f64> {
-    o.get(k).and_then(float)
+    field(o, k).and_then(float)
 }
 /// Text of a field; empty strings count as absent.
 pub fn get_text(o: &Map<String, Value>, k: &str) -> Option<String> {
-    o.get(k).and_then(text).filter(|s| !s.is_empty())
+    field(o, k).and_then(text).filter(|s| !s.is_empty())
 }
 
 /// Split a `"<code> <reason>"` status (`"0 OK"`, `"2 Invalid Port"`); a bare

@@ -25,16 +25,29 @@ use serde_json::{json, Map, Value};
 use transport::{Security, Transport};
 
 /// Options of a `goip` device section (bool: secret).
-/// - `crypt`: `none` (default: credentials in every query), `rc4`, `aes`
-///   (AES-256-ECB) — the latter two run the secure session;
+/// - `crypt`: `none` (default: credentials in every request), `xor`, `rc4`,
+///   `aes` (AES-256-ECB) — the latter three run the secure session;
 /// - `session`: `1` runs the secure session even with `crypt none`;
-/// - `auth_order`: `seq` (default, `MD5(u+p+session+seq+resource)`) or
-///   `resource` (the seed's `MD5(u+p+session+resource+seq)`);
+/// - `auth_order`: `resource` (default, the seed's
+///   `MD5(u+p+session+resource+seq)`) or `seq` (the vendor's lab script's
+///   `MD5(u+p+session+seq+resource)`, for firmware that computes it so);
+/// - `post_params`: where a POST carries `version`, `username` and
+///   `password` without a session: `query` (default, as the seed's examples
+///   and field units do) or `body` (seed §6.3.1.2: "for POST they are
+///   attributes of the body's JSON");
 /// - `expires`: session lifetime asked for, seconds (default 180);
 /// - `all_sims`: `1` reports every SIM slot, not only the active ones;
 /// - `sms_page`: SMS read per inbox request (default 50).
 pub const EXTRA_OPTIONS: &[(&str, bool)] =
-    &[("crypt", false), ("session", false), ("auth_order", false), ("expires", false), ("all_sims", false), ("sms_page", false)];
+    &[
+        ("crypt", false),
+        ("session", false),
+        ("auth_order", false),
+        ("expires", false),
+        ("all_sims", false),
+        ("sms_page", false),
+        ("post_params", false),
+    ];
 
 /// Default number of SMS per inbox page.
 pub const DEFAULT_SMS_PAGE: u32 = 50;
@@ -62,7 +75,7 @@ impl GoipClient {
             return Err(format!("goip {}: address must be an http:// or https:// URL", cfg.name));
         }
         let mode = CryptMode::parse(cfg.opt("crypt").unwrap_or("none"))
-            .ok_or_else(|| format!("goip {}: crypt must be none, rc4 or aes", cfg.name))?;
+            .ok_or_else(|| format!("goip {}: crypt must be none, xor, rc4 or aes", cfg.name))?;
         let order = AuthOrder::parse(cfg.opt("auth_order").unwrap_or(""))
             .ok_or_else(|| format!("goip {}: auth_order must be seq or resource", cfg.name))?;
         let expires = match cfg.opt("expires") {
@@ -79,8 +92,16 @@ impl GoipClient {
                 n.parse().ok().filter(|&n| n >= 1).ok_or_else(|| format!("goip {}: sms_page must be a positive number", cfg.name))?
             }
         };
-        let security =
-            if mode != CryptMode::None || flag(cfg.opt("session")) { Security::Session { mode, order, expires } } else { Security::Plain };
+        let in_body = match cfg.opt("post_params").map(str::to_ascii_lowercase).as_deref() {
+            None | Some("query") => false,
+            Some("body") => true,
+            Some(_) => return Err(format!("goip {}: post_params must be query or body", cfg.name)),
+        };
+        let security = if mode != CryptMode::None || flag(cfg.opt("session")) {
+            Security::Session { mode, order, expires }
+        } else {
+            Security::Plain { in_body }
+        };
         Ok(GoipClient {
             name: cfg.name.clone(),
             t: Transport::new(&cfg.address, &cfg.username, &cfg.password, cfg.timeout, security),
@@ -123,7 +144,7 @@ impl GoipClient {
         let v = self.t.call("/goip_get_status.html", &q, None)?;
         // The status answer has no `code`; a `code` means an error answer.
         if let Some(o) = v.as_object() {
-            if o.get("type").and_then(Value::as_str) != Some("dev-status") && o.contains_key("code") {
+            if lenient::field(o, "type").and_then(Value::as_str) != Some("dev-status") && o.contains_key("code") {
                 check_code("status", &v, OK_200)?;
             }
         }
@@ -175,7 +196,7 @@ impl GoipClient {
         req.validate().map_err(DeviceError::BadRequest)?;
         let v = self.t.call("/goip_post_sms.html", &[], Some(&req.body()))?;
         let o = check_code("send-sms", &v, OK_200)?;
-        TaskStatus::list(o.get("status"))
+        TaskStatus::list(lenient::field(o, "status"))
     }
 
     /// One page of the inbox from `sms_id_start` (1 = the first). When
@@ -235,7 +256,7 @@ impl GoipClient {
 
     fn task_control(&mut self, resource: &str, tids: Option<&[i64]>) -> Result<Vec<TaskStatus>, DeviceError> {
         let v = self.task_control_raw(resource, tids)?;
-        TaskStatus::list(check_code(resource, &v, OK_200)?.get("results"))
+        TaskStatus::list(lenient::field(check_code(resource, &v, OK_200)?, "results"))
     }
 
     fn task_control_raw(&mut self, resource: &str, tids: Option<&[i64]>) -> Result<Value, DeviceError> {

@@ -72,7 +72,7 @@ impl PortState {
         let o = v.as_object().ok_or("port state is not an object")?;
         let port = get_text(o, "port").ok_or("port state without port")?;
         let parsed = Port::parse(&port).ok();
-        let st = o.get("st").or_else(|| o.get("status")).and_then(lenient::code_reason);
+        let st = lenient::field(o, "st").or_else(|| lenient::field(o, "status")).and_then(lenient::code_reason);
         let (state, reason) = match st {
             Some((c, r)) => (Some(c), r),
             None => (None, String::new()),
@@ -120,7 +120,7 @@ pub struct DevStatus {
 impl DevStatus {
     pub fn from_value(v: &Value) -> Result<DevStatus, String> {
         let o = v.as_object().ok_or("device status is not an object")?;
-        let rows = match o.get("status") {
+        let rows = match lenient::field(o, "status") {
             Some(Value::Array(a)) => a.as_slice(),
             Some(Value::Null) | None => &[],
             Some(_) => return Err("device status: `status` is not an array".into()),
@@ -289,7 +289,7 @@ impl TaskReport {
     pub fn from_value(v: &Value) -> Result<TaskReport, String> {
         let o = v.as_object().ok_or("report is not an object")?;
         let tid = get_int(o, "tid").ok_or("report without tid")?;
-        let details = |k: &str| match o.get(k) {
+        let details = |k: &str| match lenient::field(o, k) {
             Some(Value::Array(a)) => split_rows(a, Detail::from_value),
             _ => (Vec::new(), Vec::new()),
         };
@@ -355,7 +355,7 @@ pub fn parse_push(body: &[u8]) -> Result<Push, String> {
 }
 
 fn array_field<'a>(o: &'a Map<String, Value>, k: &str) -> Result<&'a [Value], String> {
-    match o.get(k) {
+    match lenient::field(o, k) {
         Some(Value::Array(a)) => Ok(a),
         Some(Value::Null) | None => Ok(&[]),
         Some(_) => Err(format!("`{k}` is not an array")),

@@ -16,8 +16,10 @@ use std::time::Duration;
 /// How requests are authenticated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Security {
-    /// `username`/`password` in every query.
-    Plain,
+    /// `username`/`password` (and `version`) in every query, or with
+    /// `in_body` in a POST's JSON body (seed §6.3.1.2); GETs always use
+    /// the query.
+    Plain { in_body: bool },
     /// A secure session; bodies sealed with `mode`.
     Session { mode: CryptMode, order: AuthOrder, expires: u64 },
 }
@@ -61,7 +63,7 @@ impl Transport {
     /// did not act on it).
     pub fn call(&mut self, resource: &str, query: &[(&str, String)], body: Option<&Value>) -> Result<Value, DeviceError> {
         let r = match self.security {
-            Security::Plain => self.once(resource, query, body),
+            Security::Plain { .. } => self.once(resource, query, body),
             Security::Session { .. } => match self.once(resource, query, body) {
                 Err(DeviceError::Auth(_)) => {
                     self.session = None;
@@ -78,7 +80,17 @@ impl Transport {
         q.extend(query.iter().cloned());
         let plain = body.map(|b| b.to_string().into_bytes());
         let payload = match self.security {
-            Security::Plain => {
+            Security::Plain { in_body: true } if body.is_some_and(Value::is_object) => {
+                // Every URL parameter becomes a body attribute.
+                let mut o = body.and_then(Value::as_object).cloned().unwrap_or_default();
+                for (k, v) in q.drain(..) {
+                    o.insert(k.to_string(), Value::String(v));
+                }
+                o.insert("username".into(), Value::String(self.user.clone()));
+                o.insert("password".into(), Value::String(self.pass.clone()));
+                Some(Value::Object(o).to_string().into_bytes())
+            }
+            Security::Plain { .. } => {
                 q.push(("username", self.user.clone()));
                 q.push(("password", self.pass.clone()));
                 plain
@@ -99,7 +111,7 @@ impl Transport {
                 }
             }
         };
-        let url = format!("{}{}?{}", self.base, resource, encode_query(&q));
+        let url = if q.is_empty() { format!("{}{}", self.base, resource) } else { format!("{}{}?{}", self.base, resource, encode_query(&q)) };
         let resp = match payload {
             Some(p) => self.agent.post(&url).header("Connection", "close").header("Content-Type", JSON_TYPE).send(&p[..]),
             None => self.agent.get(&url).header("Connection", "close").call(),
@@ -209,7 +221,7 @@ mod tests {
 
     #[test]
     fn scrub_hides_password() {
-        let t = Transport::new("http://x", "root", "s3cr&t", Duration::from_secs(1), Security::Plain);
+        let t = Transport::new("http://x", "root", "s3cr&t", Duration::from_secs(1), Security::Plain { in_body: false });
         let e = t.scrub(DeviceError::Transport("GET http://x/?password=s3cr%26t failed; s3cr&t".into()));
         assert_eq!(e, DeviceError::Transport("GET http://x/?password=*** failed; ***".into()));
     }

@@ -66,6 +66,28 @@ impl Session {
         }
     }
 
+    /// The account the agent logs in with.
+    pub fn username(&self) -> &str {
+        &self.username
+    }
+    /// The password the agent logs in with (for the "original password").
+    pub(super) fn password(&self) -> &str {
+        &self.password
+    }
+    /// Log in with `password` from now on (after a change the IAD accepted).
+    pub(super) fn set_password(&mut self, password: &str) {
+        self.password = password.to_string();
+        self.token = None;
+    }
+    /// The device's base URL (`http://host:port`, no trailing slash).
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+    /// The HTTP agent (bounded timeouts) for calls outside `/controller/`.
+    pub fn http(&self) -> &ureq::Agent {
+        &self.http
+    }
+
     /// Forget the token (the next call logs in), e.g. after a reboot.
     pub fn forget_token(&mut self) {
         self.token = None;

@@ -1,6 +1,11 @@
 //! `iad get|set` command bodies: `{"api": "<class>/<method>", "data": {...}}`
 //! for a controller call, or `{"action": "reboot"}`.
 //!
+//! Three actions run more than one call, each in its own file:
+//! `set_password` ([`super::password`]), `diagnose` ([`super::diagnose`])
+//! and `upgrade` ([`super::upgrade`]); `sys_maintain/upload_permission` is
+//! reachable only through `upgrade`.
+//!
 //! `get` runs only the read APIs of the controller document ([`READ_APIS`]),
 //! so a `get` can never change the IAD; `set` runs any call. `auth/*` (the
 //! agent's own session) and `sys_user/export` (it answers every account's
@@ -104,6 +109,9 @@ fn validate_api(api: &str) -> Result<String, DeviceError> {
     if parts[0] == "auth" {
         return Err(bad("auth/* calls are managed by the agent".into()));
     }
+    if a == "sys_maintain/upload_permission" {
+        return Err(bad("sys_maintain/upload_permission alone can shut the IAD's core service down until an upload ends or someone restarts it by hand (seed 4.2.1): use {\"action\": \"upgrade\", \"url\", \"sha256\"}, which uploads at once".into()));
+    }
     if a == "sys_user/export" {
         return Err(bad("sys_user/export answers the accounts' password MD5s (the login credential): refused".into()));
     }
@@ -172,6 +180,7 @@ mod tests {
             ("get", json!({"api": "sys_analysis/ping_do", "data": {"host": "x"}})),
             ("get", json!({"api": "sys_analysis/msglog_result", "data": {"slotnum": 0, "clean": "yes"}})),
             ("set", json!({"api": "sys_user/export"})),
+            ("set", json!({"api": "sys_maintain/upload_permission"})),
             ("get", json!({"action": "reboot"})),
             ("set", json!({"action": "format"})),
             ("delete", json!({"api": "sys_info/oem"})),

@@ -70,6 +70,12 @@ impl Session {
         &self.password
     }
 
+    /// Log in with `password` from now on (after `/sys/set_admin_pwd`).
+    pub(super) fn set_password(&mut self, password: &str) {
+        self.password = password.to_string();
+        self.sid = None;
+    }
+
     pub fn forget_session(&mut self) {
         self.sid = None;
     }

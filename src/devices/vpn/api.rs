@@ -13,14 +13,32 @@ pub const ADD_USER: &str = "AddUserCloud";
 pub const UPDATE_USER: &str = "UpdateUserCloud";
 pub const DELETE_USERS: &str = "DelUserByNameCloud";
 pub const GROUP: &str = "Group";
-/// Fields of `User/AddUserCloud` as the seed lists them.
+/// Fields of `User/AddUserCloud` as the seed lists them, plus
+/// `delay_flush`, which the vendor's published client (PyPI
+/// `sangfor-sslvpn-api` 1.0) sends on add, update and delete.
 pub const ADD_USER_FIELDS: &[&str] = &[
     "name", "parent_group", "note", "passwd", "phone", "role_name", "b_inherit_auth", "b_inherit_grpolicy", "is_extauth",
-    "ext_auth_name", "is_pwd",
+    "ext_auth_name", "is_pwd", "delay_flush",
 ];
-/// Fields of `User/UpdateUserCloud` as the seed lists them.
-pub const UPDATE_USER_FIELDS: &[&str] =
-    &["old_name", "new_name", "parent_group", "note", "passwd", "phone", "role_name", "is_enable", "is_extauth", "ext_auth_name"];
+/// Fields of `User/UpdateUserCloud` as the seed lists them, plus `delay_flush`.
+pub const UPDATE_USER_FIELDS: &[&str] = &[
+    "old_name", "new_name", "parent_group", "note", "passwd", "phone", "role_name", "is_enable", "is_extauth", "ext_auth_name",
+    "delay_flush",
+];
+/// Fields of `User/DelUserByNameCloud`: the seed's `names`, plus `delay_flush`.
+pub const DELETE_USERS_FIELDS: &[&str] = &["names", "delay_flush"];
+/// `User/ExtSetUserEnable` (not in the seed's excerpt): the vendor's
+/// client sends `username` + `enable`; `names` + `is_enable` (the
+/// field names of the seed's other calls) are accepted too.
+pub const SET_ENABLE: &str = "ExtSetUserEnable";
+pub const SET_ENABLE_FIELDS: &[&str] = &["username", "enable", "names", "is_enable"];
+/// Answer fields that carry secrets (ExGetUserInfo's `passwd`, `sec_key`,
+/// `crypto_key`, and any password or key a console may add): masked in
+/// every answer and status the agent forwards.
+pub const SECRET_FIELDS: &[&str] =
+    &["passwd", "password", "pwd", "sec_key", "crypto_key", "secret", "api_secret", "sinfor_apitoken", "token", "key", "psk"];
+/// What a masked secret shows.
+pub const MASK: &str = "******";
 pub const QUERY_GROUP: &str = "GetGroupInfo";
 /// The "take effect now" call as the seed names it (the default).
 pub const COMMIT_DEFAULT: &str = "Updater/UpdaterCloud";
@@ -79,6 +97,26 @@ pub fn flatten(v: &Value) -> String {
         Value::Bool(b) => if *b { "1" } else { "0" }.to_string(),
         Value::Null => String::new(),
         other => other.to_string(),
+    }
+}
+
+/// `v` with the value of every [`SECRET_FIELDS`] key (at any depth,
+/// compared without case) replaced by [`MASK`] when it is not empty, so
+/// that an empty secret still reads as "none set".
+pub fn mask_secrets(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, val)| {
+                    let secret = SECRET_FIELDS.iter().any(|s| s.eq_ignore_ascii_case(k));
+                    let empty = matches!(val, Value::Null) || val.as_str() == Some("");
+                    let shown = if secret && !empty { Value::String(MASK.into()) } else { mask_secrets(val) };
+                    (k.clone(), shown)
+                })
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(mask_secrets).collect()),
+        other => other.clone(),
     }
 }
 
@@ -190,6 +228,17 @@ mod tests {
         assert!(Call::parse("Updater").is_err());
         assert!(call().is_query());
         assert!(!Call::new(USER, ADD_USER).unwrap().is_query());
+    }
+
+    #[test]
+    fn secrets_are_masked_at_any_depth() {
+        let v = json!({"result": {"passwd": "\u{2642}", "sec_key": "A211", "crypto_key": "", "pwd_last_change": "1"}, "data": [{"SEC_KEY": "x"}]});
+        let m = mask_secrets(&v);
+        assert_eq!(m["result"]["passwd"], MASK);
+        assert_eq!(m["result"]["sec_key"], MASK);
+        assert_eq!(m["result"]["crypto_key"], "");
+        assert_eq!(m["result"]["pwd_last_change"], "1");
+        assert_eq!(m["data"][0]["SEC_KEY"], MASK);
     }
 
     #[test]

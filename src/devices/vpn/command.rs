@@ -8,8 +8,10 @@
 //! - `get` only runs actions whose name says they read — it starts with
 //!   `Get`, `ExGet`, `Query`, `List` or `Search` ([`api::Call::is_query`]) —
 //!   and never commits, so a `get` can never change the console; `set` runs
-//!   any action, and with `"commit": true` the "take effect now" call
-//!   follows a successful change.
+//!   any action and, unless the body says `"commit": false`, the "take
+//!   effect now" call follows a successful change (the seed: a change not
+//!   followed by it is void). Every answer says `"committed"`; a failed
+//!   commit is an error, never an ok.
 //! - `User/AddUserCloud` and `User/UpdateUserCloud` take only the fields
 //!   the seed lists for them (a `password` is refused here, before the
 //!   console refuses it: the field is `passwd`).
@@ -24,7 +26,7 @@
 //! | `State/GetOnlineUserCloud` (online users) | get | — |
 //! | `User/AddUserCloud`, `User/UpdateUserCloud` | set | seed fields |
 //! | `User/DelUserByNameCloud` | set | `names`: `["u1","u2"]` or `"u1,u2"` |
-//! | `User/ExtSetUserEnable` (enable/disable) | set | `names`, `is_enable` 1/0 |
+//! | `User/ExtSetUserEnable` (enable/disable) | set | `username` + `enable` 1/0 (vendor client), or `names` + `is_enable` |
 //! | `State/KillOnlineUserCloud` (kick) | set | `names` |
 //! | `Updater/UpdaterCloud`, `Updater/DataSyncCloud` (take effect now) | set | — |
 
@@ -49,7 +51,7 @@ impl VpnCommand {
         let action = text("action").ok_or_else(|| bad("vpn needs \"action\"".into()))?;
         let call = Call::new(controler, action).map_err(bad)?;
         let commit = match obj.get("commit") {
-            None | Some(Value::Null) => false,
+            None | Some(Value::Null) => method == "set",
             Some(Value::Bool(b)) => *b,
             Some(_) => return Err(bad("\"commit\" must be true or false".into())),
         };
@@ -77,12 +79,14 @@ impl VpnCommand {
     }
 }
 
-/// The seed's fields of add/update; other actions are not checked (the
-/// excerpt does not list theirs).
+/// The fields of add/update/delete/enable (seed, and the vendor's own
+/// client); other actions are not checked (no source lists theirs).
 fn check_fields(call: &Call, params: &[(String, String)]) -> Result<(), String> {
     let allowed: &[&str] = match (call.controler.as_str(), call.action.as_str()) {
         (api::USER, api::ADD_USER) => api::ADD_USER_FIELDS,
         (api::USER, api::UPDATE_USER) => api::UPDATE_USER_FIELDS,
+        (api::USER, api::DELETE_USERS) => api::DELETE_USERS_FIELDS,
+        (api::USER, api::SET_ENABLE) => api::SET_ENABLE_FIELDS,
         _ => return Ok(()),
     };
     match params.iter().find(|(k, _)| !allowed.contains(&k.as_str())) {
@@ -101,14 +105,26 @@ mod tests {
     fn parses_and_validates() {
         let c = VpnCommand::parse(
             "set",
-            &json!({"controler": "User", "action": "DelUserByNameCloud", "params": {"names": ["a"], "x": 1}, "commit": true}),
+            &json!({"controler": "User", "action": "KillOnlineUserCloud", "params": {"names": ["a"], "x": 1}, "commit": true}),
         )
         .unwrap();
-        assert_eq!(c.call.to_string(), "User/DelUserByNameCloud");
+        assert_eq!(c.call.to_string(), "User/KillOnlineUserCloud");
         assert_eq!(c.params, vec![("names".to_string(), r#"["a"]"#.to_string()), ("x".to_string(), "1".to_string())]);
         assert!(c.commit);
         let q = VpnCommand::parse("get", &json!({"controller": "User", "action": "ExGetUserInfo", "params": {"username": "u"}})).unwrap();
         assert!(!q.commit);
+        // A set commits unless told not to.
+        assert!(VpnCommand::parse("set", &json!({"controler": "User", "action": "DelUserByNameCloud", "params": {"names": "a"}})).unwrap().commit);
+        assert!(!VpnCommand::parse("set", &json!({"controler": "User", "action": "DelUserByNameCloud", "params": {"names": "a"}, "commit": false})).unwrap().commit);
+        // The vendor client's fields.
+        for (action, params) in [
+            ("AddUserCloud", json!({"name": "a", "parent_group": "/", "delay_flush": 0})),
+            ("UpdateUserCloud", json!({"old_name": "a", "new_name": "a", "parent_group": "/", "delay_flush": 0})),
+            ("DelUserByNameCloud", json!({"names": ["a"], "delay_flush": 0})),
+            ("ExtSetUserEnable", json!({"username": "a", "enable": 0})),
+        ] {
+            assert!(VpnCommand::parse("set", &json!({"controler": "User", "action": action, "params": params})).is_ok(), "{action}");
+        }
         for action in ["GetSearchData", "ExGetUserInfo"] {
             assert!(VpnCommand::parse("get", &json!({"controler": "User", "action": action})).is_ok(), "{action}");
         }
@@ -126,6 +142,8 @@ mod tests {
             ("set", json!({"controler": "User", "action": "A", "commit": "yes"})),
             ("set", json!({"controler": "User", "action": "AddUserCloud", "params": {"name": "a", "parent_group": "/", "password": "x"}})),
             ("set", json!({"controler": "User", "action": "UpdateUserCloud", "params": {"old_name": "a", "mail": "x"}})),
+            ("set", json!({"controler": "User", "action": "DelUserByNameCloud", "params": {"names": "a", "force": 1}})),
+            ("set", json!({"controler": "User", "action": "ExtSetUserEnable", "params": {"username": "a", "state": 1}})),
             ("get", json!({"controler": "State", "action": "KillOnlineUserCloud", "params": {"names": "a"}})),
             ("get", json!({"controler": "User", "action": "ExtSetUserEnable", "params": {"names": "a", "is_enable": 0}})),
             ("set", json!("x")),

@@ -6,7 +6,13 @@
 //! (see [`sign`]). Changes (add/update/delete) only take effect on the
 //! console after the "take effect now" call ([`VpnClient::commit`]); the
 //! typed operations never commit by themselves so that a batch of changes
-//! costs one commit, as the seed advises.
+//! costs one commit, as the seed advises. The `vpn set` command commits
+//! by default (`"commit": false` to batch) and its answer says
+//! `"committed"`.
+//!
+//! Secrets in the console's answers (`passwd`, `sec_key`, …, see
+//! [`api::SECRET_FIELDS`]) are masked before anything leaves the client:
+//! command answers and the `periph` status alike.
 //!
 //! Options (UCI, besides `address` = `https://host:4430`):
 //! - `api_secret` (secret): the WebApi shared secret. When empty, the
@@ -44,7 +50,7 @@ use api::{Answer, Call, UserSpec};
 use command::VpnCommand;
 use https::Endpoint;
 use rustls::ClientConfig;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 use std::sync::Arc;
 use std::time::Duration;
 use tls::Trust;
@@ -156,15 +162,28 @@ impl LanDevice for VpnClient {
         Ok(DeviceStatus { serial: None, firmware: None, msg: status_msg(&self.poll_group, &self.commit_call, &answer) })
     }
 
+    /// The console's answer (secrets masked) with `"committed"`: true when
+    /// the "take effect now" call followed (its answer in `"commit_answer"`),
+    /// or when the call was that commit itself.
     fn command(&mut self, method: &str, body: &Value) -> Result<Value, DeviceError> {
         let cmd = VpnCommand::parse(method, body)?;
         let params: Vec<(&str, &str)> = cmd.params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let answer = self.call(&cmd.call, &params)?;
-        if !cmd.commit {
-            return Ok(answer.raw);
+        let is_commit = is_commit_call(&cmd.call, &self.commit_call);
+        let commit_answer = if cmd.commit && !is_commit {
+            Some(self.commit().map_err(|e| not_committed(&cmd.call, &self.commit_call, e))?)
+        } else {
+            None
+        };
+        let mut out = match api::mask_secrets(&answer.raw) {
+            Value::Object(m) => m,
+            other => Map::from_iter([("answer".to_string(), other)]),
+        };
+        out.insert("committed".into(), Value::Bool(is_commit || commit_answer.is_some()));
+        if let Some(c) = commit_answer {
+            out.insert("commit_answer".into(), api::mask_secrets(&c.raw));
         }
-        let committed = self.commit().map_err(|e| not_committed(&cmd.call, &self.commit_call, e))?;
-        Ok(json!({"answer": answer.raw, "commit": committed.raw}))
+        Ok(Value::Object(out))
     }
 }
 
@@ -181,8 +200,13 @@ fn status_msg(group: &str, commit_call: &Call, answer: &Answer) -> Value {
             msg.insert(key.into(), n.into());
         }
     }
-    msg.insert("group_info".into(), answer.raw.clone());
+    msg.insert("group_info".into(), api::mask_secrets(&answer.raw));
     Value::Object(msg)
+}
+
+/// The configured commit, or either name of the "take effect now" call.
+fn is_commit_call(call: &Call, configured: &Call) -> bool {
+    call == configured || [api::COMMIT_DEFAULT, api::COMMIT_DATASYNC].iter().any(|c| call.to_string() == *c)
 }
 
 /// A count given as a number or a numeric string.

@@ -65,7 +65,7 @@ impl Default for GoipSimConfig {
             empty_ports: Vec::new(),
             mac: "00-30-f1-00-6c-55".into(),
             version: "532-604-924-041-100-000".into(),
-            auth_order: AuthOrder::SeqFirst,
+            auth_order: AuthOrder::ResourceFirst,
             send_delay: Duration::from_millis(100),
             fail_prefix: "000".into(),
         }
@@ -188,6 +188,10 @@ impl GoipSim {
         self.st().tasks.clone()
     }
     /// Refused logins: wrong credentials, refused handshakes, bad session auth.
+    /// Requests authenticated by `username`/`password` in a POST's body.
+    pub fn body_credentials(&self) -> u64 {
+        self.st().body_credentials
+    }
     pub fn login_failures(&self) -> u64 {
         self.st().login_failures
     }

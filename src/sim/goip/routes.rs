@@ -110,8 +110,18 @@ fn authenticate(s: &mut State, path: &str, q: &[(String, String)], body: &[u8]) 
         }
         return Ok(plain);
     }
-    if param(q, "username").as_deref() == Some(s.cfg.username.as_str()) && param(q, "password").as_deref() == Some(s.cfg.password.as_str())
-    {
+    // Seed §6.3.1.2: URL parameters are in the query of a GET and, for a
+    // POST, attributes of the body's JSON; the seed's own examples put them
+    // in the query of POSTs too. A real device has to take both.
+    let in_body = |k: &str| -> Option<String> {
+        let v: Value = serde_json::from_slice(body).ok()?;
+        let o = v.as_object()?;
+        o.iter().find(|(n, _)| n.eq_ignore_ascii_case(k)).and_then(|(_, v)| v.as_str().map(str::to_string))
+    };
+    let user = param(q, "username").or_else(|| in_body("username"));
+    let pass = param(q, "password").or_else(|| in_body("password"));
+    if user.as_deref() == Some(s.cfg.username.as_str()) && pass.as_deref() == Some(s.cfg.password.as_str()) {
+        s.body_credentials += u64::from(param(q, "username").is_none());
         Ok(body.to_vec())
     } else {
         Err(unauthorized(s, "Invalid User"))

@@ -72,6 +72,8 @@ pub(super) struct State {
     /// Configuration the `get`/`set` commands read and write (`sms_url`, `sr_url`, …).
     pub params: BTreeMap<String, String>,
     pub login_failures: u64,
+    /// Requests whose credentials came in the POST body (seed §6.3.1.2).
+    pub body_credentials: u64,
     pub handshakes: u64,
     /// Bodies of `goip_send_cmd.html` as received (decrypted).
     pub commands: Vec<Value>,
@@ -95,6 +97,7 @@ impl State {
             status_seq: 0,
             params: BTreeMap::new(),
             login_failures: 0,
+            body_credentials: 0,
             handshakes: 0,
             commands: Vec::new(),
             boots: 1,

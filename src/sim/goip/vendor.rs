@@ -13,12 +13,13 @@ pub const SESSION_PATHS: &[&str] = &["/crypt_sess.json", "/encrypt_sess.json"];
 
 /// How a device computes the per-request `auth` (DEVICE-NOTES: the seed
 /// writes resource then seq; the vendor's lab script, seq then resource).
+/// The simulator follows the seed unless told otherwise.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum AuthOrder {
-    /// `MD5(u + p + session + seq + resource)`.
-    #[default]
+    /// `MD5(u + p + session + seq + resource)`, the lab script's.
     SeqFirst,
-    /// `MD5(u + p + session + resource + seq)`, as the seed writes it.
+    /// `MD5(u + p + session + resource + seq)`, as the seed (§3.3) writes it.
+    #[default]
     ResourceFirst,
 }
 
@@ -26,17 +27,22 @@ pub enum AuthOrder {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cipher {
     Plain,
+    /// Seed §3.2.1 "简单 XOR 加密" (simple XOR); the seed gives no more.
+    /// The simulator's reading: the body XORed with the 32 key characters
+    /// (the same key bytes RC4 and AES take), repeated.
+    Xor,
     Rc4,
     Aes256Ecb,
 }
 
 impl Cipher {
-    /// The names the handshake's `crypt` takes. The seed names `rc4` and
-    /// `aes-ecb`; `none` (or no `crypt`) is session auth without
-    /// encryption; `aes` is accepted as the short form field units send.
+    /// The names the handshake's `crypt` takes. The seed names `none`,
+    /// `xor`, `rc4` and `aes-ecb`; no `crypt` is `none` (its default);
+    /// `aes` is accepted as the short form field units send.
     pub fn from_wire(s: &str) -> Option<Cipher> {
         match s {
             "" | "none" => Some(Cipher::Plain),
+            "xor" | "XOR" => Some(Cipher::Xor),
             "rc4" | "RC4" => Some(Cipher::Rc4),
             "aes-ecb" | "AES-ECB" | "aes" => Some(Cipher::Aes256Ecb),
             _ => None,
@@ -92,6 +98,7 @@ pub fn rc4_apply(key: &[u8], data: &[u8]) -> Vec<u8> {
 pub fn decrypt_body(cipher: Cipher, key_hex: &str, body: &[u8]) -> Result<Vec<u8>, String> {
     let mut plain = match cipher {
         Cipher::Plain => return Ok(body.to_vec()),
+        Cipher::Xor => body.iter().zip(key_hex.as_bytes().iter().cycle()).map(|(b, k)| b ^ k).collect(),
         Cipher::Rc4 => rc4_apply(key_hex.as_bytes(), body),
         Cipher::Aes256Ecb => {
             if body.len() % 16 != 0 {

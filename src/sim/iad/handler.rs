@@ -6,19 +6,39 @@
 //! for a missing/unknown/expired token (DEVICE-NOTES only says the answer
 //! "says the token is invalid or expired"), 403 for a refused login, 404
 //! for a call the simulator does not model (`sys_info/api`,
-//! `sys_ocloudclient/status`, the `*_do` calls, uploads). Any other
-//! `…set` call is stored as given and answered by its `…get`.
+//! `sys_ocloudclient/status`, `msglog_*`). Any other `…set` call is stored
+//! as given and answered by its `…get`. The network tests are in `diag`,
+//! the firmware upload in `firmware`; while the IAD reboots after an
+//! upload every request answers HTTP 503 (the seed does not say what a
+//! rebooting IAD answers: a real one answers nothing).
 
 use super::state::{PortKind, State};
 use crate::sim::{SimRequest, SimResponse};
 use serde_json::{json, Map, Value};
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Calls the device answers without a token (after a random delay).
 const WHITELIST: &[&str] = &["sys_info/device_info", "sys_info/oem_web"];
 
 pub fn handle(state: &Mutex<State>, req: &SimRequest) -> SimResponse {
+    {
+        let mut s = lock(state);
+        match s.down_until {
+            Some(t) if Instant::now() < t => return SimResponse::text(503, "rebooting"),
+            Some(_) => s.down_until = None,
+            None => {}
+        }
+        if req.path == "/upload" {
+            return upload(&mut s, req);
+        }
+        if let Some(name) = req.path.strip_prefix("/download/") {
+            return download(&s, req, name);
+        }
+        if s.core_down && req.path.starts_with("/controller/") {
+            return SimResponse::text(503, "core service stopped (low memory upload mode)");
+        }
+    }
     let Some(api) = req.path.strip_prefix("/controller/").map(str::to_string) else {
         return SimResponse::text(404, "Not Found");
     };
@@ -54,8 +74,8 @@ pub fn handle(state: &Mutex<State>, req: &SimRequest) -> SimResponse {
 fn login(s: &mut State, body: &Map<String, Value>) -> SimResponse {
     let user = body.get("username").and_then(Value::as_str).unwrap_or("");
     let pass = body.get("password").and_then(Value::as_str).unwrap_or("");
-    let expected = crate::sim::wire::md5_hex(&s.cfg.password);
-    if user != s.cfg.username || !pass.eq_ignore_ascii_case(&expected) {
+    let known = s.accounts.get(user).is_some_and(|md5| pass.eq_ignore_ascii_case(md5));
+    if !known {
         return answer("auth/login", 403, "username or password error", json!([]));
     }
     s.login_count += 1;
@@ -91,14 +111,29 @@ fn route(s: &mut State, api: &str, body: &Map<String, Value>) -> SimResponse {
             s.reboot();
             answer(api, 200, "", json!([]))
         }
+        "sys_user/set" => set_user(s, api, body),
         "sys_maintain/sys_reset" => {
             s.factory_reset();
             answer(api, 200, "", json!([]))
         }
-        // 4.5: the result of a test that was never started is status 0
-        // ("None") with an empty result (the DEF column).
+        // 4.5: a test that was never started is status 0 ("None") with
+        // an empty result (the DEF column); see `diag` for the rest.
+        "sys_analysis/ping_do" | "sys_analysis/tracert_do" | "sys_analysis/dns_do" | "sys_analysis/capture_do"
+        | "sys_analysis/record_do" => diag_do(s, api, body),
         "sys_analysis/ping_result" | "sys_analysis/tracert_result" | "sys_analysis/dns_result" | "sys_analysis/capture_result"
-        | "sys_analysis/record_result" => answer(api, 200, "", json!({"status": 0, "result": ""})),
+        | "sys_analysis/record_result" => {
+            let test = api.trim_start_matches("sys_analysis/").trim_end_matches("_result");
+            answer(api, 200, "", super::diag::result(test, s.diag.get(test), s.cfg.diag_time))
+        }
+        "sys_maintain/upload_permission" => {
+            s.upload_permission = true;
+            s.upgrade_log.push("permission".into());
+            if s.cfg.low_memory {
+                s.core_down = true;
+                s.upgrade_log.push("core down".into());
+            }
+            answer(api, 200, "", json!([]))
+        }
         "sys_option/datetime_get" => {
             // 4.4.2: the stored settings plus the current time.
             let mut data = s.settings.get("sys_option/datetime_").cloned().unwrap_or_default();
@@ -109,6 +144,120 @@ fn route(s: &mut State, api: &str, body: &Map<String, Value>) -> SimResponse {
         }
         _ => settings(s, api, body),
     }
+}
+
+/// `*_do`: start (or, capture/record, stop) a network test.
+fn diag_do(s: &mut State, api: &str, body: &Map<String, Value>) -> SimResponse {
+    let test = api.trim_start_matches("sys_analysis/").trim_end_matches("_do").to_string();
+    let Some(file) = super::diag::file_name(&test) else { return answer(api, 404, "api not found", json!([])) };
+    match super::diag::start(&test, body) {
+        Err(e) => answer(api, 400, &e, json!([])),
+        Ok(Some(content)) => {
+            let run = super::diag::Run { started: Instant::now(), stopped: None, file: file.to_string(), content };
+            s.diag.insert(test, run);
+            answer(api, 200, "", json!([]))
+        }
+        Ok(None) => {
+            if let Some(run) = s.diag.get_mut(&test) {
+                run.stopped.get_or_insert_with(Instant::now);
+            }
+            answer(api, 200, "", json!([]))
+        }
+    }
+}
+
+/// `GET /download/<file>`: a finished test's result file.
+fn download(s: &State, req: &SimRequest, name: &str) -> SimResponse {
+    if req.method != "GET" {
+        return SimResponse::text(405, "Method Not Allowed");
+    }
+    let ready = s.diag.iter().find(|(test, run)| run.file == name && super::diag::result(test, Some(run), s.cfg.diag_time)["result"] != "");
+    match ready {
+        Some((_, run)) => SimResponse { status: 200, content_type: "application/octet-stream".into(), body: run.content.clone() },
+        None => SimResponse::text(404, "Not Found"),
+    }
+}
+
+/// `POST /upload` (see `firmware`).
+fn upload(s: &mut State, req: &SimRequest) -> SimResponse {
+    let reply = |status: u16, code: i64, msg: &str| SimResponse::json_status(status, &json!({"msg": msg, "code": code}));
+    if req.method != "POST" {
+        return SimResponse::text(405, "Method Not Allowed");
+    }
+    if !s.upload_permission {
+        s.upgrade_log.push("refused: no permission".into());
+        return reply(403, 403, "no upload permission: call sys_maintain/upload_permission first");
+    }
+    let Some(boundary) = req.header("content-type").and_then(super::firmware::boundary) else {
+        s.upgrade_log.push("refused: not multipart".into());
+        return reply(400, 400, "multipart/form-data required");
+    };
+    let Some(parts) = super::firmware::parse(&req.body, &boundary) else {
+        s.upgrade_log.push("refused: malformed multipart".into());
+        return reply(400, 400, "malformed multipart body");
+    };
+    let field = |n: &str| parts.iter().find(|p| p.name == n);
+    let text = |n: &str| field(n).map(|p| String::from_utf8_lossy(&p.data).into_owned());
+    if text("type").as_deref() != Some("controller") {
+        s.upgrade_log.push("refused: type".into());
+        return reply(400, 400, "type must be controller");
+    }
+    let keep = text("keep_sys").unwrap_or_else(|| "no".into());
+    if keep != "yes" && keep != "no" {
+        return reply(400, 400, "keep_sys must be yes or no");
+    }
+    let Some(binary) = field("binary").filter(|p| !p.data.is_empty()) else {
+        s.upgrade_log.push("refused: no binary".into());
+        return reply(400, 400, "binary file required");
+    };
+    if binary.data.len() > s.cfg.max_upload_bytes {
+        s.upgrade_log.push("refused: too large".into());
+        return reply(413, 413, "file exceeds the maximum upload size");
+    }
+    let version = format!("r0-{}", crate::sim::wire::sha256_hex(&binary.data).get(..8).unwrap_or_default());
+    s.upgrade_log.push(format!("upload {} keep_sys={keep}", binary.data.len()));
+    s.upload_permission = false;
+    if s.core_down {
+        s.core_down = false;
+        s.upgrade_log.push("core up".into());
+    }
+    s.upgrade_log.push("rebooting".into());
+    s.cfg.firmware_version = version;
+    if keep == "no" {
+        s.settings = super::state::default_settings();
+    }
+    s.reboot();
+    s.down_until = Some(Instant::now() + s.cfg.reboot_time);
+    reply(200, 200, "Upgrading Firmware")
+}
+
+/// 4.3.1 `sys_user/set`: the simulator's sessions are all admin, so "the
+/// original password can be filled in arbitrarily"; the MD5 fields must be
+/// 4–32 characters, the confirmation equal, the new name free. Afterwards
+/// the original user's logins are invalidated (every token: the seed does
+/// not say whose tokens belong to whom; the simulator keeps no owner).
+fn set_user(s: &mut State, api: &str, body: &Map<String, Value>) -> SimResponse {
+    let field = |k: &str| body.get(k).and_then(Value::as_str).unwrap_or("");
+    let (user, new_user, new_pw) = (field("username"), field("new_username"), field("new_password"));
+    let sized = |v: &str| (4..=32).contains(&v.len());
+    if ![user, field("password"), new_user, new_pw, field("new_password_confirm")].iter().all(|v| sized(v)) {
+        return answer(api, 400, "invalid parameter: 4-32 characters", json!([]));
+    }
+    if new_pw != field("new_password_confirm") {
+        return answer(api, 400, "password confirmation does not match", json!([]));
+    }
+    if !s.accounts.contains_key(user) {
+        return answer(api, 400, "user does not exist", json!([]));
+    }
+    if new_user != user && s.accounts.contains_key(new_user) {
+        return answer(api, 400, "user already exists", json!([]));
+    }
+    if !s.ignore_password_change {
+        s.accounts.remove(user);
+        s.accounts.insert(new_user.to_string(), new_pw.to_ascii_lowercase());
+        s.tokens.clear();
+    }
+    answer(api, 200, "", json!([]))
 }
 
 /// `<class>/<x>set` stores its body, `<class>/<x>get` answers it.

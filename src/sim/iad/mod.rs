@@ -3,6 +3,8 @@
 //! status calls with the interface board's embedded JSON documents, a
 //! settings store behind the `*_get`/`*_set` calls, and reboot.
 
+mod diag;
+mod firmware;
 mod handler;
 mod state;
 
@@ -31,6 +33,15 @@ pub struct IadSimConfig {
     pub mac: String,
     pub model: String,
     pub firmware_version: String,
+    /// How long a network test (seed 4.5) runs before its result is ready.
+    pub diag_time: Duration,
+    /// How long the IAD is away after a firmware upload.
+    pub reboot_time: Duration,
+    /// `upload_permission` shuts the core service down (seed 4.2.1's low
+    /// memory mode) until the upload ends.
+    pub low_memory: bool,
+    /// Largest firmware `/upload` takes (HTTP 413 above).
+    pub max_upload_bytes: usize,
 }
 
 impl Default for IadSimConfig {
@@ -48,6 +59,10 @@ impl Default for IadSimConfig {
             mac: "A09F7A1B2C3D".into(),
             model: "iAG800 V2-4S4O".into(),
             firmware_version: "r0-4bdc68d4".into(),
+            diag_time: Duration::from_millis(1200),
+            reboot_time: Duration::from_secs(2),
+            low_memory: true,
+            max_upload_bytes: 2 * 1024 * 1024,
         }
     }
 }
@@ -72,6 +87,36 @@ impl IadSim {
         let shared = state.clone();
         let server = SimServer::start(bind, move |req| handler::handle(&shared, req))?;
         Ok(IadSim { server, state })
+    }
+
+    /// The firmware version it runs now.
+    pub fn firmware_version(&self) -> String {
+        self.state().cfg.firmware_version.clone()
+    }
+    /// What happened around firmware uploads, in order: `permission`,
+    /// `core down`, `upload <bytes> keep_sys=<yes|no>`, `core up`,
+    /// `rebooting`, `refused: <why>`.
+    pub fn upgrade_log(&self) -> Vec<String> {
+        self.state().upgrade_log.clone()
+    }
+    /// True while the core service is down (after `upload_permission`).
+    pub fn core_down(&self) -> bool {
+        self.state().core_down
+    }
+    /// Restart the box by hand (what the seed says brings a stuck IAD back).
+    pub fn power_cycle(&self) {
+        let mut s = self.state();
+        s.core_down = false;
+        s.upload_permission = false;
+        s.reboot();
+    }
+    /// The MD5 of `user`'s web password, if the account exists.
+    pub fn account_md5(&self, user: &str) -> Option<String> {
+        self.state().accounts.get(user).cloned()
+    }
+    /// Fault: `sys_user/set` answers success but changes nothing.
+    pub fn ignore_password_change(&self, on: bool) {
+        self.state().ignore_password_change = on;
     }
 
     fn state(&self) -> MutexGuard<'_, State> {

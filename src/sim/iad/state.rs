@@ -36,6 +36,20 @@ pub struct State {
     /// Stored `*_set` bodies by `class/prefix`, answered by `*_get`.
     pub settings: BTreeMap<String, Map<String, Value>>,
     pub calls: HashMap<String, usize>,
+    /// Web accounts: username → lower-case hex MD5 of the password (as
+    /// `sys_user/export` shows them), seeded with the configured one.
+    pub accounts: BTreeMap<String, String>,
+    /// Fault: `sys_user/set` answers 200 but changes nothing.
+    pub ignore_password_change: bool,
+    /// Network tests by name (seed 4.5) and their result files.
+    pub diag: BTreeMap<String, super::diag::Run>,
+    /// `upload_permission` granted, not yet used.
+    pub upload_permission: bool,
+    /// The core service is down (low memory mode, seed 4.2.1).
+    pub core_down: bool,
+    /// Away (rebooting after an upgrade) until then.
+    pub down_until: Option<Instant>,
+    pub upgrade_log: Vec<String>,
     seq: u64,
 }
 
@@ -65,8 +79,17 @@ impl State {
             cdr: Vec::new(),
             settings: default_settings(),
             calls: HashMap::new(),
+            accounts: BTreeMap::new(),
+            ignore_password_change: false,
+            diag: BTreeMap::new(),
+            upload_permission: false,
+            core_down: false,
+            down_until: None,
+            upgrade_log: Vec::new(),
             seq: 0,
         };
+        let md5 = crate::sim::wire::md5_hex(&s.cfg.password);
+        s.accounts.insert(s.cfg.username.clone(), md5);
         s.push_cdr("8001", "13800000000", "ANSWERED", 42);
         s
     }

@@ -3,6 +3,7 @@
 //! die when idle, and the status/config calls of the seed with a Thread
 //! network that attaches after a while.
 
+mod extra;
 mod handler;
 mod state;
 
@@ -73,6 +74,14 @@ impl S20Sim {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// `(method, path)` of every request answered with success so far.
+    pub fn reached(&self) -> Vec<(String, String)> {
+        self.state().reached.iter().cloned().collect()
+    }
+    /// The firmware version it reports now.
+    pub fn firmware_version(&self) -> String {
+        self.state().cfg.firmware_version.clone()
+    }
     /// Successful logins so far.
     pub fn login_count(&self) -> usize {
         self.state().login_count

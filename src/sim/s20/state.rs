@@ -71,7 +71,23 @@ pub struct State {
     pub sntp: String,
     /// Bodies of `set` calls without a dedicated model, by the `get` path that answers them.
     pub stored: BTreeMap<String, Map<String, Value>>,
+    /// Joiners, saved Wi-Fi, upgrades (see `extra`).
+    pub extra: Extra,
+    /// `(method, path)` of the requests answered with success (at most 256 distinct).
+    pub reached: std::collections::BTreeSet<(String, String)>,
     seq: u64,
+}
+
+/// State of the endpoints in `extra`.
+#[derive(Debug, Default)]
+pub struct Extra {
+    pub joining: Option<Instant>,
+    pub joiners: Vec<Value>,
+    pub saved_wifi: Vec<Value>,
+    /// Started, and the version it installs.
+    pub upgrade: Option<(Instant, String)>,
+    pub online_version: String,
+    pub certificates: u32,
 }
 
 impl State {
@@ -92,6 +108,8 @@ impl State {
             timezone: 8,
             sntp: "pool.ntp.org".into(),
             stored: factory_settings(),
+            extra: Extra { online_version: "1.3.0-release2".into(), ..Extra::default() },
+            reached: Default::default(),
             seq: 0,
         }
     }
@@ -148,6 +166,7 @@ impl State {
         self.resets += 1;
         self.password = None;
         self.stored = factory_settings();
+        self.extra = Extra { online_version: self.extra.online_version.clone(), ..Extra::default() };
         self.thread = Thread::factory();
         self.wifi_ssid = None;
         self.timezone = 8;

@@ -40,14 +40,24 @@ pub const PATH: &str = "/cgi-bin/php-cgi/html/delegatemodule/WebApi.php";
 const CODE_AUTH: i64 = 4;
 /// The fields every call carries besides its own.
 const COMMON: &[&str] = &["timestamp", "sinfor_apitoken"];
-/// Fields of `User/AddUserCloud` (seed "新建用户").
+/// Fields of `User/AddUserCloud` (seed "新建用户"), plus `delay_flush`,
+/// which the vendor's published client (PyPI `sangfor-sslvpn-api` 1.0)
+/// sends as `0` on add, update and delete. The seed is silent on its
+/// meaning; the simulator accepts `0`/`1` and ignores it: a change still
+/// needs the "take effect now" call.
 const ADD_FIELDS: &[&str] = &[
     "name", "parent_group", "note", "passwd", "phone", "role_name", "b_inherit_auth", "b_inherit_grpolicy", "is_extauth",
-    "ext_auth_name", "is_pwd",
+    "ext_auth_name", "is_pwd", "delay_flush",
 ];
-/// Fields of `User/UpdateUserCloud` (seed "编辑用户").
-const UPDATE_FIELDS: &[&str] =
-    &["old_name", "new_name", "parent_group", "note", "passwd", "phone", "role_name", "is_enable", "is_extauth", "ext_auth_name"];
+/// Fields of `User/UpdateUserCloud` (seed "编辑用户"), plus `delay_flush`.
+const UPDATE_FIELDS: &[&str] = &[
+    "old_name", "new_name", "parent_group", "note", "passwd", "phone", "role_name", "is_enable", "is_extauth", "ext_auth_name",
+    "delay_flush",
+];
+/// Fields of `User/DelUserByNameCloud` (seed "删除用户"), plus `delay_flush`.
+const DELETE_FIELDS: &[&str] = &["names", "delay_flush"];
+/// How many received requests [`Console::requests`] keeps.
+const MAX_LOG: usize = 256;
 /// Largest page `User/GetSearchData` answers.
 const MAX_PAGE: usize = 100;
 
@@ -88,6 +98,8 @@ pub struct Console {
     online: BTreeMap<String, OnlineUser>,
     commits: u64,
     next_id: u64,
+    /// The last requests: `Controller/Action` and the body's field names.
+    log: std::collections::VecDeque<(String, Vec<String>)>,
 }
 
 type Outcome = Result<(Value, &'static str), (i64, String)>;
@@ -109,7 +121,14 @@ impl Console {
             online: BTreeMap::new(),
             commits: 0,
             next_id: 1,
+            log: std::collections::VecDeque::new(),
         }
+    }
+
+    /// The last requests received (signed or not): `Controller/Action`
+    /// and the names of the body's fields, oldest first.
+    pub fn requests(&self) -> Vec<(String, Vec<String>)> {
+        self.log.iter().cloned().collect()
     }
 
     pub fn commits(&self) -> u64 {
@@ -149,6 +168,11 @@ impl Console {
         }
         let query = req.query_pairs();
         let body = form_pairs(&req.body_text());
+        let qv = |k: &str| query.iter().find(|(q, _)| q == k).map(|(_, v)| v.clone()).unwrap_or_default();
+        if self.log.len() >= MAX_LOG {
+            self.log.pop_front();
+        }
+        self.log.push_back((format!("{}/{}", qv("controler"), qv("action")), body.iter().map(|(k, _)| k.clone()).collect()));
         if let Err(e) = self.check_token(&query, &body) {
             return answer(200, Err(e));
         }
@@ -159,7 +183,7 @@ impl Console {
             ("User", "ExGetUserInfo") => self.query_user(&form),
             ("User", "AddUserCloud") => only(&form, ADD_FIELDS).and_then(|()| self.add_user(&form)),
             ("User", "UpdateUserCloud") => only(&form, UPDATE_FIELDS).and_then(|()| self.update_user(&form)),
-            ("User", "DelUserByNameCloud") => self.delete_users(&form),
+            ("User", "DelUserByNameCloud") => only(&form, DELETE_FIELDS).and_then(|()| self.delete_users(&form)),
             ("User", "ExtSetUserEnable") => self.set_enable(&form),
             ("User", "GetSearchData") => self.search(&form),
             ("Group", "GetGroupInfo") => self.query_group(&form),
@@ -260,13 +284,19 @@ impl Console {
         Ok((Value::Null, "删除用户成功"))
     }
 
-    /// `User/ExtSetUserEnable` (not in the seed's excerpt): `names` and
-    /// `is_enable` (1 enable, 0 disable, as `UpdateUserCloud`'s field).
-    /// Every name must exist (-10 otherwise, nothing changed).
+    /// `User/ExtSetUserEnable` (not in the seed's excerpt): the vendor's
+    /// published client sends `username` (one name) and `enable` (1
+    /// enable, 0 disable); the simulator also takes `names` and
+    /// `is_enable` (the field names of the seed's other calls). Every name
+    /// must exist (-10 otherwise, nothing changed).
     fn set_enable(&mut self, form: &BTreeMap<&str, &str>) -> Outcome {
-        only(form, &["names", "is_enable"])?;
-        let names = names_of(form)?;
-        let enable = match form.get("is_enable").copied() {
+        only(form, &["username", "enable", "names", "is_enable"])?;
+        let names = match form.get("username").map(|v| v.trim()) {
+            Some(n) if !n.is_empty() => vec![n.to_string()],
+            Some(_) => return Err(refuse(-2, "参数错误: username")),
+            None => names_of(form)?,
+        };
+        let enable = match form.get("enable").or_else(|| form.get("is_enable")).copied() {
             Some("1") => true,
             Some("0") => false,
             _ => return Err(refuse(-2, "参数错误: is_enable")),
@@ -399,8 +429,14 @@ fn user_json(u: &SimUser, groups: &[String]) -> Value {
         "b_inherit_grpolicy": b(u.b_inherit_grpolicy), "auth_methods": "1", "auth_type": "0", "ext_auth_id": "0",
         "expire": "0", "attributes": "1", "is_enable": b(u.is_enable), "pwd_last_change": u.create_time.to_string(),
         "token_svr_id": "0", "is_first_login": "1", "lastlogin_time": "0", "last_active_time": "0",
-        "grpolicy_id": "0", "caid": "-1", "create_time": u.create_time.to_string(), "sec_key": "", "is_bind_key": "0",
+        "grpolicy_id": "0", "caid": "-1", "create_time": u.create_time.to_string(), "sec_key": sec_key(u), "is_bind_key": "0",
     })
+}
+
+/// A per-user key in the seed's shape (32 upper-case hex digits); the
+/// seed does not say how the console derives it.
+fn sec_key(u: &SimUser) -> String {
+    crate::sim::wire::sha256_hex(format!("{}:{}", u.id, u.name).as_bytes()).get(..32).unwrap_or_default().to_ascii_uppercase()
 }
 
 fn scramble(p: &str) -> String {

@@ -77,6 +77,11 @@ impl VpnSim {
     pub fn cert_pem(&self) -> &'static str {
         CERT_PEM
     }
+    /// The last requests received: `Controller/Action` and the names of
+    /// the body's fields (to check what a client sends).
+    pub fn requests(&self) -> Vec<(String, Vec<String>)> {
+        lock(&self.console).requests()
+    }
     /// How many "take effect now" calls were accepted.
     pub fn commits(&self) -> u64 {
         lock(&self.console).commits()

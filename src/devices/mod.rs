@@ -2,6 +2,8 @@
 //! implements [`LanDevice`] so that the poller and the `iad|s20|goip|vpn`
 //! command handlers treat them alike.
 
+/// Bounded downloads (the agent's `upgrade`, the IAD's firmware).
+pub mod download;
 pub mod goip;
 pub mod http;
 pub mod manager;

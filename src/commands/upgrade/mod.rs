@@ -10,13 +10,12 @@
 //! that the runner restores the previous version, which answers `err` with
 //! the reason (txn.rs). One answer, journalled: exactly once.
 
-mod download;
 mod installer;
 pub mod txn;
 
 use super::envelope::{Command, Outcome};
 use crate::agent::Ctx;
-use download::{Limits, TempFile};
+use crate::devices::download::{self, Limits, TempFile};
 use serde_json::json;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};

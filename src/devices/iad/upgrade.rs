@@ -21,16 +21,11 @@
 //! (default 26 MiB, the seed's largest upload), `upgrade_stall_timeout`
 //! (seconds, default 60).
 
-// The `upgrade` command's own download code, compiled here a second time
-// rather than made public from `commands/upgrade` (another module's file):
-// one set of download rules for both.
-#[path = "../../commands/upgrade/download.rs"]
-#[allow(dead_code, clippy::duplicate_mod)]
-mod download;
 
 use super::client::Session;
 use crate::devices::{DeviceConfig, DeviceError};
-use download::{Limits, TempFile};
+// The same download rules as the agent's own `upgrade` (one copy of the code).
+use crate::devices::download::{self, Limits, TempFile};
 use serde_json::{json, Map, Value};
 use std::io::Read;
 use std::path::PathBuf;

@@ -29,9 +29,11 @@ fn console_logs_in_shows_the_device_and_runs_sh() {
     let p = Platform::start(broker.port);
     let _agent = Agent::start(SN, broker.port, "");
     p.wait_device(SN, true, T);
+    // On the device's own topic: its shared-topic messages are ignored once
+    // it has spoken per-device (the agent already has).
     publish(
         broker.port,
-        "dma/periph",
+        &format!("dma/periph/{SN}"),
         &serde_json::json!({"sn": SN, "time": 1, "gwId": SN, "nId": "goip1", "kind": "goip", "online": true, "msg": {"model": "GoIP-8", "firmware": "GHSFVT-1.1-68-11"}}).to_string(),
     );
 

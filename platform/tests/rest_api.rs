@@ -187,7 +187,7 @@ fn callbacks_fire_on_kill9_and_on_return() {
     let off = p.post("monitor/devices/callbacks/enable", &json!({"id": bad["id"], "enabled": false}));
     assert_eq!(off["enabled"], false);
     // A change while disabled (a `periph` as an agent sends it): no POST.
-    publish(broker.port, "dma/periph", &json!({"sn": sn, "time": 2, "gwId": sn, "nId": "s20", "kind": "s20", "online": true, "msg": {"model": "GL-S20"}}).to_string());
+    publish(broker.port, &format!("dma/periph/{sn}"), &json!({"sn": sn, "time": 2, "gwId": sn, "nId": "s20", "kind": "s20", "online": true, "msg": {"model": "GL-S20"}}).to_string());
     wait_for(T, || Some(p.get("monitor/devices/peripherals/count")).filter(|c| c["online"] == 1)).expect("peripheral online");
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(hooks.hits("/fail/peripheral").len(), 2);
@@ -198,9 +198,10 @@ fn a_message_route_forwards_dma_event() {
     let broker = Broker::start();
     let p = Platform::start(broker.port);
     let hooks = Receiver::start();
-    let r = p.post("msgroute/configs", &json!({"topic": "dma/event", "name": "events", "url": hooks.url("/events")}));
+    // Agents publish events on their own topic, `dma/event/{sn}`.
+    let r = p.post("msgroute/configs", &json!({"topic": "dma/event/+", "name": "events", "url": hooks.url("/events")}));
     let id = r["id"].as_i64().unwrap();
-    assert_eq!((r["topic"].as_str(), r["name"].as_str()), (Some("dma/event"), Some("events")), "{r}");
+    assert_eq!((r["topic"].as_str(), r["name"].as_str()), (Some("dma/event/+"), Some("events")), "{r}");
     // A real agent's event: its GoIP push receiver takes a port-status push
     // (the GSM gateway itself is not needed for that) and publishes `dma/event`.
     let sn = "ROUTE0000001";
@@ -221,7 +222,7 @@ fn a_message_route_forwards_dma_event() {
     let token = wait_for(T, || std::fs::read_to_string(&tokens).ok().and_then(|t| serde_json::from_str::<Value>(&t).ok()?["gw1"].as_str().map(String::from)))
         .expect("gw1's push token");
     let url = format!("http://127.0.0.1:{rx}/goip/gw1/{token}");
-    let watch = Watch::start(broker.port, "dma/event");
+    let watch = Watch::start(broker.port, &format!("dma/event/{sn}"));
     let push = |port: &str| {
         let a: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
         let body = json!({"type": "port-status", "port": port, "seq": 5, "status": "6 Register Failed"}).to_string();
@@ -234,9 +235,9 @@ fn a_message_route_forwards_dma_event() {
     assert_eq!((ev["sn"].as_str(), ev["type"].as_str()), (Some(sn), Some("port-status")), "{ev}");
     assert_eq!(ev["device"].as_str(), Some("gw1"), "{ev}");
     // The same message the agent published on dma/event.
-    let published = wait_for(T, || watch.all().into_iter().map(|(_, v)| v).find(|v| v["port"] == "2A")).expect("the agent's event on dma/event");
+    let published = wait_for(T, || watch.all().into_iter().map(|(_, v)| v).find(|v| v["port"] == "2A")).expect("the agent's event on dma/event/{sn}");
     assert_eq!(ev, published);
-    assert_eq!(hit[0].topic.as_deref(), Some("dma/event"));
+    assert_eq!(hit[0].topic.as_deref(), Some(format!("dma/event/{sn}").as_str()));
     wait_for(T, || Some(p.get("msgroute/configs")).filter(|l| l["list"][0]["succCount"].as_i64() >= Some(1))).expect("succCount");
     // Update the URL, then delete.
     let (code, u) = p.call("PUT", "msgroute/configs", Some(&json!({"id": id, "name": "events2", "url": hooks.url("/events2")})));

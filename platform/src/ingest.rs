@@ -5,13 +5,16 @@
 //! `resp/cmd` (the command state machine). Every message is also offered
 //! to the message routes. Malformed payloads are logged and dropped.
 
+use crate::db::batch::ReportRow;
 use crate::db::commands::{Answer, Answered};
 use crate::db::devices::Report;
 use crate::db::hooks::HookKind;
 use crate::hooks::{topic, Post};
+use crate::pipeline::Msg;
 use crate::trust::{self, Dropped, Kind};
 use crate::Shared;
 use serde_json::{json, Map, Value};
+use std::collections::{BTreeSet, HashMap};
 
 /// A serial as the platform accepts it in a topic or payload.
 pub fn valid_sn(s: &str) -> bool {
@@ -38,6 +41,8 @@ pub fn splice_revtime(raw: &str, obj: Map<String, Value>, now: i64) -> String {
     }
 }
 
+/// One message, one by one (the control queue, and what a telemetry batch
+/// does not batch).
 pub fn handle(sh: &Shared, topic: &str, payload: &[u8], retain: bool, now: i64) {
     if let Some(t) = topic.strip_prefix("$SYS/") {
         sh.sys.record(t, payload);
@@ -84,12 +89,76 @@ pub fn handle(sh: &Shared, topic: &str, payload: &[u8], retain: bool, now: i64) 
 }
 
 fn route(sh: &Shared, topic: &str, payload: &[u8]) {
-    let routes = match sh.db.routes() {
+    let routes = match sh.routes.get(|| sh.db.routes()) {
         Ok(r) => r,
         Err(e) => return log::error!("routes: {e}"),
     };
-    for r in routes.into_iter().filter(|r| topic::matches(&r.topic, topic)) {
-        sh.post(Post { kind: HookKind::Route, id: r.id, url: r.url, body: payload.to_vec(), topic: Some(topic.to_string()) });
+    for r in routes.iter().filter(|r| topic::matches(&r.topic, topic)) {
+        sh.post(Post { kind: HookKind::Route, id: r.id, url: r.url.clone(), body: payload.to_vec(), topic: Some(topic.to_string()) });
+    }
+}
+
+/// A batch from the telemetry queue (`pipeline.rs`): believed and routed
+/// message by message as `handle` does, then written in one transaction,
+/// the last report of each kind from each device winning. What is not
+/// telemetry (a route-only topic) is handled as `handle` does.
+pub fn telemetry_batch(sh: &Shared, batch: Vec<Msg>) {
+    let prefix = &sh.cfg.broker.prefix;
+    let mut parsed = Vec::with_capacity(batch.len());
+    for m in &batch {
+        let dt = m.topic.strip_prefix(prefix.as_str()).and_then(|r| r.strip_prefix('/')).and_then(trust::classify);
+        let Some(dt) = dt.filter(|_| !m.payload.is_empty()) else {
+            handle(sh, &m.topic, &m.payload, m.retain, m.now);
+            continue;
+        };
+        match serde_json::from_slice::<Value>(&m.payload) {
+            Ok(Value::Object(o)) => parsed.push((m, dt, o)),
+            _ => log::warn!("{:?}: payload is not a JSON object, dropped", m.topic),
+        }
+    }
+    // New per-device serials marked in one transaction, not one each.
+    let fresh: Vec<String> = parsed
+        .iter()
+        .filter_map(|(_, dt, o)| dt.sn.filter(|t| valid_sn(t) && o.get("sn").and_then(Value::as_str) == Some(*t)))
+        .filter(|t| !sh.trust.is_per_device_cached(t))
+        .map(str::to_string)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    if !fresh.is_empty() {
+        match sh.db.devices_mark_per_device_many(&fresh) {
+            Ok(marked) => {
+                log::info!("{} devices publish on their per-device topics: their shared-topic messages are ignored from now on", marked.len());
+                sh.trust.remember_all(&marked);
+            }
+            Err(e) => log::error!("trust: {e}"),
+        }
+    }
+    let mut last: HashMap<(String, Report), (String, i64)> = HashMap::new();
+    let mut touches: HashMap<String, i64> = HashMap::new();
+    for (m, dt, obj) in parsed {
+        let Some(sn) = sh.believe(&m.topic, dt, &obj) else { continue };
+        route(sh, &m.topic, &m.payload);
+        let kind = match dt.kind {
+            Kind::Sys => Report::Sys,
+            Kind::Procs => Report::Procs,
+            Kind::Versions => Report::Versions,
+            _ => {
+                let t = touches.entry(sn).or_insert(m.now);
+                *t = (*t).max(m.now);
+                continue;
+            }
+        };
+        last.insert((sn, kind), (with_revtime(obj, m.now), m.now));
+    }
+    // Sorted: instances sharing a PostgreSQL database lock rows in one order.
+    let mut rows: Vec<ReportRow> = last.into_iter().map(|((sn, kind), (text, now))| ReportRow { sn, kind, text, now }).collect();
+    rows.sort_by(|a, b| (a.sn.as_str(), a.kind.column()).cmp(&(b.sn.as_str(), b.kind.column())));
+    let mut touches: Vec<(String, i64)> = touches.into_iter().collect();
+    touches.sort();
+    if let Err(e) = sh.db.devices_report_batch(&rows, &touches) {
+        sh.ingest.figures.write_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        log::error!("ingest: a batch of {} reports not written: {e}", rows.len());
     }
 }
 

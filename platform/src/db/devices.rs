@@ -6,7 +6,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde_json::{json, Value};
 
 /// Telemetry kinds kept as the JSON text of the last message.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Report {
     Sys,
     Procs,
@@ -29,7 +29,7 @@ pub const MAX_DEVICES: i64 = 100_000;
 pub const MAX_PERIPHERALS: i64 = 64;
 
 /// Make sure the device has a row; false when it has none and the table is full.
-fn ensure(c: &Connection, sn: &str) -> rusqlite::Result<bool> {
+pub(super) fn ensure(c: &Connection, sn: &str) -> rusqlite::Result<bool> {
     c.execute(
         "INSERT INTO devices (sn) SELECT ?1 WHERE NOT EXISTS (SELECT 1 FROM devices WHERE sn = ?1) AND (SELECT COUNT(*) FROM devices) < ?2",
         params![sn, MAX_DEVICES],

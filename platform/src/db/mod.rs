@@ -6,13 +6,16 @@
 //! conditional UPDATE whose row count says which instance won; the two
 //! backends run the same statements in their own dialects.
 
+pub mod batch;
 pub mod commands;
 pub mod devices;
 pub mod hooks;
 pub mod pg;
+pub mod pg_batch;
 pub mod redact;
 pub mod sessions;
 
+use batch::ReportRow;
 use commands::{Answer, Answered, Cmd, NewCommand};
 use devices::Report;
 use hooks::{HookKind, Route};
@@ -68,6 +71,8 @@ dispatch! {
     pub fn command_redact(&self, id: u64, body: &str) -> Result<usize, String>;
     pub fn device_report(&self, sn: &str, kind: Report, text: &str, now: i64) -> Result<(), String>;
     pub fn device_touch(&self, sn: &str, now: i64) -> Result<(), String>;
+    pub fn devices_report_batch(&self, rows: &[ReportRow], touches: &[(String, i64)]) -> Result<usize, String>;
+    pub fn devices_mark_per_device_many(&self, sns: &[String]) -> Result<Vec<String>, String>;
     pub fn device_online(&self, sn: &str) -> Result<bool, String>;
     pub fn devices_page(&self, page: i64, limit: i64, sn: Option<&str>) -> Result<(i64, Vec<Value>), String>;
     pub fn devices_count(&self) -> Result<(i64, i64, i64), String>;

@@ -135,7 +135,7 @@ fn counts(c: &mut impl GenericClient, table: &str) -> R<(i64, i64, i64)> {
 }
 
 /// Make sure the device has a row; false when it has none and the table is full.
-fn ensure(c: &mut impl GenericClient, sn: &str) -> R<bool> {
+pub(super) fn ensure(c: &mut impl GenericClient, sn: &str) -> R<bool> {
     c.execute(
         "INSERT INTO devices (sn) SELECT $1::TEXT WHERE NOT EXISTS (SELECT 1 FROM devices WHERE sn = $1::TEXT) \
          AND (SELECT COUNT(*) FROM devices) < $2 ON CONFLICT DO NOTHING",
@@ -164,7 +164,7 @@ impl Pg {
         f(c).map_err(|e| format!("postgres: {e}"))
     }
 
-    fn tx<T>(&self, f: impl FnOnce(&mut postgres::Transaction) -> R<T>) -> Result<T, String> {
+    pub(super) fn tx<T>(&self, f: impl FnOnce(&mut postgres::Transaction) -> R<T>) -> Result<T, String> {
         self.with(|c| {
             let mut tx = c.transaction()?;
             let v = f(&mut tx)?;

@@ -16,7 +16,8 @@ use serde_json::{json, Map, Value};
 pub const BASE: &str = "/iot/api/v1/";
 
 /// Targets of one POST at most.
-const MAX_TARGETS: usize = 1000;
+/// Targets of one command call (a bulk command to a fleet selection).
+const MAX_TARGETS: usize = 10_000;
 const MAX_ROUTES: i64 = 100;
 
 pub fn handle(sh: &Shared, r: &Req) -> Reply {
@@ -72,7 +73,9 @@ fn route(sh: &Shared, r: &Req) -> ApiResult {
         ("PUT", "msgroute/configs") => route_update(sh, &r.json()?),
         ("DELETE", "msgroute/configs") => {
             let id = q.get("id").and_then(|v| v.parse::<i64>().ok()).ok_or_else(|| ApiError::bad("'id' (integer) is required"))?;
-            Ok(Reply::ok(json!({"rows": sh.db.route_delete(id)?})))
+            let rows = sh.db.route_delete(id)?;
+            sh.routes.invalidate();
+            Ok(Reply::ok(json!({"rows": rows})))
         }
         ("POST", "remotectl/commands") => commands_post(sh, &r.json()?),
         ("GET", "remotectl/commands") => commands_get(sh, q),
@@ -81,6 +84,8 @@ fn route(sh: &Shared, r: &Req) -> ApiResult {
         // what the platform refused to believe since start.
         ("GET", "platform/key") => Ok(Reply::ok(sh.public_key_info().unwrap_or(Value::Null))),
         ("GET", "platform/trust") => Ok(Reply::ok(sh.trust.figures())),
+        // Admin: the ingest queues (received, written, shed, waiting, batches).
+        ("GET", "platform/ingest") => Ok(Reply::ok(sh.ingest.figures_json())),
         (_, _) => Err(ApiError::not_found(format!("no such API: {m} {}", clean(path)))),
     }
 }
@@ -242,6 +247,7 @@ fn route_add(sh: &Shared, b: &Value) -> ApiResult {
     let name = text(b, "name", 256)?.unwrap_or("");
     let url = http_url(sh, b.get("url"))?;
     let v = sh.db.route_add(name, t, &url, now(), MAX_ROUTES)?.ok_or_else(|| ApiError(409, "too_many", format!("at most {MAX_ROUTES} routes")))?;
+    sh.routes.invalidate();
     sh.subscribe_routes(&[t.to_string()]);
     Ok(Reply::ok(v))
 }
@@ -254,6 +260,7 @@ fn route_update(sh: &Shared, b: &Value) -> ApiResult {
         v => Some(http_url(sh, v)?),
     };
     let v = sh.db.route_update(id, text(b, "name", 256)?, t, url.as_deref(), now())?.ok_or_else(|| ApiError::not_found(format!("no route {id}")))?;
+    sh.routes.invalidate();
     if let Some(t) = t {
         sh.subscribe_routes(&[t.to_string()]);
     }

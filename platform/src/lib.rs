@@ -10,6 +10,7 @@
 //! (`hooks/`). They share nothing but the database and two bounded queues.
 
 pub mod auth;
+pub mod bench;
 pub mod brokers;
 pub mod config;
 pub mod console;

@@ -98,6 +98,79 @@ fn route(sh: &Shared, topic: &str, payload: &[u8]) {
     }
 }
 
+/// An answer read from the control queue, waiting for its batch's transaction.
+struct Pending<'a> {
+    topic: &'a str,
+    payload: &'a [u8],
+    sn: String,
+    id: u64,
+    ok: bool,
+    reason: String,
+    response: String,
+}
+
+/// A batch from the control queue (`pipeline.rs`): states and peripherals
+/// one by one as `handle` does; the answers taken in one transaction (and
+/// their devices marked alive in one more), then counted and routed as
+/// `answer` does.
+pub fn control_batch(sh: &Shared, batch: Vec<Msg>) {
+    let prefix = &sh.cfg.broker.prefix;
+    let mut pending = Vec::new();
+    let mut touches: HashMap<String, i64> = HashMap::new();
+    let mut now = 0;
+    for m in &batch {
+        let dt = m.topic.strip_prefix(prefix.as_str()).and_then(|r| r.strip_prefix('/')).and_then(trust::classify);
+        let (Some(dt), false) = (dt.filter(|d| d.kind == Kind::Answer), m.payload.is_empty()) else {
+            handle(sh, &m.topic, &m.payload, m.retain, m.now);
+            continue;
+        };
+        let Ok(Value::Object(obj)) = serde_json::from_slice::<Value>(&m.payload) else {
+            handle(sh, &m.topic, &m.payload, m.retain, m.now); // logs and drops it
+            continue;
+        };
+        let Some(sn) = sh.believe(&m.topic, dt, &obj) else { continue };
+        touches.insert(sn.clone(), m.now);
+        now = now.max(m.now);
+        let Some(id) = obj.get("id").and_then(crate::ids::parse) else {
+            sh.trust.count(Dropped::AnswerUnknown, &m.topic, Some(&sn));
+            continue;
+        };
+        let ok = obj.get("status").and_then(Value::as_str) == Some("ok");
+        let reason = obj.get("d").and_then(|d| d.get("msg")).and_then(Value::as_str).unwrap_or("").chars().take(500).collect::<String>();
+        let response = splice_revtime(&String::from_utf8_lossy(&m.payload), obj, m.now);
+        let response = crate::secrets::mask_text(&response).unwrap_or(response);
+        pending.push(Pending { topic: &m.topic, payload: &m.payload, sn, id, ok, reason, response });
+    }
+    let touches: Vec<(String, i64)> = touches.into_iter().collect();
+    if !touches.is_empty() {
+        let _ = sh.db.devices_report_batch(&[], &touches);
+    }
+    if pending.is_empty() {
+        return;
+    }
+    let answers: Vec<Answer> = pending.iter().map(|p| Answer { id: p.id, sn: &p.sn, ok: p.ok, reason: &p.reason, response: &p.response }).collect();
+    let results = match sh.db.commands_answer_many(&answers, now, sh.cfg.retry_delay) {
+        Ok(r) => r,
+        Err(e) => {
+            sh.ingest.figures.write_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return log::error!("ingest: {} answers not taken: {e}", answers.len());
+        }
+    };
+    for (p, answered) in pending.iter().zip(results) {
+        let (id, sn) = (p.id, p.sn.as_str());
+        match answered {
+            Answered::Retry => sh.scheduler.wake(),
+            Answered::Done(s) => log::info!("command {id} on {sn}: state {s}"),
+            Answered::Unknown => sh.trust.count(Dropped::AnswerUnknown, p.topic, Some(sn)),
+            Answered::WrongDevice => sh.trust.count(Dropped::AnswerWrongDevice, p.topic, Some(sn)),
+            Answered::NotSent => sh.trust.count(Dropped::AnswerNotSent, p.topic, Some(sn)),
+        }
+        if matches!(answered, Answered::Retry | Answered::Done(_)) {
+            route(sh, p.topic, p.payload);
+        }
+    }
+}
+
 /// A batch from the telemetry queue (`pipeline.rs`): believed and routed
 /// message by message as `handle` does, then written in one transaction,
 /// the last report of each kind from each device winning. What is not

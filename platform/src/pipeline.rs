@@ -2,8 +2,10 @@
 //! bounded queues, each with its own worker thread, so telemetry can never
 //! delay what must not wait.
 //!
-//! - **control** (`state`, `periph`, `resp/cmd`): handled one by one, each
-//!   change its own durable transaction, as before. A full queue makes the
+//! - **control** (`state`, `periph`, `resp/cmd`): states and peripherals
+//!   one by one, each its own durable transaction, as before; the answers
+//!   waiting together are taken in one durable transaction (group commit,
+//!   no added wait). A full queue makes the
 //!   MQTT thread wait (back-pressure on the broker connection): nothing of
 //!   these is ever shed.
 //! - **telemetry** (`sys`, `procs`, `versions`, `event`, and topics only a
@@ -24,6 +26,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// Control messages handled together at most (answers: one transaction).
+const CONTROL_BATCH: usize = 500;
 
 /// One message as the broker delivered it, with its receipt time.
 pub struct Msg {
@@ -134,9 +139,11 @@ pub fn start(sh: Arc<Shared>, rx: Receivers) -> Result<(), String> {
     std::thread::Builder::new()
         .name("ingest-control".into())
         .spawn(move || {
-            for m in control.iter() {
-                crate::ingest::handle(&c, &m.topic, &m.payload, m.retain, m.now);
-                c.ingest.figures.control_done.fetch_add(1, Ordering::Relaxed);
+            // No lingering: an answer waits for nothing but the messages already queued.
+            while let Some(batch) = next_batch(&control, CONTROL_BATCH, Duration::ZERO) {
+                let n = batch.len() as u64;
+                crate::ingest::control_batch(&c, batch);
+                c.ingest.figures.control_done.fetch_add(n, Ordering::Relaxed);
             }
         })
         .map_err(|e| format!("ingest thread: {e}"))?;

@@ -6,7 +6,7 @@
 
 use super::now_ms;
 use rumqttc::{Client, MqttOptions, QoS};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -27,6 +27,8 @@ pub struct Fleet {
     /// Messages handed to the connections.
     pub sent: Arc<AtomicU64>,
     pub stop: Arc<AtomicBool>,
+    /// When each device's last marker was published, ms (0: none yet).
+    pub marker_ms: Vec<AtomicI64>,
 }
 
 pub fn sys_payload(sn: &str, mark: u64) -> String {
@@ -63,7 +65,7 @@ impl Fleet {
             });
             clients.push(client);
         }
-        Fleet { n, prefix: prefix.to_string(), clients, sent: Arc::new(AtomicU64::new(0)), stop: Arc::new(AtomicBool::new(false)) }
+        Fleet { n, prefix: prefix.to_string(), clients, sent: Arc::new(AtomicU64::new(0)), stop: Arc::new(AtomicBool::new(false)), marker_ms: (0..n).map(|_| AtomicI64::new(0)).collect() }
     }
 
     fn client(&self, i: usize) -> &Client {
@@ -90,6 +92,9 @@ impl Fleet {
     pub fn marker(&self, mark: u64) {
         for i in 0..self.n {
             let s = sn(i);
+            if let Some(m) = self.marker_ms.get(i) {
+                m.store(now_ms(), Ordering::Relaxed);
+            }
             self.publish(i, format!("{}/sys/{s}", self.prefix), sys_payload(&s, mark), false);
         }
     }

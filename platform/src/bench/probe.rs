@@ -34,7 +34,7 @@ impl Api {
         let mut r = self.agent.get(&format!("{}iot/api/v1/{path}", self.base)).header("Authorization", &format!("Bearer {}", self.token)).call().map_err(|e| format!("GET {path}: {e}"))?;
         let v = read(r.body_mut()).map_err(|e| format!("GET {path}: {e}"))?;
         let el = t.elapsed();
-        if v["code"] != 0 && v.get("data").is_none() {
+        if v.get("data").is_none() {
             return Err(format!("GET {path}: {v}"));
         }
         Ok((v["data"].clone(), el))
@@ -84,5 +84,40 @@ impl Api {
             }
         }
         Ok(by)
+    }
+}
+
+/// The `pt` (publish time, ms) of a bench `sys` text.
+pub fn pt_of(sys: &str) -> Option<i64> {
+    let rest = sys.get(sys.find("\"pt\":")? + 5..)?;
+    rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+}
+
+impl Api {
+    /// Sweep the device list until every device of `fleet` showed its
+    /// marker `mark`, or a `sys` published after it (one connection per
+    /// device, in order: the marker was taken before), or `timeout`
+    /// passed: (seconds since `t`, devices seen).
+    pub fn wait_marker(&self, fleet: &super::fleet::Fleet, mark: u64, t: Instant, timeout: Duration) -> Result<(Option<f64>, usize), String> {
+        let needle = format!("\"mark\":{mark}");
+        let mut seen = vec![false; fleet.n];
+        loop {
+            for (sn, _, sys) in self.sweep()? {
+                let Some(i) = super::fleet::index(&sn) else { continue };
+                let sent = fleet.marker_ms.get(i).map_or(0, |m| m.load(std::sync::atomic::Ordering::Relaxed));
+                if sys.contains(&needle) || (sent > 0 && pt_of(&sys).is_some_and(|pt| pt > sent)) {
+                    if let Some(s) = seen.get_mut(i) {
+                        *s = true;
+                    }
+                }
+            }
+            let count = seen.iter().filter(|s| **s).count();
+            if count >= fleet.n {
+                return Ok((Some(t.elapsed().as_secs_f64()), count));
+            }
+            if t.elapsed() > timeout {
+                return Ok((None, count));
+            }
+        }
     }
 }

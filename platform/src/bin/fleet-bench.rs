@@ -9,7 +9,8 @@
 //! platform (device list) and at a bare subscriber (the floor). Figures
 //! are printed and kept as JSON in `--out` (bench/results/).
 
-use dma_platform::bench::{fleet, floor::Floor, now_ms, probe::Api, quantile, responder};
+use dma_platform::bench::probe::{pt_of, Api};
+use dma_platform::bench::{fleet, floor::Floor, now_ms, quantile, responder};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
@@ -79,11 +80,6 @@ fn rss_kib(pid: u32) -> u64 {
         .ok()
         .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse().ok()))
         .unwrap_or(0)
-}
-
-fn pt_of(sys: &str) -> Option<i64> {
-    let rest = &sys[sys.find("\"pt\":")? + 5..];
-    rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
 }
 
 fn main() {
@@ -220,8 +216,8 @@ fn run() -> Result<(), String> {
     let t = Instant::now();
     let r = api.post("remotectl/commands", &json!({"to": to, "command": "sys", "method": "get", "from": "fleet-bench"}))?;
     let post_s = t.elapsed().as_secs_f64();
-    if r["code"] != 0 {
-        return Err(format!("command post: {r}"));
+    if r["status"] != "ok" {
+        return Err(format!("command post: {}", r.to_string().chars().take(300).collect::<String>()));
     }
     let (cmd_s, states) = loop {
         let s = api.command_states("fleet-bench")?;
@@ -242,24 +238,19 @@ fn run() -> Result<(), String> {
     floor.watch(mark);
     let t_m = now_ms();
     let t = Instant::now();
+    let burst_end = Arc::new(std::sync::atomic::AtomicI64::new(i64::MAX));
     let burst = {
-        let f = fl.clone();
-        std::thread::spawn(move || f.marker(mark))
+        let (f, end) = (fl.clone(), burst_end.clone());
+        std::thread::spawn(move || {
+            f.marker(mark);
+            end.store(now_ms(), Ordering::Relaxed);
+        })
     };
-    let needle = format!("\"mark\":{mark}");
-    let (plat_s, plat_seen) = loop {
-        let all = api.sweep()?;
-        let seen = all.iter().filter(|(_, _, s)| s.contains(&needle)).count();
-        if seen >= n {
-            break (Some(t.elapsed().as_secs_f64()), seen);
-        }
-        if t.elapsed() > Duration::from_secs(600) {
-            break (None, seen);
-        }
-    };
+    let (plat_s, plat_seen) = api.wait_marker(&fl, mark, t, Duration::from_secs(600))?;
     let _ = burst.join();
     let floor_n = floor.marked.load(Ordering::Relaxed);
     let floor_s = (floor_n as usize >= n).then(|| (floor.last_ms.load(Ordering::Relaxed) - t_m) as f64 / 1000.0);
+    println!("marker {mark}: burst published in {} ms", burst_end.load(Ordering::Relaxed) - t_m);
     println!("marker from {n} devices: platform {plat_s:?} s ({plat_seen} seen), floor {floor_s:?} s ({floor_n})");
 
     probe_run.store(false, Ordering::Relaxed);
@@ -293,6 +284,8 @@ fn run() -> Result<(), String> {
     std::fs::write(&file, serde_json::to_string_pretty(&result).unwrap_or_default()).map_err(|e| format!("{file}: {e}"))?;
     println!("kept in {file}");
     drop(plat);
-    let _ = std::fs::remove_dir_all(&dir);
+    if std::env::var_os("FLEET_BENCH_KEEP").is_none() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
     Ok(())
 }

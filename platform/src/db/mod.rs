@@ -91,6 +91,8 @@ dispatch! {
     pub fn command_fail(&self, cmd: &Cmd, now: i64, reason: &str) -> Result<bool, String>;
     pub fn commands_wake(&self, sn: &str, now: i64) -> Result<usize, String>;
     pub fn command_answer(&self, a: &Answer, now: i64, retry_delay: i64) -> Result<Answered, String>;
+    pub fn commands_answer_many(&self, answers: &[Answer], now: i64, retry_delay: i64) -> Result<Vec<Answered>, String>;
+    pub fn commands_claim_many(&self, cmds: &[Cmd], now: i64, answer_timeout: i64) -> Result<Vec<bool>, String>;
     pub fn commands_prune(&self, keep: i64) -> Result<usize, String>;
     pub fn callbacks_list(&self) -> Result<Vec<Value>, String>;
     pub fn callback_set(&self, kind: &str, url: &str, enabled: bool, now: i64) -> Result<Value, String>;

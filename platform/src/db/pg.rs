@@ -149,6 +149,40 @@ fn get_cmd(c: &mut impl GenericClient, id: u64, lock: bool) -> R<Option<Cmd>> {
     c.query_opt(&sql, &[&(id as i64)])?.map(|r| cmd(&r)).transpose()
 }
 
+/// One answer inside a transaction (`command_answer`).
+fn answer_in(c: &mut postgres::Transaction, a: &Answer, now: i64, retry_delay: i64) -> R<Answered> {
+    let Answer { id, sn, ok, reason, response } = *a;
+    let idv = id as i64;
+    let Some(cmd) = get_cmd(c, id, true)? else { return Ok(Answered::Unknown) };
+    if cmd.spec.sn != sn {
+        return Ok(Answered::WrongDevice);
+    }
+    if cmd.try_times < 1 {
+        return Ok(Answered::NotSent);
+    }
+    if cmd.state == OK {
+        return Ok(Answered::Done(OK));
+    }
+    if ok {
+        c.execute("UPDATE commands SET state = 2, finish_time = $2, response = $3, rev_time = $2, reason = '', next_at = 0 WHERE id = $1", &[&idv, &now, &response])?;
+        return Ok(Answered::Done(OK));
+    }
+    let live = cmd.expiry().is_none_or(|e| now < e);
+    if cmd.state == IN_PROGRESS && cmd.try_times < cmd.spec.max_retries && live {
+        c.execute(
+            "UPDATE commands SET response = $2, rev_time = $3, reason = $4, next_at = $5 WHERE id = $1",
+            &[&idv, &response, &now, &reason, &now.saturating_add(retry_delay)],
+        )?;
+        return Ok(Answered::Retry);
+    }
+    c.execute(
+        "UPDATE commands SET failed_time = CASE WHEN state = 3 THEN failed_time ELSE $3 END, reason = CASE WHEN state = 3 THEN reason ELSE $4 END, \
+         state = 3, response = $2, rev_time = $3, next_at = 0 WHERE id = $1",
+        &[&idv, &response, &now, &reason],
+    )?;
+    Ok(Answered::Done(super::commands::FAILED))
+}
+
 impl Pg {
     pub fn open(url: &str) -> Result<Pg, String> {
         let c = connect(url)?;
@@ -402,37 +436,21 @@ impl Pg {
     }
 
     pub fn command_answer(&self, a: &Answer, now: i64, retry_delay: i64) -> Result<Answered, String> {
-        let Answer { id, sn, ok, reason, response } = *a;
-        let idv = id as i64;
+        self.tx(|c| answer_in(c, a, now, retry_delay))
+    }
+
+    pub fn commands_answer_many(&self, answers: &[Answer], now: i64, retry_delay: i64) -> Result<Vec<Answered>, String> {
+        self.tx(|c| answers.iter().map(|a| answer_in(c, a, now, retry_delay)).collect())
+    }
+
+    pub fn commands_claim_many(&self, cmds: &[Cmd], now: i64, answer_timeout: i64) -> Result<Vec<bool>, String> {
         self.tx(|c| {
-            let Some(cmd) = get_cmd(c, id, true)? else { return Ok(Answered::Unknown) };
-            if cmd.spec.sn != sn {
-                return Ok(Answered::WrongDevice);
-            }
-            if cmd.try_times < 1 {
-                return Ok(Answered::NotSent);
-            }
-            if cmd.state == OK {
-                return Ok(Answered::Done(OK));
-            }
-            if ok {
-                c.execute("UPDATE commands SET state = 2, finish_time = $2, response = $3, rev_time = $2, reason = '', next_at = 0 WHERE id = $1", &[&idv, &now, &response])?;
-                return Ok(Answered::Done(OK));
-            }
-            let live = cmd.expiry().is_none_or(|e| now < e);
-            if cmd.state == IN_PROGRESS && cmd.try_times < cmd.spec.max_retries && live {
-                c.execute(
-                    "UPDATE commands SET response = $2, rev_time = $3, reason = $4, next_at = $5 WHERE id = $1",
-                    &[&idv, &response, &now, &reason, &now.saturating_add(retry_delay)],
-                )?;
-                return Ok(Answered::Retry);
-            }
-            c.execute(
-                "UPDATE commands SET failed_time = CASE WHEN state = 3 THEN failed_time ELSE $3 END, reason = CASE WHEN state = 3 THEN reason ELSE $4 END, \
-                 state = 3, response = $2, rev_time = $3, next_at = 0 WHERE id = $1",
-                &[&idv, &response, &now, &reason],
+            let st = c.prepare(
+                "UPDATE commands SET state = 1, try_times = try_times + 1, publish_time = $2, next_at = $3 \
+                 WHERE id = $1 AND state = $4 AND try_times = $5 AND next_at = $6",
             )?;
-            Ok(Answered::Done(super::commands::FAILED))
+            let until = now.saturating_add(answer_timeout);
+            cmds.iter().map(|cmd| c.execute(&st, &[&(cmd.id as i64), &now, &until, &cmd.state, &cmd.try_times, &cmd.next_at]).map(|n| n == 1)).collect()
         })
     }
 

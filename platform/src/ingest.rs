@@ -5,8 +5,9 @@
 //! `resp/cmd` (the command state machine). Every message is also offered
 //! to the message routes. Malformed payloads are logged and dropped.
 
-use crate::db::batch::ReportRow;
+use crate::db::batch::{ReportRow, StateRow};
 use crate::db::commands::{Answer, Answered};
+use crate::db::fleet::NewEvent;
 use crate::db::devices::Report;
 use crate::db::hooks::HookKind;
 use crate::hooks::{topic, Post};
@@ -98,6 +99,48 @@ fn route(sh: &Shared, topic: &str, payload: &[u8]) {
     }
 }
 
+/// A `state` message as `state` reads it.
+fn state_row(sn: String, obj: &Map<String, Value>, m: &Msg) -> Result<StateRow, String> {
+    let online = obj.get("online").and_then(Value::as_bool).ok_or("no boolean 'online'")?;
+    Ok(StateRow {
+        sn,
+        online,
+        boot_time: obj.get("bootTime").and_then(Value::as_i64),
+        ver: obj.get("ver").and_then(Value::as_str).map(|v| v.chars().take(64).collect()),
+        signed: obj.get("signed").and_then(Value::as_bool),
+        now: m.now,
+    })
+}
+
+/// After a state was stored: the warnings, the log line and callback of a change, the scheduler woken.
+fn state_done(sh: &Shared, r: &StateRow, retain: bool, changed: bool, woken: usize) {
+    let sn = &r.sn;
+    if r.online && r.signed == Some(false) {
+        log::warn!("device {sn} accepts UNSIGNED commands (no trusted key configured)");
+    }
+    if changed {
+        log::info!("device {sn} {}{}", if r.online { "online" } else { "offline" }, if retain { " (retained)" } else { "" });
+        sh.callback("device", json!({"type": "device", "sn": sn, "online": r.online, "time": r.now, "bootTime": r.boot_time.unwrap_or(-1)}));
+    }
+    if woken > 0 {
+        sh.scheduler.wake();
+    }
+}
+
+/// An event as stored: its `eid` (duplicates dropped), `type`, the
+/// device's `time`, and its text (secrets masked).
+fn new_event(sn: String, obj: &Map<String, Value>, m: &Msg) -> NewEvent {
+    let text = String::from_utf8_lossy(&m.payload).into_owned();
+    NewEvent {
+        sn,
+        eid: obj.get("eid").and_then(Value::as_i64),
+        kind: obj.get("type").and_then(Value::as_str).unwrap_or("").chars().take(64).collect(),
+        time: obj.get("time").and_then(Value::as_i64).unwrap_or(m.now),
+        rev_time: m.now,
+        body: crate::secrets::mask_text(&text).unwrap_or(text),
+    }
+}
+
 /// An answer read from the control queue, waiting for its batch's transaction.
 struct Pending<'a> {
     topic: &'a str,
@@ -109,18 +152,20 @@ struct Pending<'a> {
     response: String,
 }
 
-/// A batch from the control queue (`pipeline.rs`): states and peripherals
-/// one by one as `handle` does; the answers taken in one transaction (and
-/// their devices marked alive in one more), then counted and routed as
-/// `answer` does.
+/// A batch from the control queue (`pipeline.rs`): peripherals one by one
+/// as `handle` does; the states in one transaction, the events in one, the
+/// answers taken in another (their devices marked alive in one more), then
+/// counted and routed as `answer` does.
 pub fn control_batch(sh: &Shared, batch: Vec<Msg>) {
     let prefix = &sh.cfg.broker.prefix;
     let mut pending = Vec::new();
+    let mut states: Vec<(StateRow, bool)> = Vec::new();
+    let mut events = Vec::new();
     let mut touches: HashMap<String, i64> = HashMap::new();
     let mut now = 0;
     for m in &batch {
         let dt = m.topic.strip_prefix(prefix.as_str()).and_then(|r| r.strip_prefix('/')).and_then(trust::classify);
-        let (Some(dt), false) = (dt.filter(|d| d.kind == Kind::Answer), m.payload.is_empty()) else {
+        let (Some(dt), false) = (dt.filter(|d| matches!(d.kind, Kind::Answer | Kind::Event | Kind::State)), m.payload.is_empty()) else {
             handle(sh, &m.topic, &m.payload, m.retain, m.now);
             continue;
         };
@@ -129,8 +174,21 @@ pub fn control_batch(sh: &Shared, batch: Vec<Msg>) {
             continue;
         };
         let Some(sn) = sh.believe(&m.topic, dt, &obj) else { continue };
+        if dt.kind == Kind::State {
+            route(sh, &m.topic, &m.payload);
+            match state_row(sn, &obj, m) {
+                Ok(r) => states.push((r, m.retain)),
+                Err(e) => log::warn!("{:?}: {e}", m.topic),
+            }
+            continue;
+        }
         touches.insert(sn.clone(), m.now);
         now = now.max(m.now);
+        if dt.kind == Kind::Event {
+            route(sh, &m.topic, &m.payload);
+            events.push(new_event(sn, &obj, m));
+            continue;
+        }
         let Some(id) = obj.get("id").and_then(crate::ids::parse) else {
             sh.trust.count(Dropped::AnswerUnknown, &m.topic, Some(&sn));
             continue;
@@ -141,9 +199,29 @@ pub fn control_batch(sh: &Shared, batch: Vec<Msg>) {
         let response = crate::secrets::mask_text(&response).unwrap_or(response);
         pending.push(Pending { topic: &m.topic, payload: &m.payload, sn, id, ok, reason, response });
     }
+    if !states.is_empty() {
+        let rows: Vec<StateRow> = states.iter().map(|s| s.0.clone()).collect();
+        match sh.db.devices_state_many(&rows) {
+            Ok(done) => {
+                for ((r, retain), (changed, woken)) in states.iter().zip(done) {
+                    state_done(sh, r, *retain, changed, woken);
+                }
+            }
+            Err(e) => {
+                sh.ingest.figures.write_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                log::error!("ingest: {} states not stored: {e}", rows.len());
+            }
+        }
+    }
     let touches: Vec<(String, i64)> = touches.into_iter().collect();
     if !touches.is_empty() {
         let _ = sh.db.devices_report_batch(&[], &touches);
+    }
+    if !events.is_empty() {
+        if let Err(e) = sh.db.events_insert(&events) {
+            sh.ingest.figures.write_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            log::error!("ingest: {} events not stored: {e}", events.len());
+        }
     }
     if pending.is_empty() {
         return;

@@ -2,13 +2,13 @@
 //! bounded queues, each with its own worker thread, so telemetry can never
 //! delay what must not wait.
 //!
-//! - **control** (`state`, `periph`, `resp/cmd`): states and peripherals
-//!   one by one, each its own durable transaction, as before; the answers
-//!   waiting together are taken in one durable transaction (group commit,
-//!   no added wait). A full queue makes the
+//! - **control** (`state`, `periph`, `event`, `resp/cmd`): states and
+//!   peripherals one by one, each its own durable transaction, as before;
+//!   the answers waiting together are taken in one durable transaction,
+//!   the events in another (group commit, no added wait). A full queue makes the
 //!   MQTT thread wait (back-pressure on the broker connection): nothing of
 //!   these is ever shed.
-//! - **telemetry** (`sys`, `procs`, `versions`, `event`, and topics only a
+//! - **telemetry** (`sys`, `procs`, `versions`, and topics only a
 //!   message route subscribes to): written in batches — one transaction
 //!   for up to `ingest.batch_max` messages, the last value winning for each
 //!   device and kind (`ingest::telemetry_batch`). A full queue sheds the
@@ -94,7 +94,7 @@ impl Pipeline {
 fn is_telemetry(sh: &Shared, topic: &str) -> bool {
     let dt = topic.strip_prefix(&sh.cfg.broker.prefix).and_then(|r| r.strip_prefix('/')).and_then(classify);
     match dt {
-        Some(d) => matches!(d.kind, Kind::Sys | Kind::Procs | Kind::Versions | Kind::Event),
+        Some(d) => matches!(d.kind, Kind::Sys | Kind::Procs | Kind::Versions),
         None => true, // a route-only topic
     }
 }

@@ -81,7 +81,12 @@ impl Fleet {
 
     /// Every device's retained birth.
     pub fn births(&self) {
-        for i in 0..self.n {
+        self.births_range(0..self.n);
+    }
+
+    /// The retained births of devices `range`.
+    pub fn births_range(&self, range: std::ops::Range<usize>) {
+        for i in range {
             let s = sn(i);
             let p = format!(r#"{{"sn":"{s}","online":true,"bootTime":{},"ver":"bench","signed":true}}"#, now_ms() / 1000 - 3600);
             self.publish(i, format!("{}/state/{s}", self.prefix), p, true);

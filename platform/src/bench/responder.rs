@@ -9,6 +9,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub fn start(port: u16, prefix: &str) -> Arc<AtomicU64> {
+    start_with(port, prefix, |_| false)
+}
+
+/// As `start`, but the serials `fails` names answer `err` ("refused by the test").
+pub fn start_with(port: u16, prefix: &str, fails: fn(&str) -> bool) -> Arc<AtomicU64> {
     let answered = Arc::new(AtomicU64::new(0));
     let mut o = MqttOptions::new(format!("fleet-responder-{}", std::process::id()), "127.0.0.1", port);
     o.set_keep_alive(Duration::from_secs(30));
@@ -36,7 +41,12 @@ pub fn start(port: u16, prefix: &str) -> Arc<AtomicU64> {
                     let Some(sn) = m.topic.rsplit('/').next().map(str::to_string) else { continue };
                     let Ok(cmd) = serde_json::from_slice::<Value>(&m.payload) else { continue };
                     let Some(id) = cmd.get("id").cloned() else { continue };
-                    let body = json!({"id": id, "sn": sn, "status": "ok", "d": {"result": "bench"}}).to_string().into_bytes();
+                    let body = if fails(&sn) {
+                        json!({"id": id, "sn": sn, "status": "err", "d": {"msg": "refused by the test"}})
+                    } else {
+                        json!({"id": id, "sn": sn, "status": "ok", "d": {"result": "bench"}})
+                    };
+                    let body = body.to_string().into_bytes();
                     let _ = tx.try_send((format!("{p}/resp/cmd/{sn}"), body));
                 }
                 Ok(_) => {}

@@ -28,7 +28,44 @@ pub(super) fn report_sql(kind: Report) -> &'static str {
     }
 }
 
+/// A `state` message (`device_state`'s arguments).
+#[derive(Clone, Debug)]
+pub struct StateRow {
+    pub sn: String,
+    pub online: bool,
+    pub boot_time: Option<i64>,
+    pub ver: Option<String>,
+    pub signed: Option<bool>,
+    pub now: i64,
+}
+
 impl Sqlite {
+    /// States in one transaction, each as `device_state` does, an online
+    /// one also waking the device's waiting commands (`commands_wake`).
+    /// Per row: (online flag changed, commands woken).
+    pub fn devices_state_many(&self, rows: &[StateRow]) -> Result<Vec<(bool, usize)>, String> {
+        self.tx(|c| {
+            let mut out = Vec::with_capacity(rows.len());
+            for r in rows {
+                if !ensure(c, &r.sn)? {
+                    out.push((false, 0));
+                    continue;
+                }
+                if r.online {
+                    let changed = c.prepare_cached("UPDATE devices SET online = 1, online_time = ?2 WHERE sn = ?1 AND online = 0")?.execute(params![r.sn, r.now])? == 1;
+                    c.prepare_cached("UPDATE devices SET active_time = ?2, boot_time = COALESCE(?3, boot_time), ver = COALESCE(?4, ver), signed = ?5 WHERE sn = ?1")?
+                        .execute(params![r.sn, r.now, r.boot_time, r.ver, r.signed.map(i64::from)])?;
+                    let woken = c.prepare_cached("UPDATE commands SET next_at = ?2 WHERE sn = ?1 AND state = 0 AND next_at > ?2")?.execute(params![r.sn, r.now])?;
+                    out.push((changed, woken));
+                } else {
+                    let changed = c.prepare_cached("UPDATE devices SET online = 0, offline_time = ?2 WHERE sn = ?1 AND online = 1")?.execute(params![r.sn, r.now])? == 1;
+                    out.push((changed, 0));
+                }
+            }
+            Ok(out)
+        })
+    }
+
     /// Write a batch in one transaction: the reports (a device without a
     /// row gets one while the table has room) and `touches` (sn, time: alive).
     /// Returns the rows written.

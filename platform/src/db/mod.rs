@@ -9,15 +9,18 @@
 pub mod batch;
 pub mod commands;
 pub mod devices;
+pub mod fleet;
 pub mod hooks;
 pub mod pg;
 pub mod pg_batch;
+pub mod pg_fleet;
 pub mod redact;
 pub mod sessions;
 
-use batch::ReportRow;
+use batch::{ReportRow, StateRow};
 use commands::{Answer, Answered, Cmd, NewCommand};
 use devices::Report;
+use fleet::{DeviceFilter, NewEvent};
 use hooks::{HookKind, Route};
 use rusqlite::Connection;
 use serde_json::Value;
@@ -73,9 +76,15 @@ dispatch! {
     pub fn device_touch(&self, sn: &str, now: i64) -> Result<(), String>;
     pub fn devices_report_batch(&self, rows: &[ReportRow], touches: &[(String, i64)]) -> Result<usize, String>;
     pub fn devices_mark_per_device_many(&self, sns: &[String]) -> Result<Vec<String>, String>;
+    pub fn devices_state_many(&self, rows: &[StateRow]) -> Result<Vec<(bool, usize)>, String>;
     pub fn device_online(&self, sn: &str) -> Result<bool, String>;
     pub fn devices_page(&self, page: i64, limit: i64, sn: Option<&str>) -> Result<(i64, Vec<Value>), String>;
     pub fn devices_count(&self) -> Result<(i64, i64, i64), String>;
+    pub fn devices_find(&self, page: i64, limit: i64, f: &DeviceFilter) -> Result<(i64, Vec<Value>), String>;
+    pub fn devices_select(&self, f: &DeviceFilter, max: i64) -> Result<Vec<String>, String>;
+    pub fn events_insert(&self, events: &[NewEvent]) -> Result<usize, String>;
+    pub fn events_page(&self, page: i64, limit: i64, sn: Option<&str>, kind: Option<&str>) -> Result<(i64, Vec<Value>), String>;
+    pub fn commands_progress(&self, origin: &str) -> Result<([i64; 4], Vec<Value>), String>;
     pub fn devices_connected(&self) -> Result<Vec<(String, i64)>, String>;
     pub fn periph_update(&self, sn: &str, nid: &str, gw_id: &str, kind: &str, online: bool, msg: &str, now: i64) -> Result<bool, String>;
     pub fn periph_page(&self, page: i64, limit: i64, sn: Option<&str>) -> Result<(i64, Vec<Value>), String>;
@@ -181,6 +190,21 @@ CREATE TABLE IF NOT EXISTS routes (
     succ_count INTEGER NOT NULL DEFAULT 0,
     failed_count INTEGER NOT NULL DEFAULT 0
 );
+CREATE INDEX IF NOT EXISTS devices_online ON devices (online, sn);
+CREATE INDEX IF NOT EXISTS peripherals_kind ON peripherals (kind, sn);
+CREATE INDEX IF NOT EXISTS commands_origin ON commands (origin, state);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    sn TEXT NOT NULL,
+    eid INTEGER,
+    type TEXT NOT NULL,
+    time INTEGER NOT NULL,
+    rev_time INTEGER NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS events_eid ON events (sn, eid);
+CREATE INDEX IF NOT EXISTS events_sn ON events (sn, id);
+CREATE INDEX IF NOT EXISTS events_type ON events (type, id);
 CREATE TABLE IF NOT EXISTS sessions (
     digest TEXT PRIMARY KEY,
     user TEXT NOT NULL,

@@ -43,6 +43,15 @@ CREATE TABLE IF NOT EXISTS routes (
 CREATE TABLE IF NOT EXISTS sessions (digest TEXT PRIMARY KEY, usr TEXT NOT NULL, expires BIGINT NOT NULL);
 ALTER TABLE commands ADD COLUMN IF NOT EXISTS redacted BIGINT NOT NULL DEFAULT 0;
 CREATE INDEX IF NOT EXISTS commands_unredacted ON commands (id) WHERE redacted = 0 AND state IN (2, 3);
+CREATE INDEX IF NOT EXISTS devices_online ON devices (online, sn);
+CREATE INDEX IF NOT EXISTS peripherals_kind ON peripherals (kind, sn);
+CREATE INDEX IF NOT EXISTS commands_origin ON commands (origin, state);
+CREATE TABLE IF NOT EXISTS events (
+    id BIGSERIAL PRIMARY KEY, sn TEXT NOT NULL, eid BIGINT, type TEXT NOT NULL, time BIGINT NOT NULL,
+    rev_time BIGINT NOT NULL, body TEXT NOT NULL);
+CREATE UNIQUE INDEX IF NOT EXISTS events_eid ON events (sn, eid);
+CREATE INDEX IF NOT EXISTS events_sn ON events (sn, id);
+CREATE INDEX IF NOT EXISTS events_type ON events (type, id);
 SELECT pg_advisory_unlock(7346201);
 ";
 
@@ -68,7 +77,7 @@ fn s(r: &Row, k: usize) -> R<String> {
     r.try_get(k)
 }
 
-fn device_json(r: &Row) -> R<Value> {
+pub(super) fn device_json(r: &Row) -> R<Value> {
     Ok(json!({
         "sn": s(r, 0)?, "online": i(r, 1)? != 0, "onlineTime": i(r, 2)?, "offlineTime": i(r, 3)?, "activeTime": i(r, 4)?,
         "bootTime": i(r, 5)?, "dur": i(r, 6)?, "sys": s(r, 7)?, "procs": s(r, 8)?, "versions": s(r, 9)?,
@@ -189,7 +198,7 @@ impl Pg {
         Ok(Pg { url: url.to_string(), client: Mutex::new(Some(c)) })
     }
 
-    fn with<T>(&self, f: impl FnOnce(&mut Client) -> R<T>) -> Result<T, String> {
+    pub(super) fn with<T>(&self, f: impl FnOnce(&mut Client) -> R<T>) -> Result<T, String> {
         let mut g = self.client.lock().unwrap_or_else(|p| p.into_inner());
         if g.as_ref().is_none_or(|c| c.is_closed()) {
             *g = Some(connect(&self.url)?);

@@ -2,7 +2,7 @@
 //! multi-row `UPDATE … FROM unnest(…)`; the few devices without a row get
 //! one (one by one, while the table has room) and their row written after.
 
-use super::batch::{report_sql, ReportRow};
+use super::batch::{report_sql, ReportRow, StateRow};
 use super::devices::Report;
 use super::pg::{ensure, Pg};
 use std::collections::HashSet;
@@ -24,6 +24,31 @@ fn dollars(sql: &str) -> String {
 }
 
 impl Pg {
+    pub fn devices_state_many(&self, rows: &[StateRow]) -> Result<Vec<(bool, usize)>, String> {
+        self.tx(|c| {
+            let mut out = Vec::with_capacity(rows.len());
+            for r in rows {
+                if !ensure(c, &r.sn)? {
+                    out.push((false, 0));
+                    continue;
+                }
+                if r.online {
+                    let changed = c.execute("UPDATE devices SET online = 1, online_time = $2 WHERE sn = $1 AND online = 0", &[&r.sn, &r.now])? == 1;
+                    c.execute(
+                        "UPDATE devices SET active_time = $2, boot_time = COALESCE($3::BIGINT, boot_time), ver = COALESCE($4::TEXT, ver), signed = $5::BIGINT WHERE sn = $1",
+                        &[&r.sn, &r.now, &r.boot_time, &r.ver, &r.signed.map(i64::from)],
+                    )?;
+                    let woken = c.execute("UPDATE commands SET next_at = $2 WHERE sn = $1 AND state = 0 AND next_at > $2", &[&r.sn, &r.now])? as usize;
+                    out.push((changed, woken));
+                } else {
+                    let changed = c.execute("UPDATE devices SET online = 0, offline_time = $2 WHERE sn = $1 AND online = 1", &[&r.sn, &r.now])? == 1;
+                    out.push((changed, 0));
+                }
+            }
+            Ok(out)
+        })
+    }
+
     pub fn devices_report_batch(&self, rows: &[ReportRow], touches: &[(String, i64)]) -> Result<usize, String> {
         self.tx(|c| {
             let mut n = 0;

@@ -193,8 +193,23 @@ fn run() -> Result<(), String> {
         let (api, lags, r, sw) = (api.clone(), lags.clone(), probe_run.clone(), sweeps.clone());
         std::thread::spawn(move || {
             let mut last = vec![0i64; n];
+            // Up to 30,000 devices: the whole list each time. Beyond, a full
+            // sweep takes seconds and loads the platform: 10 fixed pages of
+            // 100 spread over the fleet, polled in turn, are the sample.
+            let pages = n.div_ceil(100).max(1);
+            let sample: Vec<usize> = (0..10).map(|k| 1 + k * pages / 10).collect();
+            let mut turn = 0usize;
             while r.load(Ordering::Relaxed) {
-                let Ok(all) = api.sweep() else { continue };
+                let all = if n <= 30_000 {
+                    api.sweep()
+                } else {
+                    turn += 1;
+                    let page = sample.get(turn % sample.len()).copied().unwrap_or(1);
+                    api.get(&format!("monitor/devices?page={page}&limit=100")).map(|(d, _)| {
+                        d["list"].as_array().map(|l| l.iter().map(|v| (v["sn"].as_str().unwrap_or("").to_string(), true, v["sys"].as_str().unwrap_or("").to_string())).collect()).unwrap_or_default()
+                    })
+                };
+                let Ok(all) = all else { continue };
                 let seen = now_ms();
                 sw.fetch_add(1, Ordering::Relaxed);
                 for (sn, _, sys) in all {
@@ -272,7 +287,7 @@ fn run() -> Result<(), String> {
         "devices": n, "db": if a.db == "sqlite" { "sqlite" } else { "postgresql" }, "connections": a.conns, "period_s": a.period,
         "offered_msg_s": offered, "steady_s": a.steady, "time": now_ms() / 1000,
         "births_online_s": births_s,
-        "steady_lag_s": {"samples": lag.len(), "p50": quantile(&mut lag, 0.5), "p99": quantile(&mut lag, 0.99), "max": quantile(&mut lag, 1.0), "sweeps": sweeps.load(Ordering::Relaxed), "note": "upper bound: seen by sweeping the whole device list"},
+        "steady_lag_s": {"samples": lag.len(), "p50": quantile(&mut lag, 0.5), "p99": quantile(&mut lag, 0.99), "max": quantile(&mut lag, 1.0), "sweeps": sweeps.load(Ordering::Relaxed), "note": if n <= 30_000 { "upper bound: seen by sweeping the whole device list" } else { "upper bound: 10 fixed pages of 100 devices polled in turn" }},
         "command": {"targets": a.targets, "post_s": post_s, "all_state2_s": cmd_s, "states": states},
         "marker": {"platform_s": plat_s, "platform_msg_s": plat_s.map(|s| n as f64 / s), "floor_s": floor_s, "floor_msg_s": floor_s.map(|s| n as f64 / s.max(0.001)),
                    "ratio": match (plat_s, floor_s) { (Some(p), Some(f)) => Some(f.max(0.001) / p), _ => None }},

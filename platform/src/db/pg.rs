@@ -58,9 +58,15 @@ SELECT pg_advisory_unlock(7346201);
 type P<'a> = &'a (dyn ToSql + Sync);
 type R<T> = Result<T, postgres::Error>;
 
+/// Connections per instance: the ingest workers, the scheduler and the
+/// API handlers each get one while they work, so a telemetry batch does not
+/// hold up an answer (one connection serialised them all).
+const CONNECTIONS: usize = 4;
+
 pub struct Pg {
     url: String,
-    client: Mutex<Option<Client>>,
+    clients: Vec<Mutex<Option<Client>>>,
+    next: std::sync::atomic::AtomicUsize,
 }
 
 fn connect(url: &str) -> Result<Client, String> {
@@ -195,11 +201,24 @@ fn answer_in(c: &mut postgres::Transaction, a: &Answer, now: i64, retry_delay: i
 impl Pg {
     pub fn open(url: &str) -> Result<Pg, String> {
         let c = connect(url)?;
-        Ok(Pg { url: url.to_string(), client: Mutex::new(Some(c)) })
+        // One connection opened (and the schema made) now; the others when first needed.
+        let mut clients = vec![Mutex::new(Some(c))];
+        clients.extend((1..CONNECTIONS).map(|_| Mutex::new(None)));
+        Ok(Pg { url: url.to_string(), clients, next: std::sync::atomic::AtomicUsize::new(0) })
     }
 
     pub(super) fn with<T>(&self, f: impl FnOnce(&mut Client) -> R<T>) -> Result<T, String> {
-        let mut g = self.client.lock().unwrap_or_else(|p| p.into_inner());
+        // A free connection if there is one, else wait for one in turn.
+        let mut g = match self.clients.iter().find_map(|m| m.try_lock().ok()) {
+            Some(g) => g,
+            None => {
+                let k = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % self.clients.len().max(1);
+                match self.clients.get(k) {
+                    Some(m) => m.lock().unwrap_or_else(|p| p.into_inner()),
+                    None => return Err("postgres: no connection".into()),
+                }
+            }
+        };
         if g.as_ref().is_none_or(|c| c.is_closed()) {
             *g = Some(connect(&self.url)?);
         }

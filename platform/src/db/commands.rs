@@ -223,7 +223,7 @@ impl Sqlite {
 
     /// Newest first; `from`/`sn` filter.
     pub fn commands_page(&self, page: i64, limit: i64, origin: Option<&str>, sn: Option<&str>) -> Result<(i64, Vec<Cmd>), String> {
-        self.with(|c| {
+        self.read(|c| {
             let w = "(?1 IS NULL OR origin = ?1) AND (?2 IS NULL OR sn = ?2)";
             let total: i64 = c.query_row(&format!("SELECT COUNT(*) FROM commands WHERE {w}"), params![origin, sn], |r| r.get(0))?;
             let mut st = c.prepare(&format!("SELECT {COLS} FROM commands WHERE {w} ORDER BY id DESC LIMIT ?3 OFFSET ?4"))?;

@@ -152,7 +152,7 @@ impl Sqlite {
     }
 
     pub fn devices_page(&self, page: i64, limit: i64, sn: Option<&str>) -> Result<(i64, Vec<Value>), String> {
-        self.with(|c| {
+        self.read(|c| {
             let (filter, arg) = match sn {
                 Some(s) => ("WHERE sn = ?3", s.to_string()),
                 None => ("WHERE ?3 = ?3", String::new()),
@@ -165,7 +165,7 @@ impl Sqlite {
     }
 
     pub fn devices_count(&self) -> Result<(i64, i64, i64), String> {
-        self.with(|c| counts(c, "devices"))
+        self.read(|c| counts(c, "devices"))
     }
 
     /// Devices whose last state is online: (sn, online since).
@@ -203,7 +203,7 @@ impl Sqlite {
     }
 
     pub fn periph_page(&self, page: i64, limit: i64, sn: Option<&str>) -> Result<(i64, Vec<Value>), String> {
-        self.with(|c| {
+        self.read(|c| {
             let arg = sn.unwrap_or("").to_string();
             let filter = if sn.is_some() { "WHERE sn = ?1" } else { "WHERE ?1 = ?1" };
             let total: i64 = c.query_row(&format!("SELECT COUNT(*) FROM peripherals {filter}"), params![arg], |r| r.get(0))?;
@@ -216,7 +216,7 @@ impl Sqlite {
     }
 
     pub fn periph_count(&self) -> Result<(i64, i64, i64), String> {
-        self.with(|c| counts(c, "peripherals"))
+        self.read(|c| counts(c, "peripherals"))
     }
 }
 

@@ -49,7 +49,7 @@ fn event_json(r: &Row) -> rusqlite::Result<Value> {
 
 impl Sqlite {
     pub fn devices_find(&self, page: i64, limit: i64, f: &DeviceFilter) -> Result<(i64, Vec<Value>), String> {
-        self.with(|c| {
+        self.read(|c| {
             let online = f.online.map(i64::from);
             let total: i64 = c.query_row(&format!("SELECT COUNT(*) FROM devices WHERE {FILTER_SQL}"), params![f.q, online, f.kind], |r| r.get(0))?;
             let mut st = c.prepare_cached(&format!("SELECT {} FROM devices WHERE {FILTER_SQL} ORDER BY sn LIMIT ?4 OFFSET ?5", super::devices::DEVICE_COLS))?;
@@ -90,7 +90,7 @@ impl Sqlite {
 
     /// Newest first; `sn`/`type` filter.
     pub fn events_page(&self, page: i64, limit: i64, sn: Option<&str>, kind: Option<&str>) -> Result<(i64, Vec<Value>), String> {
-        self.with(|c| {
+        self.read(|c| {
             let w = "(?1 IS NULL OR sn = ?1) AND (?2 IS NULL OR type = ?2)";
             let total: i64 = c.query_row(&format!("SELECT COUNT(*) FROM events WHERE {w}"), params![sn, kind], |r| r.get(0))?;
             let mut st = c.prepare_cached(&format!("SELECT id, sn, eid, type, time, rev_time, body FROM events WHERE {w} ORDER BY id DESC LIMIT ?3 OFFSET ?4"))?;

@@ -30,6 +30,10 @@ use std::time::Duration;
 /// The SQLite backend.
 pub struct Sqlite {
     conn: Mutex<Connection>,
+    /// A second connection for the API's list reads (WAL: they see the last
+    /// commit while a telemetry batch is being written, instead of waiting
+    /// for it). None for an in-memory database (a second one would be empty).
+    reader: Option<Mutex<Connection>>,
 }
 
 pub enum Db {
@@ -240,13 +244,32 @@ impl Sqlite {
         conn.execute_batch(SCHEMA).map_err(|e| format!("database {path}: schema: {e}"))?;
         migrate(&conn).map_err(|e| format!("database {path}: schema: {e}"))?;
         redact::migrate(&conn).map_err(|e| format!("database {path}: schema: {e}"))?;
-        Ok(Sqlite { conn: Mutex::new(conn) })
+        let reader = if path == ":memory:" || path.is_empty() {
+            None
+        } else {
+            let r = Connection::open(path).map_err(|e| format!("database {path}: {e}"))?;
+            r.busy_timeout(Duration::from_secs(10)).map_err(|e| format!("database {path}: {e}"))?;
+            r.pragma_update(None, "query_only", "ON").map_err(|e| format!("database {path}: {e}"))?;
+            Some(Mutex::new(r))
+        };
+        Ok(Sqlite { conn: Mutex::new(conn), reader })
     }
 
     /// Run `f` on the connection (errors become strings for the caller).
     pub fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, String> {
         let c = self.conn.lock().unwrap_or_else(|p| p.into_inner());
         f(&c).map_err(|e| format!("database: {e}"))
+    }
+
+    /// A read-only query on the reader connection (else as `with`).
+    pub fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, String> {
+        match &self.reader {
+            Some(r) => {
+                let c = r.lock().unwrap_or_else(|p| p.into_inner());
+                f(&c).map_err(|e| format!("database: {e}"))
+            }
+            None => self.with(f),
+        }
     }
 
     /// Like `with`, inside one transaction.

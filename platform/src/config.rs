@@ -31,6 +31,30 @@ pub struct Config {
     /// Ed25519 key every command is signed with (docs/PROTOCOL.md "Signed
     /// commands"); none: commands go out unsigned (v1), with a warning at start.
     pub signing_key: Option<SigningKeyConfig>,
+    /// Ingest queues and batching (`pipeline.rs`).
+    pub ingest: IngestConfig,
+}
+
+#[derive(Deserialize, Clone)]
+#[serde(default, deny_unknown_fields)]
+pub struct IngestConfig {
+    /// Telemetry (`sys`, `procs`, `versions`, `event`) waiting at most;
+    /// beyond, a message is shed and counted (`GET platform/ingest`).
+    pub queue: usize,
+    /// State changes and command answers waiting at most; beyond, the
+    /// broker connection waits (back-pressure: nothing of these is shed).
+    pub control_queue: usize,
+    /// Telemetry messages written in one transaction at most.
+    pub batch_max: usize,
+    /// How long a batch may wait for more messages after its first, ms
+    /// (fewer disk syncs under light load; the lag it adds at most).
+    pub batch_linger_ms: u64,
+}
+
+impl Default for IngestConfig {
+    fn default() -> IngestConfig {
+        IngestConfig { queue: 50_000, control_queue: 20_000, batch_max: 5_000, batch_linger_ms: 50 }
+    }
 }
 
 #[derive(Deserialize, Clone)]
@@ -124,6 +148,7 @@ impl Default for Config {
             http_threads: 4,
             emqx: None,
             signing_key: None,
+            ingest: IngestConfig::default(),
         }
     }
 }
@@ -185,6 +210,10 @@ impl Config {
             if k.file.is_empty() || !crate::signing::valid_kid(&k.kid) {
                 return Err("signing_key needs a file and a kid of 1-32 characters A-Z a-z 0-9 . _ -".into());
             }
+        }
+        let i = &self.ingest;
+        if i.queue == 0 || i.control_queue == 0 || i.batch_max == 0 || i.queue > 1_000_000 || i.control_queue > 1_000_000 || i.batch_max > 100_000 || i.batch_linger_ms > 10_000 {
+            return Err("ingest.queue and ingest.control_queue must be 1..1000000, ingest.batch_max 1..100000, ingest.batch_linger_ms <= 10000".into());
         }
         self.hooks.allow_list()?;
         Ok(())

@@ -5,13 +5,17 @@
 //! `resp/cmd` (the command state machine). Every message is also offered
 //! to the message routes. Malformed payloads are logged and dropped.
 
+use crate::db::batch::{ReportRow, StateRow};
 use crate::db::commands::{Answer, Answered};
+use crate::db::fleet::NewEvent;
 use crate::db::devices::Report;
 use crate::db::hooks::HookKind;
 use crate::hooks::{topic, Post};
+use crate::pipeline::Msg;
 use crate::trust::{self, Dropped, Kind};
 use crate::Shared;
 use serde_json::{json, Map, Value};
+use std::collections::{BTreeSet, HashMap};
 
 /// A serial as the platform accepts it in a topic or payload.
 pub fn valid_sn(s: &str) -> bool {
@@ -38,6 +42,8 @@ pub fn splice_revtime(raw: &str, obj: Map<String, Value>, now: i64) -> String {
     }
 }
 
+/// One message, one by one (the control queue, and what a telemetry batch
+/// does not batch).
 pub fn handle(sh: &Shared, topic: &str, payload: &[u8], retain: bool, now: i64) {
     if let Some(t) = topic.strip_prefix("$SYS/") {
         sh.sys.record(t, payload);
@@ -84,12 +90,226 @@ pub fn handle(sh: &Shared, topic: &str, payload: &[u8], retain: bool, now: i64) 
 }
 
 fn route(sh: &Shared, topic: &str, payload: &[u8]) {
-    let routes = match sh.db.routes() {
+    let routes = match sh.routes.get(|| sh.db.routes()) {
         Ok(r) => r,
         Err(e) => return log::error!("routes: {e}"),
     };
-    for r in routes.into_iter().filter(|r| topic::matches(&r.topic, topic)) {
-        sh.post(Post { kind: HookKind::Route, id: r.id, url: r.url, body: payload.to_vec(), topic: Some(topic.to_string()) });
+    for r in routes.iter().filter(|r| topic::matches(&r.topic, topic)) {
+        sh.post(Post { kind: HookKind::Route, id: r.id, url: r.url.clone(), body: payload.to_vec(), topic: Some(topic.to_string()) });
+    }
+}
+
+/// A `state` message as `state` reads it.
+fn state_row(sn: String, obj: &Map<String, Value>, m: &Msg) -> Result<StateRow, String> {
+    let online = obj.get("online").and_then(Value::as_bool).ok_or("no boolean 'online'")?;
+    Ok(StateRow {
+        sn,
+        online,
+        boot_time: obj.get("bootTime").and_then(Value::as_i64),
+        ver: obj.get("ver").and_then(Value::as_str).map(|v| v.chars().take(64).collect()),
+        signed: obj.get("signed").and_then(Value::as_bool),
+        now: m.now,
+    })
+}
+
+/// After a state was stored: the warnings, the log line and callback of a change, the scheduler woken.
+fn state_done(sh: &Shared, r: &StateRow, retain: bool, changed: bool, woken: usize) {
+    let sn = &r.sn;
+    if r.online && r.signed == Some(false) {
+        log::warn!("device {sn} accepts UNSIGNED commands (no trusted key configured)");
+    }
+    if changed {
+        log::info!("device {sn} {}{}", if r.online { "online" } else { "offline" }, if retain { " (retained)" } else { "" });
+        sh.callback("device", json!({"type": "device", "sn": sn, "online": r.online, "time": r.now, "bootTime": r.boot_time.unwrap_or(-1)}));
+    }
+    if woken > 0 {
+        sh.scheduler.wake();
+    }
+}
+
+/// An event as stored: its `eid` (duplicates dropped), `type`, the
+/// device's `time`, and its text (secrets masked).
+fn new_event(sn: String, obj: &Map<String, Value>, m: &Msg) -> NewEvent {
+    let text = String::from_utf8_lossy(&m.payload).into_owned();
+    NewEvent {
+        sn,
+        eid: obj.get("eid").and_then(Value::as_i64),
+        kind: obj.get("type").and_then(Value::as_str).unwrap_or("").chars().take(64).collect(),
+        time: obj.get("time").and_then(Value::as_i64).unwrap_or(m.now),
+        rev_time: m.now,
+        body: crate::secrets::mask_text(&text).unwrap_or(text),
+    }
+}
+
+/// An answer read from the control queue, waiting for its batch's transaction.
+struct Pending<'a> {
+    topic: &'a str,
+    payload: &'a [u8],
+    sn: String,
+    id: u64,
+    ok: bool,
+    reason: String,
+    response: String,
+}
+
+/// A batch from the control queue (`pipeline.rs`): peripherals one by one
+/// as `handle` does; the states in one transaction, the events in one, the
+/// answers taken in another (their devices marked alive in one more), then
+/// counted and routed as `answer` does.
+pub fn control_batch(sh: &Shared, batch: Vec<Msg>) {
+    let prefix = &sh.cfg.broker.prefix;
+    let mut pending = Vec::new();
+    let mut states: Vec<(StateRow, bool)> = Vec::new();
+    let mut events = Vec::new();
+    let mut touches: HashMap<String, i64> = HashMap::new();
+    let mut now = 0;
+    for m in &batch {
+        let dt = m.topic.strip_prefix(prefix.as_str()).and_then(|r| r.strip_prefix('/')).and_then(trust::classify);
+        let (Some(dt), false) = (dt.filter(|d| matches!(d.kind, Kind::Answer | Kind::Event | Kind::State)), m.payload.is_empty()) else {
+            handle(sh, &m.topic, &m.payload, m.retain, m.now);
+            continue;
+        };
+        let Ok(Value::Object(obj)) = serde_json::from_slice::<Value>(&m.payload) else {
+            handle(sh, &m.topic, &m.payload, m.retain, m.now); // logs and drops it
+            continue;
+        };
+        let Some(sn) = sh.believe(&m.topic, dt, &obj) else { continue };
+        if dt.kind == Kind::State {
+            route(sh, &m.topic, &m.payload);
+            match state_row(sn, &obj, m) {
+                Ok(r) => states.push((r, m.retain)),
+                Err(e) => log::warn!("{:?}: {e}", m.topic),
+            }
+            continue;
+        }
+        touches.insert(sn.clone(), m.now);
+        now = now.max(m.now);
+        if dt.kind == Kind::Event {
+            route(sh, &m.topic, &m.payload);
+            events.push(new_event(sn, &obj, m));
+            continue;
+        }
+        let Some(id) = obj.get("id").and_then(crate::ids::parse) else {
+            sh.trust.count(Dropped::AnswerUnknown, &m.topic, Some(&sn));
+            continue;
+        };
+        let ok = obj.get("status").and_then(Value::as_str) == Some("ok");
+        let reason = obj.get("d").and_then(|d| d.get("msg")).and_then(Value::as_str).unwrap_or("").chars().take(500).collect::<String>();
+        let response = splice_revtime(&String::from_utf8_lossy(&m.payload), obj, m.now);
+        let response = crate::secrets::mask_text(&response).unwrap_or(response);
+        pending.push(Pending { topic: &m.topic, payload: &m.payload, sn, id, ok, reason, response });
+    }
+    if !states.is_empty() {
+        let rows: Vec<StateRow> = states.iter().map(|s| s.0.clone()).collect();
+        match sh.db.devices_state_many(&rows) {
+            Ok(done) => {
+                for ((r, retain), (changed, woken)) in states.iter().zip(done) {
+                    state_done(sh, r, *retain, changed, woken);
+                }
+            }
+            Err(e) => {
+                sh.ingest.figures.write_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                log::error!("ingest: {} states not stored: {e}", rows.len());
+            }
+        }
+    }
+    let touches: Vec<(String, i64)> = touches.into_iter().collect();
+    if !touches.is_empty() {
+        let _ = sh.db.devices_report_batch(&[], &touches);
+    }
+    if !events.is_empty() {
+        if let Err(e) = sh.db.events_insert(&events) {
+            sh.ingest.figures.write_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            log::error!("ingest: {} events not stored: {e}", events.len());
+        }
+    }
+    if pending.is_empty() {
+        return;
+    }
+    let answers: Vec<Answer> = pending.iter().map(|p| Answer { id: p.id, sn: &p.sn, ok: p.ok, reason: &p.reason, response: &p.response }).collect();
+    let results = match sh.db.commands_answer_many(&answers, now, sh.cfg.retry_delay) {
+        Ok(r) => r,
+        Err(e) => {
+            sh.ingest.figures.write_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return log::error!("ingest: {} answers not taken: {e}", answers.len());
+        }
+    };
+    for (p, answered) in pending.iter().zip(results) {
+        let (id, sn) = (p.id, p.sn.as_str());
+        match answered {
+            Answered::Retry => sh.scheduler.wake(),
+            Answered::Done(s) => log::info!("command {id} on {sn}: state {s}"),
+            Answered::Unknown => sh.trust.count(Dropped::AnswerUnknown, p.topic, Some(sn)),
+            Answered::WrongDevice => sh.trust.count(Dropped::AnswerWrongDevice, p.topic, Some(sn)),
+            Answered::NotSent => sh.trust.count(Dropped::AnswerNotSent, p.topic, Some(sn)),
+        }
+        if matches!(answered, Answered::Retry | Answered::Done(_)) {
+            route(sh, p.topic, p.payload);
+        }
+    }
+}
+
+/// A batch from the telemetry queue (`pipeline.rs`): believed and routed
+/// message by message as `handle` does, then written in one transaction,
+/// the last report of each kind from each device winning. What is not
+/// telemetry (a route-only topic) is handled as `handle` does.
+pub fn telemetry_batch(sh: &Shared, batch: Vec<Msg>) {
+    let prefix = &sh.cfg.broker.prefix;
+    let mut parsed = Vec::with_capacity(batch.len());
+    for m in &batch {
+        let dt = m.topic.strip_prefix(prefix.as_str()).and_then(|r| r.strip_prefix('/')).and_then(trust::classify);
+        let Some(dt) = dt.filter(|_| !m.payload.is_empty()) else {
+            handle(sh, &m.topic, &m.payload, m.retain, m.now);
+            continue;
+        };
+        match serde_json::from_slice::<Value>(&m.payload) {
+            Ok(Value::Object(o)) => parsed.push((m, dt, o)),
+            _ => log::warn!("{:?}: payload is not a JSON object, dropped", m.topic),
+        }
+    }
+    // New per-device serials marked in one transaction, not one each.
+    let fresh: Vec<String> = parsed
+        .iter()
+        .filter_map(|(_, dt, o)| dt.sn.filter(|t| valid_sn(t) && o.get("sn").and_then(Value::as_str) == Some(*t)))
+        .filter(|t| !sh.trust.is_per_device_cached(t))
+        .map(str::to_string)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    if !fresh.is_empty() {
+        match sh.db.devices_mark_per_device_many(&fresh) {
+            Ok(marked) => {
+                log::info!("{} devices publish on their per-device topics: their shared-topic messages are ignored from now on", marked.len());
+                sh.trust.remember_all(&marked);
+            }
+            Err(e) => log::error!("trust: {e}"),
+        }
+    }
+    let mut last: HashMap<(String, Report), (String, i64)> = HashMap::new();
+    let mut touches: HashMap<String, i64> = HashMap::new();
+    for (m, dt, obj) in parsed {
+        let Some(sn) = sh.believe(&m.topic, dt, &obj) else { continue };
+        route(sh, &m.topic, &m.payload);
+        let kind = match dt.kind {
+            Kind::Sys => Report::Sys,
+            Kind::Procs => Report::Procs,
+            Kind::Versions => Report::Versions,
+            _ => {
+                let t = touches.entry(sn).or_insert(m.now);
+                *t = (*t).max(m.now);
+                continue;
+            }
+        };
+        last.insert((sn, kind), (with_revtime(obj, m.now), m.now));
+    }
+    // Sorted: instances sharing a PostgreSQL database lock rows in one order.
+    let mut rows: Vec<ReportRow> = last.into_iter().map(|((sn, kind), (text, now))| ReportRow { sn, kind, text, now }).collect();
+    rows.sort_by(|a, b| (a.sn.as_str(), a.kind.column()).cmp(&(b.sn.as_str(), b.kind.column())));
+    let mut touches: Vec<(String, i64)> = touches.into_iter().collect();
+    touches.sort();
+    if let Err(e) = sh.db.devices_report_batch(&rows, &touches) {
+        sh.ingest.figures.write_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        log::error!("ingest: a batch of {} reports not written: {e}", rows.len());
     }
 }
 

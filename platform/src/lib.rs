@@ -4,11 +4,13 @@
 //! (`shared/PROTOCOL.md`).
 //!
 //! Threads: the HTTP server (`http/`: two I/O threads and `http_threads`
-//! handler threads), one MQTT session (`mqtt/`), the
+//! handler threads), one MQTT session (`mqtt/`) feeding two ingest
+//! workers (`pipeline.rs`: telemetry in batches, control one by one), the
 //! command scheduler (`scheduler.rs`) and the outgoing-hook worker
 //! (`hooks/`). They share nothing but the database and two bounded queues.
 
 pub mod auth;
+pub mod bench;
 pub mod brokers;
 pub mod config;
 pub mod console;
@@ -19,8 +21,10 @@ pub mod ids;
 pub mod ingest;
 pub mod logger;
 pub mod mqtt;
+pub mod pipeline;
 pub mod redact;
 pub mod roles;
+pub mod routes;
 pub mod scheduler;
 pub mod signing;
 pub mod secrets;
@@ -47,6 +51,10 @@ pub struct Shared {
     pub trust: trust::Trust,
     /// Failed logins per user and per source address.
     pub logins: throttle::Throttle,
+    /// The ingest queues and their figures.
+    pub ingest: pipeline::Pipeline,
+    /// The message routes, matched in memory.
+    pub routes: routes::RouteCache,
 }
 
 /// A running platform (its threads live as long as the process).
@@ -78,6 +86,7 @@ pub fn start(cfg: Config) -> Result<Platform, String> {
     let db = db::Db::open(&cfg.database)?;
     let (hooks, hook_rx) = hooks::Queue::new(cfg.hooks.queue);
     let (outbox, conn) = mqtt::Outbox::new(&cfg.broker);
+    let (ingest, ingest_rx) = pipeline::Pipeline::new(&cfg.ingest);
     let shared = Arc::new(Shared {
         db,
         mqtt: outbox,
@@ -87,9 +96,12 @@ pub fn start(cfg: Config) -> Result<Platform, String> {
         signer,
         trust: trust::Trust::default(),
         logins: throttle::Throttle::default(),
+        ingest,
+        routes: routes::RouteCache::default(),
         cfg,
     });
     hooks::start_worker(shared.clone(), hook_rx)?;
+    pipeline::start(shared.clone(), ingest_rx)?;
     mqtt::start(shared.clone(), conn)?;
     scheduler::start(shared.clone())?;
     redact::start(shared.clone())?;

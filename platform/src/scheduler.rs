@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 /// Upper bound of a poll (other instances' changes are seen this late).
 const TICK: Duration = Duration::from_millis(500);
-const BATCH: i64 = 200;
+const BATCH: i64 = 1000;
 /// "Until the device is online" for a command that never expires.
 const FOREVER: i64 = i64::MAX / 2;
 
@@ -108,6 +108,39 @@ fn step(sh: &Shared, cmd: &Cmd, now: i64) -> Result<(), String> {
     Ok(())
 }
 
+/// A due command `step` would simply claim and publish: not expired,
+/// tries left, and its device online (or a first try to send at once).
+fn plain_send(sh: &Shared, cmd: &Cmd, now: i64) -> bool {
+    if cmd.expiry().is_some_and(|e| now >= e) || cmd.try_times >= cmd.spec.max_retries.max(1) {
+        return false;
+    }
+    match sh.db.device_online(&cmd.spec.sn) {
+        Ok(true) => true,
+        Ok(false) => cmd.state == READY && cmd.spec.publish_now,
+        Err(_) => false,
+    }
+}
+
+/// Claim the next try of `cmds` in one transaction, then publish those claimed.
+fn send_many(sh: &Shared, cmds: &[Cmd], now: i64) -> Result<(), String> {
+    if cmds.is_empty() {
+        return Ok(());
+    }
+    let claimed = sh.db.commands_claim_many(cmds, now, sh.cfg.answer_timeout)?;
+    for (cmd, won) in cmds.iter().zip(claimed) {
+        if !won {
+            continue; // another instance (or an answer) got there first
+        }
+        let topic = format!("{}/cmd/{}", sh.cfg.broker.prefix, cmd.spec.sn);
+        match sh.mqtt.publish(&topic, wire(sh.signer.as_ref(), cmd, cmd.try_times + 1, now)) {
+            Ok(()) => log::info!("command {} to {}: try {}", cmd.id, cmd.spec.sn, cmd.try_times + 1),
+            // Claimed but not sent: sent again after answer_timeout, like a lost try.
+            Err(e) => log::error!("command {}: {e}", cmd.id),
+        }
+    }
+    Ok(())
+}
+
 pub fn start(sh: Arc<Shared>) -> Result<(), String> {
     std::thread::Builder::new()
         .name("scheduler".into())
@@ -117,7 +150,12 @@ pub fn start(sh: Arc<Shared>) -> Result<(), String> {
                 let now = crate::time::now();
                 match sh.db.commands_due(now, BATCH) {
                     Ok(due) => {
-                        for cmd in &due {
+                        // Plain sends are claimed together (one transaction); the rest one by one.
+                        let (plain, other): (Vec<Cmd>, Vec<Cmd>) = due.iter().cloned().partition(|c| plain_send(&sh, c, now));
+                        if let Err(e) = send_many(&sh, &plain, now) {
+                            log::error!("commands: {e}");
+                        }
+                        for cmd in &other {
                             if let Err(e) = step(&sh, cmd, now) {
                                 log::error!("command {}: {e}", cmd.id);
                             }

@@ -127,6 +127,22 @@ impl Trust {
         Value::Object(m)
     }
 
+    /// Known (in memory) as a per-device serial.
+    pub fn is_per_device_cached(&self, sn: &str) -> bool {
+        self.cached(sn)
+    }
+
+    /// Remember serials just marked per-device (`ingest::telemetry_batch`).
+    pub fn remember_all(&self, sns: &[String]) {
+        let mut set = self.per_device.lock().unwrap_or_else(|p| p.into_inner());
+        for sn in sns {
+            if set.len() >= CACHE_MAX {
+                break;
+            }
+            set.insert(sn.clone());
+        }
+    }
+
     fn cached(&self, sn: &str) -> bool {
         self.per_device.lock().unwrap_or_else(|p| p.into_inner()).contains(sn)
     }

@@ -77,17 +77,18 @@ function listCell(t, f) {
 }
 
 async function loadDevices() {
-  const d = await api("monitor/devices?page=1&limit=200");
+  const d = await api(devQuery());
   $("dev-count").textContent = `(${d.total})`;
   $("devices").querySelector("tbody").innerHTML = d.list.map((x) => `
     <tr data-sn="${esc(x.sn)}" class="${x.sn === current ? "sel" : ""}">
-      <td><b>${esc(x.sn)}</b></td><td>${badge(x.online)}${signedBadge(x)}</td><td>${when(x.activeTime)}</td>
+      <td><input type="checkbox" class="pick" data-sn="${esc(x.sn)}"></td><td><b>${esc(x.sn)}</b></td><td>${badge(x.online)}${signedBadge(x)}</td><td>${when(x.activeTime)}</td>
       <td>${x.bootTime > 0 ? when(x.bootTime) : '<span class="muted">—</span>'}</td>
       <td>${sysCell(x.sys)}</td>
       <td>${listCell(x.procs, (p) => p.n + " " + (p.mem !== undefined ? p.mem + " KiB" : "") + (p.cpu !== undefined ? " " + p.cpu + "%" : ""))}</td>
       <td>${listCell(x.versions, (v) => v.n + " " + v.v)}</td>
-    </tr>`).join("") || '<tr><td colspan="7" class="muted">no device has reported yet</td></tr>';
+    </tr>`).join("") || '<tr><td colspan="8" class="muted">no device matches</td></tr>';
   for (const tr of $("devices").querySelectorAll("tbody tr[data-sn]")) tr.onclick = () => openDevice(tr.dataset.sn);
+  devPaged(d);
   if (current) {
     const x = d.list.find((y) => y.sn === current);
     if (x) $("dev-state").innerHTML = badge(x.online);
@@ -112,7 +113,7 @@ async function openDevice(sn) {
   $("device").classList.remove("hidden");
   $("dev-sn").textContent = sn;
   for (const tr of $("devices").querySelectorAll("tbody tr")) tr.classList.toggle("sel", tr.dataset.sn === sn);
-  await Promise.all([loadPeriph(), loadHistory(), loadDevices()]);
+  await Promise.all([loadPeriph(), loadHistory(), loadDevices(), loadEvents()]);
 }
 async function loadPeriph() {
   if (!current) return;
@@ -196,6 +197,6 @@ function start(user) {
   const safe = (f) => () => f().catch((e) => console.warn(e));
   safe(loadDevices)(); safe(loadBroker)();
   timers = [setInterval(safe(loadDevices), 5000), setInterval(safe(loadBroker), 5000), setInterval(safe(poll), 1000),
-    setInterval(safe(async () => { if (current) { await loadPeriph(); if (!watching) await loadHistory(); } }), 5000)];
+    setInterval(safe(async () => { if (current) { await loadPeriph(); if (!watching) await loadHistory(); } }), 5000), ...fleetInit()];
 }
 if (token) start(""); else showLogin();

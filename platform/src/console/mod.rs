@@ -6,12 +6,14 @@ use hyper::Method;
 
 const INDEX: &str = include_str!("index.html");
 const APP: &str = include_str!("app.js");
+const FLEET: &str = include_str!("fleet.js");
 const STYLE: &str = include_str!("style.css");
 
 pub fn serve(method: &Method, path: &str) -> Reply {
     let (ct, body) = match (method.as_str(), path) {
         ("GET", "/" | "/index.html" | "/console" | "/console/") => ("text/html; charset=utf-8", INDEX),
         ("GET", "/app.js") => ("text/javascript; charset=utf-8", APP),
+        ("GET", "/fleet.js") => ("text/javascript; charset=utf-8", FLEET),
         ("GET", "/style.css") => ("text/css; charset=utf-8", STYLE),
         _ => return Reply::text(404, "not found"),
     };

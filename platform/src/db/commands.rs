@@ -148,6 +148,44 @@ pub enum Answered {
     Retry,
 }
 
+/// One answer inside a transaction (`command_answer`).
+fn answer_in(c: &Connection, a: &Answer, now: i64, retry_delay: i64) -> rusqlite::Result<Answered> {
+    let Answer { id, sn, ok, reason, response } = *a;
+    let Some(cmd) = get(c, id)? else { return Ok(Answered::Unknown) };
+    if cmd.spec.sn != sn {
+        return Ok(Answered::WrongDevice);
+    }
+    // The try is claimed (try_times + 1) before it is published, so a real answer always finds >= 1.
+    if cmd.try_times < 1 {
+        return Ok(Answered::NotSent);
+    }
+    if cmd.state == OK {
+        // A repeated answer (the agent re-publishes a stored one): keep the first.
+        return Ok(Answered::Done(OK));
+    }
+    if ok {
+        c.execute(
+            "UPDATE commands SET state = 2, finish_time = ?2, response = ?3, rev_time = ?2, reason = '', next_at = 0 WHERE id = ?1",
+            params![id as i64, now, response],
+        )?;
+        return Ok(Answered::Done(OK));
+    }
+    let live = cmd.expiry().is_none_or(|e| now < e);
+    if cmd.state == IN_PROGRESS && cmd.try_times < cmd.spec.max_retries && live {
+        c.execute(
+            "UPDATE commands SET response = ?2, rev_time = ?3, reason = ?4, next_at = ?5 WHERE id = ?1",
+            params![id as i64, response, now, reason, now.saturating_add(retry_delay)],
+        )?;
+        return Ok(Answered::Retry);
+    }
+    c.execute(
+        "UPDATE commands SET state = 3, failed_time = CASE WHEN state = 3 THEN failed_time ELSE ?3 END, response = ?2, rev_time = ?3, \
+         reason = CASE WHEN state = 3 THEN reason ELSE ?4 END, next_at = 0 WHERE id = ?1",
+        params![id as i64, response, now, reason],
+    )?;
+    Ok(Answered::Done(FAILED))
+}
+
 impl Sqlite {
     /// Store new commands, one id each, in one transaction; `Err` names the
     /// limit when too many are pending.
@@ -185,7 +223,7 @@ impl Sqlite {
 
     /// Newest first; `from`/`sn` filter.
     pub fn commands_page(&self, page: i64, limit: i64, origin: Option<&str>, sn: Option<&str>) -> Result<(i64, Vec<Cmd>), String> {
-        self.with(|c| {
+        self.read(|c| {
             let w = "(?1 IS NULL OR origin = ?1) AND (?2 IS NULL OR sn = ?2)";
             let total: i64 = c.query_row(&format!("SELECT COUNT(*) FROM commands WHERE {w}"), params![origin, sn], |r| r.get(0))?;
             let mut st = c.prepare(&format!("SELECT {COLS} FROM commands WHERE {w} ORDER BY id DESC LIMIT ?3 OFFSET ?4"))?;
@@ -253,41 +291,22 @@ impl Sqlite {
 
     /// An answer on `resp/cmd`.
     pub fn command_answer(&self, a: &Answer, now: i64, retry_delay: i64) -> Result<Answered, String> {
-        let Answer { id, sn, ok, reason, response } = *a;
+        self.tx(|c| answer_in(c, a, now, retry_delay))
+    }
+
+    /// Many answers in one transaction (the control queue's group commit).
+    pub fn commands_answer_many(&self, answers: &[Answer], now: i64, retry_delay: i64) -> Result<Vec<Answered>, String> {
+        self.tx(|c| answers.iter().map(|a| answer_in(c, a, now, retry_delay)).collect())
+    }
+
+    /// Claim the next try of many commands in one transaction (as `command_claim_try`).
+    pub fn commands_claim_many(&self, cmds: &[Cmd], now: i64, answer_timeout: i64) -> Result<Vec<bool>, String> {
         self.tx(|c| {
-            let Some(cmd) = get(c, id)? else { return Ok(Answered::Unknown) };
-            if cmd.spec.sn != sn {
-                return Ok(Answered::WrongDevice);
-            }
-            // The try is claimed (try_times + 1) before it is published, so a real answer always finds >= 1.
-            if cmd.try_times < 1 {
-                return Ok(Answered::NotSent);
-            }
-            if cmd.state == OK {
-                // A repeated answer (the agent re-publishes a stored one): keep the first.
-                return Ok(Answered::Done(OK));
-            }
-            if ok {
-                c.execute(
-                    "UPDATE commands SET state = 2, finish_time = ?2, response = ?3, rev_time = ?2, reason = '', next_at = 0 WHERE id = ?1",
-                    params![id as i64, now, response],
-                )?;
-                return Ok(Answered::Done(OK));
-            }
-            let live = cmd.expiry().is_none_or(|e| now < e);
-            if cmd.state == IN_PROGRESS && cmd.try_times < cmd.spec.max_retries && live {
-                c.execute(
-                    "UPDATE commands SET response = ?2, rev_time = ?3, reason = ?4, next_at = ?5 WHERE id = ?1",
-                    params![id as i64, response, now, reason, now.saturating_add(retry_delay)],
-                )?;
-                return Ok(Answered::Retry);
-            }
-            c.execute(
-                "UPDATE commands SET state = 3, failed_time = CASE WHEN state = 3 THEN failed_time ELSE ?3 END, response = ?2, rev_time = ?3, \
-                 reason = CASE WHEN state = 3 THEN reason ELSE ?4 END, next_at = 0 WHERE id = ?1",
-                params![id as i64, response, now, reason],
+            let mut st = c.prepare_cached(
+                "UPDATE commands SET state = 1, try_times = try_times + 1, publish_time = ?2, next_at = ?3 \
+                 WHERE id = ?1 AND state = ?4 AND try_times = ?5 AND next_at = ?6",
             )?;
-            Ok(Answered::Done(FAILED))
+            cmds.iter().map(|cmd| st.execute(params![cmd.id as i64, now, now.saturating_add(answer_timeout), cmd.state, cmd.try_times, cmd.next_at]).map(|n| n == 1)).collect()
         })
     }
 

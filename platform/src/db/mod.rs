@@ -6,15 +6,21 @@
 //! conditional UPDATE whose row count says which instance won; the two
 //! backends run the same statements in their own dialects.
 
+pub mod batch;
 pub mod commands;
 pub mod devices;
+pub mod fleet;
 pub mod hooks;
 pub mod pg;
+pub mod pg_batch;
+pub mod pg_fleet;
 pub mod redact;
 pub mod sessions;
 
+use batch::{ReportRow, StateRow};
 use commands::{Answer, Answered, Cmd, NewCommand};
 use devices::Report;
+use fleet::{DeviceFilter, NewEvent};
 use hooks::{HookKind, Route};
 use rusqlite::Connection;
 use serde_json::Value;
@@ -24,6 +30,10 @@ use std::time::Duration;
 /// The SQLite backend.
 pub struct Sqlite {
     conn: Mutex<Connection>,
+    /// A second connection for the API's list reads (WAL: they see the last
+    /// commit while a telemetry batch is being written, instead of waiting
+    /// for it). None for an in-memory database (a second one would be empty).
+    reader: Option<Mutex<Connection>>,
 }
 
 pub enum Db {
@@ -68,9 +78,17 @@ dispatch! {
     pub fn command_redact(&self, id: u64, body: &str) -> Result<usize, String>;
     pub fn device_report(&self, sn: &str, kind: Report, text: &str, now: i64) -> Result<(), String>;
     pub fn device_touch(&self, sn: &str, now: i64) -> Result<(), String>;
+    pub fn devices_report_batch(&self, rows: &[ReportRow], touches: &[(String, i64)]) -> Result<usize, String>;
+    pub fn devices_mark_per_device_many(&self, sns: &[String]) -> Result<Vec<String>, String>;
+    pub fn devices_state_many(&self, rows: &[StateRow]) -> Result<Vec<(bool, usize)>, String>;
     pub fn device_online(&self, sn: &str) -> Result<bool, String>;
     pub fn devices_page(&self, page: i64, limit: i64, sn: Option<&str>) -> Result<(i64, Vec<Value>), String>;
     pub fn devices_count(&self) -> Result<(i64, i64, i64), String>;
+    pub fn devices_find(&self, page: i64, limit: i64, f: &DeviceFilter) -> Result<(i64, Vec<Value>), String>;
+    pub fn devices_select(&self, f: &DeviceFilter, max: i64) -> Result<Vec<String>, String>;
+    pub fn events_insert(&self, events: &[NewEvent]) -> Result<usize, String>;
+    pub fn events_page(&self, page: i64, limit: i64, sn: Option<&str>, kind: Option<&str>) -> Result<(i64, Vec<Value>), String>;
+    pub fn commands_progress(&self, origin: &str) -> Result<([i64; 4], Vec<Value>), String>;
     pub fn devices_connected(&self) -> Result<Vec<(String, i64)>, String>;
     pub fn periph_update(&self, sn: &str, nid: &str, gw_id: &str, kind: &str, online: bool, msg: &str, now: i64) -> Result<bool, String>;
     pub fn periph_page(&self, page: i64, limit: i64, sn: Option<&str>) -> Result<(i64, Vec<Value>), String>;
@@ -86,6 +104,8 @@ dispatch! {
     pub fn command_fail(&self, cmd: &Cmd, now: i64, reason: &str) -> Result<bool, String>;
     pub fn commands_wake(&self, sn: &str, now: i64) -> Result<usize, String>;
     pub fn command_answer(&self, a: &Answer, now: i64, retry_delay: i64) -> Result<Answered, String>;
+    pub fn commands_answer_many(&self, answers: &[Answer], now: i64, retry_delay: i64) -> Result<Vec<Answered>, String>;
+    pub fn commands_claim_many(&self, cmds: &[Cmd], now: i64, answer_timeout: i64) -> Result<Vec<bool>, String>;
     pub fn commands_prune(&self, keep: i64) -> Result<usize, String>;
     pub fn callbacks_list(&self) -> Result<Vec<Value>, String>;
     pub fn callback_set(&self, kind: &str, url: &str, enabled: bool, now: i64) -> Result<Value, String>;
@@ -174,6 +194,21 @@ CREATE TABLE IF NOT EXISTS routes (
     succ_count INTEGER NOT NULL DEFAULT 0,
     failed_count INTEGER NOT NULL DEFAULT 0
 );
+CREATE INDEX IF NOT EXISTS devices_online ON devices (online, sn);
+CREATE INDEX IF NOT EXISTS peripherals_kind ON peripherals (kind, sn);
+CREATE INDEX IF NOT EXISTS commands_origin ON commands (origin, state);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    sn TEXT NOT NULL,
+    eid INTEGER,
+    type TEXT NOT NULL,
+    time INTEGER NOT NULL,
+    rev_time INTEGER NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS events_eid ON events (sn, eid);
+CREATE INDEX IF NOT EXISTS events_sn ON events (sn, id);
+CREATE INDEX IF NOT EXISTS events_type ON events (type, id);
 CREATE TABLE IF NOT EXISTS sessions (
     digest TEXT PRIMARY KEY,
     user TEXT NOT NULL,
@@ -209,13 +244,32 @@ impl Sqlite {
         conn.execute_batch(SCHEMA).map_err(|e| format!("database {path}: schema: {e}"))?;
         migrate(&conn).map_err(|e| format!("database {path}: schema: {e}"))?;
         redact::migrate(&conn).map_err(|e| format!("database {path}: schema: {e}"))?;
-        Ok(Sqlite { conn: Mutex::new(conn) })
+        let reader = if path == ":memory:" || path.is_empty() {
+            None
+        } else {
+            let r = Connection::open(path).map_err(|e| format!("database {path}: {e}"))?;
+            r.busy_timeout(Duration::from_secs(10)).map_err(|e| format!("database {path}: {e}"))?;
+            r.pragma_update(None, "query_only", "ON").map_err(|e| format!("database {path}: {e}"))?;
+            Some(Mutex::new(r))
+        };
+        Ok(Sqlite { conn: Mutex::new(conn), reader })
     }
 
     /// Run `f` on the connection (errors become strings for the caller).
     pub fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, String> {
         let c = self.conn.lock().unwrap_or_else(|p| p.into_inner());
         f(&c).map_err(|e| format!("database: {e}"))
+    }
+
+    /// A read-only query on the reader connection (else as `with`).
+    pub fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, String> {
+        match &self.reader {
+            Some(r) => {
+                let c = r.lock().unwrap_or_else(|p| p.into_inner());
+                f(&c).map_err(|e| format!("database: {e}"))
+            }
+            None => self.with(f),
+        }
     }
 
     /// Like `with`, inside one transaction.

@@ -43,15 +43,30 @@ CREATE TABLE IF NOT EXISTS routes (
 CREATE TABLE IF NOT EXISTS sessions (digest TEXT PRIMARY KEY, usr TEXT NOT NULL, expires BIGINT NOT NULL);
 ALTER TABLE commands ADD COLUMN IF NOT EXISTS redacted BIGINT NOT NULL DEFAULT 0;
 CREATE INDEX IF NOT EXISTS commands_unredacted ON commands (id) WHERE redacted = 0 AND state IN (2, 3);
+CREATE INDEX IF NOT EXISTS devices_online ON devices (online, sn);
+CREATE INDEX IF NOT EXISTS peripherals_kind ON peripherals (kind, sn);
+CREATE INDEX IF NOT EXISTS commands_origin ON commands (origin, state);
+CREATE TABLE IF NOT EXISTS events (
+    id BIGSERIAL PRIMARY KEY, sn TEXT NOT NULL, eid BIGINT, type TEXT NOT NULL, time BIGINT NOT NULL,
+    rev_time BIGINT NOT NULL, body TEXT NOT NULL);
+CREATE UNIQUE INDEX IF NOT EXISTS events_eid ON events (sn, eid);
+CREATE INDEX IF NOT EXISTS events_sn ON events (sn, id);
+CREATE INDEX IF NOT EXISTS events_type ON events (type, id);
 SELECT pg_advisory_unlock(7346201);
 ";
 
 type P<'a> = &'a (dyn ToSql + Sync);
 type R<T> = Result<T, postgres::Error>;
 
+/// Connections per instance: the ingest workers, the scheduler and the
+/// API handlers each get one while they work, so a telemetry batch does not
+/// hold up an answer (one connection serialised them all).
+const CONNECTIONS: usize = 4;
+
 pub struct Pg {
     url: String,
-    client: Mutex<Option<Client>>,
+    clients: Vec<Mutex<Option<Client>>>,
+    next: std::sync::atomic::AtomicUsize,
 }
 
 fn connect(url: &str) -> Result<Client, String> {
@@ -68,7 +83,7 @@ fn s(r: &Row, k: usize) -> R<String> {
     r.try_get(k)
 }
 
-fn device_json(r: &Row) -> R<Value> {
+pub(super) fn device_json(r: &Row) -> R<Value> {
     Ok(json!({
         "sn": s(r, 0)?, "online": i(r, 1)? != 0, "onlineTime": i(r, 2)?, "offlineTime": i(r, 3)?, "activeTime": i(r, 4)?,
         "bootTime": i(r, 5)?, "dur": i(r, 6)?, "sys": s(r, 7)?, "procs": s(r, 8)?, "versions": s(r, 9)?,
@@ -135,7 +150,7 @@ fn counts(c: &mut impl GenericClient, table: &str) -> R<(i64, i64, i64)> {
 }
 
 /// Make sure the device has a row; false when it has none and the table is full.
-fn ensure(c: &mut impl GenericClient, sn: &str) -> R<bool> {
+pub(super) fn ensure(c: &mut impl GenericClient, sn: &str) -> R<bool> {
     c.execute(
         "INSERT INTO devices (sn) SELECT $1::TEXT WHERE NOT EXISTS (SELECT 1 FROM devices WHERE sn = $1::TEXT) \
          AND (SELECT COUNT(*) FROM devices) < $2 ON CONFLICT DO NOTHING",
@@ -149,14 +164,61 @@ fn get_cmd(c: &mut impl GenericClient, id: u64, lock: bool) -> R<Option<Cmd>> {
     c.query_opt(&sql, &[&(id as i64)])?.map(|r| cmd(&r)).transpose()
 }
 
+/// One answer inside a transaction (`command_answer`).
+fn answer_in(c: &mut postgres::Transaction, a: &Answer, now: i64, retry_delay: i64) -> R<Answered> {
+    let Answer { id, sn, ok, reason, response } = *a;
+    let idv = id as i64;
+    let Some(cmd) = get_cmd(c, id, true)? else { return Ok(Answered::Unknown) };
+    if cmd.spec.sn != sn {
+        return Ok(Answered::WrongDevice);
+    }
+    if cmd.try_times < 1 {
+        return Ok(Answered::NotSent);
+    }
+    if cmd.state == OK {
+        return Ok(Answered::Done(OK));
+    }
+    if ok {
+        c.execute("UPDATE commands SET state = 2, finish_time = $2, response = $3, rev_time = $2, reason = '', next_at = 0 WHERE id = $1", &[&idv, &now, &response])?;
+        return Ok(Answered::Done(OK));
+    }
+    let live = cmd.expiry().is_none_or(|e| now < e);
+    if cmd.state == IN_PROGRESS && cmd.try_times < cmd.spec.max_retries && live {
+        c.execute(
+            "UPDATE commands SET response = $2, rev_time = $3, reason = $4, next_at = $5 WHERE id = $1",
+            &[&idv, &response, &now, &reason, &now.saturating_add(retry_delay)],
+        )?;
+        return Ok(Answered::Retry);
+    }
+    c.execute(
+        "UPDATE commands SET failed_time = CASE WHEN state = 3 THEN failed_time ELSE $3 END, reason = CASE WHEN state = 3 THEN reason ELSE $4 END, \
+         state = 3, response = $2, rev_time = $3, next_at = 0 WHERE id = $1",
+        &[&idv, &response, &now, &reason],
+    )?;
+    Ok(Answered::Done(super::commands::FAILED))
+}
+
 impl Pg {
     pub fn open(url: &str) -> Result<Pg, String> {
         let c = connect(url)?;
-        Ok(Pg { url: url.to_string(), client: Mutex::new(Some(c)) })
+        // One connection opened (and the schema made) now; the others when first needed.
+        let mut clients = vec![Mutex::new(Some(c))];
+        clients.extend((1..CONNECTIONS).map(|_| Mutex::new(None)));
+        Ok(Pg { url: url.to_string(), clients, next: std::sync::atomic::AtomicUsize::new(0) })
     }
 
-    fn with<T>(&self, f: impl FnOnce(&mut Client) -> R<T>) -> Result<T, String> {
-        let mut g = self.client.lock().unwrap_or_else(|p| p.into_inner());
+    pub(super) fn with<T>(&self, f: impl FnOnce(&mut Client) -> R<T>) -> Result<T, String> {
+        // A free connection if there is one, else wait for one in turn.
+        let mut g = match self.clients.iter().find_map(|m| m.try_lock().ok()) {
+            Some(g) => g,
+            None => {
+                let k = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % self.clients.len().max(1);
+                match self.clients.get(k) {
+                    Some(m) => m.lock().unwrap_or_else(|p| p.into_inner()),
+                    None => return Err("postgres: no connection".into()),
+                }
+            }
+        };
         if g.as_ref().is_none_or(|c| c.is_closed()) {
             *g = Some(connect(&self.url)?);
         }
@@ -164,7 +226,7 @@ impl Pg {
         f(c).map_err(|e| format!("postgres: {e}"))
     }
 
-    fn tx<T>(&self, f: impl FnOnce(&mut postgres::Transaction) -> R<T>) -> Result<T, String> {
+    pub(super) fn tx<T>(&self, f: impl FnOnce(&mut postgres::Transaction) -> R<T>) -> Result<T, String> {
         self.with(|c| {
             let mut tx = c.transaction()?;
             let v = f(&mut tx)?;
@@ -402,37 +464,21 @@ impl Pg {
     }
 
     pub fn command_answer(&self, a: &Answer, now: i64, retry_delay: i64) -> Result<Answered, String> {
-        let Answer { id, sn, ok, reason, response } = *a;
-        let idv = id as i64;
+        self.tx(|c| answer_in(c, a, now, retry_delay))
+    }
+
+    pub fn commands_answer_many(&self, answers: &[Answer], now: i64, retry_delay: i64) -> Result<Vec<Answered>, String> {
+        self.tx(|c| answers.iter().map(|a| answer_in(c, a, now, retry_delay)).collect())
+    }
+
+    pub fn commands_claim_many(&self, cmds: &[Cmd], now: i64, answer_timeout: i64) -> Result<Vec<bool>, String> {
         self.tx(|c| {
-            let Some(cmd) = get_cmd(c, id, true)? else { return Ok(Answered::Unknown) };
-            if cmd.spec.sn != sn {
-                return Ok(Answered::WrongDevice);
-            }
-            if cmd.try_times < 1 {
-                return Ok(Answered::NotSent);
-            }
-            if cmd.state == OK {
-                return Ok(Answered::Done(OK));
-            }
-            if ok {
-                c.execute("UPDATE commands SET state = 2, finish_time = $2, response = $3, rev_time = $2, reason = '', next_at = 0 WHERE id = $1", &[&idv, &now, &response])?;
-                return Ok(Answered::Done(OK));
-            }
-            let live = cmd.expiry().is_none_or(|e| now < e);
-            if cmd.state == IN_PROGRESS && cmd.try_times < cmd.spec.max_retries && live {
-                c.execute(
-                    "UPDATE commands SET response = $2, rev_time = $3, reason = $4, next_at = $5 WHERE id = $1",
-                    &[&idv, &response, &now, &reason, &now.saturating_add(retry_delay)],
-                )?;
-                return Ok(Answered::Retry);
-            }
-            c.execute(
-                "UPDATE commands SET failed_time = CASE WHEN state = 3 THEN failed_time ELSE $3 END, reason = CASE WHEN state = 3 THEN reason ELSE $4 END, \
-                 state = 3, response = $2, rev_time = $3, next_at = 0 WHERE id = $1",
-                &[&idv, &response, &now, &reason],
+            let st = c.prepare(
+                "UPDATE commands SET state = 1, try_times = try_times + 1, publish_time = $2, next_at = $3 \
+                 WHERE id = $1 AND state = $4 AND try_times = $5 AND next_at = $6",
             )?;
-            Ok(Answered::Done(super::commands::FAILED))
+            let until = now.saturating_add(answer_timeout);
+            cmds.iter().map(|cmd| c.execute(&st, &[&(cmd.id as i64), &now, &until, &cmd.state, &cmd.try_times, &cmd.next_at]).map(|n| n == 1)).collect()
         })
     }
 

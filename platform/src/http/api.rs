@@ -8,6 +8,7 @@ use crate::db::commands::NewCommand;
 use crate::hooks::topic;
 use crate::ingest::valid_sn;
 use crate::logger::clean;
+use crate::db::fleet::DeviceFilter;
 use crate::roles::{required, Role};
 use crate::time::now;
 use crate::Shared;
@@ -16,7 +17,8 @@ use serde_json::{json, Map, Value};
 pub const BASE: &str = "/iot/api/v1/";
 
 /// Targets of one POST at most.
-const MAX_TARGETS: usize = 1000;
+/// Targets of one command call (a bulk command to a fleet selection).
+const MAX_TARGETS: usize = 10_000;
 const MAX_ROUTES: i64 = 100;
 
 pub fn handle(sh: &Shared, r: &Req) -> Reply {
@@ -53,6 +55,7 @@ fn route(sh: &Shared, r: &Req) -> ApiResult {
         ("GET", "monitor/brokers/connections") => broker_clients(sh, q, false),
         ("GET", "monitor/brokers/sessions") => broker_clients(sh, q, true),
         ("GET", "monitor/devices") => devices(sh, q),
+        ("GET", "monitor/devices/events") => events(sh, q),
         ("GET", "monitor/devices/count") => counts(sh.db.devices_count()?),
         ("GET", "monitor/devices/peripherals") => peripherals(sh, q),
         ("GET", "monitor/devices/peripherals/count") => counts(sh.db.periph_count()?),
@@ -72,15 +75,20 @@ fn route(sh: &Shared, r: &Req) -> ApiResult {
         ("PUT", "msgroute/configs") => route_update(sh, &r.json()?),
         ("DELETE", "msgroute/configs") => {
             let id = q.get("id").and_then(|v| v.parse::<i64>().ok()).ok_or_else(|| ApiError::bad("'id' (integer) is required"))?;
-            Ok(Reply::ok(json!({"rows": sh.db.route_delete(id)?})))
+            let rows = sh.db.route_delete(id)?;
+            sh.routes.invalidate();
+            Ok(Reply::ok(json!({"rows": rows})))
         }
         ("POST", "remotectl/commands") => commands_post(sh, &r.json()?),
         ("GET", "remotectl/commands") => commands_get(sh, q),
         ("GET", "remotectl/commands/responses") => responses(sh, q),
+        ("GET", "remotectl/commands/progress") => progress(sh, q),
         // Admin only (roles::required): the key to provision on routers, and
         // what the platform refused to believe since start.
         ("GET", "platform/key") => Ok(Reply::ok(sh.public_key_info().unwrap_or(Value::Null))),
         ("GET", "platform/trust") => Ok(Reply::ok(sh.trust.figures())),
+        // Admin: the ingest queues (received, written, shed, waiting, batches).
+        ("GET", "platform/ingest") => Ok(Reply::ok(sh.ingest.figures_json())),
         (_, _) => Err(ApiError::not_found(format!("no such API: {m} {}", clean(path)))),
     }
 }
@@ -138,8 +146,54 @@ fn sn_filter(q: &Query) -> Result<Option<&str>, ApiError> {
 
 fn devices(sh: &Shared, q: &Query) -> ApiResult {
     let (page, limit) = q.paging()?;
-    let (total, list) = sh.db.devices_page(page, limit, sn_filter(q)?)?;
+    let f = device_filter(q.get("q"), q.get("online"), q.get("kind"))?;
+    let (total, list) = match f {
+        Some(f) if sn_filter(q)?.is_none() => sh.db.devices_find(page, limit, &f)?,
+        _ => sh.db.devices_page(page, limit, sn_filter(q)?)?,
+    };
     Ok(paged(list, total, page, limit))
+}
+
+/// A device search (`q`: part of a serial, `online`: 1/0/true/false,
+/// `kind`: a peripheral kind); `None` when nothing is asked.
+fn device_filter(q: Option<&str>, online: Option<&str>, kind: Option<&str>) -> Result<Option<DeviceFilter>, ApiError> {
+    let q = q.filter(|s| !s.is_empty());
+    if q.is_some_and(|s| s.len() > 64 || !s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))) {
+        return Err(ApiError::bad("'q' must be part of a serial (up to 64 of A-Z a-z 0-9 - _ . :)"));
+    }
+    let online = match online.filter(|s| !s.is_empty()) {
+        None => None,
+        Some("1" | "true") => Some(true),
+        Some("0" | "false") => Some(false),
+        Some(_) => return Err(ApiError::bad("'online' must be 1, 0, true or false")),
+    };
+    let kind = kind.filter(|s| !s.is_empty());
+    if kind.is_some_and(|k| k.len() > 32) {
+        return Err(ApiError::bad("'kind' is at most 32 characters"));
+    }
+    if q.is_none() && online.is_none() && kind.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(DeviceFilter { q: q.map(str::to_string), online, kind: kind.map(str::to_string) }))
+}
+
+/// A device's or the fleet's events, newest first (`sn`, `type` filters).
+fn events(sh: &Shared, q: &Query) -> ApiResult {
+    let (page, limit) = q.paging()?;
+    let kind = q.get("type").filter(|s| !s.is_empty());
+    if kind.is_some_and(|k| k.len() > 64) {
+        return Err(ApiError::bad("'type' is at most 64 characters"));
+    }
+    let (total, list) = sh.db.events_page(page, limit, sn_filter(q)?, kind)?;
+    Ok(paged(list, total, page, limit))
+}
+
+/// A (bulk) command's progress: its origin's commands counted by state, the failures listed.
+fn progress(sh: &Shared, q: &Query) -> ApiResult {
+    let origin = q.get("from").filter(|f| !f.is_empty() && f.len() <= 64).ok_or_else(|| ApiError::bad("'from' (the command's origin) is required"))?;
+    let (by, failed) = sh.db.commands_progress(origin)?;
+    let total: i64 = by.iter().sum();
+    Ok(Reply::ok(json!({"from": origin, "total": total, "ready": by[0], "sent": by[1], "ok": by[2], "failed": by[3], "failures": failed})))
 }
 
 fn peripherals(sh: &Shared, q: &Query) -> ApiResult {
@@ -242,6 +296,7 @@ fn route_add(sh: &Shared, b: &Value) -> ApiResult {
     let name = text(b, "name", 256)?.unwrap_or("");
     let url = http_url(sh, b.get("url"))?;
     let v = sh.db.route_add(name, t, &url, now(), MAX_ROUTES)?.ok_or_else(|| ApiError(409, "too_many", format!("at most {MAX_ROUTES} routes")))?;
+    sh.routes.invalidate();
     sh.subscribe_routes(&[t.to_string()]);
     Ok(Reply::ok(v))
 }
@@ -254,6 +309,7 @@ fn route_update(sh: &Shared, b: &Value) -> ApiResult {
         v => Some(http_url(sh, v)?),
     };
     let v = sh.db.route_update(id, text(b, "name", 256)?, t, url.as_deref(), now())?.ok_or_else(|| ApiError::not_found(format!("no route {id}")))?;
+    sh.routes.invalidate();
     if let Some(t) = t {
         sh.subscribe_routes(&[t.to_string()]);
     }
@@ -291,7 +347,27 @@ fn body_object(b: &Value) -> Result<Map<String, Value>, ApiError> {
 }
 
 fn commands_post(sh: &Shared, b: &Value) -> ApiResult {
-    let to = b.get("to").and_then(Value::as_array).ok_or_else(|| ApiError::bad("'to' must be a list of {\"sn\": …}"))?;
+    // A bulk command may name its targets by a device search instead (`toFilter`).
+    let selected: Vec<Value>;
+    let to = match (b.get("to"), b.get("toFilter")) {
+        (None, Some(f)) => {
+            let text = |k: &str| f.get(k).and_then(|v| match v {
+                Value::String(s) => Some(s.clone()),
+                Value::Bool(x) => Some(x.to_string()),
+                Value::Number(n) => Some(n.to_string()),
+                _ => None,
+            });
+            let filter = device_filter(text("q").as_deref(), text("online").as_deref(), text("kind").as_deref())?
+                .ok_or_else(|| ApiError::bad("'toFilter' needs q, online or kind"))?;
+            selected = sh.db.devices_select(&filter, MAX_TARGETS as i64 + 1)?.into_iter().map(|sn| json!({"sn": sn})).collect();
+            if selected.len() > MAX_TARGETS {
+                return Err(ApiError::bad(format!("'toFilter' selects more than {MAX_TARGETS} devices")));
+            }
+            &selected
+        }
+        (Some(t), None) => t.as_array().ok_or_else(|| ApiError::bad("'to' must be a list of {\"sn\": …}"))?,
+        _ => return Err(ApiError::bad("give either 'to' (a list of {\"sn\": …}) or 'toFilter'")),
+    };
     if to.is_empty() || to.len() > MAX_TARGETS {
         return Err(ApiError::bad(format!("'to' must name 1..{MAX_TARGETS} devices")));
     }

@@ -1,7 +1,7 @@
 //! The platform's one MQTT session (persistent, QoS 1): it subscribes to
 //! what the agents publish (through `$share/<group>/…` when instances share
 //! the work), to `$SYS/broker/#`, and to the message routes' topics, and
-//! hands every message to `ingest`. Commands go out through `Outbox`.
+//! hands every message to the ingest queues (`pipeline.rs`). Commands go out through `Outbox`.
 
 use crate::Shared;
 use rumqttc::{Client, Connection, Event, Incoming, MqttOptions, QoS};
@@ -13,6 +13,9 @@ use std::time::{Duration, Instant};
 /// (instances sharing work): it only fetches the retained states, which a
 /// shared subscription never delivers.
 const CATCH_UP: Duration = Duration::from_secs(3);
+
+/// How long a publish waits for room in the session's queue.
+const PUBLISH_WAIT: Duration = Duration::from_secs(10);
 
 pub struct Outbox {
     client: Client,
@@ -39,9 +42,22 @@ impl Outbox {
         (Outbox { client, routes: Mutex::new(BTreeSet::new()) }, conn)
     }
 
-    /// Publish QoS 1 (queued while disconnected, bounded).
+    /// Publish QoS 1 (queued while disconnected, bounded). A full queue
+    /// (a fan-out of thousands of commands) makes the caller wait for room,
+    /// up to `PUBLISH_WAIT`, rather than fail the try.
     pub fn publish(&self, topic: &str, payload: Vec<u8>) -> Result<(), String> {
-        self.client.try_publish(topic, QoS::AtLeastOnce, false, payload).map_err(|e| format!("mqtt: {e}"))
+        let deadline = Instant::now() + PUBLISH_WAIT;
+        let mut payload = payload;
+        loop {
+            match self.client.try_publish(topic, QoS::AtLeastOnce, false, payload) {
+                Ok(()) => return Ok(()),
+                Err(rumqttc::ClientError::TryRequest(rumqttc::Request::Publish(p))) if Instant::now() < deadline => {
+                    payload = p.payload.to_vec();
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(e) => return Err(format!("mqtt: {e}")),
+            }
+        }
     }
 }
 
@@ -109,7 +125,8 @@ pub fn start(shared: Arc<Shared>, mut conn: Connection) -> Result<(), String> {
                         }
                     }
                     Ok(Event::Incoming(Incoming::Publish(p))) => {
-                        crate::ingest::handle(&shared, &p.topic, &p.payload, p.retain, crate::time::now());
+                        let payload = p.payload.to_vec();
+                        shared.ingest(crate::pipeline::Msg { topic: p.topic, payload, retain: p.retain, now: crate::time::now() });
                     }
                     Ok(_) => {}
                     Err(e) => {

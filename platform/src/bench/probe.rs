@@ -1,0 +1,123 @@
+//! The REST side of the benchmark: log in, time calls, sweep the device
+//! list (all pages) for what it shows, wait for commands' states.
+
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+fn read(b: &mut ureq::Body) -> Result<Value, String> {
+    let text = b.with_config().limit(256 << 20).read_to_string().map_err(|e| e.to_string())?;
+    serde_json::from_str(&text).map_err(|e| e.to_string())
+}
+
+pub struct Api {
+    base: String,
+    token: String,
+    agent: ureq::Agent,
+}
+
+impl Api {
+    pub fn login(base: &str, user: &str, password: &str) -> Result<Api, String> {
+        let agent: ureq::Agent = ureq::Agent::config_builder().timeout_global(Some(Duration::from_secs(60))).http_status_as_error(false).build().into();
+        let mut r = agent
+            .post(&format!("{base}iot/api/v1/auth/login"))
+            .header("Content-Type", "application/json")
+            .send(json!({"user": user, "password": password}).to_string())
+            .map_err(|e| format!("login: {e}"))?;
+        let v = read(r.body_mut()).map_err(|e| format!("login: {e}"))?;
+        let token = v["data"]["token"].as_str().ok_or(format!("login: {v}"))?.to_string();
+        Ok(Api { base: base.to_string(), token, agent })
+    }
+
+    /// GET `path` (under /iot/api/v1/): its `data` and how long it took.
+    pub fn get(&self, path: &str) -> Result<(Value, Duration), String> {
+        let t = Instant::now();
+        let mut r = self.agent.get(&format!("{}iot/api/v1/{path}", self.base)).header("Authorization", &format!("Bearer {}", self.token)).call().map_err(|e| format!("GET {path}: {e}"))?;
+        let v = read(r.body_mut()).map_err(|e| format!("GET {path}: {e}"))?;
+        let el = t.elapsed();
+        if v.get("data").is_none() {
+            return Err(format!("GET {path}: {v}"));
+        }
+        Ok((v["data"].clone(), el))
+    }
+
+    pub fn post(&self, path: &str, body: &Value) -> Result<Value, String> {
+        let mut r = self
+            .agent
+            .post(&format!("{}iot/api/v1/{path}", self.base))
+            .header("Authorization", &format!("Bearer {}", self.token))
+            .header("Content-Type", "application/json")
+            .send(body.to_string())
+            .map_err(|e| format!("POST {path}: {e}"))?;
+        let v = read(r.body_mut()).map_err(|e| format!("POST {path}: {e}"))?;
+        Ok(v)
+    }
+
+    /// Every device in the list: (sn, online, sys text), page by page.
+    pub fn sweep(&self) -> Result<Vec<(String, bool, String)>, String> {
+        let mut out = Vec::new();
+        for page in 1.. {
+            let (d, _) = self.get(&format!("monitor/devices?page={page}&limit=1000"))?;
+            let list = d["list"].as_array().cloned().unwrap_or_default();
+            for v in &list {
+                out.push((v["sn"].as_str().unwrap_or("").to_string(), v["online"] == true, v["sys"].as_str().unwrap_or("").to_string()));
+            }
+            if list.len() < 1000 {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Counts of the commands from `origin` by state, page by page.
+    pub fn command_states(&self, origin: &str) -> Result<[usize; 4], String> {
+        let mut by = [0usize; 4];
+        for page in 1.. {
+            let (d, _) = self.get(&format!("remotectl/commands?from={origin}&page={page}&limit=1000"))?;
+            let list = d["list"].as_array().cloned().unwrap_or_default();
+            for c in &list {
+                if let Some(slot) = c["state"].as_u64().and_then(|s| by.get_mut(s as usize)) {
+                    *slot += 1;
+                }
+            }
+            if list.len() < 1000 {
+                break;
+            }
+        }
+        Ok(by)
+    }
+}
+
+/// The `pt` (publish time, ms) of a bench `sys` text.
+pub fn pt_of(sys: &str) -> Option<i64> {
+    let rest = sys.get(sys.find("\"pt\":")? + 5..)?;
+    rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+}
+
+impl Api {
+    /// Sweep the device list until every device of `fleet` showed its
+    /// marker `mark`, or a `sys` published after it (one connection per
+    /// device, in order: the marker was taken before), or `timeout`
+    /// passed: (seconds since `t`, devices seen).
+    pub fn wait_marker(&self, fleet: &super::fleet::Fleet, mark: u64, t: Instant, timeout: Duration) -> Result<(Option<f64>, usize), String> {
+        let needle = format!("\"mark\":{mark}");
+        let mut seen = vec![false; fleet.n];
+        loop {
+            for (sn, _, sys) in self.sweep()? {
+                let Some(i) = super::fleet::index(&sn) else { continue };
+                let sent = fleet.marker_ms.get(i).map_or(0, |m| m.load(std::sync::atomic::Ordering::Relaxed));
+                if sys.contains(&needle) || (sent > 0 && pt_of(&sys).is_some_and(|pt| pt > sent)) {
+                    if let Some(s) = seen.get_mut(i) {
+                        *s = true;
+                    }
+                }
+            }
+            let count = seen.iter().filter(|s| **s).count();
+            if count >= fleet.n {
+                return Ok((Some(t.elapsed().as_secs_f64()), count));
+            }
+            if t.elapsed() > timeout {
+                return Ok((None, count));
+            }
+        }
+    }
+}

@@ -1,0 +1,215 @@
+//! The ingest pipeline between the MQTT session and the database: two
+//! bounded queues, each with its own worker thread, so telemetry can never
+//! delay what must not wait.
+//!
+//! - **control** (`state`, `periph`, `event`, `resp/cmd`): states and
+//!   peripherals one by one, each its own durable transaction, as before;
+//!   the answers waiting together are taken in one durable transaction,
+//!   the events in another (group commit, no added wait). A full queue makes the
+//!   MQTT thread wait (back-pressure on the broker connection): nothing of
+//!   these is ever shed.
+//! - **telemetry** (`sys`, `procs`, `versions`, and topics only a
+//!   message route subscribes to): written in batches — one transaction
+//!   for up to `ingest.batch_max` messages, the last value winning for each
+//!   device and kind (`ingest::telemetry_batch`). A full queue sheds the
+//!   message and counts it: a device reports again within its interval.
+//!   A crash loses at most the batch being written and what waits in the
+//!   queue (telemetry only, which the next report replaces).
+//!
+//! The figures (`GET platform/ingest`, admin) say what came in, what was
+//! written, in how many batches, and what was shed.
+
+use crate::trust::{classify, Kind};
+use crate::Shared;
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Control messages handled together at most (answers: one transaction).
+const CONTROL_BATCH: usize = 500;
+
+/// One message as the broker delivered it, with its receipt time.
+pub struct Msg {
+    pub topic: String,
+    pub payload: Vec<u8>,
+    pub retain: bool,
+    pub now: i64,
+}
+
+/// Counters since start.
+#[derive(Default)]
+pub struct Figures {
+    pub telemetry_in: AtomicU64,
+    pub telemetry_shed: AtomicU64,
+    pub telemetry_written: AtomicU64,
+    pub batches: AtomicU64,
+    pub largest_batch: AtomicU64,
+    pub slowest_batch_ms: AtomicU64,
+    pub control_in: AtomicU64,
+    pub control_waits: AtomicU64,
+    pub control_done: AtomicU64,
+    pub write_errors: AtomicU64,
+}
+
+pub struct Pipeline {
+    telemetry: SyncSender<Msg>,
+    control: SyncSender<Msg>,
+    pub figures: Figures,
+}
+
+/// The receiving ends, handed to `start`.
+pub struct Receivers {
+    telemetry: Receiver<Msg>,
+    control: Receiver<Msg>,
+}
+
+impl Pipeline {
+    pub fn new(cfg: &crate::config::IngestConfig) -> (Pipeline, Receivers) {
+        let (ttx, trx) = sync_channel(cfg.queue);
+        let (ctx, crx) = sync_channel(cfg.control_queue);
+        (Pipeline { telemetry: ttx, control: ctx, figures: Figures::default() }, Receivers { telemetry: trx, control: crx })
+    }
+
+    /// The figures as JSON, with the queues' current depths.
+    pub fn figures_json(&self) -> Value {
+        let f = &self.figures;
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let (tin, tshed, tw) = (g(&f.telemetry_in), g(&f.telemetry_shed), g(&f.telemetry_written));
+        let (cin, cdone) = (g(&f.control_in), g(&f.control_done));
+        json!({
+            "telemetry": {
+                "received": tin, "shed": tshed, "written": tw,
+                "waiting": tin.saturating_sub(tshed).saturating_sub(tw),
+                "batches": g(&f.batches), "largestBatch": g(&f.largest_batch), "slowestBatchMs": g(&f.slowest_batch_ms),
+            },
+            "control": {"received": cin, "done": cdone, "waiting": cin.saturating_sub(cdone), "brokerWaits": g(&f.control_waits)},
+            "writeErrors": g(&f.write_errors),
+        })
+    }
+}
+
+/// Which queue a topic goes to: true for telemetry.
+fn is_telemetry(sh: &Shared, topic: &str) -> bool {
+    let dt = topic.strip_prefix(&sh.cfg.broker.prefix).and_then(|r| r.strip_prefix('/')).and_then(classify);
+    match dt {
+        Some(d) => matches!(d.kind, Kind::Sys | Kind::Procs | Kind::Versions),
+        None => true, // a route-only topic
+    }
+}
+
+impl Shared {
+    /// Hand one message from the broker to its queue (the MQTT thread).
+    pub fn ingest(&self, m: Msg) {
+        if let Some(t) = m.topic.strip_prefix("$SYS/") {
+            return self.sys.record(t, &m.payload);
+        }
+        let f = &self.ingest.figures;
+        if is_telemetry(self, &m.topic) {
+            f.telemetry_in.fetch_add(1, Ordering::Relaxed);
+            if let Err(TrySendError::Full(m) | TrySendError::Disconnected(m)) = self.ingest.telemetry.try_send(m) {
+                let n = f.telemetry_shed.fetch_add(1, Ordering::Relaxed);
+                if n.is_power_of_two() {
+                    log::warn!("ingest: telemetry queue full, shedding ({} shed so far, last {:?})", n + 1, crate::logger::clean(&m.topic));
+                }
+            }
+            return;
+        }
+        f.control_in.fetch_add(1, Ordering::Relaxed);
+        match self.ingest.control.try_send(m) {
+            Ok(()) => {}
+            Err(TrySendError::Full(m)) => {
+                f.control_waits.fetch_add(1, Ordering::Relaxed);
+                if self.ingest.control.send(m).is_err() {
+                    f.control_done.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                f.control_done.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// Start the two workers.
+pub fn start(sh: Arc<Shared>, rx: Receivers) -> Result<(), String> {
+    let c = sh.clone();
+    let control = rx.control;
+    std::thread::Builder::new()
+        .name("ingest-control".into())
+        .spawn(move || {
+            // No lingering: an answer waits for nothing but the messages already queued.
+            while let Some(batch) = next_batch(&control, CONTROL_BATCH, Duration::ZERO) {
+                let n = batch.len() as u64;
+                crate::ingest::control_batch(&c, batch);
+                c.ingest.figures.control_done.fetch_add(n, Ordering::Relaxed);
+            }
+        })
+        .map_err(|e| format!("ingest thread: {e}"))?;
+    let telemetry = rx.telemetry;
+    std::thread::Builder::new()
+        .name("ingest-telemetry".into())
+        .spawn(move || {
+            let max = sh.cfg.ingest.batch_max;
+            let linger = Duration::from_millis(sh.cfg.ingest.batch_linger_ms);
+            while let Some(batch) = next_batch(&telemetry, max, linger) {
+                let t0 = Instant::now();
+                let n = batch.len() as u64;
+                crate::ingest::telemetry_batch(&sh, batch);
+                let f = &sh.ingest.figures;
+                f.telemetry_written.fetch_add(n, Ordering::Relaxed);
+                f.batches.fetch_add(1, Ordering::Relaxed);
+                f.largest_batch.fetch_max(n, Ordering::Relaxed);
+                f.slowest_batch_ms.fetch_max(t0.elapsed().as_millis() as u64, Ordering::Relaxed);
+            }
+        })
+        .map(|_| ())
+        .map_err(|e| format!("ingest thread: {e}"))
+}
+
+/// Wait for one message, then take what else arrives within `linger`, up
+/// to `max` (what piled up while the last batch was written comes at once).
+/// `None` when the queue is closed.
+fn next_batch(rx: &Receiver<Msg>, max: usize, linger: Duration) -> Option<Vec<Msg>> {
+    let first = rx.recv().ok()?;
+    let mut batch = Vec::with_capacity(max.min(1024));
+    batch.push(first);
+    let until = Instant::now() + linger;
+    while batch.len() < max {
+        match rx.try_recv() {
+            Ok(m) => batch.push(m),
+            Err(_) => {
+                let left = until.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                match rx.recv_timeout(left) {
+                    Ok(m) => batch.push(m),
+                    Err(RecvTimeoutError::Timeout) => break,
+                    Err(RecvTimeoutError::Disconnected) => break,
+                }
+            }
+        }
+    }
+    Some(batch)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_takes_what_waits_up_to_max() {
+        let (tx, rx) = sync_channel(100);
+        for i in 0..10 {
+            tx.send(Msg { topic: format!("t{i}"), payload: vec![], retain: false, now: 0 }).unwrap();
+        }
+        let b = next_batch(&rx, 4, Duration::from_millis(0)).unwrap();
+        assert_eq!(b.len(), 4);
+        let b = next_batch(&rx, 100, Duration::from_millis(10)).unwrap();
+        assert_eq!(b.len(), 6, "the rest, after lingering 10 ms");
+        drop(tx);
+        assert!(next_batch(&rx, 4, Duration::from_millis(0)).is_none());
+    }
+}

@@ -29,6 +29,19 @@ fn set(key: &signer::Key, sn: &str, id: u64, d: Value) -> String {
     key.sign_for(sn, &json!({"id": id, "from": "test", "command": "agent", "method": "set", "d": d}))
 }
 
+/// The move restarts the agent by exec'ing itself, which a foreign-arch
+/// binary under qemu-user cannot do without binfmt_misc: those tests run
+/// natively only (the trial's logic is the same binary's on every target).
+fn exec_impossible(test: &str) -> bool {
+    match std::env::var("DMA_AGENT_RUNNER").ok().filter(|r| !r.is_empty()) {
+        Some(r) => {
+            eprintln!("SKIP {test} (under {r}): the broker move needs the agent to exec itself");
+            true
+        }
+        None => false,
+    }
+}
+
 fn config_port(a: &Agent) -> String {
     let text = std::fs::read_to_string(&a.config).unwrap();
     text.lines().find(|l| l.contains("option broker_port")).unwrap_or("").to_string()
@@ -36,6 +49,9 @@ fn config_port(a: &Agent) -> String {
 
 #[test]
 fn a_move_to_a_dead_port_rolls_back_and_answers_err_on_the_old_broker() {
+    if exec_impossible("a_move_to_a_dead_port_rolls_back_and_answers_err_on_the_old_broker") {
+        return;
+    }
     let b = Broker::start();
     let sn = "BT0000000001";
     let key = signer::Key::new("k1");
@@ -69,6 +85,9 @@ fn a_move_to_a_dead_port_rolls_back_and_answers_err_on_the_old_broker() {
 
 #[test]
 fn a_move_to_a_live_broker_stands_and_answers_ok_there() {
+    if exec_impossible("a_move_to_a_live_broker_stands_and_answers_ok_there") {
+        return;
+    }
     let b1 = Broker::start();
     let b2 = Broker::start();
     let sn = "BT0000000002";

@@ -20,7 +20,8 @@ use crate::devices::goip::push::{parse_push, Push};
 use crate::httpd::{Limits, Request, Response, Server};
 use serde_json::{json, Value};
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+// AtomicUsize, not AtomicU64: 32-bit MIPS has no 64-bit atomics.
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// One GoIP the receiver knows: its name and host address.
@@ -41,10 +42,10 @@ pub struct Settings {
 }
 
 /// Pushes refused for a missing or wrong token, since start.
-static REFUSED_TOKEN: AtomicU64 = AtomicU64::new(0);
+static REFUSED_TOKEN: AtomicUsize = AtomicUsize::new(0);
 
 pub fn refused_token() -> u64 {
-    REFUSED_TOKEN.load(Ordering::Relaxed)
+    REFUSED_TOKEN.load(Ordering::Relaxed) as u64
 }
 
 pub struct Receiver {

@@ -148,20 +148,30 @@ pub enum Answered {
     Retry,
 }
 
+/// Whether an answer from `sn` may change `cmd` (docs/PROTOCOL.md, "What
+/// the platform believes"), the same rule for both backends: `None` when
+/// it may, else what the answer amounts to without changing anything.
+pub(crate) fn not_believed(cmd: &Cmd, sn: &str) -> Option<Answered> {
+    if cmd.spec.sn != sn {
+        return Some(Answered::WrongDevice);
+    }
+    // The try is claimed (try_times + 1) before it is published, so a real answer always finds >= 1.
+    if cmd.try_times < 1 {
+        return Some(Answered::NotSent);
+    }
+    if cmd.state == OK {
+        // A repeated answer (the agent re-publishes a stored one): keep the first.
+        return Some(Answered::Done(OK));
+    }
+    None
+}
+
 /// One answer inside a transaction (`command_answer`).
 fn answer_in(c: &Connection, a: &Answer, now: i64, retry_delay: i64) -> rusqlite::Result<Answered> {
     let Answer { id, sn, ok, reason, response } = *a;
     let Some(cmd) = get(c, id)? else { return Ok(Answered::Unknown) };
-    if cmd.spec.sn != sn {
-        return Ok(Answered::WrongDevice);
-    }
-    // The try is claimed (try_times + 1) before it is published, so a real answer always finds >= 1.
-    if cmd.try_times < 1 {
-        return Ok(Answered::NotSent);
-    }
-    if cmd.state == OK {
-        // A repeated answer (the agent re-publishes a stored one): keep the first.
-        return Ok(Answered::Done(OK));
+    if let Some(ignored) = not_believed(&cmd, sn) {
+        return Ok(ignored);
     }
     if ok {
         c.execute(

@@ -169,14 +169,8 @@ fn answer_in(c: &mut postgres::Transaction, a: &Answer, now: i64, retry_delay: i
     let Answer { id, sn, ok, reason, response } = *a;
     let idv = id as i64;
     let Some(cmd) = get_cmd(c, id, true)? else { return Ok(Answered::Unknown) };
-    if cmd.spec.sn != sn {
-        return Ok(Answered::WrongDevice);
-    }
-    if cmd.try_times < 1 {
-        return Ok(Answered::NotSent);
-    }
-    if cmd.state == OK {
-        return Ok(Answered::Done(OK));
+    if let Some(ignored) = super::commands::not_believed(&cmd, sn) {
+        return Ok(ignored);
     }
     if ok {
         c.execute("UPDATE commands SET state = 2, finish_time = $2, response = $3, rev_time = $2, reason = '', next_at = 0 WHERE id = $1", &[&idv, &now, &response])?;

@@ -143,13 +143,18 @@ impl std::error::Error for DeviceError {}
 impl DeviceError {
     /// The same error with `more` appended to its text.
     pub fn with_note(self, more: &str) -> DeviceError {
+        self.map_text(|m| format!("{m}; {more}"))
+    }
+
+    /// The same kind of error with its text rewritten by `f`.
+    pub fn map_text(self, f: impl FnOnce(String) -> String) -> DeviceError {
         match self {
-            DeviceError::BadRequest(m) => DeviceError::BadRequest(format!("{m}; {more}")),
-            DeviceError::Transport(m) => DeviceError::Transport(format!("{m}; {more}")),
-            DeviceError::Timeout(m) => DeviceError::Timeout(format!("{m}; {more}")),
-            DeviceError::Auth(m) => DeviceError::Auth(format!("{m}; {more}")),
-            DeviceError::Protocol(m) => DeviceError::Protocol(format!("{m}; {more}")),
-            DeviceError::Device { code, msg } => DeviceError::Device { code, msg: format!("{msg}; {more}") },
+            DeviceError::BadRequest(m) => DeviceError::BadRequest(f(m)),
+            DeviceError::Transport(m) => DeviceError::Transport(f(m)),
+            DeviceError::Timeout(m) => DeviceError::Timeout(f(m)),
+            DeviceError::Auth(m) => DeviceError::Auth(f(m)),
+            DeviceError::Protocol(m) => DeviceError::Protocol(f(m)),
+            DeviceError::Device { code, msg } => DeviceError::Device { code, msg: f(msg) },
         }
     }
 }

@@ -216,15 +216,7 @@ fn count(v: &Value) -> Option<u64> {
 
 /// The change went through but did not take effect: say so, keep the kind.
 fn not_committed(change: &Call, commit: &Call, e: DeviceError) -> DeviceError {
-    let pre = format!("{change} saved on the console but {commit} failed, the change is not in effect");
-    match e {
-        DeviceError::BadRequest(m) => DeviceError::BadRequest(format!("{pre}: {m}")),
-        DeviceError::Transport(m) => DeviceError::Transport(format!("{pre}: {m}")),
-        DeviceError::Timeout(m) => DeviceError::Timeout(format!("{pre}: {m}")),
-        DeviceError::Auth(m) => DeviceError::Auth(format!("{pre}: {m}")),
-        DeviceError::Protocol(m) => DeviceError::Protocol(format!("{pre}: {m}")),
-        DeviceError::Device { code, msg } => DeviceError::Device { code, msg: format!("{pre}: {msg}") },
-    }
+    e.map_text(|m| format!("{change} saved on the console but {commit} failed, the change is not in effect: {m}"))
 }
 
 /// A call built from the API's own names (always valid identifiers).

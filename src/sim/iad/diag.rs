@@ -80,7 +80,7 @@ pub fn start(test: &str, body: &Map<String, Value>) -> Result<Option<Vec<u8>>, S
         "tracert" => {
             let (h, _wait, hops) = (host(body)?, int(body, "waittime", 3, 1, 10)?, int(body, "maxhops", 30, 1, 255)?);
             let mut out = format!("traceroute to {h} ({h}), {hops} hops max, 38 byte packets\n");
-            out.push_str(&format!(" 1  192.168.1.1  0.512 ms  0.433 ms  0.401 ms\n 2  {h}  1.204 ms  1.118 ms  1.097 ms\n"));
+            out.push_str(&format!(" 1  127.0.0.1  0.512 ms  0.433 ms  0.401 ms\n 2  {h}  1.204 ms  1.118 ms  1.097 ms\n"));
             out.into_bytes()
         }
         "dns" => {

@@ -87,3 +87,65 @@ fn a_device_that_then_refuses_the_new_password_is_an_error_answer() {
     let from = p.count();
     assert!(online_after(&p, from, "iad"), "still online with the old password");
 }
+
+/// `agent set {"device": …, "options": …}`: a device section's options set
+/// from the platform. Unsigned it is refused even in migration mode (the
+/// section says where the device's credentials go); signed it is validated,
+/// written to the UCI file and applied at once: the S20 configured with a
+/// wrong password comes online with the right one; the answer and the log
+/// never show it.
+#[test]
+fn a_signed_agent_set_changes_a_device_section() {
+    let s20 = S20Sim::start("127.0.0.1:0", Default::default()).unwrap();
+    let key = common::signer::Key::new("ops");
+    let broker = Broker::start();
+    let p = Platform::connect(broker.port, "dma");
+    let sn = "BB0000000022";
+    let devices = format!(
+        "config device 's20'\n\toption type 's20'\n\toption address '{}'\n\toption username 'root'\n\toption password 'wrong-one'\n\toption poll_interval '1'\n\toption timeout '1'\n",
+        s20.url()
+    );
+    let extra = format!("\toption device_failures '2'\n\toption periph_interval '2'\n{}", key.uci());
+    let a = Agent::start(sn, &format!("{}\n{}", agent_section(sn, broker.port, std::path::Path::new("{state}"), &extra), devices));
+    assert!(
+        p.wait("dma/periph", Duration::from_secs(15), |m| m.json["kind"] == "s20" && m.json["online"] == false).is_some(),
+        "offline with the wrong password; log:\n{}",
+        a.log()
+    );
+    let set = |id: u64, d: Value| json!({"id": id, "command": "agent", "method": "set", "d": d});
+    let good = json!({"device": "s20", "options": {"password": "goodlife123", "poll_interval": 1}});
+
+    // Unsigned: refused, nothing written.
+    let r = p.command("dma", sn, set(1, good.clone()), T);
+    assert_eq!(r["status"], "err", "{r}");
+    assert!(r["d"]["msg"].as_str().unwrap_or("").starts_with("unsigned"), "{r}");
+    // Signed but wrong: each refused with its reason, nothing written.
+    for (id, d, why) in [
+        (2, json!({"device": "nope", "options": {"password": "x"}}), "bad body: no device section named 'nope'"),
+        (3, json!({"device": "s20", "options": {"address": "ftp://127.0.0.1/"}}), "bad value for address"),
+        (4, json!({"device": "s20", "options": {"colour": "red"}}), "bad value for colour: unknown option"),
+        (5, json!({"device": "s20", "options": {"type": "iad"}}), "bad value for type"),
+        (6, json!({"device": "s20", "options": {"password": "goodlife123"}, "shell_enabled": 1}), "bad body: 'shell_enabled'"),
+        (7, json!({"device": "s20", "options": {}}), "bad body: no options"),
+        (8, json!({"device": "s20", "options": {"password": ["x"]}}), "bad value for password"),
+    ] {
+        let r = p.signed_command("dma", sn, &key, set(id, d), T);
+        assert_eq!(r["status"], "err", "{r}");
+        let msg = r["d"]["msg"].as_str().unwrap_or("");
+        assert!(msg.starts_with(why), "expected '{why}…', got {r}");
+    }
+    let text = std::fs::read_to_string(&a.config).unwrap();
+    assert!(text.contains("option password 'wrong-one'") && !text.contains("goodlife123") && !text.contains("red"), "{text}");
+
+    // Signed and right: written, applied, masked in the answer.
+    let from = p.count();
+    let r = p.signed_command("dma", sn, &key, set(9, good), T);
+    assert_eq!(r["status"], "ok", "{r}\n{}", a.log());
+    assert_eq!(r["d"]["result"]["device"]["password"], "******", "{r}");
+    assert_eq!(r["d"]["result"]["applied"], json!(["password", "poll_interval"]), "{r}");
+    assert!(!r.to_string().contains("goodlife123"), "{r}");
+    let text = std::fs::read_to_string(&a.config).unwrap();
+    assert!(text.contains("option password 'goodlife123'") && !text.contains("wrong-one"), "{text}");
+    assert!(online_after(&p, from, "s20"), "online with the new password; log:\n{}", a.log());
+    assert!(!a.log().contains("goodlife123"), "the password in the log");
+}

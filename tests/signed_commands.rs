@@ -278,7 +278,12 @@ fn migration_mode_accepts_unsigned_and_says_so() {
     assert_eq!(ans["status"], "ok", "{ans}");
     assert_eq!(lines(&m), 1);
     // Trust settings need a signature even here.
-    for set in [json!({"shell_enabled": 0}), json!({"reboot_command": "touch /tmp/pwned"}), json!({"trusted_key": [k1.public()]})] {
+    for set in [
+        json!({"shell_enabled": 0}),
+        json!({"reboot_command": "touch /tmp/pwned"}),
+        json!({"trusted_key": [k1.public()]}),
+        json!({"device": "iad1", "options": {"address": "http://127.0.0.1:9/"}}),
+    ] {
         let id = next_id();
         let ans = send(&p, sn, &json!({"id": id, "command": "agent", "method": "set", "d": set}).to_string(), id);
         assert_refused(&ans, "signature required");
@@ -291,7 +296,7 @@ fn migration_mode_accepts_unsigned_and_says_so() {
     let ans = send(&p, sn, &json!({"id": id, "command": "agent", "method": "get"}).to_string(), id);
     let st = &ans["d"]["result"]["state"];
     assert_eq!(st["signed"], false);
-    assert_eq!(st["refused"]["signatureRequired"], 3, "{st}");
+    assert_eq!(st["refused"]["signatureRequired"], 4, "{st}");
     assert_eq!(st["refused"]["unknownKey"], 1, "{st}");
     let conf = std::fs::read_to_string(&a.config).unwrap();
     assert!(!conf.contains("shell_enabled") && !conf.contains("pwned"), "{conf}");

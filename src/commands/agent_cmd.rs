@@ -122,6 +122,9 @@ fn set(ctx: &Ctx, cmd: &Command) -> Outcome {
     if m.is_empty() {
         return Outcome::err("bad body: no options to set");
     }
+    if m.contains_key("device") {
+        return set_device(ctx, m, signed);
+    }
     if let Some(why) = trust_refusal(m, signed) {
         return Outcome::err(why);
     }
@@ -194,4 +197,65 @@ fn set(ctx: &Ctx, cmd: &Command) -> Outcome {
         ctx.request_restart();
     }
     Outcome::ok(json!({"applied": changed, "restart": needs_restart}))
+}
+
+/// `agent set {"device": NAME, "options": {option: value, …}}`: options of
+/// one LAN device's section. A device section holds where the agent sends
+/// that device's credentials and what they are, so it is a trust setting:
+/// only a signed command may change it. Validated against a copy of the
+/// device first; the file is rewritten atomically; the device's thread is
+/// rebuilt with the new settings (the answer never shows a secret).
+fn set_device(ctx: &Ctx, m: &Map<String, Value>, signed: bool) -> Outcome {
+    if let Some(extra) = m.keys().find(|k| *k != "device" && *k != "options") {
+        return Outcome::err(format!("bad body: '{extra}' cannot be set with a device; send agent options in their own set"));
+    }
+    let Some(name) = m.get("device").and_then(Value::as_str) else {
+        return Outcome::err("bad body: device must be the name of a device section");
+    };
+    let Some(Value::Object(opts)) = m.get("options") else {
+        return Outcome::err("bad body: options must be an object of option: value");
+    };
+    if opts.is_empty() {
+        return Outcome::err("bad body: no options to set");
+    }
+    if !signed {
+        crate::trust::refusals::count(crate::trust::refusals::Reason::SignatureRequired);
+        return Outcome::err(format!(
+            "signature required: the section of device '{name}' holds its address and credentials; send a signed command"
+        ));
+    }
+    let cfg = ctx.config();
+    let Some(current) = cfg.devices.iter().find(|d| d.name == name) else {
+        return Outcome::err(format!("bad body: no device section named '{name}'"));
+    };
+    let mut scratch = current.clone();
+    let mut updates = Vec::new();
+    for (k, v) in opts {
+        if k == "type" || k == "name" {
+            return Outcome::err(format!("bad value for {k}: a device's {k} cannot be changed; add a new section instead"));
+        }
+        let text = match v {
+            Value::String(s) => s.clone(),
+            Value::Bool(b) => if *b { "1" } else { "0" }.to_string(),
+            Value::Number(n) => n.to_string(),
+            _ => return Outcome::err(format!("bad value for {k}: must be a string, number or boolean")),
+        };
+        if let Err(e) = crate::config::model::set_device_option(&mut scratch, k, &text) {
+            return Outcome::err(format!("bad value for {k}: {e}"));
+        }
+        updates.push((k.clone(), Some(UciValue::Single(text))));
+    }
+    let path = cfg.path.clone();
+    let written = crate::config::device_store::update_device_section(&path, name, &updates, |new| {
+        crate::logging::add_secrets(new.secrets());
+        ctx.set_config(Arc::new(new.clone()));
+    });
+    let new = match written {
+        Ok(c) => c,
+        Err(e) => return Outcome::err(format!("not applied: {e}")),
+    };
+    ctx.devices.apply(&new.devices, crate::agent::runtime::manager_settings(&new));
+    let shown = new.devices.iter().find(|d| d.name == name).map(crate::config::model::device_to_json_masked).unwrap_or(Value::Null);
+    log::info!("agent set: device {name}: {:?} changed", opts.keys().collect::<Vec<_>>());
+    Outcome::ok(json!({"device": shown, "applied": opts.keys().collect::<Vec<_>>()}))
 }

@@ -15,7 +15,14 @@ use std::path::Path;
 /// the `<type><index>` name an anonymous section gets). An anonymous
 /// section is given that name in the file (`config device '<name>'`): the
 /// same device, now addressable.
-pub fn update_device_section(path: &str, device: &str, updates: &[(String, Option<UciValue>)]) -> Result<(), ConfigError> {
+/// Returns the new, validated configuration; `applied` runs with it while
+/// the write lock is still held (as for the agent section).
+pub fn update_device_section(
+    path: &str,
+    device: &str,
+    updates: &[(String, Option<UciValue>)],
+    applied: impl FnOnce(&super::Config),
+) -> Result<super::Config, ConfigError> {
     let err = |line: usize, msg: String| ConfigError { file: path.into(), line, option: String::new(), msg };
     let secrets: Vec<String> = updates
         .iter()
@@ -51,7 +58,9 @@ pub fn update_device_section(path: &str, device: &str, updates: &[(String, Optio
     if !cfg.devices.iter().any(|d| d.name == device) {
         return Err(err(0, format!("device '{device}' would be lost by the edit; not written")));
     }
-    write_atomic(Path::new(path), new_text.as_bytes()).map_err(|e| err(0, format!("cannot write: {e}")))
+    write_atomic(Path::new(path), new_text.as_bytes()).map_err(|e| err(0, format!("cannot write: {e}")))?;
+    applied(&cfg);
+    Ok(cfg)
 }
 
 /// `text` with the anonymous `config device` header on 1-based `line`
@@ -88,15 +97,15 @@ mod tests {
         let path = dir.join("dma-agent");
         std::fs::write(&path, FILE).unwrap();
         let p = path.to_str().unwrap();
-        update_device_section(p, "s20a", &pw("new-pass-1")).unwrap();
-        update_device_section(p, "iad2", &pw("it's new")).unwrap();
+        update_device_section(p, "s20a", &pw("new-pass-1"), |_| {}).unwrap();
+        update_device_section(p, "iad2", &pw("it's new"), |_| {}).unwrap();
         let cfg = super::super::load(p).unwrap();
         let s20 = cfg.devices.iter().find(|d| d.name == "s20a").unwrap();
         let iad = cfg.devices.iter().find(|d| d.name == "iad2").unwrap();
         assert_eq!((s20.password.as_str(), iad.password.as_str()), ("new-pass-1", "it's new"));
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.starts_with("# devices\n") && text.contains("config device 'iad2'"), "{text}");
-        assert!(update_device_section(p, "nope", &pw("x")).is_err());
+        assert!(update_device_section(p, "nope", &pw("x"), |_| {}).is_err());
         assert_eq!(std::fs::read_to_string(&path).unwrap(), text, "a refused edit leaves the file alone");
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -570,7 +570,9 @@ impl Worker {
                 p,
                 &self.cfg.name,
                 &[("password".into(), Some(crate::config::uci::UciValue::Single(pw)))],
+                |_| {},
             )
+            .map(|_| ())
             .map_err(|e| e.to_string()),
             None => Err("the agent runs without a configuration file".into()),
         };

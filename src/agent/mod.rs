@@ -1,6 +1,7 @@
 //! The running agent: shared context, live state, start-up and shutdown,
 //! signals.
 
+pub mod apply;
 pub mod clock;
 pub mod context;
 pub mod lock;

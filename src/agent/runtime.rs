@@ -4,8 +4,9 @@ use super::Ctx;
 use crate::commands::broker_trial::{self, Resume};
 use crate::commands::engine::Engine;
 use crate::commands::journal::{read_boot_id, Journal};
-use crate::config::{self, Config};
-use crate::devices::manager::{DeviceManager, ManagerSettings};
+use crate::config;
+use super::apply::{apply_config, manager_settings};
+use crate::devices::manager::DeviceManager;
 use crate::events::EventQueue;
 use crate::mqtt::{AckWaiter, CommandAck, Session, SessionEvents};
 use crate::telemetry::{ReportRequest, Reporter};
@@ -35,15 +36,6 @@ fn install_signal_handlers() {
         if let Err(e) = unsafe { sigaction(s, &act) } {
             log::error!("cannot install the {s} handler: {e}");
         }
-    }
-}
-
-pub fn manager_settings(cfg: &Config) -> ManagerSettings {
-    ManagerSettings {
-        sn: cfg.agent.sn.clone(),
-        gw_id: cfg.agent.gateway_id.clone(),
-        failures: cfg.agent.device_failures,
-        periph_interval: Duration::from_secs(cfg.agent.periph_interval),
     }
 }
 
@@ -377,23 +369,17 @@ pub fn run(config_path: &str) -> Result<Exit, String> {
     Ok(exit)
 }
 
-/// SIGHUP: re-read the file. Returns true when the change needs a restart.
+/// SIGHUP: re-read the file and apply it. Returns true when the change
+/// needs a restart.
 fn reload(ctx: &Ctx, path: &str) -> Result<bool, String> {
     let new = config::load(path).map_err(|e| e.to_string())?;
-    // Secrets changed in the file are scrubbed from the log from now on.
-    crate::logging::add_secrets(new.secrets());
-    let old = ctx.config();
-    let restart = crate::config::model::restart_keys_changed(&old.agent, &new.agent);
-    if !restart.is_empty() {
+    let restart = apply_config(ctx, Arc::new(new));
+    if restart.is_empty() {
+        log::info!("configuration reloaded");
+    } else {
         log::info!("reload: {restart:?} changed; restarting");
-        return Ok(true);
     }
-    let restart_sms = old.receiver != new.receiver;
-    ctx.devices.apply(&new.devices, manager_settings(&new));
-    ctx.set_config(Arc::new(new));
-    let _ = ctx.reports.try_send(ReportRequest::Reschedule);
-    log::info!("configuration reloaded");
-    Ok(restart_sms)
+    Ok(!restart.is_empty())
 }
 
 /// Keep the process's own executable path for a restart.

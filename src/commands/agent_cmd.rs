@@ -5,6 +5,7 @@
 
 use super::broker_trial;
 use super::envelope::{Command, Outcome};
+use crate::agent::apply::apply_config;
 use crate::agent::Ctx;
 use crate::config::uci::UciValue;
 use crate::config::AgentConfig;
@@ -175,11 +176,7 @@ fn set(ctx: &Ctx, cmd: &Command) -> Outcome {
     // sets are serialised, and each applies on top of the one before.
     let mut restart = Vec::new();
     let new = crate::config::update_agent_section(&path, &updates, |new| {
-        // New secret values are scrubbed from the log from now on.
-        crate::logging::add_secrets(new.secrets());
-        let old = ctx.config();
-        restart = crate::config::model::restart_keys_changed(&old.agent, &new.agent);
-        ctx.set_config(Arc::new(new.clone()));
+        restart = apply_config(ctx, Arc::new(new.clone()));
     });
     let new = match new {
         Ok(c) => c,
@@ -189,8 +186,6 @@ fn set(ctx: &Ctx, cmd: &Command) -> Outcome {
         let shown = new.agent.to_json_masked();
         m.keys().filter_map(|k| shown.get(k).map(|v| (k.clone(), v.clone()))).collect()
     };
-    let _ = ctx.reports.try_send(crate::telemetry::ReportRequest::Reschedule);
-    ctx.devices.apply(&ctx.config().devices, crate::agent::runtime::manager_settings(&ctx.config()));
     let needs_restart = !restart.is_empty();
     if needs_restart {
         log::info!("agent set: {restart:?} changed; restarting to apply");
@@ -246,15 +241,14 @@ fn set_device(ctx: &Ctx, m: &Map<String, Value>, signed: bool) -> Outcome {
         updates.push((k.clone(), Some(UciValue::Single(text))));
     }
     let path = cfg.path.clone();
+    // A device section never needs a restart: its thread is rebuilt.
     let written = crate::config::device_store::update_device_section(&path, name, &updates, |new| {
-        crate::logging::add_secrets(new.secrets());
-        ctx.set_config(Arc::new(new.clone()));
+        apply_config(ctx, Arc::new(new.clone()));
     });
     let new = match written {
         Ok(c) => c,
         Err(e) => return Outcome::err(format!("not applied: {e}")),
     };
-    ctx.devices.apply(&new.devices, crate::agent::runtime::manager_settings(&new));
     let shown = new.devices.iter().find(|d| d.name == name).map(crate::config::model::device_to_json_masked).unwrap_or(Value::Null);
     log::info!("agent set: device {name}: {:?} changed", opts.keys().collect::<Vec<_>>());
     Outcome::ok(json!({"device": shown, "applied": opts.keys().collect::<Vec<_>>()}))

@@ -9,6 +9,7 @@ pub mod commands;
 pub mod config;
 pub mod ctl;
 pub mod devices;
+pub mod durable;
 pub mod events;
 pub mod heap;
 pub mod httpd;

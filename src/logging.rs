@@ -64,10 +64,10 @@ pub fn parse_level(s: &str) -> Option<LevelFilter> {
 
 /// Install the logger. Library crates' chatter (rustls, rumqttc) is kept
 /// at warn unless the agent runs at trace.
-pub fn init(level: LevelFilter, config_path: &str) {
-    if let Ok(c) = crate::config::load(config_path) {
-        set_secrets(c.secrets());
-    }
+/// `secrets`: those of the configuration the agent starts with (the
+/// caller parsed it once, for the logger and the runtime alike).
+pub fn init(level: LevelFilter, secrets: Vec<String>) {
+    set_secrets(secrets);
     if std::env::var("DMA_AGENT_LOG").is_ok_and(|v| v == "syslog") {
         SYSLOG.store(true, std::sync::atomic::Ordering::SeqCst);
     }

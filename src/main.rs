@@ -57,8 +57,10 @@ fn main() -> ExitCode {
             }
         },
         _ => {
-            dma_agent::logging::init(filter, &config_path);
-            match agent::runtime::run(&config_path) {
+            // Parsed once: the logger learns its secrets, the runtime starts from it.
+            let loaded = config::load(&config_path);
+            dma_agent::logging::init(filter, loaded.as_ref().map(|c| c.secrets()).unwrap_or_default());
+            match agent::runtime::run(&config_path, loaded) {
                 Ok(agent::runtime::Exit::Stopped) => ExitCode::SUCCESS,
                 Ok(agent::runtime::Exit::Restart) => {
                     let e = agent::runtime::reexec();

@@ -48,7 +48,7 @@ pub fn acquire(dir: &Path) -> Result<Option<StateLock>, String> {
         return Err(format!("cannot lock state dir {}: {err}", dir.display()));
     }
     let pid = std::process::id().to_string();
-    if let Err(e) = crate::config::write_atomic(&dir.join(PID_FILE), pid.as_bytes()) {
+    if let Err(e) = crate::durable::write_atomic(&dir.join(PID_FILE), pid.as_bytes()) {
         log::warn!("state dir {}: cannot record the pid: {e}", dir.display());
     }
     Ok(Some(StateLock { _dir: f, path: dir.to_path_buf() }))

@@ -213,8 +213,9 @@ pub enum Exit {
 }
 
 /// Run the agent until SIGTERM/SIGINT (or a restart is needed).
-pub fn run(config_path: &str) -> Result<Exit, String> {
-    let cfg = Arc::new(config::load(config_path).map_err(|e| e.to_string())?);
+/// `loaded`: the file at `config_path` as parsed at start.
+pub fn run(config_path: &str, loaded: Result<config::Config, config::ConfigError>) -> Result<Exit, String> {
+    let cfg = Arc::new(loaded.map_err(|e| e.to_string())?);
     // One agent per state dir (faults-local): refuse at once, before anything else.
     let _lock = super::lock::acquire(std::path::Path::new(&cfg.agent.state_dir))?;
     let signals = super::wake::Waiter::new();

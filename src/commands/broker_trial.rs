@@ -139,7 +139,7 @@ pub fn save(state_dir: &Path, r: &Record) -> std::io::Result<()> {
     let p = path(state_dir);
     // Created 0600 first: write_atomic keeps the permissions of the file it replaces.
     std::fs::OpenOptions::new().write(true).create(true).truncate(false).mode(0o600).open(&p)?;
-    crate::config::write_atomic(&p, r.to_json().to_string().as_bytes())
+    crate::durable::write_atomic(&p, r.to_json().to_string().as_bytes())
 }
 
 pub fn remove(state_dir: &Path) {
@@ -149,7 +149,7 @@ pub fn remove(state_dir: &Path) {
             log::error!("cannot remove {}: {e}", p.display());
         }
     }
-    let _ = crate::config::sync_dir(state_dir);
+    let _ = crate::durable::sync_dir(state_dir);
 }
 
 /// The raw values of `keys` in the agent section of the UCI file.

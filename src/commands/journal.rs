@@ -278,7 +278,7 @@ impl Journal {
             }
         }
         std::fs::create_dir_all(&self.dir).map_err(|e| tag(&self.path, e))?;
-        crate::config::write_atomic(&self.path, text.as_bytes()).map_err(|e| tag(&self.path, e))?;
+        crate::durable::write_atomic(&self.path, text.as_bytes()).map_err(|e| tag(&self.path, e))?;
         self.good_len = text.len() as u64;
         Ok(())
     }
@@ -299,7 +299,7 @@ impl Journal {
             f.set_len(self.good_len).map_err(|e| tag(&self.path, e))?;
         }
         if !existed {
-            crate::config::sync_dir(&self.dir).map_err(|e| tag(&self.path, e))?;
+            crate::durable::sync_dir(&self.dir).map_err(|e| tag(&self.path, e))?;
         }
         Ok(f)
     }

@@ -8,7 +8,8 @@
 //! validate. The new value is registered with the log scrubber first.
 
 use super::uci::{self, UciValue};
-use super::{parse, write_atomic, ConfigError, WRITE_LOCK};
+use super::{parse, ConfigError};
+use crate::durable::write_atomic;
 use std::path::Path;
 
 /// Set `updates` on the device section named `device` (its UCI name, or
@@ -33,7 +34,7 @@ pub fn update_device_section(
         })
         .collect();
     crate::logging::add_secrets(secrets);
-    let _guard = WRITE_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let _guard = crate::durable::config_write_lock();
     let text = std::fs::read_to_string(path).map_err(|e| err(0, format!("cannot read, not rewritten: {e}")))?;
     let sections = uci::parse(&text).map_err(|e| err(e.line, e.msg))?;
     let found = sections.iter().enumerate().find(|(idx, s)| {

@@ -5,10 +5,10 @@ pub mod model;
 pub mod uci;
 
 pub use model::{AgentConfig, ClockTrust, Config, ReceiverConfig};
+use crate::durable::write_atomic;
 
 use crate::devices::DeviceKind;
 use std::fmt;
-use std::io::Write;
 use std::path::Path;
 use uci::{Section, UciValue};
 
@@ -140,10 +140,6 @@ pub fn default_sn() -> String {
     String::new()
 }
 
-/// Serialises every read-modify-write of the configuration file: two
-/// `agent set` at once must not both start from the same old text.
-static WRITE_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
 /// Apply `updates` to the agent section of the file at `path`, atomically:
 /// write a temp file beside it, fsync, rename, fsync the directory.
 /// Comments and unrelated sections are kept. Returns the new, validated
@@ -156,7 +152,7 @@ pub fn update_agent_section(
     updates: &[(String, Option<UciValue>)],
     applied: impl FnOnce(&Config),
 ) -> Result<Config, ConfigError> {
-    let _guard = WRITE_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let _guard = crate::durable::config_write_lock();
     // Never rewrite a file we could not read whole: an empty or partial
     // text would silently drop the rest of the configuration.
     let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
@@ -179,35 +175,6 @@ pub fn update_agent_section(
     })?;
     applied(&cfg);
     Ok(cfg)
-}
-
-/// Write a file so that after a crash it holds either the old or the new
-/// content: temp file, fsync, rename, fsync of the directory.
-pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = dir.join(format!(".{file_name}.tmp"));
-    let written = (|| {
-        let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).open(&tmp)?;
-        // Keep the permissions of the file we replace (config holds secrets).
-        if let Ok(meta) = std::fs::metadata(path) {
-            let _ = f.set_permissions(meta.permissions());
-        }
-        f.write_all(data)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if let Err(e) = written {
-        // A half-written temp file on a full disk would keep the space taken.
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e);
-    }
-    sync_dir(dir)
-}
-
-/// fsync a directory so a rename or create in it is durable.
-pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    std::fs::File::open(dir)?.sync_all()
 }
 
 #[cfg(test)]

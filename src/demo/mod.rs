@@ -105,7 +105,8 @@ fn run(opts: &Opts) -> Result<(), String> {
     std::fs::write(&config_path, fleet.agent_config(port, &dir.0.join("state"), sms_port, &public)).map_err(|e| format!("config: {e}"))?;
     let config_path = config_path.to_string_lossy().into_owned();
     crate::logging::own_records_only();
-    crate::logging::init(opts.level, &config_path);
+    let loaded = crate::config::load(&config_path);
+    crate::logging::init(opts.level, loaded.as_ref().map(|c| c.secrets()).unwrap_or_default());
     say(&format!("agent sn {SN}, config and state in {}", dir.0.display()));
     let console = platform::start(port, &dir.0, &key_file)?;
     say(&format!("platform console and REST API   {}  (log in: {} / {})", console.url, platform::USER, console.password));
@@ -113,11 +114,11 @@ fn run(opts: &Opts) -> Result<(), String> {
     let (view, platform) = printer::start(port, PREFIX)?;
     let done = Arc::new(AtomicBool::new(false));
     let agent = {
-        let (done, path) = (done.clone(), config_path.clone());
+        let (done, path, loaded) = (done.clone(), config_path.clone(), loaded);
         std::thread::Builder::new()
             .name("agent".into())
             .spawn(move || {
-                let r = crate::agent::runtime::run(&path);
+                let r = crate::agent::runtime::run(&path, loaded);
                 done.store(true, Ordering::SeqCst);
                 r.map(|_| ())
             })

@@ -35,7 +35,7 @@ pub fn next() -> u64 {
     if a.next >= a.limit {
         let limit = a.next.saturating_add(BLOCK);
         if let Some(p) = a.path.clone() {
-            if let Err(e) = crate::config::write_atomic(&p, limit.to_string().as_bytes()) {
+            if let Err(e) = crate::durable::write_atomic(&p, limit.to_string().as_bytes()) {
                 // The state dir is unwritable: so is the event queue, which
                 // then refuses the event this number was for.
                 if !a.warned {

@@ -201,7 +201,7 @@ impl EventQueue {
             let h = header(g.tail);
             f.write_all(h.as_bytes())?;
             f.sync_data()?;
-            crate::config::sync_dir(&self.dir)?;
+            crate::durable::sync_dir(&self.dir)?;
             g.base = g.tail;
             g.hdr_len = h.len() as u64;
             g.head = g.head.max(g.base);
@@ -309,7 +309,7 @@ impl EventQueue {
         let mut g = self.inner.lock().map_err(|_| std::io::Error::other("poisoned"))?;
         g.head = to.min(g.tail).max(g.head);
         g.acked += 1;
-        crate::config::write_atomic(&self.dir.join("cursor"), g.head.to_string().as_bytes())?;
+        crate::durable::write_atomic(&self.dir.join("cursor"), g.head.to_string().as_bytes())?;
         let acked_in_file = g.head - g.base;
         if acked_in_file > 0 && (g.head == g.tail || acked_in_file >= compact_after(self.cap)) {
             self.compact(&mut g)?;
@@ -343,7 +343,7 @@ impl EventQueue {
         }
         g.base = g.head;
         g.hdr_len = h.len() as u64;
-        crate::config::sync_dir(&self.dir)
+        crate::durable::sync_dir(&self.dir)
     }
 
     /// The sender loop: publish in order, advance on PUBACK. Runs until

@@ -37,7 +37,7 @@ impl Cursor {
         }
     }
     pub fn save(&self, dir: &Path, device: &str) -> std::io::Result<()> {
-        crate::config::write_atomic(&path(dir, device), json!({"ssrc": self.ssrc, "next": self.next}).to_string().as_bytes())
+        crate::durable::write_atomic(&path(dir, device), json!({"ssrc": self.ssrc, "next": self.next}).to_string().as_bytes())
     }
 }
 

@@ -106,7 +106,7 @@ impl Seen {
             buf.push_str(k);
             buf.push('\n');
         }
-        crate::config::write_atomic(&self.path, buf.as_bytes())?;
+        crate::durable::write_atomic(&self.path, buf.as_bytes())?;
         self.file = OpenOptions::new().append(true).open(&self.path)?;
         self.lines = self.order.len();
         Ok(())

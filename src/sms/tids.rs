@@ -127,7 +127,7 @@ impl Tids {
 
     fn save(&self) -> std::io::Result<()> {
         let rows: Vec<Value> = self.items.iter().map(task_json).collect();
-        crate::config::write_atomic(&self.path, Value::Array(rows).to_string().as_bytes())
+        crate::durable::write_atomic(&self.path, Value::Array(rows).to_string().as_bytes())
     }
 
     /// The command id of task `tid` on `device`.

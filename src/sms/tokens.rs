@@ -69,7 +69,7 @@ fn save(dir: &Path, t: &Tokens) -> Result<(), String> {
     // Created 0600 first: write_atomic keeps the permissions of the file it replaces.
     std::fs::OpenOptions::new().write(true).create(true).truncate(false).mode(0o600).open(&p).map_err(|e| format!("{FILE}: {e}"))?;
     let text = serde_json::to_string(t).map_err(|e| e.to_string())?;
-    crate::config::write_atomic(&p, text.as_bytes()).map_err(|e| format!("{FILE}: {e}"))
+    crate::durable::write_atomic(&p, text.as_bytes()).map_err(|e| format!("{FILE}: {e}"))
 }
 
 /// Equal, in time that does not depend on where they differ.

@@ -168,7 +168,7 @@ impl ReplayGuard {
         let keys: serde_json::Map<String, Value> =
             self.keys.iter().map(|(k, g)| (k.clone(), json!({"floor": g.floor, "ids": g.ids.iter().map(|(i, t)| json!([i, t])).collect::<Vec<_>>()}))).collect();
         let text = serde_json::to_vec(&json!({"v": VERSION, "floor": self.floor_all, "keys": keys})).map_err(std::io::Error::other)?;
-        crate::config::write_atomic(&self.path, &text)
+        crate::durable::write_atomic(&self.path, &text)
     }
 }
 

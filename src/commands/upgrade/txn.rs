@@ -46,17 +46,6 @@ fn read_small(p: &Path) -> Option<String> {
     Some(s)
 }
 
-fn write_atomic(p: &Path, data: &[u8]) -> std::io::Result<()> {
-    let tmp = p.with_extension("tmp");
-    {
-        use std::io::Write;
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(data)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, p)
-}
-
 /// The request the old agent writes before starting the runner.
 pub fn write_request(state_dir: &str, cmd: &Command) -> Result<(), String> {
     let d = dir(state_dir);
@@ -70,7 +59,7 @@ pub fn write_request(state_dir: &str, cmd: &Command) -> Result<(), String> {
     let req = json!({"v": FORMAT, "key": cmd.key, "id": cmd.id, "by": cmd.from, "command": cmd.command,
                      "method": cmd.method, "from": crate::telemetry::versions::agent_version(),
                      "from_package": package_version()});
-    write_atomic(&d.join("request.json"), req.to_string().as_bytes()).map_err(|e| format!("cannot write the upgrade request: {e}"))
+    crate::durable::write_atomic(&d.join("request.json"), req.to_string().as_bytes()).map_err(|e| format!("cannot write the upgrade request: {e}"))
 }
 
 fn phase(d: &Path) -> Option<String> {
@@ -140,7 +129,7 @@ pub fn confirmed(ctx: &Ctx) {
     if !installed.is_null() && before.as_ref() == Some(&installed) {
         let v = installed.as_str().unwrap_or("");
         let why = format!("the new package was not installed (interrupted, or the same version {v}); the previous version runs\n");
-        if write_atomic(&d.join("result"), why.as_bytes()).is_ok() && std::fs::rename(d.join("decide"), d.join("rollback")).is_ok() {
+        if crate::durable::write_atomic(&d.join("result"), why.as_bytes()).is_ok() && std::fs::rename(d.join("decide"), d.join("rollback")).is_ok() {
             log::warn!("upgrade: {}", why.trim());
         }
         return;

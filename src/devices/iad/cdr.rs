@@ -110,7 +110,7 @@ impl CdrCursor {
             std::fs::create_dir_all(dir)?;
         }
         let doc = json!({"latest": self.latest, "seen": self.order});
-        crate::config::write_atomic(&self.path, doc.to_string().as_bytes())
+        crate::durable::write_atomic(&self.path, doc.to_string().as_bytes())
     }
 }
 

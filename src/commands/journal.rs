@@ -560,6 +560,14 @@ mod tests {
         assert_eq!((e.key.as_str(), e.state), ("n:2", State::Running));
         let line = e.to_line();
         assert!(line.starts_with(&format!("{{\"v\":{FORMAT},")) || line.contains(&format!("\"v\":{FORMAT}")), "{line}");
+        // Format 2 keeps the answer's id as received, beyond 64 bits too.
+        let v2 = r#"{"v":2,"k":"n:1000000000000000000000000000000","h":"x","c":"sh","s":"ok","a":{"id":1000000000000000000000000000000,"status":"ok","d":{}},"b":"","ack":false,"x":null,"t":1}"#;
+        let e = Entry::from_line(v2).expect("format 2");
+        assert_eq!(e.answer.as_ref().map(|a| a.id.text()), Some("1000000000000000000000000000000"));
+        assert_eq!(e.to_line(), v2, "written back byte for byte");
+        // An answer this version cannot read loses the answer, not the entry.
+        let odd = r#"{"v":1,"k":"n:3","h":"x","s":"ok","a":{"id":3,"status":"perhaps"}}"#;
+        assert!(Entry::from_line(odd).is_some_and(|e| e.answer.is_none() && e.state == State::Succeeded));
     }
 
     use super::*;

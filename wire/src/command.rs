@@ -209,7 +209,6 @@ pub struct Outgoing {
     pub max_retries: Option<u64>,
     #[serde(rename = "tryTimes", skip_serializing_if = "Option::is_none")]
     pub try_times: Option<u64>,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub detached: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sn: Option<String>,

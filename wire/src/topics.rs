@@ -26,6 +26,10 @@ pub struct Topics {
 
 /// Topic part of the answers.
 pub const RESP: &str = "resp/cmd";
+/// Topic part of the commands (`{p}/cmd/{sn}`, both layouts).
+pub const CMD: &str = "cmd";
+/// Topic part of the birth and will (`{p}/state/{sn}`, both layouts).
+pub const STATE: &str = "state";
 /// The kinds of message a device publishes besides `state` (which is
 /// per device in both layouts), as topic parts under the prefix.
 pub const DEVICE_KINDS: &[&str] = &[RESP, "sys", "procs", "versions", "periph", "event"];
@@ -51,12 +55,12 @@ impl Topics {
 
 /// The command topic of device `sn` (the same in both layouts).
 pub fn cmd(prefix: &str, sn: &str) -> String {
-    format!("{prefix}/cmd/{sn}")
+    format!("{prefix}/{CMD}/{sn}")
 }
 
 /// The state (birth and will) topic of device `sn` (the same in both layouts).
 pub fn state(prefix: &str, sn: &str) -> String {
-    format!("{prefix}/state/{sn}")
+    format!("{prefix}/{STATE}/{sn}")
 }
 
 /// Subscription filters that see one kind of device message (`kind` as in
@@ -74,6 +78,11 @@ pub fn kind_of<'a>(prefix: &str, topic: &'a str) -> Option<&'a str> {
         let ok = tail.is_empty() || tail.strip_prefix('/').is_some_and(|sn| !sn.is_empty() && !sn.contains('/'));
         ok.then(|| rest.get(..k.len())).flatten()
     })
+}
+
+/// Is `topic` a command topic (`{prefix}/cmd/…`)?
+pub fn is_cmd(topic: &str, prefix: &str) -> bool {
+    topic.strip_prefix(prefix).and_then(|r| r.strip_prefix('/')).and_then(|r| r.strip_prefix(CMD)).and_then(|r| r.strip_prefix('/')).is_some()
 }
 
 /// The serial a device topic names in the `device` layout (`{p}/{kind}/{sn}`),
@@ -119,6 +128,7 @@ mod tests {
         assert_eq!(kind_of("dma", "dma/system"), None);
         assert_eq!(serial_of("dma", "dma/resp/cmd/AA01"), Some("AA01"));
         assert_eq!(serial_of("dma", "dma/resp/cmd"), None);
+        assert!(is_cmd("dma/cmd/SN1", "dma") && !is_cmd("dma/cmdx/SN1", "dma") && !is_cmd("dma/event", "dma"));
         assert_eq!(filters("dma", "sys", Some("X")), ["dma/sys".to_string(), "dma/sys/X".to_string()]);
     }
 }

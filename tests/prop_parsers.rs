@@ -220,7 +220,7 @@ fn journal_seed() -> Vec<u8> {
     {
         let mut j = dma_agent::commands::journal::Journal::open(&d, 8, 256 * 1024, "boot-a").expect("journal");
         let _ = j.begin("n:1", "h1", "sh");
-        let _ = j.finish("n:1", dma_agent::commands::journal::State::Succeeded, &json!({"id": 1, "status": "ok"}));
+        let _ = j.finish("n:1", dma_agent::commands::journal::State::Succeeded, &dma_wire::Answer::parse(br#"{"id": 1, "status": "ok"}"#).expect("answer"));
         let _ = j.begin("s:x", "h2", "reboot");
         let _ = j.set_data("s:x", json!({"tid": 5}));
     }

@@ -102,7 +102,7 @@ fn step(sh: &Shared, cmd: &Cmd, now: i64) -> Result<(), String> {
     if !sh.db.command_claim_try(cmd, now, sh.cfg.answer_timeout)? {
         return Ok(()); // another instance (or an answer) got there first
     }
-    let topic = format!("{}/cmd/{}", sh.cfg.broker.prefix, cmd.spec.sn);
+    let topic = dma_wire::topics::cmd(&sh.cfg.broker.prefix, &cmd.spec.sn);
     sh.mqtt.publish(&topic, wire(sh.signer.as_ref(), cmd, cmd.try_times + 1, now))?;
     log::info!("command {} to {}: try {}", cmd.id, cmd.spec.sn, cmd.try_times + 1);
     Ok(())
@@ -131,7 +131,7 @@ fn send_many(sh: &Shared, cmds: &[Cmd], now: i64) -> Result<(), String> {
         if !won {
             continue; // another instance (or an answer) got there first
         }
-        let topic = format!("{}/cmd/{}", sh.cfg.broker.prefix, cmd.spec.sn);
+        let topic = dma_wire::topics::cmd(&sh.cfg.broker.prefix, &cmd.spec.sn);
         match sh.mqtt.publish(&topic, wire(sh.signer.as_ref(), cmd, cmd.try_times + 1, now)) {
             Ok(()) => log::info!("command {} to {}: try {}", cmd.id, cmd.spec.sn, cmd.try_times + 1),
             // Claimed but not sent: sent again after answer_timeout, like a lost try.

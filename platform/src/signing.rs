@@ -12,7 +12,7 @@ use std::path::Path;
 
 /// Signed before the command's bytes, so a signature over a command can
 /// never be taken for one over anything else.
-pub const DOMAIN: &[u8] = b"dma-cmd-v1\n";
+pub const DOMAIN: &[u8] = dma_wire::command::SIGNED_CONTEXT;
 /// Largest key file read (a PKCS#8 Ed25519 PEM is ~120 bytes).
 const MAX_KEY_FILE: u64 = 4096;
 
@@ -72,7 +72,15 @@ impl Signer {
         msg.extend_from_slice(DOMAIN);
         msg.extend_from_slice(cmd);
         let sig = self.pair.sign(&msg);
-        json!({"v": 1, "alg": "ed25519", "kid": self.kid, "cmd": B64.encode(cmd), "sig": B64.encode(sig.as_ref())})
+        let signed = dma_wire::command::Signed {
+            v: dma_wire::command::SIGNED_VERSION,
+            alg: dma_wire::command::SIGNED_ALG.into(),
+            kid: self.kid.clone(),
+            cmd: B64.encode(cmd),
+            sig: B64.encode(sig.as_ref()),
+        };
+        // A struct of strings and a number always converts.
+        serde_json::to_value(signed).unwrap_or_default()
     }
 
     /// The whole envelope of one try: `{"signed": {…}, "tryTimes": n}`.

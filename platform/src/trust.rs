@@ -39,14 +39,16 @@ pub struct DeviceTopic<'a> {
 /// The part of the topic after `{p}/` → a device topic, or `None` (another
 /// topic, e.g. one only a message route subscribes to).
 pub fn classify(rest: &str) -> Option<DeviceTopic<'_>> {
+    // The topic parts are dma-wire's (docs/PROTOCOL.md "Topics").
+    use dma_wire::topics::{RESP, STATE};
     const KINDS: [(&str, Kind); 7] = [
-        ("state", Kind::State),
+        (STATE, Kind::State),
         ("sys", Kind::Sys),
         ("procs", Kind::Procs),
         ("versions", Kind::Versions),
         ("periph", Kind::Periph),
         ("event", Kind::Event),
-        ("resp/cmd", Kind::Answer),
+        (RESP, Kind::Answer),
     ];
     for (name, kind) in KINDS {
         let Some(tail) = rest.strip_prefix(name) else { continue };

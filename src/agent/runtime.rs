@@ -132,7 +132,7 @@ fn resend_unacked(ctx: &Ctx, waiting: &mut VecDeque<(String, AckWaiter, Instant)
             if !p.is_connected() {
                 return false;
             }
-            match p.publish_json(&p.topics.resp, true, false, &a) {
+            match p.publish(&p.topics.resp, true, false, a.to_bytes()) {
                 Ok(Some(w)) => {
                     waiting.retain(|(k, _, _)| k != &key);
                     waiting.push_back((key, w, Instant::now()));

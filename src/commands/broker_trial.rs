@@ -46,7 +46,7 @@ pub struct Record {
     /// The command: journal key, hash, and what its answer echoes.
     pub key: String,
     pub hash: String,
-    pub id: Value,
+    pub id: dma_wire::Id,
     pub from: String,
     pub method: String,
     pub sn: String,
@@ -89,7 +89,9 @@ fn json_values(v: Option<&Value>) -> Result<Values, String> {
 
 impl Record {
     fn to_json(&self) -> Value {
-        json!({"key": self.key, "hash": self.hash, "id": self.id, "from": self.from, "method": self.method, "sn": self.sn,
+        // `id` as a JSON value for earlier agents (exact up to 64 bits),
+        // `idText` the id as received (dma-wire), read first.
+        json!({"key": self.key, "hash": self.hash, "id": self.id.to_value(), "idText": self.id.text(), "from": self.from, "method": self.method, "sn": self.sn,
                "old": values_json(&self.old), "new": values_json(&self.new), "started": self.started, "trial": self.trial,
                "oldBroker": self.old_broker, "newBroker": self.new_broker})
     }
@@ -100,7 +102,10 @@ impl Record {
         Ok(Record {
             key: s("key")?,
             hash: s("hash")?,
-            id: v.get("id").cloned().unwrap_or(Value::Null),
+            id: match v.get("idText").and_then(Value::as_str).map(dma_wire::Id::from_text) {
+                Some(Ok(id)) => id,
+                _ => dma_wire::Id::from_value(v.get("id").unwrap_or(&Value::Null)),
+            },
             from: s("from")?,
             method: s("method")?,
             sn: s("sn")?,
@@ -113,7 +118,7 @@ impl Record {
         })
     }
 
-    fn answer(&self, o: &Outcome) -> Value {
+    fn answer(&self, o: &Outcome) -> dma_wire::Answer {
         envelope::answer(&self.sn, &self.id, &self.from, "agent", &self.method, o)
     }
 }
@@ -349,7 +354,7 @@ mod tests {
         Record {
             key: "n:5".into(),
             hash: "h".into(),
-            id: json!(5),
+            id: dma_wire::Id::from_u64(5),
             from: "t".into(),
             method: "set".into(),
             sn: "SN1".into(),
@@ -413,9 +418,9 @@ mod tests {
         let e = j.get("n:5").unwrap();
         assert_eq!(e.state, State::Failed);
         let a = e.answer.clone().unwrap();
-        assert_eq!(a["id"], 5);
-        assert_eq!(a["status"], "err");
-        let msg = a["d"]["msg"].as_str().unwrap();
+        assert_eq!(a.id.text(), "5");
+        assert!(!a.is_ok());
+        let msg = a.msg();
         assert!(msg.starts_with("broker trial failed:") && msg.contains("rolled back to h:1883"), "{msg}");
         assert_eq!(load(&d).unwrap(), None);
     }

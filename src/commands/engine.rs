@@ -28,6 +28,7 @@
 //! stayed unanswered until the next reconnect.
 
 use super::envelope::{self, answer_for, Command, Outcome};
+use dma_wire::Answer;
 use super::journal::State;
 use crate::agent::Ctx;
 use crate::mqtt::session::MAX_COMMAND;
@@ -267,8 +268,8 @@ fn count_rejected(ctx: &Ctx) {
 
 /// The answer envelope, cut to fit the packet limit (before it is
 /// journalled: the journal never holds what cannot be sent).
-pub fn fitted_answer(ctx: &Ctx, cmd: &Command, o: &Outcome) -> Value {
-    crate::mqtt::fit::fit(&ctx.publisher.topics.resp, answer_for(&ctx.sn(), cmd, o))
+pub fn fitted_answer(ctx: &Ctx, cmd: &Command, o: &Outcome) -> Answer {
+    crate::mqtt::fit::fit_answer(&ctx.publisher.topics.resp, answer_for(&ctx.sn(), cmd, o))
 }
 
 /// How long a thread other than the MQTT one waits for room in the
@@ -279,11 +280,16 @@ const ROOM_WAIT: Duration = Duration::from_secs(10);
 /// `wait`, wait (bounded, while connected) for room in the request queue
 /// rather than drop it. Returns whether it was queued; a journalled
 /// answer that was not goes out after the next connect.
-fn publish_answer(ctx: &Ctx, key: Option<&str>, answer: &Value, wait: bool) -> bool {
+fn publish_answer(ctx: &Ctx, key: Option<&str>, answer: &Answer, wait: bool) -> bool {
     let p = &ctx.publisher;
     let deadline = Instant::now() + ROOM_WAIT;
+    // Typed all the way to the bytes: the id goes out as it came in.
+    let mut bytes = answer.to_bytes();
+    if !crate::mqtt::fit::fits(&p.topics.resp, bytes.len()) {
+        bytes = crate::mqtt::fit::fit_answer(&p.topics.resp, answer.clone()).to_bytes();
+    }
     loop {
-        match p.publish_json(&p.topics.resp, true, false, answer) {
+        match p.publish(&p.topics.resp, true, false, bytes.clone()) {
             Ok(Some(w)) => {
                 if let Some(k) = key {
                     crate::agent::runtime::watch_ack(k.to_string(), w);
@@ -361,7 +367,7 @@ fn decide(ctx: &Arc<Ctx>, sched: &Arc<(Mutex<Sched>, Condvar)>, guard: &mut Repl
             return publish_answer(ctx, None, &envelope::answer_for_parse_error(&sn, &r.head), true);
         }
         Ok(None) => (envelope::parse(payload), None),
-        Ok(Some(a)) => (envelope::from_value(a.inner), Some(SignedBy { kid: a.kid, publish_time: a.publish_time, seen: a.seen })),
+        Ok(Some(a)) => (envelope::parse(&a.inner), Some(SignedBy { kid: a.kid, publish_time: a.publish_time, seen: a.seen })),
     };
     let mut cmd = match parsed {
         Ok(c) => c,

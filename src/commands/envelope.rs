@@ -1,13 +1,15 @@
 //! The command and answer envelopes of PROTOCOL.md.
 
-use serde_json::{json, Map, Value};
+use dma_wire::answer::{self as wa, Answer, To};
+use dma_wire::Id;
+use serde_json::{Map, Value};
 
-/// A parsed command. `id` is kept as the JSON value received so it is
-/// echoed exactly (serde_json keeps 64-bit integers exact).
+/// A parsed command. `id` is the JSON text received ([`Id`]): echoed
+/// exactly, whatever its size (docs/PROTOCOL.md).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Command {
-    pub id: Value,
-    /// Journal key of the id: `n:<digits>` or `s:<text>`.
+    pub id: Id,
+    /// Journal key of the id: `n:<digits>` or `s:<text>` ([`Id::key`]).
     pub key: String,
     pub from: String,
     pub command: String,
@@ -25,134 +27,63 @@ pub struct Command {
     pub signed_by: Option<String>,
 }
 
+impl Command {
+    /// The id as a JSON value for records that hold one (SMS task ids):
+    /// exact for strings and 64-bit integers; a longer integer becomes the
+    /// string of its digits there.
+    pub fn id_value(&self) -> Value {
+        self.id.to_value().unwrap_or_else(|| Value::String(self.id.text().to_string()))
+    }
+}
+
 /// A command that could not be parsed, with what is known of it so the
-/// error answer can still carry the id.
+/// error answer can still carry the id (as received).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ParseError {
-    pub id: Value,
+    pub id: Id,
     pub from: String,
     pub command: String,
     pub method: String,
     pub msg: String,
 }
 
-/// Longest string id accepted (journal keys stay small).
-const MAX_ID_LEN: usize = 128;
-
-/// The journal key of an id (`n:<digits>` or `s:<text>`), if it is a valid one.
-pub fn id_key(id: &Value) -> Option<String> {
-    match id {
-        Value::Number(n) if n.is_u64() || n.is_i64() => Some(format!("n:{n}")),
-        Value::String(s) if !s.is_empty() && s.len() <= MAX_ID_LEN => Some(format!("s:{s}")),
-        _ => None,
+impl ParseError {
+    fn of(r: dma_wire::Refused) -> ParseError {
+        let h = r.head;
+        ParseError { id: h.id, from: h.from, command: h.command, method: h.method, msg: r.msg }
     }
 }
 
+/// Parse and check a command (dma-wire's envelope rules) and derive its
+/// journal key and hash.
 pub fn parse(payload: &[u8]) -> Result<Command, ParseError> {
-    match serde_json::from_slice(payload) {
-        Ok(v) => from_value(v),
-        Err(e) => Err(ParseError { id: Value::Null, from: String::new(), command: String::new(), method: String::new(), msg: format!("malformed JSON: {e}") }),
-    }
-}
-
-/// A command from its parsed JSON (a signed command's inner bytes are
-/// parsed once, by the trust gate).
-pub fn from_value(v: Value) -> Result<Command, ParseError> {
-    let mut perr = ParseError { id: Value::Null, from: String::new(), command: String::new(), method: String::new(), msg: String::new() };
-    let Value::Object(obj) = v else {
-        perr.msg = "the command must be a JSON object".into();
-        return Err(perr);
+    let c = dma_wire::command::parse(payload).map_err(ParseError::of)?;
+    let Some(key) = c.id.key() else {
+        // Id::check accepted it, so it has a key; kept as an error value all the same.
+        return Err(ParseError { id: c.id, from: c.from, command: c.command, method: c.method, msg: "invalid id".into() });
     };
-    let text = |k: &str| obj.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
-    perr.from = text("from");
-    perr.command = text("command");
-    perr.method = text("method");
-    let id = obj.get("id").cloned().unwrap_or(Value::Null);
-    let key = match (&id, id_key(&id)) {
-        (_, Some(k)) => k,
-        (Value::Null, None) => {
-            perr.msg = "missing id".into();
-            return Err(perr);
-        }
-        _ => {
-            perr.id = id;
-            perr.msg = format!("id must be an integer of up to 64 bits or a string of 1..{MAX_ID_LEN} characters");
-            return Err(perr);
-        }
-    };
-    perr.id = id.clone();
-    if perr.command.is_empty() {
-        perr.msg = "missing command".into();
-        return Err(perr);
-    }
-    if !matches!(perr.method.as_str(), "" | "get" | "set") {
-        perr.msg = format!("method must be \"\", \"get\" or \"set\", not {:?}", perr.method);
-        return Err(perr);
-    }
-    let raw_body = obj.get("d").or_else(|| obj.get("body")).cloned().unwrap_or(Value::Null);
-    let body = match raw_body {
-        Value::Null => Value::Object(Map::new()),
-        Value::Object(_) => raw_body,
-        // The console's publish API sends the body as a JSON string.
-        Value::String(s) if s.trim().is_empty() => Value::Object(Map::new()),
-        Value::String(s) => match serde_json::from_str::<Value>(&s) {
-            Ok(o @ Value::Object(_)) => o,
-            Ok(_) => {
-                perr.msg = "body must be a JSON object (or a string holding one)".into();
-                return Err(perr);
-            }
-            Err(e) => {
-                perr.msg = format!("body is a string but not JSON: {e}");
-                return Err(perr);
-            }
-        },
-        _ => {
-            perr.msg = "body must be a JSON object (or a string holding one)".into();
-            return Err(perr);
-        }
-    };
-    let num = |k: &str| -> Result<Option<u64>, String> {
-        match obj.get(k) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::Number(n)) => n.as_u64().map(Some).ok_or_else(|| format!("{k} must be a non-negative integer")),
-            Some(Value::String(s)) if s.is_empty() => Ok(None),
-            Some(Value::String(s)) => s.parse().map(Some).map_err(|_| format!("{k} must be a non-negative integer")),
-            Some(_) => Err(format!("{k} must be a non-negative integer")),
-        }
-    };
-    let publish_time = num("publishTime").map_err(|m| ParseError { msg: m, ..perr.clone() })?;
-    let expires = num("expires").map_err(|m| ParseError { msg: m, ..perr.clone() })?;
-    let detached = matches!(obj.get("detached"), Some(Value::Bool(true)));
-    let hash = crate::util::sha256_hex(format!("{}\n{}\n{}", perr.command, perr.method, body).as_bytes());
-    Ok(Command { id, key, from: perr.from, command: perr.command, method: perr.method, body, publish_time, expires, detached, hash, signed_by: None })
+    // The same text as before dma-wire: journals keep matching redeliveries.
+    let hash = crate::util::sha256_hex(format!("{}\n{}\n{}", c.command, c.method, c.body).as_bytes());
+    Ok(Command {
+        id: c.id,
+        key,
+        from: c.from,
+        command: c.command,
+        method: c.method,
+        body: c.body,
+        publish_time: c.publish_time,
+        expires: c.expires,
+        detached: c.detached,
+        hash,
+        signed_by: None,
+    })
 }
 
 /// What can be read of a command without building its body: for
 /// answering one that will not be run (too large, busy) with its id.
 pub fn parse_head(payload: &[u8]) -> ParseError {
-    #[derive(serde::Deserialize)]
-    struct Head {
-        #[serde(default)]
-        id: Value,
-        #[serde(default)]
-        from: Value,
-        #[serde(default)]
-        command: Value,
-        #[serde(default)]
-        method: Value,
-    }
-    let text = |v: &Value| v.as_str().unwrap_or("").to_string();
-    match serde_json::from_slice::<Head>(payload) {
-        Ok(h) => {
-            let id = match h.id {
-                Value::Number(n) if n.is_u64() || n.is_i64() => Value::Number(n),
-                Value::String(s) if !s.is_empty() && s.len() <= MAX_ID_LEN => Value::String(s),
-                _ => Value::Null,
-            };
-            ParseError { id, from: text(&h.from), command: text(&h.command), method: text(&h.method), msg: String::new() }
-        }
-        Err(_) => ParseError { id: Value::Null, from: String::new(), command: String::new(), method: String::new(), msg: String::new() },
-    }
+    let h = dma_wire::command::head(payload);
+    ParseError { id: h.id, from: h.from, command: h.command, method: h.method, msg: String::new() }
 }
 
 /// The outcome of a handler, before it is wrapped in the answer envelope.
@@ -194,53 +125,52 @@ impl Outcome {
     }
 }
 
-fn status(ok: bool) -> &'static str {
-    if ok {
-        "ok"
-    } else {
-        "err"
-    }
-}
-
 /// Build the answer published on `{p}/resp/cmd`.
-pub fn answer(sn: &str, id: &Value, from: &str, command: &str, method: &str, o: &Outcome) -> Value {
-    let mut d = Map::new();
-    d.insert("exestatus".into(), json!(status(o.executed)));
-    d.insert("status".into(), json!(status(o.ok)));
-    d.insert("msg".into(), json!(o.msg));
-    d.insert("result".into(), o.result.clone());
-    for (k, v) in &o.extra {
-        d.insert(k.clone(), v.clone());
-    }
-    json!({
-        "id": id, "sn": sn, "from": from, "command": command, "method": method,
-        "status": status(o.ok), "time": crate::util::unix_now(), "d": Value::Object(d),
-    })
+pub fn answer(sn: &str, id: &Id, from: &str, command: &str, method: &str, o: &Outcome) -> Answer {
+    Answer::new(
+        To { sn, id, from, command, method },
+        wa::Outcome { executed: o.executed, ok: o.ok, msg: &o.msg, result: &o.result, extra: &o.extra },
+        crate::util::unix_now(),
+    )
 }
 
-pub fn answer_for(sn: &str, c: &Command, o: &Outcome) -> Value {
+pub fn answer_for(sn: &str, c: &Command, o: &Outcome) -> Answer {
     answer(sn, &c.id, &c.from, &c.command, &c.method, o)
 }
 
-pub fn answer_for_parse_error(sn: &str, e: &ParseError) -> Value {
+pub fn answer_for_parse_error(sn: &str, e: &ParseError) -> Answer {
     answer(sn, &e.id, &e.from, &e.command, &e.method, &Outcome::err(e.msg.clone()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn ids_beyond_64_bits_are_echoed_exactly() {
+        for t in ["18446744073709551616", "1000000000000000000000000000000", "9223372036854775807", r#""s-1\u00e9""#] {
+            let c = parse(format!(r#"{{"id":{t},"command":"report"}}"#).as_bytes()).unwrap();
+            let a = answer_for("SN", &c, &Outcome::ok(json!(1)));
+            assert!(a.to_text().starts_with(&format!(r#"{{"id":{t},"#)), "{}", a.to_text());
+        }
+        let e = parse(br#"{"id":1.8446744073709552e+19,"command":"report"}"#).unwrap_err();
+        assert!(e.msg.starts_with("id must be an integer"), "{}", e.msg);
+        assert!(answer_for_parse_error("SN", &e).to_text().starts_with(r#"{"id":1.8446744073709552e+19,"#));
+    }
 
     #[test]
     fn parses_the_protocol_example_and_keeps_the_id_exact() {
         let p = br#"{"id": 201811260000000001, "from": "iot_web_console", "command": "sh", "method": "", "d": {"shcmd": "whoami"}, "publishTime": 1542604400, "expires": 38400, "maxRetries": 3, "tryTimes": 1, "detached": true}"#;
         let c = parse(p).unwrap();
         assert_eq!(c.key, "n:201811260000000001");
+        assert_eq!(c.hash, crate::util::sha256_hex(b"sh\n\n{\"shcmd\":\"whoami\"}"), "the hash of earlier agents");
         assert_eq!(c.body["shcmd"], "whoami");
         assert!(c.detached);
         assert_eq!((c.publish_time, c.expires), (Some(1542604400), Some(38400)));
         let a = answer_for("SN1", &c, &Outcome::ok(json!("cm9vdA==")));
-        assert!(a.to_string().contains("\"id\":201811260000000001"));
-        assert_eq!(a["d"]["exestatus"], "ok");
+        assert!(a.to_text().contains("\"id\":201811260000000001"));
+        assert_eq!(a.d["exestatus"], "ok");
     }
 
     #[test]
@@ -257,7 +187,7 @@ mod tests {
         assert!(parse(b"{nope").unwrap_err().msg.starts_with("malformed JSON"));
         assert_eq!(parse(br#"{"command":"sh"}"#).unwrap_err().msg, "missing id");
         let e = parse(br#"{"id":5,"command":"sh","d":"[1]"}"#).unwrap_err();
-        assert_eq!(e.id, json!(5));
+        assert_eq!(e.id.text(), "5");
         assert!(e.msg.contains("body must be"));
         assert!(parse(br#"{"id":1.5,"command":"sh"}"#).is_err());
         assert!(parse(br#"{"id":1,"command":"sh","method":"put"}"#).is_err());
@@ -267,8 +197,8 @@ mod tests {
     fn head_reads_the_id_of_a_huge_command() {
         let big = format!(r#"{{"d": {{"shcmd": "{}", "id": 1}}, "id": 18446744073709551615, "command": "sh"}}"#, "x".repeat(400_000));
         let h = parse_head(big.as_bytes());
-        assert_eq!(h.id.to_string(), "18446744073709551615");
+        assert_eq!(h.id.text(), "18446744073709551615");
         assert_eq!(h.command, "sh");
-        assert_eq!(parse_head(b"{not json").id, Value::Null);
+        assert!(parse_head(b"{not json").id.is_null());
     }
 }

@@ -19,18 +19,30 @@
 //!   redelivery gets an `err` answer saying so.
 //! - `ok`/`interrupted`: the stored answer is published again.
 //! - `failed`: a redelivery runs it again (a retry).
+//!
+//! Records are typed ([`Record`], serde) and carry their format version
+//! (`"v"`, [`FORMAT`]); answers are dma-wire [`Answer`]s, so the id stored
+//! is the command's JSON text and a re-published answer echoes it exactly.
 
+use dma_wire::answer::{self as wa, Answer};
+use dma_wire::names::Name;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use std::collections::{HashMap, VecDeque};
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum State {
+    #[serde(rename = "running")]
     Running,
+    #[serde(rename = "ok")]
     Succeeded,
+    #[serde(rename = "failed")]
     Failed,
+    #[serde(rename = "interrupted")]
     Interrupted,
 }
 
@@ -43,15 +55,6 @@ impl State {
             State::Interrupted => "interrupted",
         }
     }
-    fn parse(s: &str) -> Option<State> {
-        Some(match s {
-            "running" => State::Running,
-            "ok" => State::Succeeded,
-            "failed" => State::Failed,
-            "interrupted" => State::Interrupted,
-            _ => return None,
-        })
-    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -61,7 +64,7 @@ pub struct Entry {
     pub command: String,
     pub state: State,
     /// The final answer (for `reboot`, stored while still running).
-    pub answer: Option<Value>,
+    pub answer: Option<Answer>,
     /// Boot id when the entry was last written.
     pub boot: String,
     /// The broker acknowledged the answer.
@@ -75,30 +78,88 @@ pub struct Entry {
 /// and rollback safe: a later format only adds keys, never renames or
 /// re-means one, so an older agent reads a newer journal by the keys it
 /// knows and a newer agent reads lines without `v` (version 0) unchanged.
-pub const FORMAT: u64 = 1;
+///
+/// - 0 (no `v`) and 1: the keys below, the answer a JSON value.
+/// - 2: the same keys; the answer is written from the typed answer, so
+///   its `id` is the command's id text as received (an id beyond 64 bits
+///   was a float in 1). An agent of format 1 reads it unchanged.
+pub const FORMAT: u64 = 2;
+
+/// One journal line as written.
+#[derive(Serialize)]
+struct Record<'a> {
+    v: u64,
+    /// The id's journal key.
+    k: &'a str,
+    /// What the command asks, hashed.
+    h: &'a str,
+    /// The command's name.
+    c: &'a str,
+    s: State,
+    a: Option<&'a Answer>,
+    /// Boot id.
+    b: &'a str,
+    ack: bool,
+    /// Handler data.
+    x: &'a Value,
+    t: u64,
+}
+
+/// One journal line as read: any format version (see [`FORMAT`]); keys a
+/// newer agent added are ignored.
+#[derive(Deserialize)]
+struct Read<'a> {
+    #[serde(default)]
+    v: u64,
+    k: String,
+    h: String,
+    #[serde(default)]
+    c: String,
+    s: State,
+    /// Read apart: an answer this version cannot read loses the answer,
+    /// not the entry.
+    #[serde(default, borrow)]
+    a: Option<&'a RawValue>,
+    #[serde(default)]
+    b: String,
+    #[serde(default)]
+    ack: bool,
+    #[serde(default)]
+    x: Value,
+    #[serde(default)]
+    t: u64,
+}
 
 impl Entry {
     fn to_line(&self) -> String {
-        json!({"v": FORMAT, "k": self.key, "h": self.hash, "c": self.command, "s": self.state.as_str(), "a": self.answer,
-               "b": self.boot, "ack": self.acked, "x": self.data, "t": self.time})
-        .to_string()
+        let r = Record {
+            v: FORMAT,
+            k: &self.key,
+            h: &self.hash,
+            c: &self.command,
+            s: self.state,
+            a: self.answer.as_ref(),
+            b: &self.boot,
+            ack: self.acked,
+            x: &self.data,
+            t: self.time,
+        };
+        // A struct of strings, numbers and JSON values always serialises.
+        serde_json::to_string(&r).unwrap_or_default()
     }
     /// Reads every format version: lines without `v` (before versions
     /// existed) and lines of a newer agent (after an upgrade rolled back)
     /// alike, by the keys this version needs (see [`FORMAT`]).
     fn from_line(line: &str) -> Option<Entry> {
-        let v: Value = serde_json::from_str(line).ok()?;
-        Some(Entry {
-            key: v.get("k")?.as_str()?.to_string(),
-            hash: v.get("h")?.as_str()?.to_string(),
-            command: v.get("c").and_then(|c| c.as_str()).unwrap_or("").to_string(),
-            state: State::parse(v.get("s")?.as_str()?)?,
-            answer: v.get("a").cloned().filter(|a| !a.is_null()),
-            boot: v.get("b").and_then(|c| c.as_str()).unwrap_or("").to_string(),
-            acked: v.get("ack").and_then(|c| c.as_bool()).unwrap_or(false),
-            data: v.get("x").cloned().unwrap_or(Value::Null),
-            time: v.get("t").and_then(|c| c.as_u64()).unwrap_or(0),
-        })
+        let r: Read = serde_json::from_str(line).ok()?;
+        let answer = r.a.filter(|a| a.get() != "null").and_then(|a| match Answer::parse(a.get().as_bytes()) {
+            Ok(a) => Some(a),
+            Err(e) => {
+                log::warn!("journal: the stored answer of {} (format {}) is unreadable ({e}); dropped", r.k, r.v);
+                None
+            }
+        });
+        Some(Entry { key: r.k, hash: r.h, command: r.c, state: r.s, answer, boot: r.b, acked: r.ack, data: r.x, time: r.t })
     }
 }
 
@@ -215,7 +276,7 @@ impl Journal {
             if e.state != State::Running {
                 continue;
             }
-            if e.command == "reboot" {
+            if e.command == Name::Reboot.as_str() {
                 if !boot.is_empty() && e.boot != boot && e.answer.is_some() {
                     log::info!("journal: reboot {} completed (boot id changed)", e.key);
                     e.state = State::Succeeded;
@@ -223,7 +284,7 @@ impl Journal {
                     log::warn!("journal: reboot {} did not happen; a redelivery retries it", e.key);
                     e.state = State::Failed;
                 }
-            } else if e.command == "upgrade" && e.answer.is_some() {
+            } else if e.command == Name::Upgrade.as_str() && e.answer.is_some() {
                 // The install restarts the agent after the answer went out.
                 e.state = State::Succeeded;
             } else {
@@ -314,28 +375,32 @@ impl Journal {
             return line;
         }
         if let Some(a) = e.answer.as_mut() {
-            if let Some(d) = a.get_mut("d").and_then(|d| d.as_object_mut()) {
-                for k in ["result", "stderr"] {
-                    if d.contains_key(k) {
-                        d.insert(k.into(), json!(""));
-                    }
+            for k in [wa::RESULT, "stderr"] {
+                if a.d.contains_key(k) {
+                    a.d.insert(k.into(), json!(""));
                 }
-                d.insert("journalCut".into(), json!(true));
             }
+            a.d.insert("journalCut".into(), json!(true));
         }
         let line = e.to_line();
         if line.len() <= max {
             return line;
         }
-        if let Some(a) = e.answer.take() {
-            let msg: String = a.pointer("/d/msg").and_then(|m| m.as_str()).unwrap_or("").chars().take(256).collect();
-            let mut small = json!({"id": a.get("id"), "sn": a.get("sn"), "from": a.get("from"), "command": a.get("command"),
-                                   "method": a.get("method"), "status": a.get("status"), "time": a.get("time"),
-                                   "d": {"exestatus": a.pointer("/d/exestatus"), "status": a.pointer("/d/status"), "msg": msg, "journalCut": true}});
-            if small.to_string().len() > max / 2 {
-                small = json!({"id": a.get("id"), "status": a.get("status"), "d": {"journalCut": true}});
+        if let Some(mut a) = e.answer.take() {
+            let msg: String = a.msg().chars().take(256).collect();
+            let mut d = serde_json::Map::new();
+            for k in [wa::EXESTATUS, wa::STATUS] {
+                d.insert(k.into(), a.d.get(k).cloned().unwrap_or(Value::Null));
             }
-            e.answer = Some(small);
+            d.insert(wa::MSG.into(), json!(msg));
+            d.insert("journalCut".into(), json!(true));
+            a.d = d;
+            if a.to_bytes().len() > max / 2 {
+                let mut d = serde_json::Map::new();
+                d.insert("journalCut".into(), json!(true));
+                a = Answer { id: a.id, sn: None, from: None, command: None, method: None, status: a.status, time: None, d };
+            }
+            e.answer = Some(a);
         }
         let line = e.to_line();
         if line.len() <= max {
@@ -434,7 +499,7 @@ impl Journal {
 
     /// Store the answer of a command that is still running (reboot: the
     /// answer goes out before the effect).
-    pub fn store_answer(&mut self, key: &str, answer: &Value) -> std::io::Result<()> {
+    pub fn store_answer(&mut self, key: &str, answer: &Answer) -> std::io::Result<()> {
         let a = answer.clone();
         self.update(key, |e| e.answer = Some(a))
     }
@@ -444,7 +509,7 @@ impl Journal {
         self.update(key, |e| e.data = data)
     }
 
-    pub fn finish(&mut self, key: &str, state: State, answer: &Value) -> std::io::Result<()> {
+    pub fn finish(&mut self, key: &str, state: State, answer: &Answer) -> std::io::Result<()> {
         let a = answer.clone();
         self.update(key, |e| {
             e.state = state;
@@ -463,7 +528,7 @@ impl Journal {
 
     /// Answers of finished commands the broker has not acknowledged yet
     /// (published again after a reconnect or restart).
-    pub fn unacked(&self) -> Vec<(String, Value)> {
+    pub fn unacked(&self) -> Vec<(String, Answer)> {
         self.order
             .iter()
             .filter_map(|k| self.entries.get(k))
@@ -495,9 +560,22 @@ mod tests {
         assert_eq!((e.key.as_str(), e.state), ("n:2", State::Running));
         let line = e.to_line();
         assert!(line.starts_with(&format!("{{\"v\":{FORMAT},")) || line.contains(&format!("\"v\":{FORMAT}")), "{line}");
+        // Format 2 keeps the answer's id as received, beyond 64 bits too.
+        let v2 = r#"{"v":2,"k":"n:1000000000000000000000000000000","h":"x","c":"sh","s":"ok","a":{"id":1000000000000000000000000000000,"status":"ok","d":{}},"b":"","ack":false,"x":null,"t":1}"#;
+        let e = Entry::from_line(v2).expect("format 2");
+        assert_eq!(e.answer.as_ref().map(|a| a.id.text()), Some("1000000000000000000000000000000"));
+        assert_eq!(e.to_line(), v2, "written back byte for byte");
+        // An answer this version cannot read loses the answer, not the entry.
+        let odd = r#"{"v":1,"k":"n:3","h":"x","s":"ok","a":{"id":3,"status":"perhaps"}}"#;
+        assert!(Entry::from_line(odd).is_some_and(|e| e.answer.is_none() && e.state == State::Succeeded));
     }
 
     use super::*;
+
+    /// An answer from its JSON (tests write them short).
+    fn ans(v: Value) -> Answer {
+        Answer::parse(v.to_string().as_bytes()).unwrap()
+    }
 
     fn tmp(name: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("dma-journal-{name}-{}", std::process::id()));
@@ -511,18 +589,18 @@ mod tests {
         {
             let mut j = Journal::open(&d, 16, 1 << 20, "boot-A").unwrap();
             j.begin("n:1", "h1", "sh").unwrap();
-            j.finish("n:1", State::Succeeded, &json!({"id": 1})).unwrap();
+            j.finish("n:1", State::Succeeded, &ans(json!({"id": 1}))).unwrap();
             j.begin("n:2", "h2", "sh").unwrap();
             j.begin("n:3", "h3", "reboot").unwrap();
-            j.store_answer("n:3", &json!({"id": 3})).unwrap();
+            j.store_answer("n:3", &ans(json!({"id": 3}))).unwrap();
             j.begin("n:4", "h4", "reboot").unwrap();
-            j.store_answer("n:4", &json!({"id": 4})).unwrap();
+            j.store_answer("n:4", &ans(json!({"id": 4}))).unwrap();
         }
         {
             // Same boot: the agent restarted, the router did not.
             let j = Journal::open(&d, 16, 1 << 20, "boot-A").unwrap();
             assert_eq!(j.get("n:1").unwrap().state, State::Succeeded);
-            assert_eq!(j.get("n:1").unwrap().answer, Some(json!({"id": 1})));
+            assert_eq!(j.get("n:1").unwrap().answer, Some(ans(json!({"id": 1}))));
             assert_eq!(j.get("n:2").unwrap().state, State::Interrupted);
             assert_eq!(j.get("n:3").unwrap().state, State::Failed);
         }
@@ -530,7 +608,7 @@ mod tests {
         {
             let mut j = Journal::open(&d2, 16, 1 << 20, "boot-A").unwrap();
             j.begin("n:9", "h", "reboot").unwrap();
-            j.store_answer("n:9", &json!({"id": 9})).unwrap();
+            j.store_answer("n:9", &ans(json!({"id": 9}))).unwrap();
         }
         let j = Journal::open(&d2, 16, 1 << 20, "boot-B").unwrap();
         assert_eq!(j.get("n:9").unwrap().state, State::Succeeded, "new boot id: the reboot happened");
@@ -546,7 +624,7 @@ mod tests {
             for i in 0..100 {
                 let k = format!("n:{i}");
                 j.begin(&k, "h", "sh").unwrap();
-                j.finish(&k, State::Succeeded, &json!(i)).unwrap();
+                j.finish(&k, State::Succeeded, &ans(json!({"id": i}))).unwrap();
             }
             assert_eq!(j.len(), 16);
             assert!(j.get("n:99").is_some() && j.get("n:83").is_none());
@@ -570,13 +648,13 @@ mod tests {
         // As after a write that failed and could not be rolled back at once:
         let mut f = OpenOptions::new().append(true).open(d.join("journal.log")).unwrap();
         f.write_all(b"{\"k\":\"n:2\",\"h\":\"h\",\"c\":\"sh\",\"s\":\"run").unwrap();
-        j.finish("n:1", State::Succeeded, &json!({"id": 1})).unwrap();
+        j.finish("n:1", State::Succeeded, &ans(json!({"id": 1}))).unwrap();
         j.begin("n:3", "h", "sh").unwrap();
         let text = std::fs::read_to_string(d.join("journal.log")).unwrap();
         assert!(text.lines().all(|l| Entry::from_line(l).is_some()), "only whole records:\n{text}");
         // Removed behind the journal's back: rewritten from memory, no zeros.
         std::fs::remove_file(d.join("journal.log")).unwrap();
-        j.finish("n:3", State::Failed, &json!({"id": 3})).unwrap();
+        j.finish("n:3", State::Failed, &ans(json!({"id": 3}))).unwrap();
         let text = std::fs::read_to_string(d.join("journal.log")).unwrap();
         assert!(!text.contains('\0') && text.lines().all(|l| Entry::from_line(l).is_some()), "{text:?}");
         j.begin("n:3", "h", "sh").unwrap();
@@ -599,15 +677,15 @@ mod tests {
                 let k = format!("n:{i}");
                 j.begin(&k, "h", "sh").unwrap();
                 let a = json!({"id": i, "status": "ok", "d": {"exestatus": "ok", "status": "ok", "msg": "", "result": big, "stderr": "e"}});
-                j.finish(&k, State::Succeeded, &a).unwrap();
+                j.finish(&k, State::Succeeded, &ans(a)).unwrap();
                 let len = std::fs::metadata(d.join("journal.log")).unwrap().len();
                 assert!(len <= max, "file {len} > {max} after {i}");
                 assert!(j.live_bytes() <= max / 2);
             }
             let last = j.get("n:299").unwrap().answer.clone().unwrap();
-            assert_eq!(last["d"]["journalCut"], true, "a record above a quarter of the budget is cut");
-            assert_eq!(last["d"]["result"], "");
-            assert_eq!(last["id"], 299);
+            assert_eq!(last.d["journalCut"], true, "a record above a quarter of the budget is cut");
+            assert_eq!(last.d["result"], "");
+            assert_eq!(last.id.text(), "299");
         }
         // Small answers are kept whole and many fit.
         let j = Journal::open(&d, 4096, max, "b").unwrap();

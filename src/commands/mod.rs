@@ -16,15 +16,19 @@ use crate::agent::Ctx;
 use envelope::{Command, Outcome};
 use std::time::Duration;
 
-/// Commands this agent knows.
-pub const KNOWN: &[&str] = &["sh", "reboot", "agent", "report", "iad", "s20", "goip", "vpn", "sms", "upgrade"];
+/// Commands this agent knows: the protocol's registry (dma-wire).
+pub use dma_wire::names::KNOWN;
+use dma_wire::names::Name;
 
 /// Run one command to its outcome. `reboot` publishes its own answer
 /// (it must go out before the router goes down) and says so.
 pub fn dispatch(ctx: &Ctx, cmd: &Command) -> Outcome {
     let cfg = ctx.config();
-    match cmd.command.as_str() {
-        "sh" => sh::handle(
+    let Some(name) = Name::parse(&cmd.command) else {
+        return Outcome::err(format!("unknown command '{}'", cmd.command));
+    };
+    match name {
+        Name::Sh => sh::handle(
             &cmd.body,
             cfg.agent.shell_enabled,
             sh::ShLimits {
@@ -33,13 +37,12 @@ pub fn dispatch(ctx: &Ctx, cmd: &Command) -> Outcome {
                 max_timeout: cfg.agent.shell_max_timeout,
             },
         ),
-        "reboot" => reboot::handle(ctx, cmd),
-        "agent" => agent_cmd::handle(ctx, cmd),
-        "report" => report::handle(ctx, cmd),
-        "iad" | "s20" | "goip" | "vpn" => device::handle(ctx, cmd),
-        "sms" => crate::sms::command::handle(ctx, cmd),
-        "upgrade" => upgrade::handle(ctx, cmd),
-        other => Outcome::err(format!("unknown command '{other}'")),
+        Name::Reboot => reboot::handle(ctx, cmd),
+        Name::Agent => agent_cmd::handle(ctx, cmd),
+        Name::Report => report::handle(ctx, cmd),
+        Name::Iad | Name::S20 | Name::Goip | Name::Vpn => device::handle(ctx, cmd),
+        Name::Sms => crate::sms::command::handle(ctx, cmd),
+        Name::Upgrade => upgrade::handle(ctx, cmd),
     }
 }
 
@@ -59,7 +62,7 @@ pub fn answer_first(ctx: &Ctx, cmd: &Command, out: &Outcome, ack_timeout: Durati
         .store_answer(&cmd.key, &answer)
         .map_err(|e| format!("cannot journal the answer: {e}"))?;
     let p = &ctx.publisher;
-    let acked = match p.publish_json(&p.topics.resp, true, false, &answer) {
+    let acked = match p.publish(&p.topics.resp, true, false, answer.to_bytes()) {
         Ok(Some(w)) => {
             let acked = w.wait(ack_timeout);
             if !acked {

@@ -3,7 +3,9 @@
 use super::args::SendOpts;
 use super::connect::Conn;
 use super::Failure;
-use serde_json::{json, Value};
+use dma_wire::command::Outgoing;
+use dma_wire::Id;
+use serde_json::Value;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 /// A fresh command id: unix milliseconds × 1000 + a per-process counter
@@ -14,10 +16,25 @@ pub fn new_id() -> Value {
     Value::from(ms.saturating_mul(1000) + u64::from(now.subsec_nanos() % 1000))
 }
 
-/// The command document the platform would publish.
-pub fn command_doc(o: &SendOpts, id: &Value) -> Value {
-    json!({"id": id, "from": "dma-ctl", "command": o.command, "method": o.method, "d": o.body,
-           "publishTime": crate::util::unix_now(), "expires": o.timeout.as_secs().max(60), "tryTimes": 1})
+/// The command document the platform would publish (dma-wire's envelope).
+pub fn command_doc(o: &SendOpts, id: &Value) -> Outgoing {
+    Outgoing {
+        id: Id::from_value(id),
+        from: "dma-ctl".into(),
+        command: o.command.clone(),
+        method: o.method.clone(),
+        d: o.body.clone(),
+        publish_time: Some(crate::util::unix_now()),
+        expires: Some(o.timeout.as_secs().max(60)),
+        max_retries: None,
+        try_times: Some(1),
+        detached: false,
+        sn: None,
+    }
+}
+
+fn bytes(doc: &Outgoing) -> Result<Vec<u8>, Failure> {
+    serde_json::to_vec(doc).map_err(|e| Failure::usage(format!("cannot write the command: {e}")))
 }
 
 /// The payload to publish: the command document, or with `--sign-key` the
@@ -25,7 +42,7 @@ pub fn command_doc(o: &SendOpts, id: &Value) -> Value {
 /// now; the signature over `dma-cmd-v1\n` + the inner bytes).
 pub fn payload(o: &SendOpts, id: &Value) -> Result<Vec<u8>, Failure> {
     let mut doc = command_doc(o, id);
-    let Some(sign) = &o.sign else { return Ok(doc.to_string().into_bytes()) };
+    let Some(sign) = &o.sign else { return bytes(&doc) };
     let pem = std::fs::read_to_string(&sign.key_file).map_err(|e| Failure::usage(format!("--sign-key {}: {e}", sign.key_file)))?;
     let pair = crate::trust::keys::load_private(&pem).map_err(|e| Failure::usage(format!("--sign-key {}: {e}", sign.key_file)))?;
     let kid = match &sign.kid {
@@ -35,11 +52,9 @@ pub fn payload(o: &SendOpts, id: &Value) -> Result<Vec<u8>, Failure> {
             crate::trust::keys::default_kid(pair.public_key().as_ref())
         }
     };
-    if let Value::Object(m) = &mut doc {
-        m.remove("tryTimes");
-        m.insert("sn".into(), Value::from(o.sn.clone()));
-    }
-    Ok(crate::trust::verify::seal(&pair, &kid, doc.to_string().as_bytes()).into_bytes())
+    doc.try_times = None;
+    doc.sn = Some(o.sn.clone());
+    Ok(crate::trust::verify::seal(&pair, &kid, &bytes(&doc)?).into_bytes())
 }
 
 /// `ctl keygen`: a new key in `out` (mode 0600, never over an existing
@@ -59,25 +74,23 @@ pub fn keygen(out: &str, kid: Option<&str>) -> Result<String, Failure> {
     Ok(crate::trust::TrustedKey { kid, public }.text())
 }
 
-/// Same id, whichever way it travelled (number or string).
-fn same_id(a: &Value, b: &Value) -> bool {
-    let text = |v: &Value| match v {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    };
-    a == b || text(a) == text(b)
+/// Same id, whichever way it travelled (number or string); the answer's
+/// id read as its exact text (dma-wire), so ids beyond 64 bits match too.
+fn same_id(answer: &[u8], id: &Id) -> bool {
+    dma_wire::Answer::parse(answer).is_ok_and(|a| a.id.matches_text(id.text()))
 }
 
 /// Send and wait. `Ok(answer)`; a timeout is `Failure` code 3.
 pub fn send(conn: &mut Conn, prefix: &str, o: &SendOpts) -> Result<Value, Failure> {
     let id = o.id.clone().unwrap_or_else(new_id);
+    let wire_id = Id::from_value(&id);
     conn.subscribe(&crate::mqtt::topics::filters(prefix, "resp/cmd", Some(&o.sn)))?;
     let body = payload(o, &id)?;
     conn.publish(&format!("{prefix}/cmd/{}", o.sn), body)?;
     let deadline = Instant::now() + o.timeout;
     while let Some(m) = conn.next(Some(deadline))? {
         let Ok(v) = serde_json::from_slice::<Value>(&m.payload) else { continue };
-        if v.get("id").is_some_and(|x| same_id(x, &id)) && v.get("sn").and_then(Value::as_str).is_none_or(|s| s == o.sn) {
+        if same_id(&m.payload, &wire_id) && v.get("sn").and_then(Value::as_str).is_none_or(|s| s == o.sn) {
             return Ok(v);
         }
     }
@@ -98,8 +111,10 @@ mod tests {
 
     #[test]
     fn ids_match_across_types() {
-        assert!(same_id(&json!(18446744073709551615u64), &json!("18446744073709551615")));
-        assert!(!same_id(&json!(1), &json!(2)));
+        assert!(same_id(br#"{"id":18446744073709551615}"#, &Id::from_string("18446744073709551615")));
+        assert!(same_id(br#"{"id":"7"}"#, &Id::from_u64(7)));
+        assert!(same_id(br#"{"id":18446744073709551616}"#, &Id::from_text("18446744073709551616").unwrap()));
+        assert!(!same_id(br#"{"id":1}"#, &Id::from_u64(2)));
         let a = new_id();
         assert!(a.as_u64().is_some());
     }

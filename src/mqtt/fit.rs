@@ -5,6 +5,9 @@
 //! reconnect, forever. So nothing larger may ever reach it: each message
 //! is cut to fit here, and the cut is flagged so the platform knows.
 //!
+//! Answers are a type of their own ([`Answer`], dma-wire) and are cut by
+//! [`fit_answer`]; everything else is a JSON value cut by [`fit`].
+//!
 //! - `sh` answers: stdout (`d.result`) and stderr (`d.stderr`), base64, are
 //!   shortened together on 4-character boundaries (so what is left decodes
 //!   to a prefix of the output) and `d.stdoutTruncated` /
@@ -13,7 +16,8 @@
 //! - events, `periph`, reports: the largest parts of the body are cut;
 //!   top-level `"truncated": true`.
 
-use serde_json::Value;
+use dma_wire::Answer;
+use serde_json::{Map, Value};
 
 /// Largest packet the agent sends (fixed header, topic, packet id and payload).
 pub const MAX_PACKET: usize = 256 * 1024;
@@ -43,20 +47,7 @@ pub fn fit_to(mut v: Value, limit: usize) -> Value {
     if size(&v) <= limit {
         return v;
     }
-    let is_answer = v.get("d").and_then(|d| d.get("exestatus")).is_some();
-    if is_answer {
-        if v.get("command").and_then(|c| c.as_str()) == Some("sh") {
-            fit_sh(&mut v, limit);
-            if size(&v) <= limit {
-                return v;
-            }
-        }
-        if let Some(d) = v.get_mut("d").and_then(|d| d.as_object_mut()) {
-            d.insert("truncated".into(), Value::Bool(true));
-        }
-        shrink(&mut v, &["d", "result"], limit);
-        shrink(&mut v, &["d"], limit);
-    } else if let Some(o) = v.as_object_mut() {
+    if let Some(o) = v.as_object_mut() {
         o.insert("truncated".into(), Value::Bool(true));
         let body = ["d", "msg"].into_iter().find(|k| o.contains_key(*k));
         if let Some(k) = body {
@@ -80,10 +71,61 @@ pub fn fit_to(mut v: Value, limit: usize) -> Value {
     v
 }
 
-/// Shorten an `sh` answer's stdout and stderr together.
-fn fit_sh(v: &mut Value, limit: usize) {
-    let total = size(v);
-    let Some(d) = v.get_mut("d").and_then(|d| d.as_object_mut()) else { return };
+/// Fit an answer for `topic` under the agent's limit. Returns it unchanged when it fits.
+pub fn fit_answer(topic: &str, a: Answer) -> Answer {
+    fit_answer_to(a, budget(topic, MAX_PACKET))
+}
+
+/// Fit an answer into `limit` serialized bytes: its `d` is cut (see the
+/// module doc); the id and names stay as they are unless they alone are
+/// too large (then the smallest form: the id, short names, the statuses).
+pub fn fit_answer_to(mut a: Answer, limit: usize) -> Answer {
+    let total = a.to_bytes().len();
+    if total <= limit {
+        return a;
+    }
+    let d_size = serde_json::to_vec(&a.d).map(|b| b.len()).unwrap_or(usize::MAX);
+    let d_limit = limit.saturating_sub(total.saturating_sub(d_size));
+    let mut d = Value::Object(std::mem::take(&mut a.d));
+    if a.command() == "sh" {
+        fit_sh(&mut d, d_limit);
+    }
+    if size(&d) > d_limit {
+        if let Some(o) = d.as_object_mut() {
+            o.insert("truncated".into(), Value::Bool(true));
+        }
+        shrink(&mut d, &["result"], d_limit);
+        shrink(&mut d, &[], d_limit);
+    }
+    if let Value::Object(m) = d {
+        a.d = m;
+    }
+    if a.to_bytes().len() > limit {
+        // Nothing sensible is left: say so in the smallest form.
+        let keep = |s: &mut Option<String>| {
+            if s.as_ref().is_some_and(|t| t.len() >= 256) {
+                *s = None;
+            }
+        };
+        for s in [&mut a.sn, &mut a.from, &mut a.command, &mut a.method] {
+            keep(s);
+        }
+        let mut small = Map::new();
+        for k in [dma_wire::answer::EXESTATUS, dma_wire::answer::STATUS] {
+            if let Some(x) = a.d.get(k).filter(|x| size(x) < 256) {
+                small.insert(k.into(), x.clone());
+            }
+        }
+        small.insert("truncated".into(), Value::Bool(true));
+        a.d = small;
+    }
+    a
+}
+
+/// Shorten an `sh` answer's stdout and stderr (in its `d`) together.
+fn fit_sh(d: &mut Value, limit: usize) {
+    let total = size(d);
+    let Some(d) = d.as_object_mut() else { return };
     let len = |k: &str| d.get(k).and_then(|x| x.as_str()).map(|s| s.len()).unwrap_or(0);
     let (out, err) = (len("result"), len("stderr"));
     // Base64 has no characters JSON escapes: bytes removed from the
@@ -198,48 +240,56 @@ mod tests {
     use base64::Engine as _;
     use serde_json::json;
 
+    fn ans(v: Value) -> Answer {
+        Answer::parse(v.to_string().as_bytes()).unwrap()
+    }
+
+    fn len(a: &Answer) -> usize {
+        a.to_bytes().len()
+    }
+
     fn b64(n: usize, c: u8) -> String {
         base64::engine::general_purpose::STANDARD.encode(vec![c; n])
     }
 
     #[test]
     fn small_messages_are_untouched() {
-        let v = json!({"id": 1, "d": {"exestatus": "ok", "result": "abc"}});
-        assert_eq!(fit("dma/resp/cmd", v.clone()), v);
+        let v = ans(json!({"id": 1, "d": {"exestatus": "ok", "result": "abc"}}));
+        assert_eq!(fit_answer("dma/resp/cmd", v.clone()), v);
     }
 
     #[test]
     fn sh_answer_is_cut_in_stdout_and_stderr_together() {
-        let v = json!({"id": 7, "command": "sh", "status": "ok",
+        let v = ans(json!({"id": 7, "command": "sh", "status": "ok",
                        "d": {"exestatus": "ok", "result": b64(300_000, b'x'), "stderr": b64(60_000, b'e'),
-                             "stdoutTruncated": false, "stderrTruncated": false, "code": 0}});
-        let f = fit("dma/resp/cmd", v);
-        let n = serde_json::to_vec(&f).unwrap().len();
+                             "stdoutTruncated": false, "stderrTruncated": false, "code": 0}}));
+        let f = fit_answer("dma/resp/cmd", v);
+        let n = len(&f);
         assert!(fits("dma/resp/cmd", n), "{n}");
         assert!(n > MAX_PACKET - 1024, "uses the room it has: {n}");
-        assert_eq!(f["id"], 7);
-        assert_eq!(f["d"]["stdoutTruncated"], true);
-        assert_eq!(f["d"]["stderrTruncated"], false, "stderr is small enough to keep whole");
+        assert_eq!(f.id.text(), "7");
+        assert_eq!(f.d["stdoutTruncated"], true);
+        assert_eq!(f.d["stderrTruncated"], false, "stderr is small enough to keep whole");
         let e = base64::engine::general_purpose::STANDARD;
-        let out = e.decode(f["d"]["result"].as_str().unwrap()).expect("still base64");
+        let out = e.decode(f.d["result"].as_str().unwrap()).expect("still base64");
         assert!(out.iter().all(|&b| b == b'x') && out.len() > 100_000);
-        assert_eq!(e.decode(f["d"]["stderr"].as_str().unwrap()).unwrap().len(), 60_000);
+        assert_eq!(e.decode(f.d["stderr"].as_str().unwrap()).unwrap().len(), 60_000);
         // Both large: both cut.
-        let v = json!({"command": "sh", "d": {"exestatus": "ok", "result": b64(300_000, b'x'), "stderr": b64(300_000, b'y')}});
-        let f = fit("dma/resp/cmd", v);
-        assert!(fits("dma/resp/cmd", serde_json::to_vec(&f).unwrap().len()));
-        assert_eq!((f["d"]["stdoutTruncated"].as_bool(), f["d"]["stderrTruncated"].as_bool()), (Some(true), Some(true)));
+        let v = ans(json!({"id": 8, "command": "sh", "d": {"exestatus": "ok", "result": b64(300_000, b'x'), "stderr": b64(300_000, b'y')}}));
+        let f = fit_answer("dma/resp/cmd", v);
+        assert!(fits("dma/resp/cmd", len(&f)));
+        assert_eq!((f.d["stdoutTruncated"].as_bool(), f.d["stderrTruncated"].as_bool()), (Some(true), Some(true)));
     }
 
     #[test]
     fn other_messages_are_cut_and_flagged() {
         let rows: Vec<Value> = (0..20_000).map(|i| json!({"n": i, "text": "some sms text"})).collect();
-        let a = json!({"id": "x", "command": "goip", "d": {"exestatus": "ok", "status": "ok", "result": rows}});
-        let f = fit("dma/resp/cmd", a);
-        assert!(fits("dma/resp/cmd", serde_json::to_vec(&f).unwrap().len()));
-        assert_eq!(f["d"]["truncated"], true);
-        assert_eq!(f["id"], "x");
-        assert!(f["d"]["result"].as_array().unwrap().len() > 1000, "keeps what fits");
+        let a = ans(json!({"id": "x", "command": "goip", "d": {"exestatus": "ok", "status": "ok", "result": rows}}));
+        let f = fit_answer("dma/resp/cmd", a);
+        assert!(fits("dma/resp/cmd", len(&f)));
+        assert_eq!(f.d["truncated"], true);
+        assert_eq!(f.id.text(), r#""x""#);
+        assert!(f.d["result"].as_array().unwrap().len() > 1000, "keeps what fits");
         let ev = json!({"sn": "S", "eid": 4, "type": "sms-received", "text": "é\"".repeat(200_000)});
         let f = fit_to(ev, 10_000);
         assert!(serde_json::to_vec(&f).unwrap().len() <= 10_000);
@@ -248,5 +298,29 @@ mod tests {
         let f = fit("dma/periph", p);
         assert!(fits("dma/periph", serde_json::to_vec(&f).unwrap().len()));
         assert_eq!(f["msg"]["b"], json!([1, 2, 3]));
+    }
+}
+
+#[cfg(test)]
+mod answer_tests {
+    use super::*;
+
+    /// An id beyond 64 bits survives the cut, and names too large for any
+    /// packet give way to the smallest form.
+    #[test]
+    fn the_id_survives_every_cut() {
+        let id = dma_wire::Id::from_text("1000000000000000000000000000000").unwrap();
+        let o = Map::new();
+        let huge = "x".repeat(400_000);
+        let a = Answer::new(
+            dma_wire::answer::To { sn: "S", id: &id, from: &huge, command: "goip", method: "get" },
+            dma_wire::answer::Outcome { executed: true, ok: true, msg: "", result: &Value::String(huge.clone()), extra: &o },
+            1,
+        );
+        let f = fit_answer("dma/resp/cmd", a);
+        let text = f.to_text();
+        assert!(fits("dma/resp/cmd", text.len()));
+        assert!(text.starts_with(r#"{"id":1000000000000000000000000000000,"sn":"S","command":"goip""#), "{}", &text[..200.min(text.len())]);
+        assert_eq!(f.d.get("truncated"), Some(&Value::Bool(true)));
     }
 }

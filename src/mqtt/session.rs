@@ -130,7 +130,7 @@ impl Session {
     /// agent can build everything that handles commands first and no
     /// command delivered right after connecting finds nobody to take it.
     pub fn create(cfg: &AgentConfig) -> Result<Session, String> {
-        let topics = Topics::new(&cfg.prefix, &cfg.sn, cfg.topic_layout);
+        let topics = super::topics::for_agent(&cfg.prefix, &cfg.sn, cfg.topic_layout);
         let opts = build_options(cfg, &topics)?;
         let (client, mut connection) = Client::new(opts, REQUEST_CAP);
         // TCP_NODELAY: an answer is one small packet; with Nagle it waited

@@ -169,7 +169,7 @@ pub fn handle(ctx: &Ctx, cmd: &Command) -> Outcome {
     let mut req = SendSms::default();
     if let Some(s) = &shared {
         let numbers: Vec<String> = task.to.split(',').map(String::from).collect();
-        if let Err(e) = s.ingest.remember_task(&dev.name, tid, &cmd.id, &numbers) {
+        if let Err(e) = s.ingest.remember_task(&dev.name, tid, &cmd.id_value(), &numbers) {
             return Outcome::err(format!("sms: cannot record the task: {e}"));
         }
         if let Some(url) = s.url_for(&dev.name) {

@@ -26,8 +26,9 @@ pub struct Policy<'a> {
 #[derive(Debug)]
 pub struct Admitted {
     pub kid: String,
-    /// The inner command, parsed once from the signed bytes.
-    pub inner: Value,
+    /// The inner command: the signed bytes, parsed by the envelope rules
+    /// (kept as bytes so the id is echoed exactly as signed).
+    pub inner: Vec<u8>,
     pub publish_time: u64,
     /// The journal key of its id (None: the id is invalid; v1 parsing refuses it).
     pub id_key: Option<String>,
@@ -97,7 +98,7 @@ pub fn admit(payload: &[u8], p: &Policy, guard: &ReplayGuard) -> Result<Option<A
             return Err(refuse(Reason::Stale, inner, format!("stale: signed {}s in the future (clock skew over {FUTURE_SKEW}s); not run", pt - now)));
         }
     }
-    let id_key = obj.get("id").and_then(envelope::id_key);
+    let id_key = dma_wire::command::head(inner).id.key();
     let mut seen = None;
     if let Some(k) = &id_key {
         match guard.check(&signed.kid, k, pt) {
@@ -108,5 +109,5 @@ pub fn admit(payload: &[u8], p: &Policy, guard: &ReplayGuard) -> Result<Option<A
             Verdict::New => {}
         }
     }
-    Ok(Some(Admitted { kid: signed.kid, inner: obj, publish_time: pt, id_key, seen }))
+    Ok(Some(Admitted { kid: signed.kid, inner: inner.to_vec(), publish_time: pt, id_key, seen }))
 }

@@ -32,7 +32,7 @@ pub fn can_match_cmd(filter: &str, prefix: &str) -> bool {
 
 /// A command topic (`{prefix}/cmd/…`).
 pub fn is_cmd(topic: &str, prefix: &str) -> bool {
-    topic.strip_prefix(prefix).and_then(|r| r.strip_prefix("/cmd/")).is_some()
+    dma_wire::topics::is_cmd(topic, prefix)
 }
 
 pub fn matches(filter: &str, topic: &str) -> bool {

@@ -77,10 +77,10 @@ impl Shared {
     /// The devices' topics: per-device (`{p}/sys/+`, …, PROTOCOL.md v2) and
     /// the shared v1 ones, still taken from devices not seen per-device.
     fn agent_topics(&self) -> Vec<String> {
+        use dma_wire::topics::{filters, state, DEVICE_KINDS};
         let p = &self.cfg.broker.prefix;
-        const PER_DEVICE: [&str; 7] = ["state/+", "sys/+", "procs/+", "versions/+", "periph/+", "event/+", "resp/cmd/+"];
-        const SHARED: [&str; 6] = ["sys", "procs", "versions", "periph", "event", "resp/cmd"];
-        PER_DEVICE.iter().chain(SHARED.iter()).map(|t| self.shared_filter(&format!("{p}/{t}"))).collect()
+        // Each kind in both layouts ([shared, per-device]); the state topic is per device in both.
+        std::iter::once(state(p, "+")).chain(DEVICE_KINDS.iter().flat_map(|k| filters(p, k, None))).map(|t| self.shared_filter(&t)).collect()
     }
 
     /// Make sure the session subscribes to every route's topic.

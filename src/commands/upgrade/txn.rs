@@ -56,7 +56,7 @@ pub fn write_request(state_dir: &str, cmd: &Command) -> Result<(), String> {
     for f in ["decide", "commit", "rollback", "result", "phase"] {
         let _ = std::fs::remove_file(d.join(f));
     }
-    let req = json!({"v": FORMAT, "key": cmd.key, "id": cmd.id, "by": cmd.from, "command": cmd.command,
+    let req = json!({"v": FORMAT, "key": cmd.key, "id": cmd.id.to_value(), "idText": cmd.id.text(), "by": cmd.from, "command": cmd.command,
                      "method": cmd.method, "from": crate::telemetry::versions::agent_version(),
                      "from_package": package_version()});
     crate::durable::write_atomic(&d.join("request.json"), req.to_string().as_bytes()).map_err(|e| format!("cannot write the upgrade request: {e}"))
@@ -153,7 +153,11 @@ fn settle(ctx: &Ctx, d: &Path, publish: bool) {
     };
     let text = |k: &str| req.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
     let key = text("key");
-    let id = req.get("id").cloned().unwrap_or(Value::Null);
+    // `idText`: the id as received (an agent before dma-wire wrote `id` only).
+    let id = match req.get("idText").and_then(Value::as_str).map(dma_wire::Id::from_text) {
+        Some(Ok(id)) => id,
+        _ => dma_wire::Id::from_value(req.get("id").unwrap_or(&Value::Null)),
+    };
     let version = crate::telemetry::versions::agent_version();
     let outcome = if d.join("rollback").exists() {
         let reason = read_small(&d.join("result")).map(|s| s.trim().to_string()).unwrap_or_else(|| "rolled back".into());
@@ -164,7 +168,7 @@ fn settle(ctx: &Ctx, d: &Path, publish: bool) {
                            "from": req.get("from"), "from_package": req.get("from_package")}))
     };
     let ok = outcome.ok;
-    let answer = crate::mqtt::fit::fit(&ctx.publisher.topics.resp,
+    let answer = crate::mqtt::fit::fit_answer(&ctx.publisher.topics.resp,
         envelope::answer(&ctx.sn(), &id, &text("by"), &text("command"), &text("method"), &outcome));
     // Interrupted: a rolled-back upgrade is not run again by a redelivery
     // (it gets this answer); the operator sends a new command.

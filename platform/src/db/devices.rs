@@ -255,5 +255,8 @@ mod tests {
         }
         assert_eq!(db.periph_page(1, 1000, Some("A1")).unwrap().0, MAX_PERIPHERALS);
         assert_eq!(db.devices_count().unwrap(), (0, 2, 2));
+        let (total, list) = db.devices_page(2, 1, None).unwrap();
+        assert_eq!((total, list.len(), list[0]["sn"].as_str()), (2, 1, Some("B2")), "one a page: page 2 is the second serial");
+        assert_eq!(db.devices_page(3, 1, None).unwrap().1.len(), 0, "past the end: empty");
     }
 }

@@ -327,13 +327,17 @@ mod tests {
         old.execute_batch("CREATE TABLE devices (sn TEXT PRIMARY KEY, online INTEGER NOT NULL DEFAULT 0); INSERT INTO devices (sn) VALUES ('OLD1');").unwrap();
         drop(old);
         let db = Sqlite::open(path.to_str().unwrap()).unwrap();
+        assert_eq!(db.devices_count().unwrap(), (0, 1, 1), "the kept counts are filled from the rows there");
+        db.with(|c| c.execute_batch("INSERT INTO devices (sn, online) VALUES ('NEW1', 1); UPDATE devices SET online = 1 WHERE sn = 'OLD1'; UPDATE devices SET online = 0 WHERE sn = 'OLD1';")).unwrap();
+        assert_eq!(db.devices_count().unwrap(), (1, 1, 2), "kept by the triggers");
         assert!(!db.device_per_device("OLD1").unwrap());
         assert!(db.device_mark_per_device("OLD1").unwrap());
         assert!(db.device_per_device("OLD1").unwrap());
         drop(db);
-        // Opening again changes nothing (the columns are there).
+        // Opening again changes nothing (the columns and counts are there).
         let db = Sqlite::open(path.to_str().unwrap()).unwrap();
         assert!(db.device_per_device("OLD1").unwrap());
+        assert_eq!(db.devices_count().unwrap(), (1, 1, 2));
         drop(db);
         let _ = std::fs::remove_file(&path);
     }

@@ -217,6 +217,9 @@ fn get_cmd(c: &mut impl GenericClient, id: u64, lock: bool) -> R<Option<Cmd>> {
     c.query_opt(&sql, &[&(id as i64)])?.map(|r| cmd(&r)).transpose()
 }
 
+/// An answer to write: (command id, response, reason).
+type AnswerRow<'a> = (i64, &'a str, &'a str);
+
 /// One answer inside a transaction (`command_answer`).
 fn answer_in(c: &mut postgres::Transaction, a: &Answer, now: i64, retry_delay: i64) -> R<Answered> {
     let Answer { id, sn, ok, reason, response } = *a;
@@ -563,7 +566,8 @@ impl Pg {
         self.tx(|c| {
             let rows = c.query(&format!("SELECT {COLS} FROM commands WHERE id = ANY($1::BIGINT[]) ORDER BY id FOR UPDATE"), &[&ids])?;
             let cmds: std::collections::HashMap<u64, Cmd> = all(rows, cmd)?.into_iter().map(|c| (c.id, c)).collect();
-            let (mut ok, mut retry, mut fail): (Vec<(i64, &str, &str)>, Vec<(i64, &str, &str)>, Vec<(i64, &str, &str)>) = Default::default();
+            // (id, response, reason) of the answers of each outcome.
+            let (mut ok, mut retry, mut fail): (Vec<AnswerRow>, Vec<AnswerRow>, Vec<AnswerRow>) = Default::default();
             let mut out = Vec::with_capacity(answers.len());
             for a in answers {
                 let Some(cm) = cmds.get(&a.id) else {
@@ -586,7 +590,7 @@ impl Pg {
                     out.push(Answered::Done(super::commands::FAILED));
                 }
             }
-            let cols = |v: &[(i64, &str, &str)]| -> (Vec<i64>, Vec<String>, Vec<String>) {
+            let cols = |v: &[AnswerRow]| -> (Vec<i64>, Vec<String>, Vec<String>) {
                 (v.iter().map(|r| r.0).collect(), v.iter().map(|r| r.1.to_string()).collect(), v.iter().map(|r| r.2.to_string()).collect())
             };
             let batches = [

@@ -209,6 +209,11 @@ fn run() -> Result<(), String> {
                         d["list"].as_array().map(|l| l.iter().map(|v| (v["sn"].as_str().unwrap_or("").to_string(), true, v["sys"].as_str().unwrap_or("").to_string())).collect()).unwrap_or_default()
                     })
                 };
+                if n > 30_000 {
+                    // A page every 50 ms is resolution enough; polling flat out
+                    // (150 calls/s once reads got fast) loaded the machine.
+                    std::thread::sleep(Duration::from_millis(50));
+                }
                 let Ok(all) = all else { continue };
                 let seen = now_ms();
                 sw.fetch_add(1, Ordering::Relaxed);
@@ -220,6 +225,23 @@ fn run() -> Result<(), String> {
                     }
                     *prev = pt;
                 }
+            }
+        })
+    };
+    // The backlog and RSS over the steady load (a soak: neither may grow):
+    // the telemetry queue's `waiting` and the platform's RSS every 5 s.
+    let trend: Arc<Mutex<Vec<(f64, u64, u64)>>> = Arc::default();
+    let trend_run = Arc::new(AtomicBool::new(true));
+    let trender = {
+        let (api, tr, r) = (api.clone(), trend.clone(), trend_run.clone());
+        std::thread::spawn(move || {
+            let t0 = Instant::now();
+            while r.load(Ordering::Relaxed) {
+                if let Ok((f, _)) = api.get("platform/ingest") {
+                    let waiting = f["telemetry"]["waiting"].as_u64().unwrap_or(0);
+                    tr.lock().unwrap_or_else(|p| p.into_inner()).push((t0.elapsed().as_secs_f64(), waiting, rss_kib(pid)));
+                }
+                std::thread::sleep(Duration::from_secs(5));
             }
         })
     };
@@ -248,7 +270,9 @@ fn run() -> Result<(), String> {
     let left = Duration::from_secs(a.steady).saturating_sub(steady_start.elapsed());
     std::thread::sleep(left);
 
-    // 4. The marker burst, on top of the steady load.
+    // 4. The marker burst, on top of the steady load (the trend ends before it).
+    trend_run.store(false, Ordering::Relaxed);
+    let _ = trender.join();
     let mark = now_ms() as u64;
     floor.watch(mark);
     let t_m = now_ms();
@@ -283,6 +307,14 @@ fn run() -> Result<(), String> {
     }
     let mut lag = lags.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let offered = 2.0 * n as f64 / a.period as f64;
+    // Backlog and RSS in the first and the second half of the steady load.
+    let tr = trend.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let half = tr.last().map_or(0.0, |l| l.0 / 2.0);
+    let part = |second: bool| {
+        let v: Vec<&(f64, u64, u64)> = tr.iter().filter(|s| (s.0 >= half) == second).collect();
+        json!({"samples": v.len(), "waiting_max": v.iter().map(|s| s.1).max(), "rss_max_mib": v.iter().map(|s| s.2).max().map(|k| k as f64 / 1024.0)})
+    };
+    let trend_json = json!({"every_s": 5, "first_half": part(false), "second_half": part(true), "waiting_last": tr.last().map(|s| s.1)});
     let result = json!({
         "devices": n, "db": if a.db == "sqlite" { "sqlite" } else { "postgresql" }, "connections": a.conns, "period_s": a.period,
         "offered_msg_s": offered, "steady_s": a.steady, "time": now_ms() / 1000,
@@ -291,6 +323,7 @@ fn run() -> Result<(), String> {
         "command": {"targets": a.targets, "post_s": post_s, "all_state2_s": cmd_s, "states": states},
         "marker": {"platform_s": plat_s, "platform_msg_s": plat_s.map(|s| n as f64 / s), "floor_s": floor_s, "floor_msg_s": floor_s.map(|s| n as f64 / s.max(0.001)),
                    "ratio": match (plat_s, floor_s) { (Some(p), Some(f)) => Some(f.max(0.001) / p), _ => None }},
+        "steady_trend": trend_json, "machine": "2 cores shared with other builds and tests while this ran (figures are not from an idle machine)",
         "rest": rest, "rss_max_mib": rss_max.load(Ordering::Relaxed) as f64 / 1024.0, "ingest": figures,
     });
     println!("{}", serde_json::to_string_pretty(&result).unwrap_or_default());

@@ -231,13 +231,20 @@ impl Sqlite {
         })
     }
 
-    /// Newest first; `from`/`sn` filter.
+    /// Newest first; `from`/`sn` filter. The WHERE names only the filters
+    /// given, so SQLite uses the `sn`/`origin` index (`?1 IS NULL OR …`
+    /// made it scan the whole table on every call).
     pub fn commands_page(&self, page: i64, limit: i64, origin: Option<&str>, sn: Option<&str>) -> Result<(i64, Vec<Cmd>), String> {
         self.read(|c| {
-            let w = "(?1 IS NULL OR origin = ?1) AND (?2 IS NULL OR sn = ?2)";
-            let total: i64 = c.query_row(&format!("SELECT COUNT(*) FROM commands WHERE {w}"), params![origin, sn], |r| r.get(0))?;
-            let mut st = c.prepare(&format!("SELECT {COLS} FROM commands WHERE {w} ORDER BY id DESC LIMIT ?3 OFFSET ?4"))?;
-            let list = st.query_map(params![origin, sn, limit, (page - 1) * limit], row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+            let w = match (origin.is_some(), sn.is_some()) {
+                (true, true) => "origin = ?1 AND sn = ?2",
+                (true, false) => "origin = ?1 AND ?2 IS NULL",
+                (false, true) => "?1 IS NULL AND sn = ?2",
+                (false, false) => "?1 IS NULL AND ?2 IS NULL",
+            };
+            let total: i64 = c.prepare_cached(&format!("SELECT COUNT(*) FROM commands WHERE {w}"))?.query_row(params![origin, sn], |r| r.get(0))?;
+            let mut st = c.prepare_cached(&format!("SELECT {COLS} FROM commands WHERE {w} ORDER BY id DESC LIMIT ?3 OFFSET ?4"))?;
+            let list = st.query_map(params![origin, sn, limit, (page - 1).saturating_mul(limit)], row)?.collect::<rusqlite::Result<Vec<_>>>()?;
             Ok((total, list))
         })
     }

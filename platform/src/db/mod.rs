@@ -30,11 +30,18 @@ use std::time::Duration;
 /// The SQLite backend.
 pub struct Sqlite {
     conn: Mutex<Connection>,
-    /// A second connection for the API's list reads (WAL: they see the last
-    /// commit while a telemetry batch is being written, instead of waiting
-    /// for it). None for an in-memory database (a second one would be empty).
-    reader: Option<Mutex<Connection>>,
+    /// Read-only connections for the API's reads and the login check (WAL:
+    /// they see the last commit while a telemetry batch is being written,
+    /// instead of waiting for it; several, so concurrent requests do not
+    /// queue behind one). Empty for an in-memory database (another
+    /// connection would see an empty one).
+    readers: Vec<Mutex<Connection>>,
+    /// The reader tried first when all are busy (round robin).
+    next_reader: std::sync::atomic::AtomicUsize,
 }
+
+/// Read-only connections per instance.
+const READERS: usize = 3;
 
 pub enum Db {
     Sqlite(Sqlite),
@@ -216,6 +223,22 @@ CREATE TABLE IF NOT EXISTS sessions (
 );
 ";
 
+/// The device counts kept by triggers in the database (so every instance
+/// sharing the file sees the same): the count endpoint, the device list's
+/// total and the table's bound read one row instead of counting 100,000.
+/// Telemetry never sets `online`, so its UPDATEs fire nothing. Made (and
+/// filled from a count, once) inside one write transaction at open.
+const COUNTS: &str = "
+CREATE TABLE IF NOT EXISTS device_counts (id INTEGER PRIMARY KEY CHECK (id = 1), total INTEGER NOT NULL, online INTEGER NOT NULL);
+INSERT OR IGNORE INTO device_counts (id, total, online) SELECT 1, COUNT(*), COALESCE(SUM(online), 0) FROM devices;
+CREATE TRIGGER IF NOT EXISTS device_counts_ins AFTER INSERT ON devices BEGIN
+    UPDATE device_counts SET total = total + 1, online = online + NEW.online WHERE id = 1; END;
+CREATE TRIGGER IF NOT EXISTS device_counts_del AFTER DELETE ON devices BEGIN
+    UPDATE device_counts SET total = total - 1, online = online - OLD.online WHERE id = 1; END;
+CREATE TRIGGER IF NOT EXISTS device_counts_upd AFTER UPDATE OF online ON devices WHEN OLD.online != NEW.online BEGIN
+    UPDATE device_counts SET online = online + NEW.online - OLD.online WHERE id = 1; END;
+";
+
 /// Columns added since the first schema: added to an older database file.
 const ADDED_COLUMNS: [(&str, &str, &str); 2] = [
     // Seen on its per-device topics (docs/PROTOCOL.md "What the platform believes").
@@ -244,15 +267,17 @@ impl Sqlite {
         conn.execute_batch(SCHEMA).map_err(|e| format!("database {path}: schema: {e}"))?;
         migrate(&conn).map_err(|e| format!("database {path}: schema: {e}"))?;
         redact::migrate(&conn).map_err(|e| format!("database {path}: schema: {e}"))?;
-        let reader = if path == ":memory:" || path.is_empty() {
-            None
-        } else {
-            let r = Connection::open(path).map_err(|e| format!("database {path}: {e}"))?;
-            r.busy_timeout(Duration::from_secs(10)).map_err(|e| format!("database {path}: {e}"))?;
-            r.pragma_update(None, "query_only", "ON").map_err(|e| format!("database {path}: {e}"))?;
-            Some(Mutex::new(r))
-        };
-        Ok(Sqlite { conn: Mutex::new(conn), reader })
+        conn.execute_batch(&format!("BEGIN IMMEDIATE; {COUNTS} COMMIT;")).map_err(|e| format!("database {path}: schema: {e}"))?;
+        let mut readers = Vec::new();
+        if path != ":memory:" && !path.is_empty() {
+            for _ in 0..READERS {
+                let r = Connection::open(path).map_err(|e| format!("database {path}: {e}"))?;
+                r.busy_timeout(Duration::from_secs(10)).map_err(|e| format!("database {path}: {e}"))?;
+                r.pragma_update(None, "query_only", "ON").map_err(|e| format!("database {path}: {e}"))?;
+                readers.push(Mutex::new(r));
+            }
+        }
+        Ok(Sqlite { conn: Mutex::new(conn), readers, next_reader: std::sync::atomic::AtomicUsize::new(0) })
     }
 
     /// Run `f` on the connection (errors become strings for the caller).
@@ -261,15 +286,23 @@ impl Sqlite {
         f(&c).map_err(|e| format!("database: {e}"))
     }
 
-    /// A read-only query on the reader connection (else as `with`).
+    /// A read-only query on a reader connection: a free one, else the next
+    /// in turn (else, in memory, as `with`).
     pub fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, String> {
-        match &self.reader {
-            Some(r) => {
-                let c = r.lock().unwrap_or_else(|p| p.into_inner());
-                f(&c).map_err(|e| format!("database: {e}"))
-            }
-            None => self.with(f),
+        if self.readers.is_empty() {
+            return self.with(f);
         }
+        let c = match self.readers.iter().find_map(|m| m.try_lock().ok()) {
+            Some(c) => c,
+            None => {
+                let k = self.next_reader.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % self.readers.len();
+                match self.readers.get(k) {
+                    Some(m) => m.lock().unwrap_or_else(|p| p.into_inner()),
+                    None => return self.with(f),
+                }
+            }
+        };
+        f(&c).map_err(|e| format!("database: {e}"))
     }
 
     /// Like `with`, inside one transaction.
@@ -294,13 +327,17 @@ mod tests {
         old.execute_batch("CREATE TABLE devices (sn TEXT PRIMARY KEY, online INTEGER NOT NULL DEFAULT 0); INSERT INTO devices (sn) VALUES ('OLD1');").unwrap();
         drop(old);
         let db = Sqlite::open(path.to_str().unwrap()).unwrap();
+        assert_eq!(db.devices_count().unwrap(), (0, 1, 1), "the kept counts are filled from the rows there");
+        db.with(|c| c.execute_batch("INSERT INTO devices (sn, online) VALUES ('NEW1', 1); UPDATE devices SET online = 1 WHERE sn = 'OLD1'; UPDATE devices SET online = 0 WHERE sn = 'OLD1';")).unwrap();
+        assert_eq!(db.devices_count().unwrap(), (1, 1, 2), "kept by the triggers");
         assert!(!db.device_per_device("OLD1").unwrap());
         assert!(db.device_mark_per_device("OLD1").unwrap());
         assert!(db.device_per_device("OLD1").unwrap());
         drop(db);
-        // Opening again changes nothing (the columns are there).
+        // Opening again changes nothing (the columns and counts are there).
         let db = Sqlite::open(path.to_str().unwrap()).unwrap();
         assert!(db.device_per_device("OLD1").unwrap());
+        assert_eq!(db.devices_count().unwrap(), (1, 1, 2));
         drop(db);
         let _ = std::fs::remove_file(&path);
     }

@@ -1,11 +1,13 @@
 //! PostgreSQL side of `batch.rs`: each report kind of a batch is one
-//! multi-row `UPDATE … FROM unnest(…)`; the few devices without a row get
-//! one (one by one, while the table has room) and their row written after.
+//! multi-row `UPDATE … FROM unnest(…)`; the devices without a row get one
+//! in one multi-row INSERT (while the kept count is under the bound) and
+//! their rows written by a second multi-row UPDATE. States (births of a
+//! fleet) the same way: a handful of statements per batch, not per device.
 
-use super::batch::{report_sql, ReportRow, StateRow};
+use super::batch::{ReportRow, StateRow};
 use super::devices::Report;
-use super::pg::{ensure, Pg};
-use std::collections::HashSet;
+use super::pg::{ensure_many, Pg};
+use std::collections::{HashMap, HashSet};
 
 fn multi_sql(kind: Report) -> &'static str {
     match kind {
@@ -18,31 +20,78 @@ fn multi_sql(kind: Report) -> &'static str {
     }
 }
 
-/// `?N` placeholders as PostgreSQL's `$N`.
-fn dollars(sql: &str) -> String {
-    sql.replace('?', "$")
+/// The rows in rounds, each naming a device at most once, a device's rows
+/// in their order (a birth and then a will of one device in one batch).
+fn rounds(rows: &[StateRow]) -> Vec<Vec<usize>> {
+    let mut out: Vec<Vec<usize>> = Vec::new();
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for (k, r) in rows.iter().enumerate() {
+        let round = seen.get(r.sn.as_str()).map_or(0, |n| n + 1);
+        seen.insert(&r.sn, round);
+        if out.len() <= round {
+            out.push(Vec::new());
+        }
+        if let Some(v) = out.get_mut(round) {
+            v.push(k);
+        }
+    }
+    out
+}
+
+/// The serials a multi-row statement returned (`RETURNING sn`), counted.
+fn returned(rows: Vec<postgres::Row>) -> HashMap<String, usize> {
+    let mut m = HashMap::new();
+    for r in rows {
+        if let Ok(sn) = r.try_get::<_, String>(0) {
+            *m.entry(sn).or_insert(0) += 1;
+        }
+    }
+    m
 }
 
 impl Pg {
     pub fn devices_state_many(&self, rows: &[StateRow]) -> Result<Vec<(bool, usize)>, String> {
         self.tx(|c| {
-            let mut out = Vec::with_capacity(rows.len());
-            for r in rows {
-                if !ensure(c, &r.sn)? {
-                    out.push((false, 0));
-                    continue;
-                }
-                if r.online {
-                    let changed = c.execute("UPDATE devices SET online = 1, online_time = $2 WHERE sn = $1 AND online = 0", &[&r.sn, &r.now])? == 1;
+            let sns: Vec<String> = rows.iter().map(|r| r.sn.clone()).collect();
+            let known = ensure_many(c, &sns)?;
+            let mut out = vec![(false, 0); rows.len()];
+            for round in rounds(rows) {
+                let (on, off): (Vec<usize>, Vec<usize>) = round.into_iter().filter(|k| rows.get(*k).is_some_and(|r| known.contains(&r.sn))).partition(|k| rows.get(*k).is_some_and(|r| r.online));
+                let pick = |ks: &[usize]| -> Vec<&StateRow> { ks.iter().filter_map(|k| rows.get(*k)).collect() };
+                let (on_rows, off_rows) = (pick(&on), pick(&off));
+                let (mut changed, mut woken) = (HashMap::new(), HashMap::new());
+                if !on_rows.is_empty() {
+                    let sn: Vec<&str> = on_rows.iter().map(|r| r.sn.as_str()).collect();
+                    let now: Vec<i64> = on_rows.iter().map(|r| r.now).collect();
+                    let boot: Vec<Option<i64>> = on_rows.iter().map(|r| r.boot_time).collect();
+                    let ver: Vec<Option<&str>> = on_rows.iter().map(|r| r.ver.as_deref()).collect();
+                    let signed: Vec<Option<i64>> = on_rows.iter().map(|r| r.signed.map(i64::from)).collect();
+                    changed = returned(c.query(
+                        "UPDATE devices d SET online = 1, online_time = v.n FROM unnest($1::TEXT[], $2::BIGINT[]) AS v(sn, n) WHERE d.sn = v.sn AND d.online = 0 RETURNING d.sn",
+                        &[&sn, &now],
+                    )?);
                     c.execute(
-                        "UPDATE devices SET active_time = $2, boot_time = COALESCE($3::BIGINT, boot_time), ver = COALESCE($4::TEXT, ver), signed = $5::BIGINT WHERE sn = $1",
-                        &[&r.sn, &r.now, &r.boot_time, &r.ver, &r.signed.map(i64::from)],
+                        "UPDATE devices d SET active_time = v.n, boot_time = COALESCE(v.b, d.boot_time), ver = COALESCE(v.ver, d.ver), signed = v.sg \
+                         FROM unnest($1::TEXT[], $2::BIGINT[], $3::BIGINT[], $4::TEXT[], $5::BIGINT[]) AS v(sn, n, b, ver, sg) WHERE d.sn = v.sn",
+                        &[&sn, &now, &boot, &ver, &signed],
                     )?;
-                    let woken = c.execute("UPDATE commands SET next_at = $2 WHERE sn = $1 AND state = 0 AND next_at > $2", &[&r.sn, &r.now])? as usize;
-                    out.push((changed, woken));
-                } else {
-                    let changed = c.execute("UPDATE devices SET online = 0, offline_time = $2 WHERE sn = $1 AND online = 1", &[&r.sn, &r.now])? == 1;
-                    out.push((changed, 0));
+                    woken = returned(c.query(
+                        "UPDATE commands c SET next_at = v.n FROM unnest($1::TEXT[], $2::BIGINT[]) AS v(sn, n) WHERE c.sn = v.sn AND c.state = 0 AND c.next_at > v.n RETURNING c.sn",
+                        &[&sn, &now],
+                    )?);
+                }
+                if !off_rows.is_empty() {
+                    let sn: Vec<&str> = off_rows.iter().map(|r| r.sn.as_str()).collect();
+                    let now: Vec<i64> = off_rows.iter().map(|r| r.now).collect();
+                    changed.extend(returned(c.query(
+                        "UPDATE devices d SET online = 0, offline_time = v.n FROM unnest($1::TEXT[], $2::BIGINT[]) AS v(sn, n) WHERE d.sn = v.sn AND d.online = 1 RETURNING d.sn",
+                        &[&sn, &now],
+                    )?));
+                }
+                for k in on.iter().chain(off.iter()) {
+                    if let (Some(r), Some(slot)) = (rows.get(*k), out.get_mut(*k)) {
+                        *slot = (changed.contains_key(&r.sn), if r.online { woken.get(&r.sn).copied().unwrap_or(0) } else { 0 });
+                    }
                 }
             }
             Ok(out)
@@ -57,14 +106,21 @@ impl Pg {
                 if of.is_empty() {
                     continue;
                 }
-                let sns: Vec<String> = of.iter().map(|r| r.sn.clone()).collect();
-                let texts: Vec<String> = of.iter().map(|r| r.text.clone()).collect();
-                let nows: Vec<i64> = of.iter().map(|r| r.now).collect();
-                let done: HashSet<String> = c.query(multi_sql(kind), &[&sns, &texts, &nows])?.iter().filter_map(|r| r.try_get::<_, String>(0).ok()).collect();
+                let update = |c: &mut postgres::Transaction, of: &[&ReportRow]| -> Result<HashSet<String>, postgres::Error> {
+                    let sns: Vec<&str> = of.iter().map(|r| r.sn.as_str()).collect();
+                    let texts: Vec<&str> = of.iter().map(|r| r.text.as_str()).collect();
+                    let nows: Vec<i64> = of.iter().map(|r| r.now).collect();
+                    Ok(c.query(multi_sql(kind), &[&sns, &texts, &nows])?.iter().filter_map(|r| r.try_get::<_, String>(0).ok()).collect())
+                };
+                let done = update(c, &of)?;
                 n += done.len();
-                for r in of.iter().filter(|r| !done.contains(&r.sn)) {
-                    if ensure(c, &r.sn)? {
-                        n += c.execute(&dollars(report_sql(kind)), &[&r.sn, &r.text, &r.now])? as usize;
+                // Devices without a row: made in one statement, then written.
+                let missing: Vec<&ReportRow> = of.into_iter().filter(|r| !done.contains(&r.sn)).collect();
+                if !missing.is_empty() {
+                    let known = ensure_many(c, &missing.iter().map(|r| r.sn.clone()).collect::<Vec<_>>())?;
+                    let now_known: Vec<&ReportRow> = missing.into_iter().filter(|r| known.contains(&r.sn)).collect();
+                    if !now_known.is_empty() {
+                        n += update(c, &now_known)?.len();
                     }
                 }
             }
@@ -83,17 +139,16 @@ impl Pg {
     pub fn devices_mark_per_device_many(&self, sns: &[String]) -> Result<Vec<String>, String> {
         self.tx(|c| {
             let sns: Vec<String> = sns.to_vec();
-            let done: HashSet<String> =
+            let mut done: HashSet<String> =
                 c.query("UPDATE devices SET per_device = 1 WHERE sn = ANY($1::TEXT[]) RETURNING sn", &[&sns])?.iter().filter_map(|r| r.try_get::<_, String>(0).ok()).collect();
-            let mut marked: Vec<String> = Vec::with_capacity(sns.len());
-            for sn in &sns {
-                if done.contains(sn) {
-                    marked.push(sn.clone());
-                } else if ensure(c, sn)? && c.execute("UPDATE devices SET per_device = 1 WHERE sn = $1", &[sn])? == 1 {
-                    marked.push(sn.clone());
+            let missing: Vec<String> = sns.iter().filter(|sn| !done.contains(*sn)).cloned().collect();
+            if !missing.is_empty() {
+                let known: Vec<String> = ensure_many(c, &missing)?.into_iter().collect();
+                if !known.is_empty() {
+                    done.extend(c.query("UPDATE devices SET per_device = 1 WHERE sn = ANY($1::TEXT[]) RETURNING sn", &[&known])?.iter().filter_map(|r| r.try_get::<_, String>(0).ok()));
                 }
             }
-            Ok(marked)
+            Ok(sns.into_iter().filter(|sn| done.contains(sn)).collect())
         })
     }
 }

@@ -12,9 +12,12 @@ impl Sqlite {
         })
     }
 
-    /// The user of a live token.
+    /// The user of a live token. On a reader connection: every API call
+    /// asks this first, and must not wait for a telemetry batch being
+    /// written (a logout is committed before it is answered, so a reader
+    /// sees it at once).
     pub fn session_user(&self, digest: &str, now: i64) -> Result<Option<String>, String> {
-        self.with(|c| c.query_row("SELECT user FROM sessions WHERE digest = ?1 AND expires > ?2", params![digest, now], |r| r.get(0)).optional())
+        self.read(|c| c.query_row("SELECT user FROM sessions WHERE digest = ?1 AND expires > ?2", params![digest, now], |r| r.get(0)).optional())
     }
 
     /// Logout: the token stops working at once, on every instance.

@@ -177,7 +177,7 @@ impl Engine {
             return;
         }
         drop(q);
-        if publish_answer(&self.ctx, None, &envelope::answer_for_parse_error(&self.ctx.sn(), &head), false) {
+        if publish_answer(&self.ctx, None, &envelope::answer_for_parse_error(&self.ctx.sn(), &head)) {
             ack.ack();
         }
     }
@@ -201,7 +201,7 @@ impl Engine {
         for c in &queued {
             // No waiting for room at shutdown (procd's term_timeout): what is
             // not queued now goes out from the journal after the restart.
-            finish(&self.ctx, c, &Outcome::err("agent stopping; not started (a redelivery runs it)"), false);
+            finish(&self.ctx, c, &Outcome::err("agent stopping; not started (a redelivery runs it)"));
         }
         let Ok(mut s) = m.lock() else { return Vec::new() };
         while s.running > 0 && Instant::now() < deadline {
@@ -231,10 +231,10 @@ impl Engine {
                 &Outcome::err("interrupted: the agent stopped while this command ran; its effect is unknown, it is not run again"),
             );
             let journaled = self.ctx.journal.lock().map_err(|_| "poisoned".to_string()).and_then(|mut j| j.finish(&c.key, State::Interrupted, &a).map_err(|e| e.to_string()));
-            if let Err(e) = journaled {
+            if let Err(e) = &journaled {
                 log::error!("journal: {e}");
             }
-            publish_answer(&self.ctx, Some(&c.key), &a, false);
+            deliver(&self.ctx, &c.key, &a, journaled.is_ok());
         }
         left.into_iter().map(|c| c.key).collect()
     }
@@ -245,7 +245,7 @@ impl Engine {
 fn answer_refused(ctx: &Ctx, refused: &Mutex<VecDeque<Refusal>>) {
     loop {
         let Some(r) = refused.lock().unwrap_or_else(|p| p.into_inner()).pop_front() else { return };
-        if publish_answer(ctx, None, &envelope::answer_for_parse_error(&ctx.sn(), &r.head), true) {
+        if publish_answer(ctx, None, &envelope::answer_for_parse_error(&ctx.sn(), &r.head)) {
             r.ack.ack_waiting(ROOM_WAIT);
         }
     }
@@ -255,7 +255,7 @@ fn answer_refused(ctx: &Ctx, refused: &Mutex<VecDeque<Refusal>>) {
 /// was queued (if not, the command is left unacknowledged).
 fn reject_cmd(ctx: &Ctx, cmd: &Command, msg: &str) -> bool {
     count_rejected(ctx);
-    publish_answer(ctx, None, &answer_for(&ctx.sn(), cmd, &Outcome::err(msg)), true)
+    publish_answer(ctx, None, &answer_for(&ctx.sn(), cmd, &Outcome::err(msg)))
 }
 
 fn count_rejected(ctx: &Ctx) {
@@ -275,31 +275,22 @@ pub fn fitted_answer(ctx: &Ctx, cmd: &Command, o: &Outcome) -> Value {
 /// request queue (it fills in bursts, e.g. 60 commands answered "busy").
 const ROOM_WAIT: Duration = Duration::from_secs(10);
 
-/// Publish an answer; when it has a journal key, record its PUBACK. With
-/// `wait`, wait (bounded, while connected) for room in the request queue
-/// rather than drop it. Returns whether it was queued; a journalled
-/// answer that was not goes out after the next connect.
-fn publish_answer(ctx: &Ctx, key: Option<&str>, answer: &Value, wait: bool) -> bool {
-    let p = &ctx.publisher;
-    let deadline = Instant::now() + ROOM_WAIT;
-    loop {
-        match p.publish_json(&p.topics.resp, true, false, answer) {
-            Ok(Some(w)) => {
-                if let Some(k) = key {
-                    crate::agent::runtime::watch_ack(k.to_string(), w);
-                }
-                return true;
-            }
-            Ok(None) => return true,
-            Err(e) => {
-                if wait && p.is_connected() && Instant::now() < deadline {
-                    std::thread::sleep(Duration::from_millis(20));
-                    continue;
-                }
-                log::warn!("answer not queued ({e}); {}", if key.is_some() { "it is sent again after reconnect" } else { "the command stays unacknowledged" });
-                return false;
-            }
-        }
+/// Hand an answer that is not waiting in the journal to the outbox (a
+/// refusal, or a stored answer published again); with a journal key its
+/// PUBACK is recorded there. Never blocks. Returns whether the outbox took
+/// it (if not, the command is left unacknowledged: the broker delivers it
+/// again and it is answered then).
+fn publish_answer(ctx: &Ctx, key: Option<&str>, answer: &Value) -> bool {
+    ctx.outbox.send(key, answer)
+}
+
+/// An answer just journalled (`journaled`) leaves from the journal: the
+/// outbox is told. One the journal could not take goes through memory.
+fn deliver(ctx: &Ctx, key: &str, answer: &Value, journaled: bool) {
+    if journaled {
+        ctx.outbox.nudge();
+    } else {
+        publish_answer(ctx, Some(key), answer);
     }
 }
 
@@ -358,7 +349,7 @@ fn decide(ctx: &Arc<Ctx>, sched: &Arc<(Mutex<Sched>, Condvar)>, guard: &mut Repl
         Err(r) => {
             log::warn!("command refused: {}", r.head.msg);
             count_rejected(ctx);
-            return publish_answer(ctx, None, &envelope::answer_for_parse_error(&sn, &r.head), true);
+            return publish_answer(ctx, None, &envelope::answer_for_parse_error(&sn, &r.head));
         }
         Ok(None) => (envelope::parse(payload), None),
         Ok(Some(a)) => (envelope::from_value(a.inner), Some(SignedBy { kid: a.kid, publish_time: a.publish_time, seen: a.seen })),
@@ -368,7 +359,7 @@ fn decide(ctx: &Arc<Ctx>, sched: &Arc<(Mutex<Sched>, Condvar)>, guard: &mut Repl
         Err(e) => {
             log::warn!("bad command: {}", e.msg);
             count_rejected(ctx);
-            return publish_answer(ctx, None, &envelope::answer_for_parse_error(&sn, &e), true);
+            return publish_answer(ctx, None, &envelope::answer_for_parse_error(&sn, &e));
         }
     };
     cmd.signed_by = signed.as_ref().map(|s| s.kid.clone());
@@ -412,7 +403,7 @@ fn decide(ctx: &Arc<Ctx>, sched: &Arc<(Mutex<Sched>, Condvar)>, guard: &mut Repl
                     _ => fitted_answer(ctx, &cmd, &Outcome::err("interrupted: the agent stopped while this command ran; not run again")),
                 };
                 log::info!("command {} already done; answer published again", cmd.key);
-                publish_answer(ctx, Some(&cmd.key), &a, true);
+                publish_answer(ctx, Some(&cmd.key), &a);
                 return true;
             }
             State::Failed => {
@@ -489,7 +480,7 @@ fn schedule(ctx: &Arc<Ctx>, sched: &Arc<(Mutex<Sched>, Condvar)>, s: &mut Sched)
                 s.serial_busy = false;
             }
             s.live.remove(&failed.key);
-            finish(ctx, &failed, &Outcome::err(format!("cannot start a command thread: {e}")), false);
+            finish(ctx, &failed, &Outcome::err(format!("cannot start a command thread: {e}")));
             break;
         }
     }
@@ -501,7 +492,7 @@ fn run_one(ctx: Arc<Ctx>, sched: Arc<(Mutex<Sched>, Condvar)>, cmd: Command) {
     // Not after drain() gave up on it: its interrupted answer stands.
     let still_live = m.lock().map(|mut s| s.live.remove(&cmd.key).is_some()).unwrap_or(false);
     if still_live {
-        finish(&ctx, &cmd, &outcome, true);
+        finish(&ctx, &cmd, &outcome);
     }
     DONE.fetch_add(1, Ordering::Relaxed);
     if let Ok(mut s) = m.lock() {
@@ -517,37 +508,38 @@ fn run_one(ctx: Arc<Ctx>, sched: Arc<(Mutex<Sched>, Condvar)>, cmd: Command) {
     }
 }
 
-/// Journal the final state and publish the answer (`wait`: for room in the
-/// request queue, bounded; the journal sends it again after a reconnect anyway).
-fn finish(ctx: &Ctx, cmd: &Command, o: &Outcome, wait: bool) {
+/// Journal the final state; the outbox publishes the answer from there.
+fn finish(ctx: &Ctx, cmd: &Command, o: &Outcome) {
     if o.deferred {
         log::info!("command {} '{}': answer deferred", cmd.key, cmd.command);
         return;
     }
     // A command that answered before its effect (`answer_first`) stored
-    // that answer; it is final and was already published (its PUBACK is
-    // recorded by whoever saw it, never assumed).
-    let stored = if o.ok {
-        ctx.journal.lock().ok().and_then(|j| j.get(&cmd.key).and_then(|e| e.answer.clone().map(|a| (a, e.acked))))
-    } else {
-        None
+    // that answer; it is final and its PUBACK, if the outbox saw it
+    // already, stands (read under the same lock as the write: never lost).
+    let fresh = || fitted_answer(ctx, cmd, o);
+    let journaled = match ctx.journal.lock() {
+        Ok(mut j) => {
+            let stored = if o.ok { j.get(&cmd.key).and_then(|e| e.answer.clone().map(|a| (a, e.acked))) } else { None };
+            let (answer, was_acked) = stored.unwrap_or_else(|| (fresh(), false));
+            let state = if o.ok { State::Succeeded } else { State::Failed };
+            let r = j.finish(&cmd.key, state, &answer);
+            if let Err(e) = &r {
+                log::error!("journal: {e}");
+            }
+            if was_acked {
+                let _ = j.mark_acked(&cmd.key);
+            }
+            r.map_err(|_| answer)
+        }
+        Err(_) => Err(fresh()),
     };
-    let already_sent = stored.is_some();
-    let (answer, was_acked) = stored.unwrap_or_else(|| (fitted_answer(ctx, cmd, o), false));
-    let state = if o.ok { State::Succeeded } else { State::Failed };
-    if let Ok(mut j) = ctx.journal.lock() {
-        if let Err(e) = j.finish(&cmd.key, state, &answer) {
-            log::error!("journal: {e}");
-        }
-        if was_acked {
-            let _ = j.mark_acked(&cmd.key);
-        }
-    }
     if !o.ok && !o.msg.is_empty() {
         log::info!("command {} '{}': {}", cmd.key, cmd.command, o.msg);
     }
-    if !already_sent {
-        publish_answer(ctx, Some(&cmd.key), &answer, wait);
+    match journaled {
+        Ok(()) => ctx.outbox.nudge(),
+        Err(answer) => deliver(ctx, &cmd.key, &answer, false),
     }
 }
 

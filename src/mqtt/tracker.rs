@@ -20,11 +20,22 @@ const ACKED: u8 = 1;
 /// be; the owner must send it again.
 const LOST: u8 = 2;
 
+/// Rung once when a publish settles (acknowledged or lost): how the
+/// outbox learns of a PUBACK without watching.
+pub type Bell = Arc<dyn Fn() + Send + Sync>;
+
 /// Shared completion state of one publish.
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct Slot {
     state: Mutex<u8>,
     cv: Condvar,
+    bell: Option<Bell>,
+}
+
+impl std::fmt::Debug for Slot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Slot").field("state", &self.state).field("bell", &self.bell.is_some()).finish()
+    }
 }
 
 /// Waits for the PUBACK of one QoS 1 publish.
@@ -60,12 +71,17 @@ impl AckWaiter {
     }
 
     fn settle(&self, to: u8) {
+        let mut changed = false;
         if let Ok(mut g) = self.0.state.lock() {
             if *g == PENDING {
                 *g = to;
+                changed = true;
             }
         }
         self.0.cv.notify_all();
+        if let (true, Some(bell)) = (changed, &self.0.bell) {
+            bell();
+        }
     }
 
     fn complete(&self) {
@@ -92,11 +108,16 @@ impl AckTracker {
     /// order matches request order. `send` returns false when the publish
     /// was not queued.
     pub fn publish_with<F: FnOnce() -> bool>(&self, qos1: bool, send: F) -> Option<Option<AckWaiter>> {
+        self.publish_with_bell(qos1, None, send)
+    }
+
+    /// [`AckTracker::publish_with`], the waiter ringing `bell` when it settles.
+    pub fn publish_with_bell<F: FnOnce() -> bool>(&self, qos1: bool, bell: Option<Bell>, send: F) -> Option<Option<AckWaiter>> {
         let mut g = self.0.lock().ok()?;
         if !send() {
             return None;
         }
-        let w = qos1.then(|| AckWaiter(Arc::new(Slot::default())));
+        let w = qos1.then(|| AckWaiter(Arc::new(Slot { bell, ..Slot::default() })));
         g.queued.push_back(w.clone());
         Some(w)
     }

@@ -1,0 +1,121 @@
+//! The outbox's thread: runs the state machine (`state.rs`) over the
+//! sources (`source.rs`) and publishes what it says, through the session's
+//! publisher. It sleeps until the session, a store or a PUBACK wakes it;
+//! a timed wait only where a deadline is real: the resend of a publish
+//! with no PUBACK after [`RESEND_AFTER`], a publish the client's full
+//! request queue refused ([`ROOM_RETRY`]), and the bounded drain at stop.
+
+use super::source::{Answers, Events, Key, LaneSource, Source, Topic, TrialBirth};
+use super::state::{OutboxState, PubId};
+use crate::agent::Ctx;
+use crate::commands::upgrade::txn;
+use crate::mqtt::tracker::Bell;
+use crate::mqtt::AckWaiter;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// A publish with no PUBACK this long while connected is sent again.
+pub const RESEND_AFTER: Duration = Duration::from_secs(60);
+/// At a clean stop, how long publishes in flight may wait for their PUBACK
+/// (so a restart does not send them again).
+const STOP_DRAIN: Duration = Duration::from_secs(2);
+/// After the client's request queue refused a publish (full while a burst
+/// leaves): the next try.
+const ROOM_RETRY: Duration = Duration::from_millis(100);
+
+/// Start the thread. `birth` makes the birth message (sent again, watched,
+/// while a new version is on trial).
+pub fn start(ctx: Arc<Ctx>, birth: Box<dyn Fn() -> Vec<u8> + Send>) -> std::io::Result<JoinHandle<()>> {
+    crate::stack::spawn("outbox".into(), move || run(&ctx, &*birth))
+}
+
+fn run(ctx: &Ctx, birth: &dyn Fn() -> Vec<u8>) {
+    let ob = ctx.outbox.clone();
+    let p = ctx.publisher.clone();
+    let bell: Bell = {
+        let ob = ob.clone();
+        Arc::new(move || ob.ring())
+    };
+    let active = txn::on_trial;
+    let confirmed = || txn::confirmed(ctx);
+    let mut sm = OutboxState::new(RESEND_AFTER);
+    let mut waiters: Vec<(PubId, AckWaiter)> = Vec::new();
+    let mut blocked = false;
+    let mut stop_at: Option<Instant> = None;
+    loop {
+        let now = Instant::now();
+        let deadline = [sm.deadline(), blocked.then(|| now + ROOM_RETRY), stop_at].into_iter().flatten().min();
+        let w = ob.wait(deadline);
+        let now = Instant::now();
+        let mut trial = TrialBirth { active: &active, birth, confirmed: &confirmed };
+        let mut answers = Answers(&ctx.journal);
+        let mut lane = LaneSource { lane: ob.lane(), journal: &ctx.journal };
+        let mut events = Events(&ctx.events);
+        // Priority order: the trial's birth, answers, events.
+        let mut srcs: [&mut dyn Source; 4] = [&mut trial, &mut answers, &mut lane, &mut events];
+        if w.lost {
+            log::info!("the broker lost our session: publishing again what it never acknowledged");
+            sm.on_session_lost();
+            waiters.clear();
+        }
+        match w.link {
+            Some(true) => sm.on_connected(now),
+            Some(false) => sm.on_disconnected(),
+            None => {}
+        }
+        let mut answered = false;
+        waiters.retain(|(id, w)| {
+            if w.is_acked() {
+                let (done, errors) = sm.on_puback(*id, &mut srcs);
+                answered |= done.iter().any(|(_, k)| matches!(k, Key::Answer(_) | Key::Once(_)));
+                for e in errors {
+                    log::error!("outbox: {e}");
+                }
+                false
+            } else if w.is_lost() {
+                sm.on_lost(*id, &srcs);
+                false
+            } else {
+                true
+            }
+        });
+        let late = sm.on_tick(now, &srcs);
+        if late > 0 {
+            log::warn!("outbox: no PUBACK for {} s; publishing {late} message(s) again", RESEND_AFTER.as_secs());
+        }
+        waiters.retain(|(id, _)| sm.holds(*id));
+        if answered {
+            ob.answers_acked();
+        }
+        if w.stop && stop_at.is_none() {
+            stop_at = Some(now + STOP_DRAIN);
+            if sm.in_flight() > 0 {
+                log::info!("stopping: waiting up to {} s for the PUBACK of {} message(s) in flight", STOP_DRAIN.as_secs(), sm.in_flight());
+            }
+        }
+        blocked = false;
+        while let Some(pb) = sm.next(&mut srcs, now) {
+            let t = &p.topics;
+            let topic = match pb.topic {
+                Topic::Resp => &t.resp,
+                Topic::Event => &t.event,
+                Topic::State => &t.state,
+            };
+            match p.publish_rung(topic, pb.retain, pb.payload, bell.clone()) {
+                Ok(w) => waiters.push((pb.id, w)),
+                Err(_) => {
+                    // Full (a burst, or the connection just dropped): again soon.
+                    sm.on_not_sent(pb.id, &srcs);
+                    blocked = true;
+                    break;
+                }
+            }
+        }
+        if let Some(t) = stop_at {
+            if sm.in_flight() == 0 || Instant::now() >= t {
+                return;
+            }
+        }
+    }
+}

@@ -126,8 +126,13 @@ pub fn run(config_path: &str) -> Result<Exit, String> {
         let d = crate::mqtt::backoff::Rng::from_entropy().below(cfg.agent.startup_delay * 1000);
         log::info!("start-up delay {d} ms");
         let until = Instant::now() + Duration::from_millis(d);
-        while Instant::now() < until && !TERM.load(Ordering::SeqCst) {
-            std::thread::sleep(Duration::from_millis(100));
+        // A signal ends it at once (the handler wakes `signals`).
+        while !TERM.load(Ordering::SeqCst) {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            signals.wait(left);
         }
     }
     let state_dir = std::path::PathBuf::from(&cfg.agent.state_dir);

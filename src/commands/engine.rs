@@ -177,7 +177,7 @@ impl Engine {
             return;
         }
         drop(q);
-        if publish_answer(&self.ctx, None, &envelope::answer_for_parse_error(&self.ctx.sn(), &head)) {
+        if publish_answer(&self.ctx, None, &envelope::answer_for_parse_error(&self.ctx.sn(), &head), false) {
             ack.ack();
         }
     }
@@ -201,7 +201,7 @@ impl Engine {
         for c in &queued {
             // No waiting for room at shutdown (procd's term_timeout): what is
             // not queued now goes out from the journal after the restart.
-            finish(&self.ctx, c, &Outcome::err("agent stopping; not started (a redelivery runs it)"));
+            finish(&self.ctx, c, &Outcome::err("agent stopping; not started (a redelivery runs it)"), false);
         }
         let Ok(mut s) = m.lock() else { return Vec::new() };
         while s.running > 0 && Instant::now() < deadline {
@@ -230,11 +230,19 @@ impl Engine {
                 c,
                 &Outcome::err("interrupted: the agent stopped while this command ran; its effect is unknown, it is not run again"),
             );
-            let journaled = self.ctx.journal.lock().map_err(|_| "poisoned".to_string()).and_then(|mut j| j.finish(&c.key, State::Interrupted, &a).map_err(|e| e.to_string()));
-            if let Err(e) = &journaled {
-                log::error!("journal: {e}");
+            // Handed to the outbox under the journal's lock (see `finish`).
+            let taken = match self.ctx.journal.lock() {
+                Ok(mut j) => {
+                    if let Err(e) = j.finish(&c.key, State::Interrupted, &a) {
+                        log::error!("journal: {e}");
+                    }
+                    self.ctx.outbox.try_send(Some(&c.key), &a)
+                }
+                Err(_) => false,
+            };
+            if !taken {
+                deliver(&self.ctx, &c.key, &a, false);
             }
-            deliver(&self.ctx, &c.key, &a, journaled.is_ok());
         }
         left.into_iter().map(|c| c.key).collect()
     }
@@ -245,7 +253,7 @@ impl Engine {
 fn answer_refused(ctx: &Ctx, refused: &Mutex<VecDeque<Refusal>>) {
     loop {
         let Some(r) = refused.lock().unwrap_or_else(|p| p.into_inner()).pop_front() else { return };
-        if publish_answer(ctx, None, &envelope::answer_for_parse_error(&ctx.sn(), &r.head)) {
+        if publish_answer(ctx, None, &envelope::answer_for_parse_error(&ctx.sn(), &r.head), true) {
             r.ack.ack_waiting(ROOM_WAIT);
         }
     }
@@ -255,7 +263,7 @@ fn answer_refused(ctx: &Ctx, refused: &Mutex<VecDeque<Refusal>>) {
 /// was queued (if not, the command is left unacknowledged).
 fn reject_cmd(ctx: &Ctx, cmd: &Command, msg: &str) -> bool {
     count_rejected(ctx);
-    publish_answer(ctx, None, &answer_for(&ctx.sn(), cmd, &Outcome::err(msg)))
+    publish_answer(ctx, None, &answer_for(&ctx.sn(), cmd, &Outcome::err(msg)), true)
 }
 
 fn count_rejected(ctx: &Ctx) {
@@ -272,25 +280,30 @@ pub fn fitted_answer(ctx: &Ctx, cmd: &Command, o: &Outcome) -> Value {
 }
 
 /// How long a thread other than the MQTT one waits for room in the
-/// request queue (it fills in bursts, e.g. 60 commands answered "busy").
+/// outbox or the request queue (they fill in bursts, e.g. 60 commands
+/// answered "busy").
 const ROOM_WAIT: Duration = Duration::from_secs(10);
 
 /// Hand an answer that is not waiting in the journal to the outbox (a
 /// refusal, or a stored answer published again); with a journal key its
-/// PUBACK is recorded there. Never blocks. Returns whether the outbox took
-/// it (if not, the command is left unacknowledged: the broker delivers it
-/// again and it is answered then).
-fn publish_answer(ctx: &Ctx, key: Option<&str>, answer: &Value) -> bool {
-    ctx.outbox.send(key, answer)
+/// PUBACK is recorded there. With `wait`, wait (bounded, while connected)
+/// for room rather than refuse it. Returns whether the outbox took it (if
+/// not, the command is left unacknowledged: the broker delivers it again
+/// and it is answered then).
+fn publish_answer(ctx: &Ctx, key: Option<&str>, answer: &Value, wait: bool) -> bool {
+    if wait {
+        ctx.outbox.send_waiting(key, answer, ROOM_WAIT, &|| ctx.publisher.is_connected())
+    } else {
+        ctx.outbox.send(key, answer)
+    }
 }
 
-/// An answer just journalled (`journaled`) leaves from the journal: the
-/// outbox is told. One the journal could not take goes through memory.
-fn deliver(ctx: &Ctx, key: &str, answer: &Value, journaled: bool) {
-    if journaled {
+/// Publish a command's final answer, just journalled: whole, from memory
+/// (the journal may hold it cut to its record limit), its PUBACK recorded
+/// in the journal. Should the outbox have no room, the journal's copy goes.
+fn deliver(ctx: &Ctx, key: &str, answer: &Value, wait: bool) {
+    if !publish_answer(ctx, Some(key), answer, wait) {
         ctx.outbox.nudge();
-    } else {
-        publish_answer(ctx, Some(key), answer);
     }
 }
 
@@ -349,7 +362,7 @@ fn decide(ctx: &Arc<Ctx>, sched: &Arc<(Mutex<Sched>, Condvar)>, guard: &mut Repl
         Err(r) => {
             log::warn!("command refused: {}", r.head.msg);
             count_rejected(ctx);
-            return publish_answer(ctx, None, &envelope::answer_for_parse_error(&sn, &r.head));
+            return publish_answer(ctx, None, &envelope::answer_for_parse_error(&sn, &r.head), true);
         }
         Ok(None) => (envelope::parse(payload), None),
         Ok(Some(a)) => (envelope::from_value(a.inner), Some(SignedBy { kid: a.kid, publish_time: a.publish_time, seen: a.seen })),
@@ -359,7 +372,7 @@ fn decide(ctx: &Arc<Ctx>, sched: &Arc<(Mutex<Sched>, Condvar)>, guard: &mut Repl
         Err(e) => {
             log::warn!("bad command: {}", e.msg);
             count_rejected(ctx);
-            return publish_answer(ctx, None, &envelope::answer_for_parse_error(&sn, &e));
+            return publish_answer(ctx, None, &envelope::answer_for_parse_error(&sn, &e), true);
         }
     };
     cmd.signed_by = signed.as_ref().map(|s| s.kid.clone());
@@ -403,7 +416,7 @@ fn decide(ctx: &Arc<Ctx>, sched: &Arc<(Mutex<Sched>, Condvar)>, guard: &mut Repl
                     _ => fitted_answer(ctx, &cmd, &Outcome::err("interrupted: the agent stopped while this command ran; not run again")),
                 };
                 log::info!("command {} already done; answer published again", cmd.key);
-                publish_answer(ctx, Some(&cmd.key), &a);
+                publish_answer(ctx, Some(&cmd.key), &a, true);
                 return true;
             }
             State::Failed => {
@@ -480,7 +493,7 @@ fn schedule(ctx: &Arc<Ctx>, sched: &Arc<(Mutex<Sched>, Condvar)>, s: &mut Sched)
                 s.serial_busy = false;
             }
             s.live.remove(&failed.key);
-            finish(ctx, &failed, &Outcome::err(format!("cannot start a command thread: {e}")));
+            finish(ctx, &failed, &Outcome::err(format!("cannot start a command thread: {e}")), false);
             break;
         }
     }
@@ -492,7 +505,7 @@ fn run_one(ctx: Arc<Ctx>, sched: Arc<(Mutex<Sched>, Condvar)>, cmd: Command) {
     // Not after drain() gave up on it: its interrupted answer stands.
     let still_live = m.lock().map(|mut s| s.live.remove(&cmd.key).is_some()).unwrap_or(false);
     if still_live {
-        finish(&ctx, &cmd, &outcome);
+        finish(&ctx, &cmd, &outcome, true);
     }
     DONE.fetch_add(1, Ordering::Relaxed);
     if let Ok(mut s) = m.lock() {
@@ -508,38 +521,42 @@ fn run_one(ctx: Arc<Ctx>, sched: Arc<(Mutex<Sched>, Condvar)>, cmd: Command) {
     }
 }
 
-/// Journal the final state; the outbox publishes the answer from there.
-fn finish(ctx: &Ctx, cmd: &Command, o: &Outcome) {
+/// Journal the final state and publish the answer (`wait`: for room in
+/// the outbox, bounded; the journal's copy goes out anyway).
+fn finish(ctx: &Ctx, cmd: &Command, o: &Outcome, wait: bool) {
     if o.deferred {
         log::info!("command {} '{}': answer deferred", cmd.key, cmd.command);
         return;
     }
     // A command that answered before its effect (`answer_first`) stored
-    // that answer; it is final and its PUBACK, if the outbox saw it
-    // already, stands (read under the same lock as the write: never lost).
+    // that answer; it is final, already in the outbox's hands, and its
+    // PUBACK, if the outbox saw it already, stands (read under the same
+    // lock as the write: never lost).
     let fresh = || fitted_answer(ctx, cmd, o);
-    let journaled = match ctx.journal.lock() {
+    let to_send = match ctx.journal.lock() {
         Ok(mut j) => {
             let stored = if o.ok { j.get(&cmd.key).and_then(|e| e.answer.clone().map(|a| (a, e.acked))) } else { None };
+            let already_sent = stored.is_some();
             let (answer, was_acked) = stored.unwrap_or_else(|| (fresh(), false));
             let state = if o.ok { State::Succeeded } else { State::Failed };
-            let r = j.finish(&cmd.key, state, &answer);
-            if let Err(e) = &r {
+            if let Err(e) = j.finish(&cmd.key, state, &answer) {
                 log::error!("journal: {e}");
             }
             if was_acked {
                 let _ = j.mark_acked(&cmd.key);
             }
-            r.map_err(|_| answer)
+            // Handed to the outbox before the journal is let go: the
+            // journal's copy (maybe cut) is never published beside it.
+            (!already_sent && !ctx.outbox.try_send(Some(&cmd.key), &answer)).then_some(answer)
         }
-        Err(_) => Err(fresh()),
+        Err(_) => Some(fresh()),
     };
     if !o.ok && !o.msg.is_empty() {
         log::info!("command {} '{}': {}", cmd.key, cmd.command, o.msg);
     }
-    match journaled {
-        Ok(()) => ctx.outbox.nudge(),
-        Err(answer) => deliver(ctx, &cmd.key, &answer, false),
+    match to_send {
+        Some(answer) => deliver(ctx, &cmd.key, &answer, wait),
+        None => ctx.outbox.nudge(),
     }
 }
 

@@ -2,8 +2,9 @@
 //! sources (`source.rs`) and publishes what it says, through the session's
 //! publisher. It sleeps until the session, a store or a PUBACK wakes it;
 //! a timed wait only where a deadline is real: the resend of a publish
-//! with no PUBACK after [`RESEND_AFTER`], a publish the client's full
-//! request queue refused ([`ROOM_RETRY`]), and the bounded drain at stop.
+//! with no PUBACK after [`RESEND_AFTER`], the bounded drain at stop, and
+//! [`ROOM_RETRY`] as a safety net after the client's full request queue
+//! refused a publish (the session rings as soon as there is room).
 
 use super::source::{Answers, Events, Key, LaneSource, Source, Topic, TrialBirth};
 use super::state::{OutboxState, PubId};
@@ -21,8 +22,9 @@ pub const RESEND_AFTER: Duration = Duration::from_secs(60);
 /// (so a restart does not send them again).
 const STOP_DRAIN: Duration = Duration::from_secs(2);
 /// After the client's request queue refused a publish (full while a burst
-/// leaves): the next try.
-const ROOM_RETRY: Duration = Duration::from_millis(100);
+/// leaves), the session rings when a request left it; this is only the
+/// longest wait should that ring not come.
+const ROOM_RETRY: Duration = Duration::from_secs(1);
 
 /// Start the thread. `birth` makes the birth message (sent again, watched,
 /// while a new version is on trial).
@@ -102,11 +104,14 @@ fn run(ctx: &Ctx, birth: &dyn Fn() -> Vec<u8>) {
                 Topic::Event => &t.event,
                 Topic::State => &t.state,
             };
+            let seen = p.tracker().room_seq();
             match p.publish_rung(topic, pb.retain, pb.payload, bell.clone()) {
                 Ok(w) => waiters.push((pb.id, w)),
                 Err(_) => {
-                    // Full (a burst, or the connection just dropped): again soon.
+                    // Full (a burst, or the connection just dropped): again
+                    // once a request left the queue.
                     sm.on_not_sent(pb.id, &srcs);
+                    p.tracker().want_room(seen, bell.clone());
                     blocked = true;
                     break;
                 }

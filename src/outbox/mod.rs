@@ -86,22 +86,58 @@ impl Outbox {
         self.post(|w| w.nudged = true)
     }
 
+    /// Take an answer if there is room at once, quietly (the caller has
+    /// another way: the journal's copy, or [`Outbox::send_waiting`]).
+    /// Called with the journal locked, so the journal's copy is never
+    /// picked in between.
+    pub fn try_send(&self, journal_key: Option<&str>, answer: &Value) -> bool {
+        let payload = answer.to_string().into_bytes();
+        let taken = self.lane.lock().unwrap_or_else(|p| p.into_inner()).push(journal_key.map(str::to_string), &payload);
+        if taken {
+            self.nudge();
+        }
+        taken
+    }
+
     /// Publish an answer that is not (or no longer) waiting in the journal:
     /// a refusal (`journal_key` None) or a stored answer sent again (its
-    /// PUBACK is then recorded in the journal). False when the outbox has
-    /// no room (counted and logged): the caller leaves the command
-    /// unacknowledged and the broker delivers it again.
+    /// PUBACK is then recorded in the journal). Never blocks. False when
+    /// the outbox has no room (counted and logged): the caller leaves the
+    /// command unacknowledged and the broker delivers it again.
     pub fn send(&self, journal_key: Option<&str>, answer: &Value) -> bool {
+        self.send_waiting(journal_key, answer, Duration::ZERO, &|| false)
+    }
+
+    /// [`Outbox::send`], waiting up to `timeout` for room while `online()`
+    /// (a burst of refusals drains at the broker's pace). Woken as answers
+    /// are acknowledged; no polling.
+    pub fn send_waiting(&self, journal_key: Option<&str>, answer: &Value, timeout: Duration, online: &dyn Fn() -> bool) -> bool {
+        let deadline = Instant::now() + timeout;
+        let payload = answer.to_string().into_bytes();
+        loop {
+            let seen = self.inbox().acks;
+            let mut lane = self.lane.lock().unwrap_or_else(|p| p.into_inner());
+            if lane.push(journal_key.map(str::to_string), &payload) {
+                drop(lane);
+                self.nudge();
+                return true;
+            }
+            drop(lane);
+            let now = Instant::now();
+            if now >= deadline || !online() {
+                break;
+            }
+            let g = self.inbox();
+            if g.acks == seen {
+                let _ = self.acked.wait_timeout(g, deadline - now);
+            }
+        }
         let mut lane = self.lane.lock().unwrap_or_else(|p| p.into_inner());
-        let ok = lane.push(journal_key.map(str::to_string), answer);
+        lane.shed += 1;
         let shed = lane.shed;
         drop(lane);
-        if ok {
-            self.nudge();
-        } else {
-            log::warn!("outbox full ({} answers waiting): answer not taken ({shed} so far); the command stays unacknowledged", source::LANE_MAX);
-        }
-        ok
+        log::warn!("outbox full ({} answers waiting): answer not taken ({shed} so far); the command stays unacknowledged", source::LANE_MAX);
+        false
     }
 
     /// Answers refused for want of room since start.

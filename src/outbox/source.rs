@@ -6,7 +6,6 @@
 
 use crate::commands::journal::Journal;
 use crate::events::EventQueue;
-use serde_json::Value;
 use std::collections::VecDeque;
 use std::sync::Mutex;
 
@@ -63,7 +62,7 @@ pub struct Answers<'a>(pub &'a Mutex<Journal>);
 
 impl Source for Answers<'_> {
     fn window(&self) -> usize {
-        16
+        8
     }
     fn next_unsent(&mut self, _last: Option<&Key>, in_flight: &dyn Fn(&Key) -> bool) -> Option<Item> {
         let j = self.0.lock().ok()?;
@@ -124,16 +123,14 @@ pub const LANE_MAX: usize = 256;
 pub const LANE_BYTES: usize = 1024 * 1024;
 
 impl Lane {
-    /// Take an answer; false (counted) when the lane is full.
-    pub fn push(&mut self, journal_key: Option<String>, answer: &Value) -> bool {
-        let payload = answer.to_string().into_bytes();
+    /// Take an answer; false when the lane is full (the caller counts it).
+    pub fn push(&mut self, journal_key: Option<String>, payload: &[u8]) -> bool {
         if self.items.len() >= LANE_MAX || self.bytes + payload.len() > LANE_BYTES {
-            self.shed += 1;
             return false;
         }
         self.seq += 1;
         self.bytes += payload.len();
-        self.items.push_back((self.seq, journal_key, payload));
+        self.items.push_back((self.seq, journal_key, payload.to_vec()));
         true
     }
 
@@ -155,7 +152,7 @@ pub struct LaneSource<'a> {
 
 impl Source for LaneSource<'_> {
     fn window(&self) -> usize {
-        16
+        8
     }
     fn next_unsent(&mut self, _last: Option<&Key>, in_flight: &dyn Fn(&Key) -> bool) -> Option<Item> {
         let l = self.lane.lock().ok()?;

@@ -51,7 +51,7 @@ fn run(ctx: &Ctx, birth: &dyn Fn() -> Vec<u8>) {
         let w = ob.wait(deadline);
         let now = Instant::now();
         let mut trial = TrialBirth { active: &active, birth, confirmed: &confirmed };
-        let mut answers = Answers(&ctx.journal);
+        let mut answers = Answers { journal: &ctx.journal, lane: ob.lane() };
         let mut lane = LaneSource { lane: ob.lane(), journal: &ctx.journal };
         let mut events = Events(&ctx.events);
         // Priority order: the trial's birth, answers, events.

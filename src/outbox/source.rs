@@ -57,21 +57,27 @@ pub trait Source {
 
 /// The journal's answers not yet acknowledged: those of finished commands,
 /// and those a command stored before its effect (answer first: reboot,
-/// upgrade), in journal order.
-pub struct Answers<'a>(pub &'a Mutex<Journal>);
+/// upgrade), in journal order — except those the lane holds (whole, where
+/// the journal may hold them cut).
+pub struct Answers<'a> {
+    pub journal: &'a Mutex<Journal>,
+    pub lane: &'a Mutex<Lane>,
+}
 
 impl Source for Answers<'_> {
     fn window(&self) -> usize {
         8
     }
     fn next_unsent(&mut self, _last: Option<&Key>, in_flight: &dyn Fn(&Key) -> bool) -> Option<Item> {
-        let j = self.0.lock().ok()?;
-        let (key, a) = j.next_unacked_answer(&|k| in_flight(&Key::Answer(k.to_string())))?;
+        let j = self.journal.lock().ok()?;
+        // (journal, then lane: the only place both are held)
+        let lane = self.lane.lock().ok()?;
+        let (key, a) = j.next_unacked_answer(&|k| lane.holds(k) || in_flight(&Key::Answer(k.to_string())))?;
         Some(Item { key: Key::Answer(key), topic: Topic::Resp, retain: false, payload: a.to_string().into_bytes() })
     }
     fn mark_acked(&mut self, key: &Key) -> Result<(), String> {
         let Key::Answer(k) = key else { return Ok(()) };
-        let mut j = self.0.lock().map_err(|_| "journal unavailable".to_string())?;
+        let mut j = self.journal.lock().map_err(|_| "journal unavailable".to_string())?;
         j.mark_acked(k).map_err(|e| e.to_string())
     }
 }
@@ -138,6 +144,11 @@ impl Lane {
         self.items.len()
     }
 
+    /// Does it hold an answer of the journal's `key`?
+    pub fn holds(&self, key: &str) -> bool {
+        self.items.iter().any(|(_, k, _)| k.as_deref() == Some(key))
+    }
+
     pub fn is_empty(&self) -> bool {
         self.items.is_empty()
     }
@@ -194,5 +205,43 @@ impl Source for TrialBirth<'_> {
     fn mark_acked(&mut self, _key: &Key) -> Result<(), String> {
         (self.confirmed)();
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::state::OutboxState;
+    use super::*;
+    use serde_json::json;
+    use std::time::{Duration, Instant};
+
+    /// A final answer handed to the lane is published once, whole: the
+    /// journal's copy is skipped while the lane holds it, and marked
+    /// acknowledged by the lane's PUBACK.
+    #[test]
+    fn an_answer_in_the_lane_is_not_sent_again_from_the_journal() {
+        let d = std::env::temp_dir().join(format!("dma-outbox-lane-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        let journal = Mutex::new(Journal::open(&d, 16, 1 << 20, "b").unwrap());
+        let lane = Mutex::new(Lane::default());
+        {
+            let mut j = journal.lock().unwrap();
+            j.begin("n:1", "h", "sh").unwrap();
+            j.finish("n:1", crate::commands::journal::State::Succeeded, &json!({"id": 1})).unwrap();
+            assert!(lane.lock().unwrap().push(Some("n:1".into()), b"{\"id\":1}"));
+        }
+        let t0 = Instant::now();
+        let mut sm = OutboxState::new(Duration::from_secs(60));
+        sm.on_connected(t0);
+        let mut answers = Answers { journal: &journal, lane: &lane };
+        let mut ls = LaneSource { lane: &lane, journal: &journal };
+        let mut srcs: [&mut dyn Source; 2] = [&mut answers, &mut ls];
+        let sent: Vec<_> = std::iter::from_fn(|| sm.next(&mut srcs, t0)).collect();
+        assert_eq!(sent.len(), 1, "{sent:?}");
+        assert_eq!(sent[0].key, Key::Once(1));
+        sm.on_puback(sent[0].id, &mut srcs);
+        assert!(journal.lock().unwrap().get("n:1").unwrap().acked);
+        assert!(sm.next(&mut srcs, t0).is_none());
+        let _ = std::fs::remove_dir_all(&d);
     }
 }

@@ -54,6 +54,33 @@ pub fn birth_payload(p: &crate::mqtt::Publisher, signed: bool) -> Vec<u8> {
     .into_bytes()
 }
 
+/// What the outbox's thread needs of the agent.
+struct OutboxHost(Arc<Ctx>);
+
+impl crate::outbox::driver::Host for OutboxHost {
+    fn outbox(&self) -> &crate::outbox::Outbox {
+        &self.0.outbox
+    }
+    fn publisher(&self) -> &crate::mqtt::Publisher {
+        &self.0.publisher
+    }
+    fn journal(&self) -> &std::sync::Mutex<Journal> {
+        &self.0.journal
+    }
+    fn events(&self) -> &EventQueue {
+        &self.0.events
+    }
+    fn on_trial(&self) -> bool {
+        crate::commands::upgrade::txn::on_trial()
+    }
+    fn trial_confirmed(&self) {
+        crate::commands::upgrade::txn::confirmed(&self.0)
+    }
+    fn birth(&self) -> Vec<u8> {
+        birth_payload(&self.0.publisher, !self.0.config().agent.trusted_keys.is_empty())
+    }
+}
+
 /// The agent's side of the MQTT session.
 struct Events {
     ctx: Arc<Ctx>,
@@ -172,11 +199,7 @@ pub fn run(config_path: &str) -> Result<Exit, String> {
     crate::commands::upgrade::txn::at_start(&ctx);
     // The one owner of what must be acknowledged (answers, events, the
     // trial's birth): woken by the session, the stores and the PUBACKs.
-    let outbox = {
-        let c = ctx.clone();
-        let birth = Box::new(move || birth_payload(&c.publisher, !c.config().agent.trusted_keys.is_empty()));
-        crate::outbox::driver::start(ctx.clone(), birth).map_err(|e| e.to_string())?
-    };
+    let outbox = crate::outbox::driver::start(Arc::new(OutboxHost(ctx.clone()))).map_err(|e| e.to_string())?;
     {
         let ob = ctx.outbox.clone();
         events.set_bell(Box::new(move || ob.nudge()));

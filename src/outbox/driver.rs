@@ -8,11 +8,12 @@
 
 use super::source::{Answers, Events, Key, LaneSource, Source, Topic, TrialBirth};
 use super::state::{OutboxState, PubId};
-use crate::agent::Ctx;
-use crate::commands::upgrade::txn;
+use super::Outbox;
+use crate::commands::journal::Journal;
+use crate::events::EventQueue;
 use crate::mqtt::tracker::Bell;
-use crate::mqtt::AckWaiter;
-use std::sync::Arc;
+use crate::mqtt::{AckWaiter, Publisher};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -26,21 +27,36 @@ const STOP_DRAIN: Duration = Duration::from_secs(2);
 /// longest wait should that ring not come.
 const ROOM_RETRY: Duration = Duration::from_secs(1);
 
-/// Start the thread. `birth` makes the birth message (sent again, watched,
-/// while a new version is on trial).
-pub fn start(ctx: Arc<Ctx>, birth: Box<dyn Fn() -> Vec<u8> + Send>) -> std::io::Result<JoinHandle<()>> {
-    crate::stack::spawn("outbox".into(), move || run(&ctx, &*birth))
+/// What the driver needs of the agent (implemented by `agent/runtime.rs`):
+/// the outbox itself depends on no part of the agent.
+pub trait Host: Send + Sync + 'static {
+    fn outbox(&self) -> &Outbox;
+    fn publisher(&self) -> &Publisher;
+    fn journal(&self) -> &Mutex<Journal>;
+    fn events(&self) -> &EventQueue;
+    /// A new version is on trial: its birth goes out and its PUBACK commits.
+    fn on_trial(&self) -> bool;
+    fn trial_confirmed(&self);
+    /// The birth message.
+    fn birth(&self) -> Vec<u8>;
 }
 
-fn run(ctx: &Ctx, birth: &dyn Fn() -> Vec<u8>) {
-    let ob = ctx.outbox.clone();
-    let p = ctx.publisher.clone();
+/// Start the thread.
+pub fn start(host: Arc<dyn Host>) -> std::io::Result<JoinHandle<()>> {
+    crate::stack::spawn("outbox".into(), move || run(host))
+}
+
+fn run(host: Arc<dyn Host>) {
+    let h = &*host;
+    let ob = h.outbox();
+    let p = h.publisher();
     let bell: Bell = {
-        let ob = ob.clone();
-        Arc::new(move || ob.ring())
+        let host = host.clone();
+        Arc::new(move || host.outbox().ring())
     };
-    let active = txn::on_trial;
-    let confirmed = || txn::confirmed(ctx);
+    let active = || h.on_trial();
+    let confirmed = || h.trial_confirmed();
+    let birth = || h.birth();
     let mut sm = OutboxState::new(RESEND_AFTER);
     let mut waiters: Vec<(PubId, AckWaiter)> = Vec::new();
     let mut blocked = false;
@@ -50,10 +66,10 @@ fn run(ctx: &Ctx, birth: &dyn Fn() -> Vec<u8>) {
         let deadline = [sm.deadline(), blocked.then(|| now + ROOM_RETRY), stop_at].into_iter().flatten().min();
         let w = ob.wait(deadline);
         let now = Instant::now();
-        let mut trial = TrialBirth { active: &active, birth, confirmed: &confirmed };
-        let mut answers = Answers { journal: &ctx.journal, lane: ob.lane() };
-        let mut lane = LaneSource { lane: ob.lane(), journal: &ctx.journal };
-        let mut events = Events(&ctx.events);
+        let mut trial = TrialBirth { active: &active, birth: &birth, confirmed: &confirmed };
+        let mut answers = Answers { journal: h.journal(), lane: ob.lane() };
+        let mut lane = LaneSource { lane: ob.lane(), journal: h.journal() };
+        let mut events = Events(h.events());
         // Priority order: the trial's birth, answers, events.
         let mut srcs: [&mut dyn Source; 4] = [&mut trial, &mut answers, &mut lane, &mut events];
         if w.lost {

@@ -176,11 +176,10 @@ impl OutboxState {
             return None;
         }
         for (s, src) in sources.iter_mut().enumerate() {
-            let mine = self.flights.iter().filter(|f| f.source == s);
-            if mine.clone().count() >= src.window() {
+            if self.flights.iter().filter(|f| f.source == s).count() >= src.window() {
                 continue;
             }
-            let last = mine.last().map(|f| f.key.clone());
+            let last = self.flights.iter().rev().find(|f| f.source == s).map(|f| f.key.clone());
             let flights = &self.flights;
             let in_flight = |k: &Key| flights.iter().any(|f| f.source == s && &f.key == k);
             let Some(item) = src.next_unsent(last.as_ref(), &in_flight) else { continue };

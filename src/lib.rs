@@ -16,6 +16,7 @@ pub mod httpd;
 pub mod logging;
 pub mod agent;
 pub mod mqtt;
+pub mod outbox;
 pub mod sms;
 pub mod stack;
 pub mod telemetry;

@@ -21,10 +21,9 @@ pub const STACKS: &[(&str, usize)] = &[
     ("dispatch", 512 * KIB), // the command engine's journal and scheduling
     ("sms-sync", 512 * KIB), // GoIP inbox reads: HTTP + JSON of a whole page
     ("reports", 256 * KIB),
-    ("events", 256 * KIB),
+    ("outbox", 256 * KIB), // every publish that must be acknowledged: event queue reads, journal marks
     ("dev-", 256 * KIB), // one per LAN device: HTTP(S) and its JSON
     ("cmd", 256 * KIB),  // one per running command
-    ("acks", 128 * KIB),
     ("trial", 128 * KIB), // a broker move on trial: journal and UCI rewrite, only while one runs
     ("sms-rx-", 128 * KIB), // the push receiver's I/O loop and workers
     ("join-", 64 * KIB),    // waits out a stopped device's last HTTP call
@@ -164,7 +163,7 @@ mod tests {
         assert_eq!(size_for("sms-rx-w0"), Some(128 * KIB));
         assert_eq!(size_for("dev"), None, "a prefix entry matches only with its dash");
         assert_eq!(size_for("mqtt2"), None);
-        let t = spawn("events".into(), || own_stack().map(|(low, high)| high - low)).expect("spawn");
+        let t = spawn("outbox".into(), || own_stack().map(|(low, high)| high - low)).expect("spawn");
         assert!(t.join().expect("thread").is_some_and(|size| size >= 256 * KIB));
     }
 

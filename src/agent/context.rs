@@ -6,6 +6,7 @@ use crate::config::Config;
 use crate::devices::manager::DeviceManager;
 use crate::events::EventQueue;
 use crate::mqtt::Publisher;
+use crate::outbox::Outbox;
 use crate::telemetry::ReportRequest;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::SyncSender;
@@ -20,6 +21,8 @@ pub struct Ctx {
     pub reports: SyncSender<ReportRequest>,
     pub devices: DeviceManager,
     pub events: Arc<EventQueue>,
+    /// Every publish that must be acknowledged goes through it.
+    pub outbox: Arc<Outbox>,
     /// Set when a configuration change needs a restart (re-exec); set it
     /// through [`Ctx::request_restart`], which also wakes the main loop.
     pub restart: AtomicBool,
@@ -44,6 +47,7 @@ impl Ctx {
             reports,
             devices,
             events,
+            outbox: Arc::new(Outbox::new()),
             restart: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
         }

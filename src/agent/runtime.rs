@@ -8,13 +8,12 @@ use crate::config;
 use super::apply::{apply_config, manager_settings};
 use crate::devices::manager::DeviceManager;
 use crate::events::EventQueue;
-use crate::mqtt::{AckWaiter, CommandAck, Session, SessionEvents};
+use crate::mqtt::{CommandAck, Session, SessionEvents};
 use crate::telemetry::{ReportRequest, Reporter};
 use serde_json::json;
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
-use std::sync::{Arc, OnceLock};
+use std::sync::mpsc::sync_channel;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 static TERM: AtomicBool = AtomicBool::new(false);
@@ -39,119 +38,39 @@ fn install_signal_handlers() {
     }
 }
 
-/// Work for the acks thread.
-enum AckJob {
-    /// An answer waiting for its PUBACK, to mark it acknowledged in the journal.
-    Watch(String, AckWaiter),
-    /// (Re)connected: publish every answer the broker has not acknowledged.
-    Resend,
-}
-
-static ACKS: OnceLock<SyncSender<AckJob>> = OnceLock::new();
-
-pub fn watch_ack(key: String, w: AckWaiter) {
-    if let Some(tx) = ACKS.get() {
-        let _ = tx.try_send(AckJob::Watch(key, w));
-    }
-}
-
-/// Publish every unacknowledged journalled answer (as after a connect).
-pub fn request_resend() {
-    if let Some(tx) = ACKS.get() {
-        let _ = tx.try_send(AckJob::Resend);
-    }
-}
-
-/// How long an answer's PUBACK is watched; after that it stays unacked in
-/// the journal and goes out again after the next connect.
-const ACK_WATCH: Duration = Duration::from_secs(120);
-
-fn acker(ctx: Arc<Ctx>, rx: Receiver<AckJob>) {
-    let mut waiting: VecDeque<(String, AckWaiter, Instant)> = VecDeque::new();
-    let mut resend = false;
-    loop {
-        // Nothing to watch and nothing to resend: sleep until something
-        // arrives (no idle wake-ups).
-        let next = if waiting.is_empty() && !resend {
-            rx.recv().map_err(|_| std::sync::mpsc::RecvTimeoutError::Disconnected)
-        } else {
-            rx.recv_timeout(Duration::from_millis(100))
-        };
-        match next {
-            Ok(AckJob::Watch(k, w)) => {
-                if waiting.len() >= 1024 {
-                    waiting.pop_front();
-                }
-                waiting.push_back((k, w, Instant::now()));
-            }
-            Ok(AckJob::Resend) => resend = true,
-            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
-            Err(_) => {}
-        }
-        let mut done = Vec::new();
-        waiting.retain(|(k, w, at)| {
-            if w.is_acked() && k == crate::commands::upgrade::txn::TRIAL_KEY {
-                // The birth of a version on trial was acknowledged: commit.
-                crate::commands::upgrade::txn::confirmed(&ctx);
-                false
-            } else if w.is_acked() {
-                done.push(k.clone());
-                false
-            } else if w.is_lost() {
-                // The broker lost the session: send it again now.
-                resend = true;
-                false
-            } else {
-                at.elapsed() < ACK_WATCH
-            }
-        });
-        if !done.is_empty() {
-            if let Ok(mut j) = ctx.journal.lock() {
-                for k in done {
-                    let _ = j.mark_acked(&k);
-                }
-            }
-        }
-        if resend && ctx.publisher.is_connected() {
-            resend = !resend_unacked(&ctx, &mut waiting);
-        }
-    }
-}
-
-/// Publish every unacknowledged answer in the journal (in journal order),
-/// waiting for room in the request queue rather than dropping any.
-/// Returns false when the connection dropped before all went out.
-fn resend_unacked(ctx: &Ctx, waiting: &mut VecDeque<(String, AckWaiter, Instant)>) -> bool {
-    let unacked = ctx.journal.lock().map(|j| j.unacked()).unwrap_or_default();
-    if !unacked.is_empty() {
-        log::info!("publishing {} unacknowledged answer(s) again", unacked.len());
-    }
-    let p = &ctx.publisher;
-    for (key, a) in unacked {
-        loop {
-            if !p.is_connected() {
-                return false;
-            }
-            match p.publish(&p.topics.resp, true, false, a.to_bytes()) {
-                Ok(Some(w)) => {
-                    waiting.retain(|(k, _, _)| k != &key);
-                    waiting.push_back((key, w, Instant::now()));
-                    break;
-                }
-                Ok(None) => break,
-                Err(_) => std::thread::sleep(Duration::from_millis(50)),
-            }
-        }
-    }
-    true
-}
-
 /// The birth message (`{p}/state/{sn}`, retained).
 pub fn birth_payload(p: &crate::mqtt::Publisher, signed: bool) -> Vec<u8> {
     json!({"sn": p.sn, "online": true, "time": crate::util::unix_now(),
            "bootTime": super::clock::boot_time(), "ver": crate::VERSION, "signed": signed})
     .to_string()
     .into_bytes()
+}
+
+/// What the outbox's thread needs of the agent.
+struct OutboxHost(Arc<Ctx>);
+
+impl crate::outbox::driver::Host for OutboxHost {
+    fn outbox(&self) -> &crate::outbox::Outbox {
+        &self.0.outbox
+    }
+    fn publisher(&self) -> &crate::mqtt::Publisher {
+        &self.0.publisher
+    }
+    fn journal(&self) -> &std::sync::Mutex<Journal> {
+        &self.0.journal
+    }
+    fn events(&self) -> &EventQueue {
+        &self.0.events
+    }
+    fn on_trial(&self) -> bool {
+        crate::commands::upgrade::txn::on_trial()
+    }
+    fn trial_confirmed(&self) {
+        crate::commands::upgrade::txn::confirmed(&self.0)
+    }
+    fn birth(&self) -> Vec<u8> {
+        birth_payload(&self.0.publisher, !self.0.config().agent.trusted_keys.is_empty())
+    }
 }
 
 /// The agent's side of the MQTT session.
@@ -165,38 +84,28 @@ impl SessionEvents for Events {
         birth_payload(&self.ctx.publisher, !self.ctx.config().agent.trusted_keys.is_empty())
     }
 
-    fn connected(&self, _session_present: bool) {
+    fn connected(&self, session_present: bool) {
         let ctx = &self.ctx;
         if let Ok(mut s) = ctx.state.lock() {
-            s.connected = true;
             s.connected_since = Some(crate::util::unix_now());
             s.connects += 1;
         }
         // The birth message is already on its way (the session sends it
         // first). Fresh reports follow: none were kept from while away.
         let _ = ctx.reports.try_send(ReportRequest::Connected);
-        // A new version on trial: its birth again, QoS 1, PUBACK watched
-        // (the session's own birth has no waiter); acknowledged = commit.
-        if crate::commands::upgrade::txn::on_trial() {
-            let p = &ctx.publisher;
-            if let Ok(Some(w)) = p.publish(&p.topics.state, true, true, self.birth()) {
-                watch_ack(crate::commands::upgrade::txn::TRIAL_KEY.to_string(), w);
-            }
-        }
-        // Answers the broker never acknowledged (lost in an outage, a
-        // restart or with the broker's session).
-        request_resend();
-        ctx.events.set_connected(true);
+        // Answers and events the broker never acknowledged (lost in an
+        // outage, a restart or with the broker's session), and the birth
+        // of a version on trial: the outbox's.
+        ctx.outbox.on_connected(session_present);
     }
 
     fn disconnected(&self, reason: &str) {
-        self.ctx.events.set_connected(false);
+        self.ctx.outbox.on_disconnected();
         if let Ok(mut s) = self.ctx.state.lock() {
             s.last_broker_error = Some(reason.to_string());
-            if s.connected {
+            if s.connected_since.is_some() {
                 s.error(format!("broker: {reason}"));
             }
-            s.connected = false;
             s.connected_since = None;
         }
     }
@@ -237,8 +146,13 @@ pub fn run(config_path: &str, loaded: Result<config::Config, config::ConfigError
         let d = crate::mqtt::backoff::Rng::from_entropy().below(cfg.agent.startup_delay * 1000);
         log::info!("start-up delay {d} ms");
         let until = Instant::now() + Duration::from_millis(d);
-        while Instant::now() < until && !TERM.load(Ordering::SeqCst) {
-            std::thread::sleep(Duration::from_millis(100));
+        // A signal ends it at once (the handler wakes `signals`).
+        while !TERM.load(Ordering::SeqCst) {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            signals.wait(left);
         }
     }
     let state_dir = std::path::PathBuf::from(&cfg.agent.state_dir);
@@ -274,22 +188,18 @@ pub fn run(config_path: &str, loaded: Result<config::Config, config::ConfigError
     let devices = DeviceManager::new(publisher.clone(), manager_settings(&cfg));
     let ctx = Arc::new(Ctx::new(cfg.clone(), publisher.clone(), journal, rtx, devices, events.clone()));
     let engine = Arc::new(Engine::start(ctx.clone()).map_err(|e| e.to_string())?);
-    let (atx, arx) = sync_channel(256);
-    let _ = ACKS.set(atx);
     // An upgrade transaction: answer it if decided, or note this version is on trial.
     crate::commands::upgrade::txn::at_start(&ctx);
+    // The one owner of what must be acknowledged (answers, events, the
+    // trial's birth): woken by the session, the stores and the PUBACKs.
+    let outbox = crate::outbox::driver::start(Arc::new(OutboxHost(ctx.clone()))).map_err(|e| e.to_string())?;
     {
-        let ctx = ctx.clone();
-        crate::stack::spawn("acks".into(), move || acker(ctx, arx)).map_err(|e| e.to_string())?;
+        let ob = ctx.outbox.clone();
+        events.set_bell(Box::new(move || ob.nudge()));
     }
     let reporter = {
         let r = Reporter::new(ctx.clone());
         crate::stack::spawn("reports".into(), move || r.run(rrx)).map_err(|e| e.to_string())?
-    };
-    let stop_events = Arc::new(AtomicBool::new(false));
-    let sender = {
-        let (q, p, stop) = (events.clone(), publisher.clone(), stop_events.clone());
-        crate::stack::spawn("events".into(), move || q.run_sender(&p, &stop)).map_err(|e| e.to_string())?
     };
     ctx.devices.set_event_sink(events.clone(), state_dir.join("cdr"));
     ctx.devices.set_config_path(config_path);
@@ -356,9 +266,9 @@ pub fn run(config_path: &str, loaded: Result<config::Config, config::ConfigError
     ctx.devices.stop_all();
     let _ = ctx.reports.try_send(ReportRequest::Stop);
     let _ = reporter.join();
-    stop_events.store(true, Ordering::SeqCst);
-    events.set_connected(false);
-    let _ = sender.join();
+    // What is unsent goes out, what is in flight gets its moment (bounded).
+    ctx.outbox.stop();
+    let _ = outbox.join();
     let p = &ctx.publisher;
     if let Ok(Some(w)) = p.publish(&p.topics.state, true, true, crate::mqtt::session::offline_payload(&p.sn)) {
         if !w.wait(Duration::from_secs(3)) {

@@ -8,7 +8,9 @@ const MAX_ERRORS: usize = 16;
 
 #[derive(Debug, Default)]
 pub struct AgentState {
-    pub connected: bool,
+    /// Since when the broker connection is up (None: down). The one
+    /// "connected" the agent shows; the session's own flag is the
+    /// publisher's, the outbox keeps its state machine's.
     pub connected_since: Option<u64>,
     pub connects: u64,
     pub started: u64,
@@ -34,7 +36,7 @@ impl AgentState {
 
     pub fn to_json(&self) -> Value {
         json!({
-            "connected": self.connected,
+            "connected": self.connected_since.is_some(),
             "connectedSince": self.connected_since,
             "connects": self.connects,
             "started": self.started,

@@ -299,7 +299,7 @@ fn succeed(ctx: &Ctx, rec: &Record) {
     }
     remove(Path::new(&ctx.config().agent.state_dir));
     log::info!("broker trial: online on {}; the move stands", rec.new_broker);
-    crate::agent::runtime::request_resend();
+    ctx.outbox.nudge();
 }
 
 /// How long one birth waits for its PUBACK before the next try.

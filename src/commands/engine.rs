@@ -231,11 +231,19 @@ impl Engine {
                 c,
                 &Outcome::err("interrupted: the agent stopped while this command ran; its effect is unknown, it is not run again"),
             );
-            let journaled = self.ctx.journal.lock().map_err(|_| "poisoned".to_string()).and_then(|mut j| j.finish(&c.key, State::Interrupted, &a).map_err(|e| e.to_string()));
-            if let Err(e) = journaled {
-                log::error!("journal: {e}");
+            // Handed to the outbox under the journal's lock (see `finish`).
+            let taken = match self.ctx.journal.lock() {
+                Ok(mut j) => {
+                    if let Err(e) = j.finish(&c.key, State::Interrupted, &a) {
+                        log::error!("journal: {e}");
+                    }
+                    self.ctx.outbox.try_send(Some(&c.key), &a)
+                }
+                Err(_) => false,
+            };
+            if !taken {
+                deliver(&self.ctx, &c.key, &a, false);
             }
-            publish_answer(&self.ctx, Some(&c.key), &a, false);
         }
         left.into_iter().map(|c| c.key).collect()
     }
@@ -273,39 +281,30 @@ pub fn fitted_answer(ctx: &Ctx, cmd: &Command, o: &Outcome) -> Answer {
 }
 
 /// How long a thread other than the MQTT one waits for room in the
-/// request queue (it fills in bursts, e.g. 60 commands answered "busy").
+/// outbox or the request queue (they fill in bursts, e.g. 60 commands
+/// answered "busy").
 const ROOM_WAIT: Duration = Duration::from_secs(10);
 
-/// Publish an answer; when it has a journal key, record its PUBACK. With
-/// `wait`, wait (bounded, while connected) for room in the request queue
-/// rather than drop it. Returns whether it was queued; a journalled
-/// answer that was not goes out after the next connect.
+/// Hand an answer that is not waiting in the journal to the outbox (a
+/// refusal, or a stored answer published again); with a journal key its
+/// PUBACK is recorded there. With `wait`, wait (bounded, while connected)
+/// for room rather than refuse it. Returns whether the outbox took it (if
+/// not, the command is left unacknowledged: the broker delivers it again
+/// and it is answered then).
 fn publish_answer(ctx: &Ctx, key: Option<&str>, answer: &Answer, wait: bool) -> bool {
-    let p = &ctx.publisher;
-    let deadline = Instant::now() + ROOM_WAIT;
-    // Typed all the way to the bytes: the id goes out as it came in.
-    let mut bytes = answer.to_bytes();
-    if !crate::mqtt::fit::fits(&p.topics.resp, bytes.len()) {
-        bytes = crate::mqtt::fit::fit_answer(&p.topics.resp, answer.clone()).to_bytes();
+    if wait {
+        ctx.outbox.send_waiting(key, answer, ROOM_WAIT, &|| ctx.publisher.is_connected())
+    } else {
+        ctx.outbox.send(key, answer)
     }
-    loop {
-        match p.publish(&p.topics.resp, true, false, bytes.clone()) {
-            Ok(Some(w)) => {
-                if let Some(k) = key {
-                    crate::agent::runtime::watch_ack(k.to_string(), w);
-                }
-                return true;
-            }
-            Ok(None) => return true,
-            Err(e) => {
-                if wait && p.is_connected() && Instant::now() < deadline {
-                    std::thread::sleep(Duration::from_millis(20));
-                    continue;
-                }
-                log::warn!("answer not queued ({e}); {}", if key.is_some() { "it is sent again after reconnect" } else { "the command stays unacknowledged" });
-                return false;
-            }
-        }
+}
+
+/// Publish a command's final answer, just journalled: whole, from memory
+/// (the journal may hold it cut to its record limit), its PUBACK recorded
+/// in the journal. Should the outbox have no room, the journal's copy goes.
+fn deliver(ctx: &Ctx, key: &str, answer: &Answer, wait: bool) {
+    if !publish_answer(ctx, Some(key), answer, wait) {
+        ctx.outbox.nudge();
     }
 }
 
@@ -523,37 +522,42 @@ fn run_one(ctx: Arc<Ctx>, sched: Arc<(Mutex<Sched>, Condvar)>, cmd: Command) {
     }
 }
 
-/// Journal the final state and publish the answer (`wait`: for room in the
-/// request queue, bounded; the journal sends it again after a reconnect anyway).
+/// Journal the final state and publish the answer (`wait`: for room in
+/// the outbox, bounded; the journal's copy goes out anyway).
 fn finish(ctx: &Ctx, cmd: &Command, o: &Outcome, wait: bool) {
     if o.deferred {
         log::info!("command {} '{}': answer deferred", cmd.key, cmd.command);
         return;
     }
     // A command that answered before its effect (`answer_first`) stored
-    // that answer; it is final and was already published (its PUBACK is
-    // recorded by whoever saw it, never assumed).
-    let stored = if o.ok {
-        ctx.journal.lock().ok().and_then(|j| j.get(&cmd.key).and_then(|e| e.answer.clone().map(|a| (a, e.acked))))
-    } else {
-        None
+    // that answer; it is final, already in the outbox's hands, and its
+    // PUBACK, if the outbox saw it already, stands (read under the same
+    // lock as the write: never lost).
+    let fresh = || fitted_answer(ctx, cmd, o);
+    let to_send = match ctx.journal.lock() {
+        Ok(mut j) => {
+            let stored = if o.ok { j.get(&cmd.key).and_then(|e| e.answer.clone().map(|a| (a, e.acked))) } else { None };
+            let already_sent = stored.is_some();
+            let (answer, was_acked) = stored.unwrap_or_else(|| (fresh(), false));
+            let state = if o.ok { State::Succeeded } else { State::Failed };
+            if let Err(e) = j.finish(&cmd.key, state, &answer) {
+                log::error!("journal: {e}");
+            }
+            if was_acked {
+                let _ = j.mark_acked(&cmd.key);
+            }
+            // Handed to the outbox before the journal is let go: the
+            // journal's copy (maybe cut) is never published beside it.
+            (!already_sent && !ctx.outbox.try_send(Some(&cmd.key), &answer)).then_some(answer)
+        }
+        Err(_) => Some(fresh()),
     };
-    let already_sent = stored.is_some();
-    let (answer, was_acked) = stored.unwrap_or_else(|| (fitted_answer(ctx, cmd, o), false));
-    let state = if o.ok { State::Succeeded } else { State::Failed };
-    if let Ok(mut j) = ctx.journal.lock() {
-        if let Err(e) = j.finish(&cmd.key, state, &answer) {
-            log::error!("journal: {e}");
-        }
-        if was_acked {
-            let _ = j.mark_acked(&cmd.key);
-        }
-    }
     if !o.ok && !o.msg.is_empty() {
         log::info!("command {} '{}': {}", cmd.key, cmd.command, o.msg);
     }
-    if !already_sent {
-        publish_answer(ctx, Some(&cmd.key), &answer, wait);
+    match to_send {
+        Some(answer) => deliver(ctx, &cmd.key, &answer, wait),
+        None => ctx.outbox.nudge(),
     }
 }
 

@@ -537,6 +537,18 @@ impl Journal {
             .collect()
     }
 
+    /// The first answer the broker has not acknowledged and `skip` does
+    /// not name (the outbox's: those on their way already), in journal
+    /// order: of a finished command, or stored before its effect by a
+    /// command still running (answer first: reboot, upgrade).
+    pub fn next_unacked_answer(&self, skip: &dyn Fn(&str) -> bool) -> Option<(String, Answer)> {
+        self.order
+            .iter()
+            .filter_map(|k| self.entries.get(k))
+            .filter(|e| !e.acked && !skip(&e.key))
+            .find_map(|e| e.answer.clone().map(|a| (e.key.clone(), a)))
+    }
+
     pub fn counts(&self) -> Value {
         let mut m = serde_json::Map::new();
         for e in self.entries.values() {

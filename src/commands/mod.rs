@@ -47,13 +47,14 @@ pub fn dispatch(ctx: &Ctx, cmd: &Command) -> Outcome {
 }
 
 /// For commands whose effect may take the agent (or the router) down
-/// (`reboot`, `upgrade`): store the answer in the journal, publish it and
-/// wait, bounded, for the broker's PUBACK — all before the effect. The
-/// engine then publishes nothing more for this command (it finds the
-/// stored answer). Returns whether the broker acknowledged: only a real
-/// PUBACK counts. Without one the answer stays unacknowledged in the
-/// journal (sent again after the next connect or restart), and a PUBACK
-/// that comes later is still recorded.
+/// (`reboot`, `upgrade`): store the answer in the journal — from where the
+/// outbox publishes it at once — and wait, bounded, for the broker's
+/// PUBACK, all before the effect. The engine then publishes nothing more
+/// for this command (it finds the stored answer). Returns whether the
+/// broker acknowledged: only a real PUBACK counts. Without one the answer
+/// stays unacknowledged in the journal (the outbox keeps sending it: after
+/// the next connect, or after a restart), and a PUBACK that comes later is
+/// still recorded.
 pub fn answer_first(ctx: &Ctx, cmd: &Command, out: &Outcome, ack_timeout: Duration) -> Result<bool, String> {
     let answer = engine::fitted_answer(ctx, cmd, out);
     ctx.journal
@@ -61,21 +62,6 @@ pub fn answer_first(ctx: &Ctx, cmd: &Command, out: &Outcome, ack_timeout: Durati
         .map_err(|_| "journal unavailable".to_string())?
         .store_answer(&cmd.key, &answer)
         .map_err(|e| format!("cannot journal the answer: {e}"))?;
-    let p = &ctx.publisher;
-    let acked = match p.publish(&p.topics.resp, true, false, answer.to_bytes()) {
-        Ok(Some(w)) => {
-            let acked = w.wait(ack_timeout);
-            if !acked {
-                crate::agent::runtime::watch_ack(cmd.key.clone(), w);
-            }
-            acked
-        }
-        _ => false,
-    };
-    if acked {
-        if let Ok(mut j) = ctx.journal.lock() {
-            let _ = j.mark_acked(&cmd.key);
-        }
-    }
-    Ok(acked)
+    ctx.outbox.nudge();
+    Ok(ctx.outbox.wait_acked(&ctx.journal, &cmd.key, ack_timeout))
 }

@@ -3,8 +3,10 @@
 //! Layout in `<state_dir>/events/`: `queue.log` holds one JSON event per
 //! line, appended and fsync'd before `push` returns; `cursor` holds the
 //! position of the first event the broker has not acknowledged. The
-//! sender publishes from the cursor with a small window of QoS 1 messages
-//! and moves the cursor (fsync'd) as PUBACKs arrive, in order.
+//! outbox (`crate::outbox`) publishes from the cursor with a small window
+//! of QoS 1 messages and moves the cursor (fsync'd) as PUBACKs arrive, in
+//! order. The queue itself knows nothing of the network: it rings a bell
+//! when an event was pushed.
 //!
 //! Positions are logical: they never go back. The log starts with a
 //! header line `#base N` naming the logical position of its first event,
@@ -23,25 +25,14 @@
 //! event; a full or read-only disk makes `push` refuse with the cause and
 //! is retried on the next push.
 
-use crate::mqtt::{AckWaiter, Publisher};
 use serde_json::Value;
-use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::{Mutex, OnceLock};
 
 /// Largest single event accepted.
 pub const MAX_EVENT: usize = 64 * 1024;
-/// QoS 1 events in flight at once.
-const WINDOW: usize = 16;
-/// Re-send from the cursor when the oldest in-flight event waited this
-/// long for its PUBACK while connected.
-const RESEND_AFTER: Duration = Duration::from_secs(60);
-/// At a clean stop, how long events already sent may wait for their PUBACK.
-const STOP_DRAIN: Duration = Duration::from_secs(2);
 /// Longest header line read.
 const HEADER_MAX: usize = 64;
 
@@ -94,8 +85,8 @@ pub struct EventQueue {
     dir: PathBuf,
     cap: u64,
     inner: Mutex<Inner>,
-    wake: Condvar,
-    connected: AtomicBool,
+    /// Rung after each push (the outbox's nudge).
+    bell: OnceLock<Box<dyn Fn() + Send + Sync>>,
 }
 
 fn io(e: std::io::Error) -> QueueError {
@@ -133,8 +124,7 @@ impl EventQueue {
             dir: dir.to_path_buf(),
             cap,
             inner: Mutex::new(Inner { loaded: false, base: 0, hdr_len: 0, head: 0, tail: 0, pushed: 0, acked: 0 }),
-            wake: Condvar::new(),
-            connected: AtomicBool::new(false),
+            bell: OnceLock::new(),
         };
         if let Ok(mut g) = q.inner.lock() {
             if let Err(e) = q.load(&mut g) {
@@ -248,8 +238,15 @@ impl EventQueue {
         g.tail += buf.len() as u64;
         g.pushed += events.len() as u64;
         drop(g);
-        self.wake.notify_all();
+        if let Some(bell) = self.bell.get() {
+            bell();
+        }
         Ok(())
+    }
+
+    /// Who to tell when events were pushed (set once).
+    pub fn set_bell(&self, bell: Box<dyn Fn() + Send + Sync>) {
+        let _ = self.bell.set(bell);
     }
 
     pub fn push(&self, event: &Value) -> Result<(), QueueError> {
@@ -273,14 +270,19 @@ impl EventQueue {
             .unwrap_or(Value::Null)
     }
 
-    /// The session tells the sender whether the broker is there.
-    pub fn set_connected(&self, up: bool) {
-        // Under the lock the sender decides to sleep with: the change cannot
-        // fall between its check and its wait (a lost wake-up cost a 5 s
-        // sleep, e.g. at shutdown).
-        let _g = self.inner.lock();
-        self.connected.store(up, Ordering::SeqCst);
-        self.wake.notify_all();
+    /// The event at logical position `from` (None: the cursor) as
+    /// (position, bytes, next position); None when there is none yet.
+    pub fn next_after(&self, from: Option<u64>) -> std::io::Result<Option<(u64, Vec<u8>, u64)>> {
+        let at = match from {
+            Some(p) => p,
+            None => self.inner.lock().map_err(|_| std::io::Error::other("poisoned"))?.head,
+        };
+        Ok(self.read_at(at)?.map(|(ev, end)| (at, ev, end)))
+    }
+
+    /// The broker acknowledged every event before logical position `end`.
+    pub fn ack_through(&self, end: u64) -> std::io::Result<()> {
+        self.advance(end)
     }
 
     /// Read the event starting at logical position `off`; returns it and
@@ -344,92 +346,6 @@ impl EventQueue {
         g.base = g.head;
         g.hdr_len = h.len() as u64;
         crate::durable::sync_dir(&self.dir)
-    }
-
-    /// The sender loop: publish in order, advance on PUBACK. Runs until
-    /// `stop` is set.
-    pub fn run_sender(&self, publisher: &Publisher, stop: &AtomicBool) {
-        let topic = publisher.topics.event.clone();
-        // (start offset, next offset, waiter, sent at)
-        let mut window: VecDeque<(u64, u64, AckWaiter, Instant)> = VecDeque::new();
-        let mut next: Option<u64> = None;
-        while !stop.load(Ordering::SeqCst) {
-            self.retire_acked(&mut window, &mut next);
-            let connected = self.connected.load(Ordering::SeqCst);
-            if let Some((_, _, w, sent)) = window.front() {
-                // Lost: the broker came back without our session.
-                if connected && (sent.elapsed() > RESEND_AFTER || w.is_lost()) {
-                    log::warn!("event queue: no PUBACK for {} s; sending again from the cursor", RESEND_AFTER.as_secs());
-                    window.clear();
-                    next = None;
-                }
-            }
-            let (head, tail) = match self.inner.lock() {
-                Ok(g) => (g.head, g.tail),
-                Err(_) => return,
-            };
-            let pos = next.unwrap_or(head);
-            if connected && window.len() < WINDOW && pos < tail {
-                match self.read_at(pos) {
-                    Ok(Some((payload, end))) => match publisher.publish(&topic, true, false, payload) {
-                        Ok(Some(w)) => {
-                            window.push_back((pos, end, w, Instant::now()));
-                            next = Some(end);
-                            continue;
-                        }
-                        Ok(None) => {}
-                        Err(_) => std::thread::sleep(Duration::from_millis(100)),
-                    },
-                    Ok(None) => {}
-                    Err(e) => {
-                        log::error!("event queue read: {e}");
-                        std::thread::sleep(Duration::from_secs(1));
-                    }
-                }
-            }
-            // Wait for a push, a connect, or an ack to check.
-            if let Ok(g) = self.inner.lock() {
-                // Stopped meanwhile (the runtime stops us with set_connected,
-                // under this lock): no sleep.
-                if stop.load(Ordering::SeqCst) {
-                    continue;
-                }
-                // Idle (nothing in flight, nothing new under the lock a push takes,
-                // or offline): sleep long, a push or a connect wakes us.
-                let idle = window.is_empty() && (next.unwrap_or(g.head) >= g.tail || !self.connected.load(Ordering::SeqCst));
-                let _ = self.wake.wait_timeout(g, Duration::from_millis(if idle { 5_000 } else { 20 }));
-            }
-        }
-        // Stopping (the MQTT session is still up): give the events in
-        // flight a moment for their PUBACK, so a clean stop does not send
-        // them again after the restart.
-        let until = Instant::now() + STOP_DRAIN;
-        self.retire_acked(&mut window, &mut next);
-        if !window.is_empty() {
-            log::info!("stopping: waiting up to {} s for the PUBACK of {} event(s) in flight", STOP_DRAIN.as_secs(), window.len());
-        }
-        while !window.is_empty() && Instant::now() < until {
-            std::thread::sleep(Duration::from_millis(10));
-            self.retire_acked(&mut window, &mut next);
-        }
-    }
-
-    /// Retire acknowledged events from the front of the window, in order,
-    /// moving the durable cursor past each.
-    fn retire_acked(&self, window: &mut VecDeque<(u64, u64, AckWaiter, Instant)>, next: &mut Option<u64>) {
-        while let Some((_, end, w, _)) = window.front() {
-            if !w.is_acked() {
-                break;
-            }
-            let end = *end;
-            window.pop_front();
-            if let Err(e) = self.advance(end) {
-                log::error!("event queue cursor: {e}");
-            }
-            if window.is_empty() {
-                *next = None; // offsets may have been reset by a truncate
-            }
-        }
     }
 }
 

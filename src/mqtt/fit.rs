@@ -71,6 +71,21 @@ pub fn fit_to(mut v: Value, limit: usize) -> Value {
     v
 }
 
+/// Longest answer topic the payload budget of [`answer_payload`] allows
+/// for (prefix and serial are bounded well below it by the configuration).
+const MAX_ANSWER_TOPIC: usize = 512;
+
+/// The bytes of an answer as published: typed all the way (the id goes
+/// out as it came in), cut to fit when too large for any answer topic.
+pub fn answer_payload(a: &Answer) -> Vec<u8> {
+    let limit = MAX_PACKET.saturating_sub(1 + 4 + 2 + MAX_ANSWER_TOPIC + 2);
+    let bytes = a.to_bytes();
+    if bytes.len() <= limit {
+        return bytes;
+    }
+    fit_answer_to(a.clone(), limit).to_bytes()
+}
+
 /// Fit an answer for `topic` under the agent's limit. Returns it unchanged when it fits.
 pub fn fit_answer(topic: &str, a: Answer) -> Answer {
     fit_answer_to(a, budget(topic, MAX_PACKET))

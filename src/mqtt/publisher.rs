@@ -1,7 +1,7 @@
 //! Publishing to the broker without ever blocking the caller.
 
 use super::fit;
-use super::tracker::{AckTracker, AckWaiter};
+use super::tracker::{AckTracker, AckWaiter, Bell};
 use super::Topics;
 use rumqttc::{Client, QoS};
 use serde_json::Value;
@@ -49,13 +49,22 @@ impl Publisher {
     /// while the broker is away: stale ones are worthless, and fresh ones
     /// follow the reconnect.
     pub fn publish(&self, topic: &str, qos1: bool, retain: bool, payload: Vec<u8>) -> Result<Option<AckWaiter>, PublishError> {
+        self.publish_bell(topic, qos1, retain, payload, None)
+    }
+
+    /// A QoS 1 publish whose waiter rings `bell` when it settles (the outbox's).
+    pub fn publish_rung(&self, topic: &str, retain: bool, payload: Vec<u8>, bell: Bell) -> Result<AckWaiter, PublishError> {
+        self.publish_bell(topic, true, retain, payload, Some(bell))?.ok_or(PublishError::QueueFull)
+    }
+
+    fn publish_bell(&self, topic: &str, qos1: bool, retain: bool, payload: Vec<u8>, bell: Option<Bell>) -> Result<Option<AckWaiter>, PublishError> {
         if !self.is_connected() && self.is_report_topic(topic) {
             return Err(PublishError::Offline);
         }
         let payload = if fit::fits(topic, payload.len()) { payload } else { refit(topic, &payload) };
         let qos = if qos1 { QoS::AtLeastOnce } else { QoS::AtMostOnce };
         self.tracker
-            .publish_with(qos1, || self.client.try_publish(topic, qos, retain, payload).is_ok())
+            .publish_with_bell(qos1, bell, || self.client.try_publish(topic, qos, retain, payload).is_ok())
             .ok_or(PublishError::QueueFull)
     }
 

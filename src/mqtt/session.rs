@@ -19,10 +19,38 @@ use super::tracker::AckTracker;
 use super::{Publisher, Topics};
 use crate::config::AgentConfig;
 use rumqttc::{Client, Connection, ConnectReturnCode, Event, Incoming, LastWill, MqttOptions, Outgoing, QoS, Request, Transport};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::mpsc::{channel, Receiver};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+/// The session's stop request: a flag the connection thread can also
+/// sleep on (its reconnect backoff ends at once when it is set).
+#[derive(Default)]
+struct Stop {
+    set: Mutex<bool>,
+    cv: Condvar,
+}
+
+impl Stop {
+    fn set(&self) {
+        *self.set.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        self.cv.notify_all();
+    }
+
+    fn is_set(&self) -> bool {
+        *self.set.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Sleep `d` unless stopped first; true when stopped.
+    fn sleep(&self, d: Duration) -> bool {
+        let g = self.set.lock().unwrap_or_else(|p| p.into_inner());
+        match self.cv.wait_timeout_while(g, d, |stopped| !*stopped) {
+            Ok((g, _)) => *g,
+            Err(p) => *p.into_inner().0,
+        }
+    }
+}
 
 /// What the agent does on session events. Called on the connection
 /// thread: implementations must not block.
@@ -61,12 +89,19 @@ impl CommandAck {
     /// command with the broker until the next reconnect.
     pub fn ack_waiting(self, timeout: Duration) {
         let deadline = Instant::now() + timeout;
-        while self.client.try_ack(&self.publish).is_err() {
-            if !self.publisher.is_connected() || Instant::now() >= deadline {
+        let tracker = self.publisher.tracker();
+        loop {
+            let seen = tracker.room_seq();
+            if self.client.try_ack(&self.publish).is_ok() {
+                return;
+            }
+            let now = Instant::now();
+            if !self.publisher.is_connected() || now >= deadline {
                 log::warn!("command ack not queued; the broker will deliver it again");
                 return;
             }
-            std::thread::sleep(Duration::from_millis(20));
+            // Woken when a request leaves the queue or the connection drops.
+            tracker.wait_room(seen, deadline - now);
         }
     }
 }
@@ -93,8 +128,8 @@ const STABLE_AFTER: Duration = Duration::from_secs(60);
 
 pub struct Session {
     pub publisher: Publisher,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    stop: Arc<Stop>,
+    thread: Option<(JoinHandle<()>, Receiver<()>)>,
     pending: Option<(Connection, Backoff)>,
 }
 
@@ -141,7 +176,7 @@ impl Session {
         let tracker = AckTracker::default();
         let publisher = Publisher::new(client, tracker, topics, cfg.sn.clone());
         let backoff = Backoff::new(Duration::from_secs(cfg.reconnect_min), Duration::from_secs(cfg.reconnect_max));
-        Ok(Session { publisher, stop: Arc::new(AtomicBool::new(false)), thread: None, pending: Some((connection, backoff)) })
+        Ok(Session { publisher, stop: Arc::new(Stop::default()), thread: None, pending: Some((connection, backoff)) })
     }
 
     /// Start the connection thread. Returns at once; the connection is
@@ -152,23 +187,24 @@ impl Session {
         let client = self.publisher.client().clone();
         let publisher = self.publisher.clone();
         let cmd_topic = self.publisher.topics.cmd.clone();
-        let thread = crate::stack::spawn("mqtt".into(), move || run(connection, client, publisher, cmd_topic, events, stop, backoff))
-            .map_err(|e| e.to_string())?;
-        self.thread = Some(thread);
+        // The thread says when it ends (a bounded join at shutdown).
+        let (done_tx, done) = channel();
+        let thread = crate::stack::spawn("mqtt".into(), move || {
+            run(connection, client, publisher, cmd_topic, events, &stop, backoff);
+            let _ = done_tx.send(());
+        })
+        .map_err(|e| e.to_string())?;
+        self.thread = Some((thread, done));
         Ok(())
     }
 
     /// Send DISCONNECT (so the will is not published) and wait, bounded,
     /// for the connection thread to flush it and end.
     pub fn shutdown(&mut self, timeout: Duration) {
-        self.stop.store(true, Ordering::SeqCst);
+        self.stop.set();
         let _ = self.publisher.client().try_disconnect();
-        if let Some(t) = self.thread.take() {
-            let deadline = Instant::now() + timeout;
-            while !t.is_finished() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            if t.is_finished() {
+        if let Some((t, done)) = self.thread.take() {
+            if done.recv_timeout(timeout).is_ok() {
                 let _ = t.join();
             }
         }
@@ -181,7 +217,7 @@ fn run(
     publisher: Publisher,
     cmd_topic: String,
     events: Arc<dyn SessionEvents>,
-    stop: Arc<AtomicBool>,
+    stop: &Stop,
     mut backoff: Backoff,
 ) {
     let tracker = publisher.tracker().clone();
@@ -246,21 +282,31 @@ fn run(
                 }
             }
             Ok(Event::Incoming(Incoming::PubAck(a))) => tracker.on_puback(a.pkid),
-            Ok(Event::Outgoing(Outgoing::Publish(pkid))) => tracker.on_outgoing(pkid),
-            Ok(Event::Outgoing(Outgoing::AwaitAck(pkid))) => tracker.on_collision(pkid),
+            Ok(Event::Outgoing(Outgoing::Publish(pkid))) => {
+                tracker.on_outgoing(pkid);
+                tracker.on_room();
+            }
+            Ok(Event::Outgoing(Outgoing::AwaitAck(pkid))) => {
+                tracker.on_collision(pkid);
+                tracker.on_room();
+            }
             Ok(Event::Outgoing(Outgoing::Disconnect)) => {
-                if stop.load(Ordering::SeqCst) {
+                if stop.is_set() {
                     // Give the DISCONNECT a moment to leave before we drop the socket.
                     let _ = connection.recv_timeout(Duration::from_millis(200));
                     return;
                 }
             }
+            // Any other packet out (acks of commands, pings, subscribe) left the queue too.
+            Ok(Event::Outgoing(_)) => tracker.on_room(),
             Ok(_) => {}
             Err(e) => {
                 publisher.set_connected(false);
+                // Whoever waits for room learns the connection dropped.
+                tracker.on_room();
                 // Periodic reports that did not leave are stale now.
                 pending_tickets = tracker.filter_pending(&mut connection.eventloop.pending, |p| publisher.is_report_topic(&p.topic));
-                if stop.load(Ordering::SeqCst) {
+                if stop.is_set() {
                     return;
                 }
                 if let rumqttc::ConnectionError::MqttState(rumqttc::StateError::Deserialization(rumqttc::Error::PayloadSizeLimitExceeded(n))) = &e {
@@ -288,12 +334,9 @@ fn run(
                 let reason = describe(&e);
                 log::warn!("broker connection: {reason}; retrying in {} ms", delay.as_millis());
                 events.disconnected(&reason);
-                let until = Instant::now() + delay;
-                while Instant::now() < until {
-                    if stop.load(Ordering::SeqCst) {
-                        return;
-                    }
-                    std::thread::sleep(Duration::from_millis(100).min(until.saturating_duration_since(Instant::now())));
+                // The backoff; a stop ends it at once.
+                if stop.sleep(delay) {
+                    return;
                 }
             }
         }

@@ -20,11 +20,22 @@ const ACKED: u8 = 1;
 /// be; the owner must send it again.
 const LOST: u8 = 2;
 
+/// Rung once when a publish settles (acknowledged or lost): how the
+/// outbox learns of a PUBACK without watching.
+pub type Bell = Arc<dyn Fn() + Send + Sync>;
+
 /// Shared completion state of one publish.
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct Slot {
     state: Mutex<u8>,
     cv: Condvar,
+    bell: Option<Bell>,
+}
+
+impl std::fmt::Debug for Slot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Slot").field("state", &self.state).field("bell", &self.bell.is_some()).finish()
+    }
 }
 
 /// Waits for the PUBACK of one QoS 1 publish.
@@ -60,12 +71,17 @@ impl AckWaiter {
     }
 
     fn settle(&self, to: u8) {
+        let mut changed = false;
         if let Ok(mut g) = self.0.state.lock() {
             if *g == PENDING {
                 *g = to;
+                changed = true;
             }
         }
         self.0.cv.notify_all();
+        if let (true, Some(bell)) = (changed, &self.0.bell) {
+            bell();
+        }
     }
 
     fn complete(&self) {
@@ -73,37 +89,104 @@ impl AckWaiter {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct Inner {
     /// Tickets of queued publishes not yet seen leaving (None for QoS 0).
     queued: VecDeque<Option<AckWaiter>>,
     /// Publishes sent and waiting for their PUBACK, by pkid (a queue for
     /// the rare pkid collision).
     inflight: HashMap<u16, VecDeque<AckWaiter>>,
+    /// Bumped whenever a request left the client's queue (room for
+    /// another) or the connection dropped.
+    room_seq: u64,
+    /// Rung once at the next such moment (the outbox's, after its publish
+    /// was refused by the full queue).
+    room_bell: Option<Bell>,
 }
 
 /// The shared tracker. Bounded: `queued` by the client's request channel
 /// capacity, `inflight` by the session's inflight window.
-#[derive(Debug, Clone, Default)]
-pub struct AckTracker(Arc<Mutex<Inner>>);
+#[derive(Clone, Default)]
+pub struct AckTracker {
+    inner: Arc<Mutex<Inner>>,
+    room: Arc<Condvar>,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inner").field("queued", &self.queued.len()).field("inflight", &self.inflight.len()).field("room_seq", &self.room_seq).finish()
+    }
+}
+
+impl std::fmt::Debug for AckTracker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("AckTracker").field(&self.inner).finish()
+    }
+}
 
 impl AckTracker {
     /// Queue a publish through `send` while holding the lock, so ticket
     /// order matches request order. `send` returns false when the publish
     /// was not queued.
     pub fn publish_with<F: FnOnce() -> bool>(&self, qos1: bool, send: F) -> Option<Option<AckWaiter>> {
-        let mut g = self.0.lock().ok()?;
+        self.publish_with_bell(qos1, None, send)
+    }
+
+    /// [`AckTracker::publish_with`], the waiter ringing `bell` when it settles.
+    pub fn publish_with_bell<F: FnOnce() -> bool>(&self, qos1: bool, bell: Option<Bell>, send: F) -> Option<Option<AckWaiter>> {
+        let mut g = self.inner.lock().ok()?;
         if !send() {
             return None;
         }
-        let w = qos1.then(|| AckWaiter(Arc::new(Slot::default())));
+        let w = qos1.then(|| AckWaiter(Arc::new(Slot { bell, ..Slot::default() })));
         g.queued.push_back(w.clone());
         Some(w)
     }
 
+    /// A request left the client's queue, or the connection dropped: wake
+    /// whoever waits for room (or for the news that it will not come).
+    pub fn on_room(&self) {
+        let bell = match self.inner.lock() {
+            Ok(mut g) => {
+                g.room_seq = g.room_seq.wrapping_add(1);
+                g.room_bell.take()
+            }
+            Err(_) => None,
+        };
+        self.room.notify_all();
+        if let Some(b) = bell {
+            b();
+        }
+    }
+
+    /// The current room count (read it before trying to queue).
+    pub fn room_seq(&self) -> u64 {
+        self.inner.lock().map(|g| g.room_seq).unwrap_or(0)
+    }
+
+    /// Wait, at most `timeout`, for room after `seen` (see [`AckTracker::room_seq`]).
+    pub fn wait_room(&self, seen: u64, timeout: Duration) {
+        let Ok(g) = self.inner.lock() else { return };
+        if g.room_seq == seen {
+            let _ = self.room.wait_timeout(g, timeout);
+        }
+    }
+
+    /// Ring `bell` once there is room after `seen` (at once if there was).
+    pub fn want_room(&self, seen: u64, bell: Bell) {
+        let now = match self.inner.lock() {
+            Ok(mut g) if g.room_seq == seen => {
+                g.room_bell = Some(bell);
+                return;
+            }
+            _ => bell,
+        };
+        now();
+    }
+
     /// `Outgoing::Publish(pkid)` seen on the connection.
     pub fn on_outgoing(&self, pkid: u16) {
-        let Ok(mut g) = self.0.lock() else { return };
+        let Ok(mut g) = self.inner.lock() else { return };
         if pkid != 0 && g.inflight.get(&pkid).map(|q| !q.is_empty()).unwrap_or(false) {
             return; // a replay after reconnect
         }
@@ -117,7 +200,7 @@ impl AckTracker {
     /// `Outgoing::AwaitAck(pkid)`: the publish was held back because its
     /// pkid is still in flight; it goes out once that one is acked.
     pub fn on_collision(&self, pkid: u16) {
-        let Ok(mut g) = self.0.lock() else { return };
+        let Ok(mut g) = self.inner.lock() else { return };
         if let Some(Some(w)) = g.queued.pop_front() {
             g.inflight.entry(pkid).or_default().push_back(w);
         }
@@ -125,7 +208,7 @@ impl AckTracker {
 
     /// `Incoming::PubAck(pkid)`.
     pub fn on_puback(&self, pkid: u16) {
-        let Ok(mut g) = self.0.lock() else { return };
+        let Ok(mut g) = self.inner.lock() else { return };
         let mut empty = false;
         if let Some(q) = g.inflight.get_mut(&pkid) {
             if let Some(w) = q.pop_front() {
@@ -139,7 +222,7 @@ impl AckTracker {
     }
 
     pub fn pending(&self) -> (usize, usize) {
-        self.0.lock().map(|g| (g.queued.len(), g.inflight.values().map(|q| q.len()).sum())).unwrap_or((0, 0))
+        self.inner.lock().map(|g| (g.queued.len(), g.inflight.values().map(|q| q.len()).sum())).unwrap_or((0, 0))
     }
 
     /// A QoS 1 publish put at the front of rumqttc's pending list (it goes
@@ -148,7 +231,7 @@ impl AckTracker {
     /// must be recognised as one.)
     pub fn push_front_qos1(&self) -> AckWaiter {
         let w = AckWaiter(Arc::new(Slot::default()));
-        if let Ok(mut g) = self.0.lock() {
+        if let Ok(mut g) = self.inner.lock() {
             g.queued.push_front(Some(w.clone()));
         }
         w
@@ -162,7 +245,7 @@ impl AckTracker {
     /// Returns how many tickets the pending list still holds. Idempotent:
     /// running it again on the same list changes nothing.
     pub fn filter_pending(&self, pending: &mut VecDeque<rumqttc::Request>, stale: impl Fn(&rumqttc::Publish) -> bool) -> usize {
-        let Ok(mut g) = self.0.lock() else { return 0 };
+        let Ok(mut g) = self.inner.lock() else { return 0 };
         let mut kept_tickets = VecDeque::new();
         let mut out = VecDeque::with_capacity(pending.len());
         for r in pending.drain(..) {
@@ -196,7 +279,7 @@ impl AckTracker {
     /// emptied, so a new publish reusing a pkid is never taken for a replay
     /// and its PUBACK never completes an old waiter.
     pub fn session_lost(&self, in_pending: usize) {
-        let Ok(mut g) = self.0.lock() else { return };
+        let Ok(mut g) = self.inner.lock() else { return };
         for _ in 0..in_pending {
             if let Some(Some(w)) = g.queued.pop_front() {
                 w.settle(LOST);

@@ -190,10 +190,9 @@ fn settle(ctx: &Ctx, d: &Path, publish: bool) {
             let _ = std::fs::remove_file(d.join(f));
         }
     }
-    // One resend, not two: at start-up the connect itself asks for it (a
-    // second request before the PUBACK would publish the answer twice).
+    // The outbox publishes it from the journal (at start-up, once connected).
     if publish {
-        crate::agent::runtime::request_resend();
+        ctx.outbox.nudge();
     }
 }
 

@@ -2,6 +2,7 @@
 //! signals.
 
 pub mod apply;
+pub mod birth;
 pub mod clock;
 pub mod context;
 pub mod lock;

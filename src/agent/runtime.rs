@@ -10,7 +10,6 @@ use crate::devices::manager::DeviceManager;
 use crate::events::EventQueue;
 use crate::mqtt::{CommandAck, Session, SessionEvents};
 use crate::telemetry::{ReportRequest, Reporter};
-use serde_json::json;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::sync_channel;
 use std::sync::Arc;
@@ -38,14 +37,6 @@ fn install_signal_handlers() {
     }
 }
 
-/// The birth message (`{p}/state/{sn}`, retained).
-pub fn birth_payload(p: &crate::mqtt::Publisher, signed: bool) -> Vec<u8> {
-    json!({"sn": p.sn, "online": true, "time": crate::util::unix_now(),
-           "bootTime": super::clock::boot_time(), "ver": crate::VERSION, "signed": signed})
-    .to_string()
-    .into_bytes()
-}
-
 /// What the outbox's thread needs of the agent.
 struct OutboxHost(Arc<Ctx>);
 
@@ -69,7 +60,7 @@ impl crate::outbox::driver::Host for OutboxHost {
         crate::commands::upgrade::txn::confirmed(&self.0)
     }
     fn birth(&self) -> Vec<u8> {
-        birth_payload(&self.0.publisher, !self.0.config().agent.trusted_keys.is_empty())
+        super::birth::birth_payload(&self.0.publisher, !self.0.config().agent.trusted_keys.is_empty())
     }
 }
 
@@ -81,7 +72,7 @@ struct Events {
 
 impl SessionEvents for Events {
     fn birth(&self) -> Vec<u8> {
-        birth_payload(&self.ctx.publisher, !self.ctx.config().agent.trusted_keys.is_empty())
+        super::birth::birth_payload(&self.ctx.publisher, !self.ctx.config().agent.trusted_keys.is_empty())
     }
 
     fn connected(&self, session_present: bool) {

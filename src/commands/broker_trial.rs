@@ -316,7 +316,7 @@ pub fn watch(ctx: Arc<Ctx>, rec: Record) {
             return; // the record stays: the next start continues the trial
         }
         if p.is_connected() {
-            let birth = crate::agent::runtime::birth_payload(p, !ctx.config().agent.trusted_keys.is_empty());
+            let birth = crate::agent::birth::birth_payload(p, !ctx.config().agent.trusted_keys.is_empty());
             if let Ok(Some(w)) = p.publish(&p.topics.state, true, true, birth) {
                 if w.wait(BIRTH_ACK_WAIT.min(deadline.saturating_duration_since(Instant::now()))) {
                     succeed(&ctx, &rec);

@@ -387,6 +387,15 @@ impl EventQueue {
                     }
                 }
             }
+            // Window full: only a PUBACK lets the sender go on. Wait on the
+            // oldest one's own wake-up, not the 20 ms poll below, which
+            // capped a burst at 16 events per 20 ms (issue 24: the SMS rate).
+            if connected && window.len() >= WINDOW {
+                if let Some((_, _, w, _)) = window.front() {
+                    w.wait(Duration::from_millis(20));
+                }
+                continue;
+            }
             // Wait for a push, a connect, or an ack to check.
             if let Ok(g) = self.inner.lock() {
                 // Stopped meanwhile (the runtime stops us with set_connected,

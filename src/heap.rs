@@ -25,13 +25,27 @@
 
 use dlmalloc::{Allocator, Dlmalloc};
 use std::alloc::{GlobalAlloc, Layout};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-/// The guard page below each mapping (4096 on every target we build for;
-/// a larger real page only makes the guard smaller than a page, which
-/// mprotect rounds and mmap's alignment keeps harmless).
-const GUARD: usize = 4096;
+/// The guard below each mapping: one page of the running kernel (4 KiB on
+/// our targets, but some MIPS kernels use 16 KiB: mprotect works on whole
+/// pages, so a smaller guard would protect the start of the usable part).
+fn guard() -> usize {
+    static PAGE: AtomicUsize = AtomicUsize::new(0);
+    match PAGE.load(Ordering::Relaxed) {
+        0 => {
+            // SAFETY: sysconf has no preconditions.
+            let p = match unsafe { libc::sysconf(libc::_SC_PAGESIZE) } {
+                p if p >= 4096 => p as usize,
+                _ => 4096,
+            };
+            PAGE.store(p, Ordering::Relaxed);
+            p
+        }
+        p => p,
+    }
+}
 
 /// dlmalloc's source of memory: anonymous private mappings.
 pub struct Sys;
@@ -40,7 +54,8 @@ pub struct Sys;
 // their tail, exactly as the trait describes; no state is kept.
 unsafe impl Allocator for Sys {
     fn alloc(&self, size: usize) -> (*mut u8, usize, u32) {
-        let Some(total) = size.checked_add(GUARD) else { return (std::ptr::null_mut(), 0, 0) };
+        let g = guard();
+        let Some(total) = size.checked_add(g) else { return (std::ptr::null_mut(), 0, 0) };
         // SAFETY: a fresh anonymous mapping; no existing memory is touched.
         let p = unsafe {
             libc::mmap(std::ptr::null_mut(), total, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0)
@@ -51,12 +66,12 @@ unsafe impl Allocator for Sys {
         // The guard page: its own VMA, never touched, so the next mapping
         // (placed below this one) is not adjacent to what dlmalloc sees.
         // SAFETY: the first page of the mapping just made; nothing uses it.
-        if unsafe { libc::mprotect(p, GUARD, libc::PROT_NONE) } != 0 {
+        if unsafe { libc::mprotect(p, g, libc::PROT_NONE) } != 0 {
             // SAFETY: unmapping the mapping just made, whole.
             unsafe { libc::munmap(p, total) };
             return (std::ptr::null_mut(), 0, 0);
         }
-        (p.cast::<u8>().wrapping_add(GUARD), size, 0)
+        (p.cast::<u8>().wrapping_add(g), size, 0)
     }
 
     fn remap(&self, _ptr: *mut u8, _oldsize: usize, _newsize: usize, _can_move: bool) -> *mut u8 {
@@ -74,7 +89,8 @@ unsafe impl Allocator for Sys {
     fn free(&self, ptr: *mut u8, size: usize) -> bool {
         // SAFETY: dlmalloc gives back a whole region it got from alloc,
         // which sits right above its guard page: both go.
-        unsafe { libc::munmap(ptr.wrapping_sub(GUARD).cast(), size + GUARD) == 0 }
+        let g = guard();
+        unsafe { libc::munmap(ptr.wrapping_sub(g).cast(), size + g) == 0 }
     }
 
     fn can_release_part(&self, _flags: u32) -> bool {

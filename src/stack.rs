@@ -52,6 +52,8 @@ where
 /// rlimit) or when the stack cannot be found.
 #[inline(never)]
 pub fn release_unused() {
+    // The heap's free segments too (rate-limited there).
+    crate::heap::trim();
     let marker = 0u8;
     let here = std::hint::black_box(&marker) as *const u8 as usize;
     let Some((low, high)) = own_stack() else { return };

@@ -120,7 +120,7 @@ pub fn run(config_path: &str, loaded: Result<config::Config, config::ConfigError
     let _lock = super::lock::acquire(std::path::Path::new(&cfg.agent.state_dir))?;
     let signals = super::wake::Waiter::new();
     install_signal_handlers();
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    let _ = crate::mqtt::tls::provider().install_default();
     if cfg.agent.trusted_keys.is_empty() {
         log::warn!(
             "no trusted_key configured: accepting UNSIGNED commands (whoever can publish on {}/cmd/{} runs commands as root); \

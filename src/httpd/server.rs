@@ -294,6 +294,9 @@ impl IoLoop {
             if stream.set_nonblocking(true).is_err() {
                 continue;
             }
+            // The answer is one write, but a `100 Continue` comes first:
+            // without TCP_NODELAY the answer waited for its ACK (issue 24).
+            let _ = stream.set_nodelay(true);
             if self.conns.len() >= self.limits.max_conns.max(1) {
                 // Make room: the oldest connection that has sent nothing
                 // (likeliest idle), else the oldest.

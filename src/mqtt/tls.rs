@@ -1,5 +1,7 @@
-//! rustls client configuration for the broker connection (ring provider;
-//! see CROSS.md for why not aws-lc).
+//! rustls client configuration for the broker connection, and the agent's
+//! one crypto provider (ring; see CROSS.md for why not aws-lc): only the
+//! suites, groups and signature checks a broker or VPN console needs
+//! (README "What a broker must offer").
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -16,7 +18,7 @@ pub fn system_bundle() -> Option<&'static str> {
 /// Build the client config: roots from `ca_file` (or the system bundle),
 /// and a client certificate when both `cert_file` and `key_file` are set.
 pub fn client_config(ca_file: &str, cert_file: &str, key_file: &str) -> Result<Arc<rustls::ClientConfig>, String> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(provider());
     let ca_path = if ca_file.is_empty() {
         system_bundle()
             .map(str::to_string)
@@ -52,8 +54,126 @@ pub fn client_config(ca_file: &str, cert_file: &str, key_file: &str) -> Result<A
     Ok(Arc::new(config))
 }
 
+/// The agent's crypto provider: ring's, cut to what the agent needs, so the
+/// rest of ring's suites and groups are not linked (their bytes in README
+/// "Size and memory"). Every TLS client of the agent (broker, VPN console,
+/// upgrade download) uses it; none uses `default_provider()`.
+///
+/// - TLS 1.3: AES-128-GCM (every TLS 1.3 server must offer it), AES-256-GCM.
+/// - TLS 1.2, ECDHE only: ECDSA or RSA certificates, AES-GCM.
+/// - No ChaCha20-Poly1305: no server needs it (AES-GCM is mandatory in TLS
+///   1.3 and offered by every TLS 1.2 broker); it is only faster on CPUs
+///   without AES instructions, which MQTT's few KB/s do not notice.
+///   -11,488 B on armv7.
+/// - Key exchange: X25519 and P-256 (every TLS 1.3 server offers one of
+///   them; P-384 only key exchange is not accepted).
+/// - Certificate and handshake signatures: ring's full webpki set (ECDSA
+///   P-256/P-384, Ed25519, RSA PKCS#1 and PSS): CA chains are signed with
+///   whatever the CA chose (Let's Encrypt's ECDSA chain is P-384), so
+///   nothing is dropped there.
+pub fn provider() -> rustls::crypto::CryptoProvider {
+    use rustls::crypto::ring::{cipher_suite as cs, kx_group};
+    rustls::crypto::CryptoProvider {
+        cipher_suites: vec![
+            cs::TLS13_AES_128_GCM_SHA256,
+            cs::TLS13_AES_256_GCM_SHA384,
+            cs::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+            cs::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+            cs::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+            cs::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+        ],
+        kx_groups: vec![kx_group::X25519, kx_group::SECP256R1],
+        signature_verification_algorithms: SIG_ALGS,
+        secure_random: &Ring,
+        key_provider: &Ring,
+    }
+}
+
+/// ring's randomness and key loading (rustls keeps its own `Ring` private).
+#[derive(Debug)]
+struct Ring;
+
+impl rustls::crypto::SecureRandom for Ring {
+    fn fill(&self, buf: &mut [u8]) -> Result<(), rustls::crypto::GetRandomFailed> {
+        use ring::rand::SecureRandom as _;
+        ring::rand::SystemRandom::new().fill(buf).map_err(|_| rustls::crypto::GetRandomFailed)
+    }
+}
+
+impl rustls::crypto::KeyProvider for Ring {
+    /// A client certificate's key: ECDSA P-256/P-384, Ed25519 or RSA.
+    fn load_private_key(&self, key: PrivateKeyDer<'static>) -> Result<Arc<dyn rustls::sign::SigningKey>, rustls::Error> {
+        rustls::crypto::ring::sign::any_supported_type(&key)
+    }
+}
+
+/// rustls's ring signature set, spelled out so `default_provider()` (and
+/// with it every suite and group) is never referenced.
+static SIG_ALGS: rustls::crypto::WebPkiSupportedAlgorithms = {
+    use rustls::SignatureScheme as S;
+    use webpki::ring as w;
+    rustls::crypto::WebPkiSupportedAlgorithms {
+        all: &[
+            w::ECDSA_P256_SHA256,
+            w::ECDSA_P256_SHA384,
+            w::ECDSA_P384_SHA256,
+            w::ECDSA_P384_SHA384,
+            w::ED25519,
+            w::RSA_PSS_2048_8192_SHA256_LEGACY_KEY,
+            w::RSA_PSS_2048_8192_SHA384_LEGACY_KEY,
+            w::RSA_PSS_2048_8192_SHA512_LEGACY_KEY,
+            w::RSA_PKCS1_2048_8192_SHA256,
+            w::RSA_PKCS1_2048_8192_SHA384,
+            w::RSA_PKCS1_2048_8192_SHA512,
+            w::RSA_PKCS1_2048_8192_SHA256_ABSENT_PARAMS,
+            w::RSA_PKCS1_2048_8192_SHA384_ABSENT_PARAMS,
+            w::RSA_PKCS1_2048_8192_SHA512_ABSENT_PARAMS,
+        ],
+        mapping: &[
+            (S::ECDSA_NISTP384_SHA384, &[w::ECDSA_P384_SHA384, w::ECDSA_P256_SHA384]),
+            (S::ECDSA_NISTP256_SHA256, &[w::ECDSA_P256_SHA256, w::ECDSA_P384_SHA256]),
+            (S::ED25519, &[w::ED25519]),
+            (S::RSA_PSS_SHA512, &[w::RSA_PSS_2048_8192_SHA512_LEGACY_KEY]),
+            (S::RSA_PSS_SHA384, &[w::RSA_PSS_2048_8192_SHA384_LEGACY_KEY]),
+            (S::RSA_PSS_SHA256, &[w::RSA_PSS_2048_8192_SHA256_LEGACY_KEY]),
+            (S::RSA_PKCS1_SHA512, &[w::RSA_PKCS1_2048_8192_SHA512]),
+            (S::RSA_PKCS1_SHA384, &[w::RSA_PKCS1_2048_8192_SHA384]),
+            (S::RSA_PKCS1_SHA256, &[w::RSA_PKCS1_2048_8192_SHA256]),
+        ],
+    }
+};
+
 /// Session resumption for one peer: a few tickets, not rustls's default
 /// cache of 256 sessions (~14 KiB allocated up front per configuration).
 pub fn resumption() -> rustls::client::Resumption {
     rustls::client::Resumption::in_memory_sessions(4)
+}
+
+#[cfg(test)]
+mod tests {
+    use rustls::{CipherSuite as C, SignatureScheme as S, SupportedCipherSuite};
+
+    /// What README "What a broker must offer" promises, and no more
+    /// (no ChaCha20, no P-384 key exchange, TLS 1.2 with ECDHE only).
+    #[test]
+    fn the_provider_has_what_a_broker_needs_and_no_more() {
+        let p = super::provider();
+        let groups: Vec<String> = p.kx_groups.iter().map(|g| format!("{:?}", g.name())).collect();
+        assert_eq!(groups, ["X25519", "secp256r1"], "no P-384 key exchange");
+        let suites: Vec<C> = p.cipher_suites.iter().map(|s| s.suite()).collect();
+        for must in [C::TLS13_AES_128_GCM_SHA256, C::TLS13_AES_256_GCM_SHA384, C::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, C::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256] {
+            assert!(suites.contains(&must), "{must:?} offered");
+        }
+        assert!(!suites.iter().any(|s| format!("{s:?}").contains("CHACHA")), "no ChaCha20: {suites:?}");
+        for s in &p.cipher_suites {
+            if let SupportedCipherSuite::Tls12(_) = s {
+                assert!(format!("{:?}", s.suite()).contains("ECDHE"), "TLS 1.2 is ECDHE only: {:?}", s.suite());
+            }
+        }
+        // Certificate chains: P-384 (Let's Encrypt's ECDSA chain), RSA PSS and PKCS#1 verify.
+        let schemes = p.signature_verification_algorithms.supported_schemes();
+        for must in [S::ECDSA_NISTP384_SHA384, S::ECDSA_NISTP256_SHA256, S::RSA_PSS_SHA256, S::RSA_PKCS1_SHA256, S::ED25519] {
+            assert!(schemes.contains(&must), "{must:?} verified");
+        }
+    }
 }

@@ -104,6 +104,13 @@ impl Ingest {
         std::mem::take(&mut n.0)
     }
 
+    /// fsync the seen set's last appends (its group commit, `seen.rs`).
+    pub fn sync_seen(&self) {
+        if let Err(e) = self.lock().seen.sync() {
+            log::error!("sms: seen set: {e}");
+        }
+    }
+
     pub fn is_behind(&self, device: &str) -> bool {
         self.lock().behind.contains(device)
     }

@@ -217,6 +217,8 @@ impl Sync {
             };
             crate::stack::release_unused();
             register.extend(self.ingest.wait(wait));
+            // The seen set's group commit: keys a last push left unsynced.
+            self.ingest.sync_seen();
         }
     }
 }

@@ -19,7 +19,7 @@
 #        and time them until the platform has every `sms-received` event.
 #
 # Env: BIN (default dist/x86_64-unknown-linux-musl/dma-agent, else
-#      target/release/dma-agent), SIM_BIN (dma-sim; built with --features sim
+#      target/release/dma-agent), SIM_BIN (dma-sim; built with -p dma-sims
 #      if missing), SOAK_MIN (10), POLL (5), GROWTH_FROM (5, or 1 for soaks
 #      under 6 min), IDLE_SEC (60), SMS_N (1000), KEEP=1 keeps the work dir.
 # Examples: SOAK_MIN=2 bench/footprint.sh soak idle
@@ -53,7 +53,7 @@ pick_sim() {
         [ -x "$b" ] && { echo "$ROOT/$b"; return; }
     done
     log "building dma-sim"
-    cargo build -q --features sim --bin dma-sim >&2
+    cargo build -q -p dma-sims --bin dma-sim >&2
     echo "$ROOT/target/debug/dma-sim"
 }
 

@@ -34,7 +34,8 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 
 log "host: unit + integration + demo tests"
-cargo test --features demo
+cargo test --features demo,test-hooks
+cargo test -p dma-sims
 
 # ---- platform (issue 13; added by the platform branch) ----------------------
 # dma-platform's tests: REST API against the real agent through mosquitto,

@@ -21,9 +21,6 @@ pub mod telemetry;
 pub mod trust;
 pub mod util;
 
-#[cfg(feature = "sim")]
-pub mod sim;
-
 #[cfg(feature = "demo")]
 pub mod demo;
 

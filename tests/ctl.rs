@@ -1,6 +1,5 @@
 //! The operator CLI against a real mosquitto and a running agent
 //! (issue "First run and the operator's CLI").
-#![cfg(feature = "sim")]
 
 mod common;
 use common::*;

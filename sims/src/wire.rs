@@ -1,6 +1,6 @@
 //! The simulators' own small helpers for the vendor side: digests, form
-//! decoding, the clock. Deliberately not the client's (`crate::util`,
-//! `crate::devices::*`): a simulator that checked a client's hash with the
+//! decoding, the clock. Deliberately not the client's (`dma_agent::util`,
+//! `dma_agent::devices::*`): a simulator that checked a client's hash with the
 //! client's own function could never catch a client's mistake. The
 //! underlying crates (md-5, sha2) are shared; the code that uses them is not.
 

@@ -1,10 +1,10 @@
 //! The four LAN simulators on loopback and the agent configuration that
 //! points at them.
 
-use crate::sim::goip::{GoipSim, GoipSimConfig};
-use crate::sim::iad::{IadSim, IadSimConfig};
-use crate::sim::s20::{S20Sim, S20SimConfig};
-use crate::sim::vpn::{VpnSim, VpnSimConfig};
+use dma_sims::goip::{GoipSim, GoipSimConfig};
+use dma_sims::iad::{IadSim, IadSimConfig};
+use dma_sims::s20::{S20Sim, S20SimConfig};
+use dma_sims::vpn::{VpnSim, VpnSimConfig};
 use std::path::Path;
 
 pub const SN: &str = "DE0000C0FFEE";

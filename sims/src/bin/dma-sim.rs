@@ -9,7 +9,7 @@
 //! 'http://127.0.0.1:PORT/__sim/fault?mode=slow&ms=3000'` (none, slow,
 //! error500, garbage, drop). Runs until Ctrl-C.
 
-use dma_agent::sim::{goip::GoipSim, iad::IadSim, s20::S20Sim, vpn::VpnSim};
+use dma_sims::{goip::GoipSim, iad::IadSim, s20::S20Sim, vpn::VpnSim};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 

@@ -4,7 +4,7 @@
 
 use super::state::{Push, SessionRec, SimPort, SimTask, State, TaskState};
 use super::vendor::{self, number, words, Cipher, Selection};
-use crate::sim::{SimRequest, SimResponse};
+use crate::{SimRequest, SimResponse};
 use serde_json::{json, Map, Value};
 use std::time::{Duration, Instant};
 

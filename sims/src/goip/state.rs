@@ -3,7 +3,7 @@
 
 use super::vendor::{self, Cipher, Selection};
 use super::GoipSimConfig;
-use crate::sim::wire::{fresh_hex, now_secs};
+use crate::wire::{fresh_hex, now_secs};
 use base64::Engine;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};

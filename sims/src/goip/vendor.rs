@@ -4,7 +4,7 @@
 //! as a refusal here. Shared truth: the vectors in DEVICE-NOTES (tested in
 //! `tests/goip_client.rs` against both sides).
 
-use crate::sim::wire::md5_hex;
+use crate::wire::md5_hex;
 use aes::cipher::{generic_array::GenericArray, BlockDecrypt, KeyInit};
 use serde_json::Value;
 
@@ -271,6 +271,6 @@ mod tests {
     #[test]
     fn rc4_reference_vector() {
         // The classic "Key" / "Plaintext" vector.
-        assert_eq!(crate::sim::wire::hex(&rc4_apply(b"Key", b"Plaintext")), "bbf316e8d940af0ad3");
+        assert_eq!(crate::wire::hex(&rc4_apply(b"Key", b"Plaintext")), "bbf316e8d940af0ad3");
     }
 }

@@ -12,8 +12,9 @@
 //! upload every request answers HTTP 503 (the seed does not say what a
 //! rebooting IAD answers: a real one answers nothing).
 
+use super::datetime::utc_text;
 use super::state::{PortKind, State};
-use crate::sim::{SimRequest, SimResponse};
+use crate::{SimRequest, SimResponse};
 use serde_json::{json, Map, Value};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -214,7 +215,7 @@ fn upload(s: &mut State, req: &SimRequest) -> SimResponse {
         s.upgrade_log.push("refused: too large".into());
         return reply(413, 413, "file exceeds the maximum upload size");
     }
-    let version = format!("r0-{}", crate::sim::wire::sha256_hex(&binary.data).get(..8).unwrap_or_default());
+    let version = format!("r0-{}", crate::wire::sha256_hex(&binary.data).get(..8).unwrap_or_default());
     s.upgrade_log.push(format!("upload {} keep_sys={keep}", binary.data.len()));
     s.upload_permission = false;
     if s.core_down {
@@ -352,13 +353,6 @@ fn interface(s: &State) -> Value {
     })
 }
 
-/// `YYYY-MM-DDTHH:MM:SS` of unix seconds, UTC (the simulator's time zone
-/// setting is not applied to it: the seed does not say how `UTC-8:00` reads).
-fn utc_text(secs: u64) -> String {
-    let (y, m, d, hh, mm, ss) = crate::agent::clock::civil(secs);
-    format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}")
-}
-
 fn answer(api: &str, code: i64, msg: &str, data: Value) -> SimResponse {
     SimResponse::json(&json!({"uri": api, "msg": msg, "code": code, "data": data}))
 }
@@ -375,18 +369,5 @@ fn random_below(max: Duration) -> Duration {
         Duration::ZERO
     } else {
         Duration::from_millis(u64::from(nanos) % ms)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::utc_text;
-
-    #[test]
-    fn utc_dates() {
-        assert_eq!(utc_text(0), "1970-01-01T00:00:00");
-        // The seed's datetime_get example (UTC-8:00 shows 16:57:30).
-        assert_eq!(utc_text(1_721_120_250), "2024-07-16T08:57:30");
-        assert_eq!(utc_text(951_782_400), "2000-02-29T00:00:00");
     }
 }

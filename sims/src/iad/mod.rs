@@ -3,6 +3,7 @@
 //! status calls with the interface board's embedded JSON documents, a
 //! settings store behind the `*_get`/`*_set` calls, and reboot.
 
+mod datetime;
 mod diag;
 mod firmware;
 mod handler;

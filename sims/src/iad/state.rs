@@ -88,7 +88,7 @@ impl State {
             upgrade_log: Vec::new(),
             seq: 0,
         };
-        let md5 = crate::sim::wire::md5_hex(&s.cfg.password);
+        let md5 = crate::wire::md5_hex(&s.cfg.password);
         s.accounts.insert(s.cfg.username.clone(), md5);
         s.push_cdr("8001", "13800000000", "ANSWERED", 42);
         s
@@ -105,7 +105,7 @@ impl State {
     /// A fresh 32-hex token.
     pub fn new_token(&mut self) -> String {
         self.seq += 1;
-        let t = crate::sim::wire::fresh_hex("iad", self.seq);
+        let t = crate::wire::fresh_hex("iad", self.seq);
         self.tokens.insert(t.clone(), Instant::now());
         t
     }

@@ -2,7 +2,7 @@
 //! the `Token` check and answers shaped as the seed's, wrapped in `result`.
 
 use super::state::State;
-use crate::sim::{SimRequest, SimResponse};
+use crate::{SimRequest, SimResponse};
 use base64::prelude::{Engine, BASE64_STANDARD};
 use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{json, Map, Value};
@@ -101,7 +101,7 @@ pub fn expected_hash(password: &str, salt: &str, nonce: &str) -> String {
     let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(salt.as_bytes()) else { return String::new() };
     mac.update(password.as_bytes());
     let b64 = BASE64_STANDARD.encode(mac.finalize().into_bytes());
-    crate::sim::wire::md5_hex(format!("root:{b64}:{nonce}"))
+    crate::wire::md5_hex(format!("root:{b64}:{nonce}"))
 }
 
 fn route(s: &mut State, method: &str, path: &str, body: &Map<String, Value>) -> SimResponse {

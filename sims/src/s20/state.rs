@@ -117,7 +117,7 @@ impl State {
     /// Something unguessable enough for a simulator: MD5 of a counter and the clock.
     pub fn random_hex(&mut self) -> String {
         self.seq += 1;
-        crate::sim::wire::fresh_hex("s20", self.seq)
+        crate::wire::fresh_hex("s20", self.seq)
     }
 
     /// A nonce shaped like the seed's (base64 of 24 hex digits).

@@ -29,8 +29,8 @@
 //!   not end the sessions it has: that is what kicking is for.
 
 use super::signature;
-use crate::sim::wire::{form_pairs, now_secs};
-use crate::sim::{SimRequest, SimResponse};
+use crate::wire::{form_pairs, now_secs};
+use crate::{SimRequest, SimResponse};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
@@ -436,7 +436,7 @@ fn user_json(u: &SimUser, groups: &[String]) -> Value {
 /// A per-user key in the seed's shape (32 upper-case hex digits); the
 /// seed does not say how the console derives it.
 fn sec_key(u: &SimUser) -> String {
-    crate::sim::wire::sha256_hex(format!("{}:{}", u.id, u.name).as_bytes()).get(..32).unwrap_or_default().to_ascii_uppercase()
+    crate::wire::sha256_hex(format!("{}:{}", u.id, u.name).as_bytes()).get(..32).unwrap_or_default().to_ascii_uppercase()
 }
 
 fn scramble(p: &str) -> String {

@@ -1,10 +1,10 @@
 //! A small HTTPS/1.1 server for the VPN console simulator: rustls on the
 //! ring provider, one thread per connection, one request per connection,
 //! and the same fault modes (and `/__sim/fault` switch) as
-//! [`crate::sim::SimServer`].
+//! [`crate::SimServer`].
 
-use crate::sim::server::{Endpoint, FaultSwitch, Verdict};
-use crate::sim::{SimRequest, SimResponse};
+use crate::server::{Endpoint, FaultSwitch, Verdict};
+use crate::{SimRequest, SimResponse};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{ServerConfig, ServerConnection, StreamOwned};

@@ -14,7 +14,7 @@ pub mod signature;
 
 pub use console::{OnlineUser, SimUser, PATH};
 
-use crate::sim::wire::sha256_hex;
+use crate::wire::sha256_hex;
 use console::Console;
 pub use https::HttpsServer;
 use rustls::pki_types::pem::PemObject;
@@ -62,7 +62,7 @@ impl VpnSim {
         let console = Arc::new(Mutex::new(Console::new(&cfg.secret, cfg.max_skew_secs, &cfg.groups)));
         let handler = {
             let console = console.clone();
-            Arc::new(move |req: &crate::sim::SimRequest| lock(&console).handle(req))
+            Arc::new(move |req: &crate::SimRequest| lock(&console).handle(req))
         };
         let server = HttpsServer::start(bind, https::server_config(CERT_PEM, KEY_PEM)?, handler)?;
         Ok(VpnSim { server, console })

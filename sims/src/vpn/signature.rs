@@ -4,7 +4,7 @@
 //! URL-encoded); then the timestamp and the secret appended; SHA-256, hex.
 //! Written apart from the client's `devices::vpn::sign`.
 
-use crate::sim::wire::sha256_hex;
+use crate::wire::sha256_hex;
 
 /// The token the console expects for a request.
 pub fn expected(query: &[(String, String)], body: &[(String, String)], timestamp: &str, secret: &str) -> String {

@@ -57,6 +57,17 @@ pick_sim() {
     echo "$ROOT/target/debug/dma-sim"
 }
 
+# The operator CLI (host build of dma-ctl; CTL_BIN to use another).
+pick_ctl() {
+    if [ -n "${CTL_BIN:-}" ]; then echo "$CTL_BIN"; return; fi
+    for b in target/release/dma-ctl target/debug/dma-ctl; do
+        [ -x "$b" ] && { echo "$ROOT/$b"; return; }
+    done
+    log "building dma-ctl"
+    cargo build -q -p dma-ctl --bin dma-ctl >&2
+    echo "$ROOT/target/debug/dma-ctl"
+}
+
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 wait_port() {
@@ -298,7 +309,7 @@ cmd_idle() {
 # print the rate at which their events reached the platform.
 sms_run() {
     local batch=$1 first=$2 out=$WORK/sms-events-$1 t0 t1 got ctl
-    "$AGENT" ctl --host localhost --port "$BROKER_PORT" --tls --ca "$WORK/pki/ca.pem" --json watch "$SMS_SN" >"$out" 2>/dev/null &
+    "$(pick_ctl)" --host localhost --port "$BROKER_PORT" --tls --ca "$WORK/pki/ca.pem" --json watch "$SMS_SN" >"$out" 2>/dev/null &
     ctl=$!
     PIDS+=("$ctl")
     sleep 2

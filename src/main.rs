@@ -6,14 +6,14 @@ use std::process::ExitCode;
 const USAGE: &str = "usage:
   dma-agent [--config PATH] [--log-level LEVEL]        run the agent (default config /etc/config/dma-agent)
   dma-agent check-config [--config PATH]               validate and print the effective configuration (secrets masked)
-  dma-agent ctl [OPTIONS] SUBCOMMAND ...               operator CLI (dma-agent ctl --help)
+  dma-agent ctl ...                                    runs dma-ctl (the operator CLI, its own binary) if installed
   dma-agent --version | --help
 LEVEL: error, warn, info (default), debug, trace";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(|s| s.as_str()) == Some("ctl") {
-        return dma_agent::ctl::main(&args[1..]);
+    if let Some(("ctl", rest)) = args.split_first().map(|(a, r)| (a.as_str(), r)) {
+        return ctl(rest);
     }
     let mut config_path = config::DEFAULT_PATH.to_string();
     let mut level = "info".to_string();
@@ -72,6 +72,15 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// `dma-agent ctl ARGS...`: the operator CLI is its own binary (`dma-ctl`,
+/// not on routers: issue 24); where both are installed this name still works.
+fn ctl(args: &[String]) -> ExitCode {
+    use std::os::unix::process::CommandExt as _;
+    let e = std::process::Command::new("dma-ctl").args(args).exec();
+    eprintln!("dma-agent: the operator CLI is the dma-ctl binary (package dma-ctl), not part of dma-agent; cannot run dma-ctl: {e}");
+    ExitCode::from(2)
 }
 
 fn usage_error(msg: &str) -> ExitCode {

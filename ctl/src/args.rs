@@ -1,17 +1,16 @@
-//! Command-line parsing of `dma-agent ctl` (no dependencies: the router
-//! build carries it).
+//! Command-line parsing of `dma-ctl`.
 
 use super::Failure;
 use std::time::Duration;
 
-pub const USAGE: &str = "usage: dma-agent ctl [OPTIONS] SUBCOMMAND ...
+pub const USAGE: &str = "usage: dma-ctl [OPTIONS] SUBCOMMAND ...
 
 subcommands:
   send SN COMMAND [--method get|set] [--body JSON] [--timeout S] [--id ID]
        [--sign-key FILE [--kid K]]
         send a command to device SN and print its answer; with --sign-key,
         signed with that Ed25519 key (PEM PKCS#8) as key id K (default: the
-        id `ctl keygen` printed for it)
+        id `dma-ctl keygen` printed for it)
   keygen --out FILE [--kid K]
         write a new Ed25519 private key (PEM, mode 0600) to FILE and print
         its public key as kid:BASE64, for `list trusted_key` on the routers
@@ -181,7 +180,7 @@ pub fn parse(args: &[String], env_password: Option<String>) -> Result<Args, Fail
             "--sign-key" => sign_key = Some(value(a)?),
             "--kid" => {
                 let k = value(a)?;
-                crate::trust::keys::check_kid(&k).map_err(|e| usage(format!("--kid: {e}")))?;
+                dma_agent::trust::keys::check_kid(&k).map_err(|e| usage(format!("--kid: {e}")))?;
                 kid = Some(k)
             }
             "--out" => out = Some(value(a)?),
@@ -209,7 +208,7 @@ pub fn parse(args: &[String], env_password: Option<String>) -> Result<Args, Fail
     let sub = match pos.next().as_deref() {
         Some("send") => {
             let (Some(sn), Some(command)) = (pos.next(), pos.next()) else {
-                return Err(usage("send needs SN and COMMAND, e.g. ctl send 8CFCA0107D1B sh --body '{\"shcmd\":\"uptime\"}'"));
+                return Err(usage("send needs SN and COMMAND, e.g. dma-ctl send 8CFCA0107D1B sh --body '{\"shcmd\":\"uptime\"}'"));
             };
             check_sn(&sn)?;
             if !matches!(method.as_str(), "" | "get" | "set") {

@@ -81,7 +81,7 @@ fn options(b: &BrokerOpts) -> Result<MqttOptions, Failure> {
         o.set_credentials(b.user.clone(), b.password.clone());
     }
     if b.tls {
-        let tls = crate::mqtt::tls::client_config(&b.ca, &b.cert, &b.key).map_err(Failure::usage)?;
+        let tls = dma_agent::mqtt::tls::client_config(&b.ca, &b.cert, &b.key).map_err(Failure::usage)?;
         o.set_transport(Transport::tls_with_config(rumqttc::TlsConfiguration::Rustls(tls)));
     }
     Ok(o)

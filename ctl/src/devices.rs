@@ -21,8 +21,8 @@ pub struct Device {
 pub fn collect(conn: &mut Conn, prefix: &str, wait: Duration) -> Result<BTreeMap<String, Device>, Failure> {
     let state = format!("{prefix}/state/");
     let mut filters = vec![format!("{state}+")];
-    for t in crate::mqtt::topics::DEVICE_KINDS {
-        filters.extend(crate::mqtt::topics::filters(prefix, t, None));
+    for t in dma_agent::mqtt::topics::DEVICE_KINDS {
+        filters.extend(dma_agent::mqtt::topics::filters(prefix, t, None));
     }
     conn.subscribe(&filters)?;
     let mut list: BTreeMap<String, Device> = BTreeMap::new();

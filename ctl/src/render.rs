@@ -8,7 +8,7 @@ const LINE_MAX: usize = 200;
 
 /// `2024-05-01 12:00:00Z` from unix seconds (UTC, no time-zone database on routers).
 pub fn fmt_time(secs: u64) -> String {
-    let (y, m, d, hh, mm, ss) = crate::agent::clock::civil(secs);
+    let (y, m, d, hh, mm, ss) = dma_agent::agent::clock::civil(secs);
     format!("{y:04}-{m:02}-{d:02} {hh:02}:{mm:02}:{ss:02}Z")
 }
 

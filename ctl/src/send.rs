@@ -17,7 +17,7 @@ pub fn new_id() -> Value {
 /// The command document the platform would publish.
 pub fn command_doc(o: &SendOpts, id: &Value) -> Value {
     json!({"id": id, "from": "dma-ctl", "command": o.command, "method": o.method, "d": o.body,
-           "publishTime": crate::util::unix_now(), "expires": o.timeout.as_secs().max(60), "tryTimes": 1})
+           "publishTime": dma_agent::util::unix_now(), "expires": o.timeout.as_secs().max(60), "tryTimes": 1})
 }
 
 /// The payload to publish: the command document, or with `--sign-key` the
@@ -27,19 +27,19 @@ pub fn payload(o: &SendOpts, id: &Value) -> Result<Vec<u8>, Failure> {
     let mut doc = command_doc(o, id);
     let Some(sign) = &o.sign else { return Ok(doc.to_string().into_bytes()) };
     let pem = std::fs::read_to_string(&sign.key_file).map_err(|e| Failure::usage(format!("--sign-key {}: {e}", sign.key_file)))?;
-    let pair = crate::trust::keys::load_private(&pem).map_err(|e| Failure::usage(format!("--sign-key {}: {e}", sign.key_file)))?;
+    let pair = dma_agent::trust::keys::load_private(&pem).map_err(|e| Failure::usage(format!("--sign-key {}: {e}", sign.key_file)))?;
     let kid = match &sign.kid {
         Some(k) => k.clone(),
         None => {
             use ring::signature::KeyPair as _;
-            crate::trust::keys::default_kid(pair.public_key().as_ref())
+            dma_agent::trust::keys::default_kid(pair.public_key().as_ref())
         }
     };
     if let Value::Object(m) = &mut doc {
         m.remove("tryTimes");
         m.insert("sn".into(), Value::from(o.sn.clone()));
     }
-    Ok(crate::trust::verify::seal(&pair, &kid, doc.to_string().as_bytes()).into_bytes())
+    Ok(dma_agent::trust::verify::seal(&pair, &kid, doc.to_string().as_bytes()).into_bytes())
 }
 
 /// `ctl keygen`: a new key in `out` (mode 0600, never over an existing
@@ -47,8 +47,8 @@ pub fn payload(o: &SendOpts, id: &Value) -> Result<Vec<u8>, Failure> {
 pub fn keygen(out: &str, kid: Option<&str>) -> Result<String, Failure> {
     use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt as _;
-    let (pem, public) = crate::trust::keys::generate().map_err(Failure::usage)?;
-    let kid = kid.map(str::to_string).unwrap_or_else(|| crate::trust::keys::default_kid(&public));
+    let (pem, public) = dma_agent::trust::keys::generate().map_err(Failure::usage)?;
+    let kid = kid.map(str::to_string).unwrap_or_else(|| dma_agent::trust::keys::default_kid(&public));
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -56,7 +56,7 @@ pub fn keygen(out: &str, kid: Option<&str>) -> Result<String, Failure> {
         .open(out)
         .map_err(|e| Failure::usage(format!("--out {out}: {e} (an existing key is never overwritten)")))?;
     f.write_all(pem.as_bytes()).and_then(|_| f.sync_all()).map_err(|e| Failure::usage(format!("--out {out}: {e}")))?;
-    Ok(crate::trust::TrustedKey { kid, public }.text())
+    Ok(dma_agent::trust::TrustedKey { kid, public }.text())
 }
 
 /// Same id, whichever way it travelled (number or string).
@@ -71,7 +71,7 @@ fn same_id(a: &Value, b: &Value) -> bool {
 /// Send and wait. `Ok(answer)`; a timeout is `Failure` code 3.
 pub fn send(conn: &mut Conn, prefix: &str, o: &SendOpts) -> Result<Value, Failure> {
     let id = o.id.clone().unwrap_or_else(new_id);
-    conn.subscribe(&crate::mqtt::topics::filters(prefix, "resp/cmd", Some(&o.sn)))?;
+    conn.subscribe(&dma_agent::mqtt::topics::filters(prefix, "resp/cmd", Some(&o.sn)))?;
     let body = payload(o, &id)?;
     conn.publish(&format!("{prefix}/cmd/{}", o.sn), body)?;
     let deadline = Instant::now() + o.timeout;
@@ -86,7 +86,7 @@ pub fn send(conn: &mut Conn, prefix: &str, o: &SendOpts) -> Result<Value, Failur
     }
     Err(Failure::timeout(format!(
         "no answer from device {} within {}s (command id {id}); the serial may be wrong, the device offline \
-         (see `dma-agent ctl devices`), or the prefix not '{prefix}'",
+         (see `dma-ctl devices`), or the prefix not '{prefix}'",
         o.sn,
         o.timeout.as_secs_f64()
     )))

@@ -2,7 +2,7 @@
 
 use super::connect::Conn;
 use super::{render, Failure};
-use crate::mqtt::topics;
+use dma_agent::mqtt::topics;
 use serde_json::{json, Value};
 
 /// The topics a device publishes on, in both layouts (`topic_layout`).
@@ -44,7 +44,7 @@ pub fn watch(conn: &mut Conn, prefix: &str, sn: Option<&str>, count: Option<u64>
         if as_json {
             println!("{}", json_line(&m.topic, m.retain, &m.payload));
         } else {
-            let stamp = render::fmt_time(crate::util::unix_now());
+            let stamp = render::fmt_time(dma_agent::util::unix_now());
             let clock = stamp.get(11..19).unwrap_or("");
             println!("{clock} {}{}", render::message(prefix, &m.topic, &m.payload), if m.retain { "  (retained)" } else { "" });
         }

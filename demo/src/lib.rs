@@ -38,7 +38,7 @@ fn parse(args: &[String]) -> Result<Option<Opts>, String> {
             "--exit-after-tour" => o.exit_after_tour = true,
             "--log-level" => {
                 let l = it.next().ok_or("--log-level needs a level")?;
-                o.level = crate::logging::parse_level(l).ok_or_else(|| format!("unknown log level '{l}'"))?;
+                o.level = dma_agent::logging::parse_level(l).ok_or_else(|| format!("unknown log level '{l}'"))?;
             }
             "--help" | "-h" => return Ok(None),
             other => return Err(format!("unknown argument '{other}'")),
@@ -104,8 +104,8 @@ fn run(opts: &Opts) -> Result<(), String> {
     let config_path = dir.0.join("dma-agent.conf");
     std::fs::write(&config_path, fleet.agent_config(port, &dir.0.join("state"), sms_port, &public)).map_err(|e| format!("config: {e}"))?;
     let config_path = config_path.to_string_lossy().into_owned();
-    crate::logging::own_records_only();
-    crate::logging::init(opts.level, &config_path);
+    dma_agent::logging::own_records_only();
+    dma_agent::logging::init(opts.level, &config_path);
     say(&format!("agent sn {SN}, config and state in {}", dir.0.display()));
     let console = platform::start(port, &dir.0, &key_file)?;
     say(&format!("platform console and REST API   {}  (log in: {} / {})", console.url, platform::USER, console.password));
@@ -117,7 +117,7 @@ fn run(opts: &Opts) -> Result<(), String> {
         std::thread::Builder::new()
             .name("agent".into())
             .spawn(move || {
-                let r = crate::agent::runtime::run(&path);
+                let r = dma_agent::agent::runtime::run(&path);
                 done.store(true, Ordering::SeqCst);
                 r.map(|_| ())
             })
@@ -145,8 +145,8 @@ fn run(opts: &Opts) -> Result<(), String> {
             } else {
                 say(&format!("the demo keeps running: open the console at {} (log in: {} / {}),", console.url, platform::USER, console.password));
                 say("or try the CLI from another shell, e.g.");
-                say(&format!("  cargo run --bin dma-agent -- ctl --port {port} devices"));
-                say(&format!("  cargo run --bin dma-agent -- ctl --port {port} send {SN} sh --body '{{\"shcmd\":\"uptime\"}}'"));
+                say(&format!("  cargo run -p dma-ctl -- --port {port} devices"));
+                say(&format!("  cargo run -p dma-ctl -- --port {port} send {SN} sh --body '{{\"shcmd\":\"uptime\"}}'"));
                 say("Ctrl-C to stop.");
             }
         }

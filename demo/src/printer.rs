@@ -1,9 +1,9 @@
 //! The platform's view: everything the agent publishes, printed as it
 //! arrives, and remembered so the demo can wait for what matters.
 
-use crate::ctl::args::BrokerOpts;
-use crate::ctl::connect::Conn;
-use crate::ctl::render;
+use dma_ctl::args::BrokerOpts;
+use dma_ctl::connect::Conn;
+use dma_ctl::render;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -106,7 +106,7 @@ pub fn start(port: u16, prefix: &str) -> Result<(Arc<View>, JoinHandle<()>), Str
                         continue;
                     }
                 };
-                if m.topic.starts_with(&format!("{prefix}/cmd/")) || crate::mqtt::topics::kind_of(&prefix, &m.topic) == Some("resp/cmd") {
+                if m.topic.starts_with(&format!("{prefix}/cmd/")) || dma_agent::mqtt::topics::kind_of(&prefix, &m.topic) == Some("resp/cmd") {
                     continue;
                 }
                 let v2 = serde_json::from_slice::<Value>(&m.payload).unwrap_or(Value::Null);

@@ -1,11 +1,11 @@
 //! The guided tour: a few commands as the platform would send them, each
-//! printed with the equivalent `dma-agent ctl` line and its decoded answer.
+//! printed with the equivalent `dma-ctl` line and its decoded answer.
 
 use super::fleet::{Fleet, PREFIX, SN};
 use super::printer::{say, View};
-use crate::ctl::args::{BrokerOpts, SendOpts, SignOpts};
-use crate::ctl::connect::Conn;
-use crate::ctl::{render, send};
+use dma_ctl::args::{BrokerOpts, SendOpts, SignOpts};
+use dma_ctl::connect::Conn;
+use dma_ctl::{render, send};
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -20,7 +20,7 @@ fn clip_lines(text: &str, max: usize) -> String {
     if lines.len() <= max {
         return text.to_string();
     }
-    format!("{}\n    | … ({} more lines; `dma-agent ctl send` prints them all)", lines[..max].join("\n"), lines.len() - max)
+    format!("{}\n    | … ({} more lines; `dma-ctl send` prints them all)", lines[..max].join("\n"), lines.len() - max)
 }
 
 struct Step {

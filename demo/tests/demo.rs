@@ -1,7 +1,6 @@
 //! The no-setup demo binary: it starts, shows the four LAN devices online,
 //! completes its tour, serves the platform's console and REST API with the
 //! printed login, and stops cleanly on SIGINT (issues "First run", 13).
-#![cfg(feature = "demo")]
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};

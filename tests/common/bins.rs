@@ -42,3 +42,9 @@ pub fn workspace_bin(package: &str, bin: &str) -> PathBuf {
     built.push((bin.to_string(), path.clone()));
     path
 }
+
+/// The operator CLI, `dma-ctl` (its own package; the host build, also when
+/// the agent under test is a cross-built one).
+pub fn ctl_command() -> Command {
+    Command::new(workspace_bin("dma-ctl", "dma-ctl"))
+}

@@ -142,8 +142,15 @@ fn parse_id(v: &str) -> Result<serde_json::Value, Failure> {
     })
 }
 
-/// Parse `args` (everything after `ctl`); `env_password` is `DMA_CTL_PASSWORD`.
+/// The value of option `flag` (the next argument, whatever it starts with).
+fn value(p: &mut lexopt::Parser, flag: &str) -> Result<String, Failure> {
+    let v = p.value().map_err(|_| usage(format!("{flag} needs a value")))?;
+    v.into_string().map_err(|v| usage(format!("{flag}: '{}' is not valid UTF-8", v.to_string_lossy())))
+}
+
+/// Parse `args` (everything after the program name); `env_password` is `DMA_CTL_PASSWORD`.
 pub fn parse(args: &[String], env_password: Option<String>) -> Result<Args, Failure> {
+    use lexopt::Arg::{Long, Short, Value};
     let mut broker = BrokerOpts { password: env_password.unwrap_or_default(), ..BrokerOpts::local(None) };
     let mut prefix = "dma".to_string();
     let mut json = false;
@@ -157,36 +164,36 @@ pub fn parse(args: &[String], env_password: Option<String>) -> Result<Args, Fail
     let mut kid: Option<String> = None;
     let mut out: Option<String> = None;
     let mut positional: Vec<String> = Vec::new();
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let mut value = |flag: &str| it.next().cloned().ok_or_else(|| usage(format!("{flag} needs a value")));
-        match a.as_str() {
-            "--host" => broker.host = value(a)?,
-            "--port" => broker.port = Some(num("--port", &value(a)?)?),
-            "--tls" => broker.tls = true,
-            "--ca" => broker.ca = value(a)?,
-            "--cert" => broker.cert = value(a)?,
-            "--key" => broker.key = value(a)?,
-            "--user" => broker.user = value(a)?,
-            "--password" => broker.password = value(a)?,
-            "--prefix" => prefix = value(a)?,
-            "--json" => json = true,
-            "--method" => method = value(a)?,
-            "--body" => body = Some(value(a)?),
-            "--timeout" => timeout = secs("--timeout", &value(a)?)?,
-            "--id" => id = Some(parse_id(&value(a)?)?),
-            "--count" => count = Some(num("--count", &value(a)?)?),
-            "--wait" => wait = secs("--wait", &value(a)?)?,
-            "--sign-key" => sign_key = Some(value(a)?),
-            "--kid" => {
-                let k = value(a)?;
+    let mut p = lexopt::Parser::from_args(args);
+    while let Some(arg) = p.next().map_err(|e| usage(e.to_string()))? {
+        match arg {
+            Long("host") => broker.host = value(&mut p, "--host")?,
+            Long("port") => broker.port = Some(num("--port", &value(&mut p, "--port")?)?),
+            Long("tls") => broker.tls = true,
+            Long("ca") => broker.ca = value(&mut p, "--ca")?,
+            Long("cert") => broker.cert = value(&mut p, "--cert")?,
+            Long("key") => broker.key = value(&mut p, "--key")?,
+            Long("user") => broker.user = value(&mut p, "--user")?,
+            Long("password") => broker.password = value(&mut p, "--password")?,
+            Long("prefix") => prefix = value(&mut p, "--prefix")?,
+            Long("json") => json = true,
+            Long("method") => method = value(&mut p, "--method")?,
+            Long("body") => body = Some(value(&mut p, "--body")?),
+            Long("timeout") => timeout = secs("--timeout", &value(&mut p, "--timeout")?)?,
+            Long("id") => id = Some(parse_id(&value(&mut p, "--id")?)?),
+            Long("count") => count = Some(num("--count", &value(&mut p, "--count")?)?),
+            Long("wait") => wait = secs("--wait", &value(&mut p, "--wait")?)?,
+            Long("sign-key") => sign_key = Some(value(&mut p, "--sign-key")?),
+            Long("kid") => {
+                let k = value(&mut p, "--kid")?;
                 dma_agent::trust::keys::check_kid(&k).map_err(|e| usage(format!("--kid: {e}")))?;
                 kid = Some(k)
             }
-            "--out" => out = Some(value(a)?),
-            "--help" | "-h" => return Ok(Args { broker, prefix, json, sub: Sub::Help }),
-            f if f.starts_with("--") => return Err(usage(format!("unknown option '{f}'"))),
-            p => positional.push(p.to_string()),
+            Long("out") => out = Some(value(&mut p, "--out")?),
+            Long("help") | Short('h') => return Ok(Args { broker, prefix, json, sub: Sub::Help }),
+            Long(f) => return Err(usage(format!("unknown option '--{f}'"))),
+            Short(c) => return Err(usage(format!("unknown option '-{c}'"))),
+            Value(v) => positional.push(v.into_string().map_err(|v| usage(format!("'{}' is not valid UTF-8", v.to_string_lossy())))?),
         }
     }
     if prefix.is_empty() || prefix.contains(['+', '#']) {
@@ -284,6 +291,9 @@ mod tests {
             &["--cert", "c", "--tls", "devices"],
             &["watch", "a/b"],
             &["--port"],
+            &["--frob", "devices"],
+            &["-x", "devices"],
+            &["--json=1", "devices"],
         ] {
             assert_eq!(p(bad).unwrap_err().code, 2, "{bad:?}");
         }
@@ -298,6 +308,16 @@ mod tests {
         for bad in [&["keygen"][..], &["send", "SN", "sh", "--kid", "k1"], &["send", "SN", "sh", "--sign-key", "f", "--kid", "bad kid"]] {
             assert_eq!(p(bad).unwrap_err().code, 2, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn values_may_start_with_a_dash_and_options_may_use_equals() {
+        let a = p(&["send", "SN", "sh", "--id", "-7", "--body=\"{}\"", "--port=1884"]).unwrap();
+        assert_eq!(a.broker.port, Some(1884));
+        let Sub::Send(s) = a.sub else { panic!() };
+        assert_eq!(s.id, Some(serde_json::json!("-7")));
+        assert_eq!(p(&["--port"]).unwrap_err().msg, "--port needs a value");
+        assert_eq!(p(&["--frob"]).unwrap_err().msg, "unknown option '--frob'");
     }
 
     #[test]

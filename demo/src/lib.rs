@@ -31,17 +31,20 @@ struct Opts {
 }
 
 fn parse(args: &[String]) -> Result<Option<Opts>, String> {
+    use lexopt::Arg::{Long, Short, Value};
     let mut o = Opts { exit_after_tour: false, level: log::LevelFilter::Warn };
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--exit-after-tour" => o.exit_after_tour = true,
-            "--log-level" => {
-                let l = it.next().ok_or("--log-level needs a level")?;
-                o.level = dma_agent::logging::parse_level(l).ok_or_else(|| format!("unknown log level '{l}'"))?;
+    let mut p = lexopt::Parser::from_args(args);
+    while let Some(arg) = p.next().map_err(|e| e.to_string())? {
+        match arg {
+            Long("exit-after-tour") => o.exit_after_tour = true,
+            Long("log-level") => {
+                let l = p.value().ok().and_then(|v| v.into_string().ok()).ok_or("--log-level needs a level")?;
+                o.level = dma_agent::logging::parse_level(&l).ok_or_else(|| format!("unknown log level '{l}'"))?;
             }
-            "--help" | "-h" => return Ok(None),
-            other => return Err(format!("unknown argument '{other}'")),
+            Long("help") | Short('h') => return Ok(None),
+            Long(f) => return Err(format!("unknown argument '--{f}'")),
+            Short(c) => return Err(format!("unknown argument '-{c}'")),
+            Value(v) => return Err(format!("unknown argument '{}'", v.to_string_lossy())),
         }
     }
     Ok(Some(o))

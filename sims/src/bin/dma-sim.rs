@@ -20,19 +20,27 @@ extern "C" fn on_signal(_: libc::c_int) {
 }
 
 fn main() -> ExitCode {
+    use lexopt::Arg::{Long, Short, Value};
     let mut kinds: Vec<String> = Vec::new();
     let mut base: Option<u16> = None;
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        match a.as_str() {
-            "--base-port" => match args.next().and_then(|p| p.parse().ok()) {
+    let mut args = lexopt::Parser::from_env();
+    loop {
+        let arg = match args.next() {
+            Ok(Some(a)) => a,
+            Ok(None) => break,
+            Err(e) => return usage(&e.to_string()),
+        };
+        match arg {
+            Long("base-port") => match args.value().ok().and_then(|v| v.into_string().ok()).and_then(|p| p.parse().ok()) {
                 Some(p) => base = Some(p),
                 None => return usage("--base-port needs a port number"),
             },
-            "-h" | "--help" => return usage(""),
-            "all" => kinds.extend(["iad", "s20", "goip", "vpn"].map(String::from)),
-            k @ ("iad" | "s20" | "goip" | "vpn") => kinds.push(k.to_string()),
-            other => return usage(&format!("unknown argument '{other}'")),
+            Short('h') | Long("help") => return usage(""),
+            Value(v) if v == "all" => kinds.extend(["iad", "s20", "goip", "vpn"].map(String::from)),
+            Value(v) if v == "iad" || v == "s20" || v == "goip" || v == "vpn" => kinds.push(v.to_string_lossy().into_owned()),
+            Long(o) => return usage(&format!("unknown argument '--{o}'")),
+            Short(o) => return usage(&format!("unknown argument '-{o}'")),
+            Value(v) => return usage(&format!("unknown argument '{}'", v.to_string_lossy())),
         }
     }
     if kinds.is_empty() {

@@ -24,7 +24,10 @@ fn main() -> ExitCode {
         let arg = match p.next() {
             Ok(Some(a)) => a,
             Ok(None) => break,
-            Err(e) => return usage_error(&e.to_string()),
+            // The only error next() gives: a value on a flag (`--help=x`). Our
+            // own text, not lexopt's Display (which costs bytes on the router).
+            Err(lexopt::Error::UnexpectedValue { option, .. }) => return usage_error(&format!("{option} takes no value")),
+            Err(_) => return usage_error("malformed argument"),
         };
         match arg {
             Long("config") | Short('c') => match p.value().ok().and_then(|v| v.into_string().ok()) {

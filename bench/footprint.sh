@@ -19,7 +19,7 @@
 #        and time them until the platform has every `sms-received` event.
 #
 # Env: BIN (default dist/x86_64-unknown-linux-musl/dma-agent, else
-#      target/release/dma-agent), SIM_BIN (dma-sim; built with --features sim
+#      target/release/dma-agent), SIM_BIN (dma-sim; built with -p dma-sims
 #      if missing), SOAK_MIN (10), POLL (5), GROWTH_FROM (5, or 1 for soaks
 #      under 6 min), IDLE_SEC (60), SMS_N (1000), STATE_ROOT (the state
 #      dirs' parent; default the work dir), KEEP=1 keeps the work dir.
@@ -54,8 +54,19 @@ pick_sim() {
         [ -x "$b" ] && { echo "$ROOT/$b"; return; }
     done
     log "building dma-sim"
-    cargo build -q --features sim --bin dma-sim >&2
+    cargo build -q -p dma-sims --bin dma-sim >&2
     echo "$ROOT/target/debug/dma-sim"
+}
+
+# The operator CLI (host build of dma-ctl; CTL_BIN to use another).
+pick_ctl() {
+    if [ -n "${CTL_BIN:-}" ]; then echo "$CTL_BIN"; return; fi
+    for b in target/release/dma-ctl target/debug/dma-ctl; do
+        [ -x "$b" ] && { echo "$ROOT/$b"; return; }
+    done
+    log "building dma-ctl"
+    cargo build -q -p dma-ctl --bin dma-ctl >&2
+    echo "$ROOT/target/debug/dma-ctl"
 }
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -302,7 +313,7 @@ cmd_idle() {
 # print the rate at which their events reached the platform.
 sms_run() {
     local batch=$1 first=$2 out=$WORK/sms-events-$1 t0 t1 got ctl
-    "$AGENT" ctl --host localhost --port "$BROKER_PORT" --tls --ca "$WORK/pki/ca.pem" --json watch "$SMS_SN" >"$out" 2>/dev/null &
+    "$(pick_ctl)" --host localhost --port "$BROKER_PORT" --tls --ca "$WORK/pki/ca.pem" --json watch "$SMS_SN" >"$out" 2>/dev/null &
     ctl=$!
     PIDS+=("$ctl")
     sleep 2

@@ -117,7 +117,7 @@ cmd_e2e() {
         unset RUSTUP_TOOLCHAIN RUSTC_BOOTSTRAP
         export DMA_AGENT_BIN="$bin" DMA_RSS_LOG="$log"
         if [ -n "$runner" ]; then export DMA_AGENT_RUNNER="$runner"; else unset DMA_AGENT_RUNNER; fi
-        cargo test -q --features sim --test agent_core --test devices_e2e --test sms >&2
+        cargo test -q --test agent_core --test devices_e2e --test sms >&2
     )
     peak=$(sort -n "$log" | tail -1)
     rm -f "$log"

@@ -6,7 +6,7 @@
 # 1. Unit tests (lib + bins) built for TARGET in the dev profile and run
 #    through the QEMU runner from .cargo/config.toml
 #    (`cargo test --release` with panic = "abort" cannot link: dev profile).
-# 2. The host integration suite (tests/*.rs, `--features sim`) against the
+# 2. The host integration suite (tests/*.rs) against the
 #    cross-built release binary: DMA_AGENT_BIN=dist/<target>/dma-agent and
 #    DMA_AGENT_RUNNER=qemu-<arch>-static (unset for x86_64) tell the tests
 #    which binary to spawn and how. The binary is built first if missing.
@@ -58,7 +58,7 @@ if [ "${SKIP_INTEGRATION:-0}" != 1 ]; then
                 log "only: $QEMU_TESTS"
             fi
             # shellcheck disable=SC2086
-            cargo test --features sim "${sel[@]}" ${CARGO_FLAGS:-}
+            cargo test "${sel[@]}" ${CARGO_FLAGS:-}
         )
     fi
 fi

@@ -34,7 +34,10 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 
 log "host: unit + integration + demo tests"
-cargo test --features demo
+# The agent (with its test hooks), the simulators, the operator CLI and the
+# demo; the platform's own suite follows. The agent's tests find dma-sim and
+# dma-ctl in the same target dir (tests/common/bins.rs).
+cargo test --workspace --exclude dma-platform --features dma-agent/test-hooks
 
 # ---- platform (issue 13; added by the platform branch) ----------------------
 # dma-platform's tests: REST API against the real agent through mosquitto,

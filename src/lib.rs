@@ -3,11 +3,10 @@
 //! console) and the IoT platform's MQTT broker.
 //!
 //! The binary (`src/main.rs`) is a thin shell over this library so that the
-//! integration tests, the simulators and the demo can reuse every piece.
+//! integration tests, the operator CLI (`dma-ctl`) and the demo can reuse every piece.
 
 pub mod commands;
 pub mod config;
-pub mod ctl;
 pub mod devices;
 pub mod durable;
 pub mod events;
@@ -22,12 +21,6 @@ pub mod stack;
 pub mod telemetry;
 pub mod trust;
 pub mod util;
-
-#[cfg(feature = "sim")]
-pub mod sim;
-
-#[cfg(feature = "demo")]
-pub mod demo;
 
 /// Agent version as published in `versions` and the birth message.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

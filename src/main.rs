@@ -6,39 +6,50 @@ use std::process::ExitCode;
 const USAGE: &str = "usage:
   dma-agent [--config PATH] [--log-level LEVEL]        run the agent (default config /etc/config/dma-agent)
   dma-agent check-config [--config PATH]               validate and print the effective configuration (secrets masked)
-  dma-agent ctl [OPTIONS] SUBCOMMAND ...               operator CLI (dma-agent ctl --help)
+  dma-agent ctl ...                                    runs dma-ctl (the operator CLI, its own binary) if installed
   dma-agent --version | --help
 LEVEL: error, warn, info (default), debug, trace";
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(|s| s.as_str()) == Some("ctl") {
-        return dma_agent::ctl::main(&args[1..]);
+    let mut args = std::env::args_os().skip(1).peekable();
+    if args.peek().is_some_and(|a| a == "ctl") {
+        return ctl(args.skip(1));
     }
     let mut config_path = config::DEFAULT_PATH.to_string();
     let mut level = "info".to_string();
     let mut sub: Option<String> = None;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--config" | "-c" => match it.next() {
-                Some(p) => config_path = p.clone(),
+    let mut p = lexopt::Parser::from_args(args);
+    loop {
+        use lexopt::Arg::{Long, Short, Value};
+        let arg = match p.next() {
+            Ok(Some(a)) => a,
+            Ok(None) => break,
+            // The only error next() gives: a value on a flag (`--help=x`). Our
+            // own text, not lexopt's Display (which costs bytes on the router).
+            Err(lexopt::Error::UnexpectedValue { option, .. }) => return usage_error(&format!("{option} takes no value")),
+            Err(_) => return usage_error("malformed argument"),
+        };
+        match arg {
+            Long("config") | Short('c') => match p.value().ok().and_then(|v| v.into_string().ok()) {
+                Some(v) => config_path = v,
                 None => return usage_error("--config needs a path"),
             },
-            "--log-level" => match it.next() {
-                Some(l) => level = l.clone(),
+            Long("log-level") => match p.value().ok().and_then(|v| v.into_string().ok()) {
+                Some(v) => level = v,
                 None => return usage_error("--log-level needs a level"),
             },
-            "--version" | "-V" => {
+            Long("version") | Short('V') => {
                 println!("dma-agent {}", dma_agent::telemetry::versions::agent_version());
                 return ExitCode::SUCCESS;
             }
-            "--help" | "-h" => {
+            Long("help") | Short('h') => {
                 println!("{USAGE}");
                 return ExitCode::SUCCESS;
             }
-            "check-config" | "run" if sub.is_none() => sub = Some(a.clone()),
-            other => return usage_error(&format!("unknown argument '{other}'")),
+            Value(v) if sub.is_none() && (v == "check-config" || v == "run") => sub = v.into_string().ok(),
+            Long(o) => return usage_error(&format!("unknown argument '--{o}'")),
+            Short(o) => return usage_error(&format!("unknown argument '-{o}'")),
+            Value(v) => return usage_error(&format!("unknown argument '{}'", v.to_string_lossy())),
         }
     }
     let Some(filter) = dma_agent::logging::parse_level(&level) else {
@@ -74,6 +85,15 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// `dma-agent ctl ARGS...`: the operator CLI is its own binary (`dma-ctl`,
+/// not on routers: issue 24); where both are installed this name still works.
+fn ctl(args: impl Iterator<Item = std::ffi::OsString>) -> ExitCode {
+    use std::os::unix::process::CommandExt as _;
+    let e = std::process::Command::new("dma-ctl").args(args).exec();
+    eprintln!("dma-agent: the operator CLI is the dma-ctl binary (package dma-ctl), not part of dma-agent; cannot run dma-ctl: {e}");
+    ExitCode::from(2)
 }
 
 fn usage_error(msg: &str) -> ExitCode {

@@ -2,11 +2,10 @@
 //! The device accepts it, the agent logs in with it at once, stores it in
 //! its UCI file (so a restart still logs in) and never logs it; a device
 //! that then refuses the new password makes the answer say so.
-#![cfg(feature = "sim")]
 
 mod common;
 use common::*;
-use dma_agent::sim::{iad::IadSim, s20::S20Sim};
+use dma_sims::{iad::IadSim, s20::S20Sim};
 use serde_json::{json, Value};
 use std::time::Duration;
 

@@ -35,16 +35,11 @@ fn good_and_bad_credentials() {
     assert!(a_bad.child.as_mut().unwrap().try_wait().unwrap().is_none(), "the agent keeps running and retrying");
 
     // The operator CLI: bad credentials exit 4 with a clear message.
-    let out = agent_command_ctl()
-        .args(["ctl", "--port", &b.port.to_string(), "--user", "router", "--password", "nope", "devices", "--wait", "1"])
+    let out = bins::ctl_command()
+        .args(["--port", &b.port.to_string(), "--user", "router", "--password", "nope", "devices", "--wait", "1"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(4), "{}", String::from_utf8_lossy(&out.stderr));
     let err = String::from_utf8_lossy(&out.stderr).to_lowercase();
     assert!(err.contains("password") || err.contains("credentials") || err.contains("refused"), "{err}");
-}
-
-/// The host binary for the CLI (the CLI is not what QEMU runs are about).
-fn agent_command_ctl() -> std::process::Command {
-    std::process::Command::new(env!("CARGO_BIN_EXE_dma-agent"))
 }

@@ -1,6 +1,5 @@
 //! The operator CLI against a real mosquitto and a running agent
 //! (issue "First run and the operator's CLI").
-#![cfg(feature = "sim")]
 
 mod common;
 use common::*;
@@ -8,12 +7,11 @@ use serde_json::Value;
 use std::process::{Command, Output};
 
 fn ctl(port: u16, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dma-agent"))
-        .arg("ctl")
+    bins::ctl_command()
         .args(["--host", "127.0.0.1", "--port", &port.to_string()])
         .args(args)
         .output()
-        .expect("run dma-agent ctl")
+        .expect("run dma-ctl")
 }
 
 fn text(o: &Output) -> (String, String) {
@@ -87,8 +85,8 @@ fn usage_timeout_and_unreachable_exit_codes() {
 fn watch_prints_device_topics() {
     // No periodic telemetry: the three messages are the birth and two answers.
     let (b, p, _a) = setup_with("CC0000000003", "\toption sys_interval '0'\n\toption procs_interval '0'\n");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_dma-agent"))
-        .args(["ctl", "--port", &b.port.to_string(), "--json", "watch", "CC0000000003", "--count", "3"])
+    let mut child = bins::ctl_command()
+        .args(["--port", &b.port.to_string(), "--json", "watch", "CC0000000003", "--count", "3"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -133,4 +131,21 @@ fn devices_lists_online_then_offline_after_kill() {
         .find(|v| v["sn"] == "CC0000000004")
         .unwrap_or_else(|| panic!("listed: {out}"));
     assert_eq!(dev["online"], false, "{out}");
+}
+
+/// `dma-agent ctl ...` runs `dma-ctl` where it is on PATH, and says where
+/// the CLI went where it is not (the router binary no longer carries it).
+#[test]
+fn agent_ctl_runs_dma_ctl_or_says_where_it_went() {
+    let ctl = bins::workspace_bin("dma-ctl", "dma-ctl");
+    let dir = ctl.parent().expect("dma-ctl's directory");
+    let o = Command::new(env!("CARGO_BIN_EXE_dma-agent")).args(["ctl", "--help"]).env("PATH", dir).output().expect("run dma-agent ctl");
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}{err}");
+    assert!(out.contains("usage: dma-ctl"), "{out}");
+    let empty = temp_dir("no-ctl");
+    let o = Command::new(env!("CARGO_BIN_EXE_dma-agent")).args(["ctl", "--help"]).env("PATH", &empty).output().expect("run dma-agent ctl");
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("dma-ctl binary"), "{err}");
 }

@@ -1,10 +1,9 @@
 //! The four LAN devices end to end: mosquitto + the four simulators + the
 //! agent (issue "LAN devices").
-#![cfg(feature = "sim")]
 
 mod common;
 use common::*;
-use dma_agent::sim::{goip::GoipSim, iad::IadSim, s20::S20Sim, vpn::VpnSim};
+use dma_sims::{goip::GoipSim, iad::IadSim, s20::S20Sim, vpn::VpnSim};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
@@ -200,7 +199,7 @@ fn new_device_operations_end_to_end() {
 #[test]
 fn standalone_simulators_run_and_stop() {
     use std::io::Read;
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_dma-sim"))
+    let mut child = std::process::Command::new(bins::workspace_bin("dma-sims", "dma-sim"))
         .arg("all")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())

@@ -9,11 +9,10 @@
 //! Tunable for slow runs: `DMA_KILL_SMS` (default 1000; 300 under QEMU),
 //! `DMA_KILL_CMDS` (default 200; 60 under QEMU),
 //! `DMA_KILLS` (default 30; 10 under QEMU), `DMA_KILL_SEED` (to replay a run).
-#![cfg(feature = "sim")]
 
 mod common;
 use common::*;
-use dma_agent::sim::goip::{GoipSim, GoipSimConfig};
+use dma_sims::goip::{GoipSim, GoipSimConfig};
 use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

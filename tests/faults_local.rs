@@ -2,13 +2,12 @@
 //! state dir, children that escape `sh`, LAN commands the engine gave up
 //! on, a second agent on the same state dir, and configuration writes.
 //! Real mosquitto, the real agent, real tmpfs mounts and simulators.
-#![cfg(feature = "sim")]
 
 mod common;
 use common::fsfault::Tmpfs;
 use common::*;
-use dma_agent::sim::iad::IadSim;
-use dma_agent::sim::Fault;
+use dma_sims::iad::IadSim;
+use dma_sims::Fault;
 use serde_json::{json, Value};
 use std::path::Path;
 use std::process::Stdio;
@@ -374,7 +373,7 @@ fn secrets_changed_by_set_or_sighup_are_scrubbed_from_then_on() {
 /// freeing space recovers without a restart.
 #[test]
 fn a_full_state_dir_refuses_sms_pushes_and_loses_nothing() {
-    use dma_agent::sim::goip::{GoipSim, GoipSimConfig};
+    use dma_sims::goip::{GoipSim, GoipSimConfig};
     let Some(fs) = Tmpfs::mount("full-sms", "1m") else { return };
     let b = Broker::start();
     let p = Platform::connect(b.port, "dma");
@@ -453,7 +452,7 @@ fn a_full_state_dir_refuses_sms_pushes_and_loses_nothing() {
 /// reports and answers; what needs the disk is refused with the cause.
 #[test]
 fn the_agent_starts_on_a_read_only_state_dir_with_every_service_configured() {
-    use dma_agent::sim::goip::{GoipSim, GoipSimConfig};
+    use dma_sims::goip::{GoipSim, GoipSimConfig};
     let Some(fs) = Tmpfs::mount("ro-start", "1m") else { return };
     let b = Broker::start();
     let p = Platform::connect(b.port, "dma");

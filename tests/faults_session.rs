@@ -1,4 +1,3 @@
-#![cfg(feature = "sim")]
 //! Session loss (issue 9, item 4): mosquitto restarted WITHOUT persistence
 //! while events and answers are in flight. The agent gets `session
 //! present: 0`, resets its PUBACK tracking and sends every unacknowledged
@@ -8,7 +7,7 @@
 mod common;
 use common::proxy::Proxy;
 use common::*;
-use dma_agent::sim::goip::{GoipSim, GoipSimConfig};
+use dma_sims::goip::{GoipSim, GoipSimConfig};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

@@ -205,7 +205,7 @@ fn unix_now() -> u64 {
 // ---- 5. Ack after journal ----------------------------------------------------
 
 /// Start the agent with `DMA_TEST_JOURNAL_DELAY_MS` set (a test hook of
-/// builds with the `sim` feature). Its log goes to `hook.log`.
+/// builds with the `test-hooks` feature). Its log goes to `hook.log`.
 fn spawn_with_journal_delay(a: &mut Agent, ms: u64) -> std::path::PathBuf {
     let log = a.dir.join("hook.log");
     let child = agent_command()
@@ -224,7 +224,7 @@ fn spawn_with_journal_delay(a: &mut Agent, ms: u64) -> std::path::PathBuf {
 
 /// An agent for `sn` whose dispatcher holds each command `ms` before
 /// journalling it, connected; its log. None (the test skips) when the
-/// binary has no such hook (built without the `sim` feature).
+/// binary has no such hook (built without the `test-hooks` feature).
 fn delayed_agent(sn: &str, extra: &str, ms: u64) -> Option<(Broker, Platform, Agent, std::path::PathBuf)> {
     let (b, p, _px, mut a) = setup(sn, extra, false);
     a.kill9();
@@ -232,7 +232,7 @@ fn delayed_agent(sn: &str, extra: &str, ms: u64) -> Option<(Broker, Platform, Ag
     let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
     assert!(wait_until(LONG, || read_log().contains("connected to broker")), "agent did not connect:\n{}", read_log());
     if !read_log().contains("test hook: journalling delayed") {
-        eprintln!("SKIP: this agent binary has no journal-delay test hook (built without the `sim` feature)");
+        eprintln!("SKIP: this agent binary has no journal-delay test hook (built without the `test-hooks` feature)");
         return None;
     }
     Some((b, p, a, log))

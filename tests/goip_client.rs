@@ -1,4 +1,3 @@
-#![cfg(feature = "sim")]
 //! The GoIP client against the simulated GoIP (127.0.0.1 only).
 
 #[path = "common/lan_faults.rs"]
@@ -10,9 +9,9 @@ use dma_agent::devices::goip::ports::PortSpec;
 use dma_agent::devices::goip::push::{parse_push, Push};
 use dma_agent::devices::goip::GoipClient;
 use dma_agent::devices::{DeviceConfig, DeviceError, DeviceKind, LanDevice};
-use dma_agent::sim::goip::vendor::{self, Cipher};
-use dma_agent::sim::goip::{AuthOrder, GoipSim, GoipSimConfig, TaskState};
-use dma_agent::sim::{Fault, SimResponse, SimServer};
+use dma_sims::goip::vendor::{self, Cipher};
+use dma_sims::goip::{AuthOrder, GoipSim, GoipSimConfig, TaskState};
+use dma_sims::{Fault, SimResponse, SimServer};
 use serde_json::{json, Map};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

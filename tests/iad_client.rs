@@ -1,4 +1,3 @@
-#![cfg(feature = "sim")]
 //! The IAD client against the IAD simulator over real HTTP on 127.0.0.1.
 
 #[path = "common/lan_faults.rs"]
@@ -6,7 +5,7 @@ mod lan_faults;
 
 use dma_agent::devices::iad::IadClient;
 use dma_agent::devices::{DeviceConfig, DeviceError, DeviceKind, LanDevice};
-use dma_agent::sim::iad::{IadSim, IadSimConfig};
+use dma_sims::iad::{IadSim, IadSimConfig};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -252,5 +251,5 @@ fn getters_answer_documented_defaults() {
 #[test]
 fn login_md5_matches_the_seed_on_both_sides() {
     assert_eq!(dma_agent::util::md5_hex(b"admin"), "21232f297a57a5a743894a0e4a801fc3", "client");
-    assert_eq!(dma_agent::sim::wire::md5_hex("admin"), "21232f297a57a5a743894a0e4a801fc3", "simulator");
+    assert_eq!(dma_sims::wire::md5_hex("admin"), "21232f297a57a5a743894a0e4a801fc3", "simulator");
 }

@@ -1,12 +1,11 @@
-#![cfg(feature = "sim")]
 //! Issue 21 items 4 and 5: the IAD's network tests and firmware upgrade end
 //! to end, the client against the IAD simulator over real HTTP on 127.0.0.1.
 
 use base64::Engine;
 use dma_agent::devices::iad::IadClient;
 use dma_agent::devices::{DeviceConfig, DeviceError, DeviceKind, LanDevice};
-use dma_agent::sim::iad::{IadSim, IadSimConfig};
-use dma_agent::sim::{SimResponse, SimServer};
+use dma_sims::iad::{IadSim, IadSimConfig};
+use dma_sims::{SimResponse, SimServer};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::time::Duration;

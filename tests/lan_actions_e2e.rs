@@ -1,11 +1,10 @@
 //! Issue 21 item 4 over MQTT with the real agent: an IAD network test that
 //! runs longer than the device's `command_timeout` still gets its answer
 //! (the manager bounds a started long action by its own `wait`).
-#![cfg(feature = "sim")]
 
 mod common;
 use common::*;
-use dma_agent::sim::iad::{IadSim, IadSimConfig};
+use dma_sims::iad::{IadSim, IadSimConfig};
 use serde_json::json;
 use std::time::Duration;
 

@@ -1,4 +1,3 @@
-#![cfg(feature = "sim")]
 //! The GoIP push receiver against a hostile or broken LAN: 1,500 idle
 //! connections, slowloris, an endless header line, endless bodies, a GoIP
 //! that loses power mid-push, a peer not on the allow list — with a fixed

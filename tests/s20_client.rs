@@ -1,4 +1,3 @@
-#![cfg(feature = "sim")]
 //! The S20 client against the S20 simulator over real HTTP on 127.0.0.1.
 
 #[path = "common/lan_faults.rs"]
@@ -7,7 +6,7 @@ mod lan_faults;
 use dma_agent::devices::s20::auth::login_hash;
 use dma_agent::devices::s20::S20Client;
 use dma_agent::devices::{DeviceConfig, DeviceError, DeviceKind, LanDevice};
-use dma_agent::sim::s20::{S20Sim, S20SimConfig};
+use dma_sims::s20::{S20Sim, S20SimConfig};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -43,7 +42,7 @@ fn client(sim: &S20Sim) -> S20Client {
 fn login_vector_from_device_notes() {
     let (pw, salt, nonce, want) = ("goodlife123", "ZmVhMjk5", "N2E1NDAwNjIzZGMzY2QxYjQyY2VlZTEx", "a12adb1f585455d809ff3ca5a31935ca");
     assert_eq!(login_hash(pw, salt, nonce), want, "client");
-    assert_eq!(dma_agent::sim::s20::login_hash(pw, salt, nonce), want, "simulator");
+    assert_eq!(dma_sims::s20::login_hash(pw, salt, nonce), want, "simulator");
     assert_eq!(dma_agent::devices::s20::auth::password_hmac(pw, salt), "6t3zc/0Bysrm/76WHRMMgCNXw12PTf+YtS6tSQnSqMk=");
 }
 

@@ -1,11 +1,10 @@
-#![cfg(feature = "sim")]
 //! Issue 21 item 10: every endpoint of the S20 document reached once
 //! through `s20 get|set`, with the method the document gives, each
 //! answered with success by the simulator; credentials in answers masked.
 
 use dma_agent::devices::s20::S20Client;
 use dma_agent::devices::{DeviceConfig, DeviceKind, LanDevice};
-use dma_agent::sim::s20::{S20Sim, S20SimConfig};
+use dma_sims::s20::{S20Sim, S20SimConfig};
 use serde_json::{json, Value};
 use std::time::Duration;
 

@@ -307,13 +307,13 @@ fn ctl_keygen_and_signed_send() {
     let sn = "SG0000000005";
     let base = temp_dir("ctl-keys");
     let key_file = base.join("platform.pem");
-    let out = agent_command().args(["ctl", "keygen", "--out"]).arg(&key_file).args(["--kid", "ops1"]).output().unwrap();
+    let out = bins::ctl_command().args(["keygen", "--out"]).arg(&key_file).args(["--kid", "ops1"]).output().unwrap();
     assert!(out.status.success(), "{out:?}");
     let public = String::from_utf8(out.stdout).unwrap().trim().to_string();
     assert!(public.starts_with("ops1:") && public.ends_with('='), "{public}");
     use std::os::unix::fs::PermissionsExt as _;
     assert_eq!(std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777, 0o600);
-    let again = agent_command().args(["ctl", "keygen", "--out"]).arg(&key_file).output().unwrap();
+    let again = bins::ctl_command().args(["keygen", "--out"]).arg(&key_file).output().unwrap();
     assert_eq!(again.status.code(), Some(2), "an existing key is never overwritten");
     // The key `ctl keygen` wrote is a standard PKCS#8 document ring reads.
     let pem = std::fs::read_to_string(&key_file).unwrap();
@@ -326,8 +326,8 @@ fn ctl_keygen_and_signed_send() {
     let a = Agent::start(sn, &agent_section(sn, broker.port, Path::new("{state}"), &format!("\tlist trusted_key '{public}'\n")));
     p.wait(&format!("dma/state/{sn}"), T, |m| m.json["online"] == true).expect("birth");
     let ctl = |extra: &[&str]| {
-        let mut c = agent_command();
-        c.args(["ctl", "--port", &broker.port.to_string(), "--json", "send", sn, "sh", "--body", r#"{"shcmd":"echo signed"}"#, "--timeout", "20"]);
+        let mut c = bins::ctl_command();
+        c.args(["--port", &broker.port.to_string(), "--json", "send", sn, "sh", "--body", r#"{"shcmd":"echo signed"}"#, "--timeout", "20"]);
         c.args(extra);
         let o = c.output().unwrap();
         serde_json::from_slice::<Value>(&o.stdout).unwrap_or(Value::Null)

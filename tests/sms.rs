@@ -1,4 +1,3 @@
-#![cfg(feature = "sim")]
 //! SMS through the GoIP end to end: mosquitto, the GoIP simulator and the
 //! agent binary, all on 127.0.0.1.
 

@@ -1,4 +1,3 @@
-#![cfg(feature = "sim")]
 //! Events that lose nothing: unreadable and oversized SMS, delivery
 //! reports carrying the id of the command that sent the message (across a
 //! restart), port-status events that agree with `periph`, and IAD call
@@ -8,7 +7,7 @@
 mod common;
 use common::*;
 use common::sms_rig::{SmsRig, SmsRigConfig};
-use dma_agent::sim::iad::{IadSim, IadSimConfig};
+use dma_sims::iad::{IadSim, IadSimConfig};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 

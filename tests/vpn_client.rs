@@ -1,11 +1,10 @@
 //! The Sangfor VPN console client against its HTTPS simulator (127.0.0.1 only).
-#![cfg(feature = "sim")]
 
 use dma_agent::devices::vpn::api::UserSpec;
 use dma_agent::devices::vpn::{https, sign, VpnClient};
 use dma_agent::devices::{DeviceConfig, DeviceError, DeviceKind, LanDevice};
-use dma_agent::sim::vpn::{VpnSim, VpnSimConfig};
-use dma_agent::sim::Fault;
+use dma_sims::vpn::{VpnSim, VpnSimConfig};
+use dma_sims::Fault;
 use dma_agent::util::{unix_now, url_encode};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -309,13 +308,13 @@ fn signature_vector_holds_on_both_sides() {
     let owned = |v: &[(&str, &str)]| v.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>();
     let query = owned(&[("controler", "Updater"), ("action", "UpdaterCloud")]);
     let body = owned(&[("timestamp", "1700000000"), ("sinfor_apitoken", "ignored")]);
-    assert_eq!(dma_agent::sim::vpn::signature::expected(&query, &body, "1700000000", "s3cret"), want, "simulator");
+    assert_eq!(dma_sims::vpn::signature::expected(&query, &body, "1700000000", "s3cret"), want, "simulator");
     let want2 = "c5f00f7e5cae0ad1f923068a911cbf1f0c9f24ee1b63037bb09d92ea5597207a";
     let pairs2 = [("controler", "User"), ("action", "GetSearchData"), ("search", "al"), ("limit", "5"), ("timestamp", "1700000000")];
     assert_eq!(sign::token(pairs2, "1700000000", "s3cret"), want2, "client");
     let query2 = owned(&[("controler", "User"), ("action", "GetSearchData")]);
     let body2 = owned(&[("search", "al"), ("limit", "5"), ("timestamp", "1700000000")]);
-    assert_eq!(dma_agent::sim::vpn::signature::expected(&query2, &body2, "1700000000", "s3cret"), want2, "simulator");
+    assert_eq!(dma_sims::vpn::signature::expected(&query2, &body2, "1700000000", "s3cret"), want2, "simulator");
 }
 
 /// Issue 10 item 12: the console takes only the seed's fields in add and

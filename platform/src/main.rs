@@ -13,24 +13,34 @@ const USAGE: &str = "usage:
       (K defaults to k1; config: \"signing_key\": {\"file\": FILE, \"kid\": K})";
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    use lexopt::Arg::{Long, Short, Value};
     let mut config = None;
     let mut level = log::LevelFilter::Info;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "hash-password" => return hash_password(),
-            "keygen" => return keygen(it.as_slice()),
-            "--config" => config = it.next().cloned(),
-            "--log-level" => match it.next().and_then(|l| l.parse().ok()) {
+    let mut p = lexopt::Parser::from_env();
+    loop {
+        let arg = match p.next() {
+            Ok(Some(a)) => a,
+            Ok(None) => break,
+            Err(e) => return usage(&e.to_string()),
+        };
+        match arg {
+            Value(v) if v == "hash-password" => return hash_password(),
+            Value(v) if v == "keygen" => return keygen(p),
+            Long("config") => match text(&mut p) {
+                Some(c) => config = Some(c),
+                None => return usage("--config needs a FILE"),
+            },
+            Long("log-level") => match text(&mut p).and_then(|l| l.parse().ok()) {
                 Some(l) => level = l,
                 None => return usage("--log-level needs error, warn, info or debug"),
             },
-            "-h" | "--help" => {
+            Short('h') | Long("help") => {
                 println!("{USAGE}");
                 return ExitCode::SUCCESS;
             }
-            other => return usage(&format!("unknown argument '{other}'")),
+            Long(o) => return usage(&format!("unknown argument '--{o}'")),
+            Short(o) => return usage(&format!("unknown argument '-{o}'")),
+            Value(v) => return usage(&format!("unknown argument '{}'", v.to_string_lossy())),
         }
     }
     let Some(path) = config else { return usage("--config FILE is required") };
@@ -79,14 +89,32 @@ fn hash_password() -> ExitCode {
     }
 }
 
-fn keygen(args: &[String]) -> ExitCode {
+/// An option's value as text (None: missing or not UTF-8).
+fn text(p: &mut lexopt::Parser) -> Option<String> {
+    p.value().ok().and_then(|v| v.into_string().ok())
+}
+
+fn keygen(mut p: lexopt::Parser) -> ExitCode {
+    use lexopt::Arg::{Long, Short, Value};
     let (mut out, mut kid) = (None, "k1".to_string());
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match (a.as_str(), it.next()) {
-            ("--out", Some(v)) => out = Some(v.clone()),
-            ("--kid", Some(v)) => kid = v.clone(),
-            _ => return usage(&format!("keygen: unexpected '{a}'")),
+    loop {
+        let arg = match p.next() {
+            Ok(Some(a)) => a,
+            Ok(None) => break,
+            Err(e) => return usage(&format!("keygen: {e}")),
+        };
+        match arg {
+            Long("out") => match text(&mut p) {
+                Some(v) => out = Some(v),
+                None => return usage("keygen: --out needs a FILE"),
+            },
+            Long("kid") => match text(&mut p) {
+                Some(v) => kid = v,
+                None => return usage("keygen: --kid needs a key id"),
+            },
+            Long(o) => return usage(&format!("keygen: unexpected '--{o}'")),
+            Short(o) => return usage(&format!("keygen: unexpected '-{o}'")),
+            Value(v) => return usage(&format!("keygen: unexpected '{}'", v.to_string_lossy())),
         }
     }
     let Some(out) = out else { return usage("keygen: --out FILE is required") };

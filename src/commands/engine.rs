@@ -308,11 +308,11 @@ fn deliver(ctx: &Ctx, key: &str, answer: &Answer, wait: bool) {
     }
 }
 
-/// Test hook (builds with the `sim` feature only, never the router's):
+/// Test hook (builds with the `test-hooks` feature only, never the router's):
 /// `DMA_TEST_JOURNAL_DELAY_MS` holds each command this long between
 /// receipt and journalling, so a test can kill the agent in that window.
 fn journal_delay() -> Option<Duration> {
-    #[cfg(feature = "sim")]
+    #[cfg(feature = "test-hooks")]
     {
         static D: std::sync::OnceLock<Option<Duration>> = std::sync::OnceLock::new();
         *D.get_or_init(|| {
@@ -321,7 +321,7 @@ fn journal_delay() -> Option<Duration> {
             d
         })
     }
-    #[cfg(not(feature = "sim"))]
+    #[cfg(not(feature = "test-hooks"))]
     {
         None
     }

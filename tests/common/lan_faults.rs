@@ -3,8 +3,8 @@
 //! `#[path]`, as they need nothing else of `common`).
 
 use dma_agent::devices::{DeviceError, LanDevice};
-use dma_agent::sim::server::Endpoint;
-use dma_agent::sim::Fault;
+use dma_sims::server::Endpoint;
+use dma_sims::Fault;
 use std::time::{Duration, Instant};
 
 /// Garbage → `Protocol`, 500 → `Device { code: 500 }`, a broken exchange →

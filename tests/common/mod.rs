@@ -3,11 +3,11 @@
 //! `DMA_AGENT_RUNNER`), and a platform-side MQTT client.
 #![allow(dead_code)]
 
+pub mod bins;
 pub mod broker;
 pub mod fsfault;
 pub mod proxy;
 pub mod signer;
-#[cfg(feature = "sim")]
 pub mod sms_rig;
 
 pub use broker::{free_port, temp_dir, Broker, SEQ};

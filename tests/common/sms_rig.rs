@@ -3,7 +3,7 @@
 //! started and caught up (a probe SMS has come through).
 
 use super::{agent_section, free_port, Agent, Broker, Platform, T};
-use dma_agent::sim::goip::{GoipSim, GoipSimConfig};
+use dma_sims::goip::{GoipSim, GoipSimConfig};
 use serde_json::Value;
 use std::time::{Duration, Instant};
 

@@ -17,12 +17,13 @@ USERLAND = os.environ.get("OWRT_USERLAND", "")
 ROOTFS = os.environ.get("OWRT_ROOTFS", "")
 PKGS = os.environ.get("OWRT_PKGS", "")
 AGENT = os.environ.get("OWRT_AGENT", "")
+CTL = os.environ.get("OWRT_CTL", "")  # the operator CLI (host build of dma-ctl)
 NS = os.path.join(USERLAND, "ns.sh")
 
 
 def ready():
     """Skip reason, or None when run.sh prepared everything."""
-    if not (USERLAND and ROOTFS and PKGS and AGENT):
+    if not (USERLAND and ROOTFS and PKGS and AGENT and CTL):
         return "run through tests/openwrt/run.sh (it builds the tools and the packages)"
     return None
 
@@ -152,8 +153,8 @@ class Broker:
 
 
 def ctl(port, *args, timeout=60):
-    """`dma-agent ctl --port PORT --json ARGS` on the host; (exit code, documents)."""
-    r = subprocess.run([AGENT, "ctl", "--port", str(port), "--json"] + list(args),
+    """`dma-ctl --port PORT --json ARGS` on the host; (exit code, documents)."""
+    r = subprocess.run([CTL, "--port", str(port), "--json"] + list(args),
                        capture_output=True, text=True, timeout=timeout)
     docs = []
     for line in r.stdout.splitlines():

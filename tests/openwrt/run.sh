@@ -84,6 +84,9 @@ openssl ec -in "$P/feed.key.pem" -pubout -out "$P/dma-feed.pub.pem" 2>/dev/null
 cp "$P"/apk-r1/*.apk "$P"/apk-r2/*.apk "$P/feed/"
 cross/mkapk-index.py --key "$P/feed.key.pem" --output "$P/feed/packages.adb" "$P"/feed/*.apk >&2
 
+# The operator CLI the tests drive the routers with: a host build of dma-ctl.
+cargo build -q -p dma-ctl --bin dma-ctl >&2
+export OWRT_CTL=$repo/target/debug/dma-ctl
 export OWRT_USERLAND=$S OWRT_ROOTFS=$repo/target/owrt-root OWRT_PKGS=$repo/$P OWRT_AGENT=$repo/$P/bin/dma-agent
 say "packages ready in $P ($(stat -c %s "$P/bin/dma-agent") B binary); running the tests"
 if [ -n "${OWRT_TESTS:-}" ]; then

@@ -1,5 +1,0 @@
-//! The no-setup demo: `cargo run --release --features demo --bin dma-demo`.
-fn main() -> std::process::ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    dma_agent::demo::main(&args)
-}

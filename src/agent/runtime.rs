@@ -163,8 +163,10 @@ pub fn run(config_path: &str, loaded: Result<config::Config, config::ConfigError
         Resume::Continue(rec) => (cfg, Some(rec)),
         Resume::Ended => (Arc::new(config::load(config_path).map_err(|e| e.to_string())?), None),
     };
-    crate::events::eid::init(&state_dir);
-    let events = Arc::new(EventQueue::open(&state_dir.join("events"), cfg.agent.event_queue_bytes).map_err(|e| format!("event queue: {e}"))?);
+    let events = Arc::new(
+        EventQueue::open_numbered(&state_dir.join("events"), cfg.agent.event_queue_bytes, Some(state_dir.join("eid")))
+            .map_err(|e| format!("event queue: {e}"))?,
+    );
     let mut session = match (Session::create(&cfg.agent), &trial) {
         (Ok(s), _) => s,
         (Err(e), Some(rec)) => {

@@ -4,53 +4,55 @@
 //! first number not yet reserved; numbers are reserved in blocks, so a
 //! crash skips the rest of a block but never hands out a number twice.
 
-use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::path::PathBuf;
 
 /// Numbers reserved per write of the file.
 const BLOCK: u64 = 1024;
 
-struct Alloc {
+/// The allocator. The event queue owns the one the agent uses and stamps
+/// each event as it is appended, so numbers also grow in queue order.
+pub struct EidAlloc {
     path: Option<PathBuf>,
     next: u64,
     limit: u64,
     warned: bool,
 }
 
-static ALLOC: Mutex<Alloc> = Mutex::new(Alloc { path: None, next: 1, limit: 1, warned: false });
-
-/// Continue from what `dir/eid` says (called once at start-up). Without
-/// it (unit tests, tools) numbers start at 1 and are not persisted.
-pub fn init(dir: &Path) {
-    let path = dir.join("eid");
-    let from = std::fs::read_to_string(&path).ok().and_then(|s| s.trim().parse::<u64>().ok()).unwrap_or(1).max(1);
-    if let Ok(mut a) = ALLOC.lock() {
-        *a = Alloc { path: Some(path), next: from, limit: from, warned: false };
+impl EidAlloc {
+    /// Continue from what the file at `path` says; `None` (unit tests,
+    /// tools): numbers start at 1 and are not persisted.
+    pub fn open(path: Option<PathBuf>) -> EidAlloc {
+        let from = path
+            .as_ref()
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .and_then(|s| s.trim().parse::<u64>().ok())
+            .unwrap_or(1)
+            .max(1);
+        EidAlloc { path, next: from, limit: from, warned: false }
     }
-}
 
-/// The next event number.
-pub fn next() -> u64 {
-    let Ok(mut a) = ALLOC.lock() else { return 0 };
-    if a.next >= a.limit {
-        let limit = a.next.saturating_add(BLOCK);
-        if let Some(p) = a.path.clone() {
-            if let Err(e) = crate::durable::write_atomic(&p, limit.to_string().as_bytes()) {
-                // The state dir is unwritable: so is the event queue, which
-                // then refuses the event this number was for.
-                if !a.warned {
-                    log::error!("eid: cannot reserve numbers in {}: {e}", p.display());
-                    a.warned = true;
+    /// The next event number.
+    pub fn next(&mut self) -> u64 {
+        if self.next >= self.limit {
+            let limit = self.next.saturating_add(BLOCK);
+            if let Some(p) = &self.path {
+                if let Err(e) = crate::durable::write_atomic(p, limit.to_string().as_bytes()) {
+                    // The state dir is unwritable: so is the event queue, which
+                    // then refuses the event this number was for.
+                    if !self.warned {
+                        log::error!("eid: cannot reserve numbers in {}: {e}", p.display());
+                        self.warned = true;
+                    }
+                } else {
+                    self.warned = false;
                 }
-            } else {
-                a.warned = false;
             }
+            self.limit = limit;
         }
-        a.limit = limit;
+        let n = self.next;
+        self.next = self.next.saturating_add(1);
+        n
     }
-    let n = a.next;
-    a.next += 1;
-    n
 }
 
 #[cfg(test)]
@@ -62,19 +64,20 @@ mod tests {
         let d = std::env::temp_dir().join(format!("dma-eid-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
         std::fs::create_dir_all(&d).unwrap();
-        init(&d);
-        // (Other tests may take numbers meanwhile: only order is asserted.)
-        let a: Vec<u64> = (0..5).map(|_| next()).collect();
-        assert!(a.windows(2).all(|w| w[0] < w[1]) && a[0] >= 1, "{a:?}");
+        let f = Some(d.join("eid"));
+        let mut e = EidAlloc::open(f.clone());
+        let a: Vec<u64> = (0..5).map(|_| e.next()).collect();
+        assert_eq!(a, vec![1, 2, 3, 4, 5]);
         // A crash here: the next process starts after the reserved block.
-        init(&d);
-        let b = next();
+        let mut e = EidAlloc::open(f.clone());
+        let b = e.next();
         assert!(b > BLOCK && b > a[4], "{b}");
         for _ in 0..BLOCK {
-            next();
+            e.next();
         }
-        init(&d);
-        assert!(next() > b + BLOCK);
+        let mut e = EidAlloc::open(f);
+        assert!(e.next() > b + BLOCK);
+        assert_eq!(EidAlloc::open(None).next(), 1, "not persisted: from 1");
         let _ = std::fs::remove_dir_all(&d);
     }
 }

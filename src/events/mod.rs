@@ -9,13 +9,13 @@ pub use queue::{EventQueue, QueueError};
 
 use serde_json::{Map, Value};
 
-/// Build an event envelope: `{"sn", "time", "eid", "type", ...fields}`,
-/// cut to fit the queue's and the packet's limit (flagged `"truncated": true`).
+/// Build an event envelope: `{"sn", "time", "type", ...fields}`, cut to
+/// fit the queue's and the packet's limit (flagged `"truncated": true`).
+/// The queue stamps its `eid` as it appends it.
 pub fn envelope(sn: &str, kind: &str, fields: Map<String, Value>) -> Value {
     let mut m = Map::new();
     m.insert("sn".into(), Value::String(sn.to_string()));
     m.insert("time".into(), Value::from(crate::util::unix_now()));
-    m.insert("eid".into(), Value::from(eid::next()));
     m.insert("type".into(), Value::String(kind.to_string()));
     for (k, v) in fields {
         m.entry(k).or_insert(v);

@@ -87,6 +87,9 @@ pub struct EventQueue {
     inner: Mutex<Inner>,
     /// Rung after each push (the outbox's nudge).
     bell: OnceLock<Box<dyn Fn() + Send + Sync>>,
+    /// Numbers the events it appends (taken under `inner`'s lock, so they
+    /// grow in queue order).
+    eid: Mutex<super::eid::EidAlloc>,
 }
 
 fn io(e: std::io::Error) -> QueueError {
@@ -120,11 +123,18 @@ impl EventQueue {
     /// writable dir: what can be read is sent; pushes are refused (with
     /// the cause) until the disk can be written again.
     pub fn open(dir: &Path, cap: u64) -> std::io::Result<EventQueue> {
+        Self::open_numbered(dir, cap, None)
+    }
+
+    /// [`EventQueue::open`], numbering events from the `eid` file at
+    /// `eid_file` (docs/PROTOCOL.md: `eid` only grows, across restarts).
+    pub fn open_numbered(dir: &Path, cap: u64, eid_file: Option<PathBuf>) -> std::io::Result<EventQueue> {
         let q = EventQueue {
             dir: dir.to_path_buf(),
             cap,
             inner: Mutex::new(Inner { loaded: false, base: 0, hdr_len: 0, head: 0, tail: 0, pushed: 0, acked: 0 }),
             bell: OnceLock::new(),
+            eid: Mutex::new(super::eid::EidAlloc::open(eid_file)),
         };
         if let Ok(mut g) = q.inner.lock() {
             if let Err(e) = q.load(&mut g) {
@@ -213,16 +223,23 @@ impl EventQueue {
 
     /// Append events durably, all or none. Returns once they are on disk.
     pub fn push_all(&self, events: &[Value]) -> Result<(), QueueError> {
-        let mut buf = Vec::new();
-        for e in events {
-            let s = e.to_string();
-            if s.len() > MAX_EVENT {
-                return Err(QueueError::TooLarge(s.len()));
-            }
-            buf.extend_from_slice(s.as_bytes());
-            buf.push(b'\n');
-        }
         let mut g = self.inner.lock().map_err(|_| QueueError::Io("poisoned".into()))?;
+        let mut buf = Vec::new();
+        {
+            let mut eid = self.eid.lock().map_err(|_| QueueError::Io("poisoned".into()))?;
+            for e in events {
+                let mut e = e.clone();
+                if let Value::Object(m) = &mut e {
+                    m.insert("eid".into(), Value::from(eid.next()));
+                }
+                let s = e.to_string();
+                if s.len() > MAX_EVENT {
+                    return Err(QueueError::TooLarge(s.len()));
+                }
+                buf.extend_from_slice(s.as_bytes());
+                buf.push(b'\n');
+            }
+        }
         let used = g.tail - g.head;
         if used + buf.len() as u64 > self.cap {
             return Err(QueueError::Full { used, cap: self.cap });
@@ -364,15 +381,16 @@ mod tests {
             q.push_all(&[json!({"n": 2}), json!({"n": 3})]).unwrap();
             let big: Vec<Value> = (0..40).map(|i| json!({"n": i})).collect();
             assert!(matches!(q.push_all(&big), Err(QueueError::Full { .. })), "all or nothing");
-            assert_eq!(q.read_at(0).unwrap().unwrap().0, b"{\"n\":1}".to_vec());
-            q.advance(8).unwrap();
+            // The queue numbers what it appends, in order.
+            assert_eq!(q.read_at(0).unwrap().unwrap().0, b"{\"eid\":1,\"n\":1}".to_vec());
+            q.advance(16).unwrap();
         }
         let q = EventQueue::open(&d, 200).unwrap();
         let h = head(&q);
         let (first, end) = q.read_at(h).unwrap().unwrap();
-        assert_eq!(first, b"{\"n\":2}".to_vec(), "cursor survives reopen");
+        assert_eq!(first, b"{\"eid\":2,\"n\":2}".to_vec(), "cursor survives reopen");
         let (second, _) = q.read_at(end).unwrap().unwrap();
-        assert_eq!(second, b"{\"n\":3}".to_vec());
+        assert_eq!(second, b"{\"eid\":3,\"n\":3}".to_vec());
         let _ = std::fs::remove_dir_all(&d);
     }
 

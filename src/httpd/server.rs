@@ -5,7 +5,7 @@ use super::request::{parse, Progress, Request};
 use super::{Limits, Response};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
@@ -49,17 +49,10 @@ pub struct Server {
     threads: Vec<JoinHandle<()>>,
 }
 
-/// A nonblocking, close-on-exec pipe: (read end, write end).
+/// A nonblocking, close-on-exec pipe: (read end, write end), each end
+/// owned (closed on drop).
 fn wake_pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [-1 as libc::c_int; 2];
-    // SAFETY: `fds` is a valid array of two ints; on success both are new
-    // descriptors owned by nobody else, handed to OwnedFd once each.
-    unsafe {
-        if libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        Ok((OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])))
-    }
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK).map_err(std::io::Error::from)
 }
 
 impl Server {

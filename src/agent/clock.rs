@@ -29,22 +29,11 @@ pub fn format_build_stamp(secs: u64) -> String {
     format!("{y:04}{m:02}{d:02}-{hh:02}{mm:02}{ss:02}")
 }
 
-/// (year, month, day, hour, minute, second) of a unix time, UTC.
+/// (year, month, day, hour, minute, second) of a unix time, UTC
+/// (`dma_wire::time`, the workspace's one calendar algorithm).
 pub fn civil(secs: u64) -> (i64, i64, i64, u64, u64, u64) {
-    let days = (secs / 86400) as i64;
-    let rem = secs % 86400;
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = if m <= 2 { y + 1 } else { y };
-    (y, m, d, rem / 3600, (rem / 60) % 60, rem % 60)
+    let (y, m, d, hh, mm, ss) = dma_wire::time::civil(i64::try_from(secs).unwrap_or(i64::MAX));
+    (y, m, d, hh.unsigned_abs(), mm.unsigned_abs(), ss.unsigned_abs())
 }
 
 /// Seconds since boot, from /proc/uptime.

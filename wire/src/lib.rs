@@ -12,6 +12,7 @@ pub mod command;
 pub mod id;
 pub mod names;
 pub mod report;
+pub mod time;
 pub mod topics;
 
 pub use answer::{Answer, Status};

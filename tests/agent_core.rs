@@ -330,6 +330,13 @@ fn overflow_is_answered_not_dropped() {
         }
     }
     assert!(ok >= 2 && busy >= 1, "ok {ok} busy {busy}");
+    // The engine's counters in `agent get` say the same (the get itself runs).
+    std::thread::sleep(Duration::from_millis(300));
+    let r = p.command("dma", "AA0000000010", json!({"id": 400, "command": "agent", "method": "get", "d": {}}), T);
+    let c = &r["d"]["result"]["state"]["commands"];
+    assert_eq!((c["running"].as_u64(), c["queued"].as_u64()), (Some(1), Some(0)), "{c}");
+    assert_eq!(c["done"].as_u64(), Some(ok), "{c}");
+    assert_eq!(c["rejected"].as_u64(), Some(busy), "{c}");
 }
 
 #[test]

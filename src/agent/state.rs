@@ -16,6 +16,10 @@ pub struct AgentState {
     pub started: u64,
     pub commands_received: u64,
     pub commands_rejected: u64,
+    /// The engine's load (kept by the engine as it schedules).
+    pub commands_running: usize,
+    pub commands_queued: usize,
+    pub commands_done: u64,
     /// Why the latest connection attempt failed (secret-free; a broker
     /// trial's rollback quotes it).
     pub last_broker_error: Option<String>,

@@ -53,7 +53,7 @@ fn get(ctx: &Ctx, body: &Value) -> Outcome {
             let (bytes, cap) = j.bytes();
             s.insert("journal".into(), json!({"size": j.len(), "bytes": bytes, "capBytes": cap, "states": j.counts(), "bootId": j.boot_id()}));
         }
-        s.insert("commands".into(), crate::commands::engine::stats());
+        s.insert("commands".into(), crate::commands::engine::stats(ctx));
         s.insert("refused".into(), crate::trust::refusals::to_json());
         s.insert("signed".into(), json!(!cfg.agent.trusted_keys.is_empty()));
         s.insert("events".into(), ctx.events.stats());

@@ -50,16 +50,19 @@ const INBOX: usize = 32;
 const INBOX_BYTES: usize = 1024 * 1024;
 const BUSY: &str = "busy: too many commands waiting; try again later";
 
-static RUNNING: AtomicUsize = AtomicUsize::new(0);
-static QUEUED: AtomicUsize = AtomicUsize::new(0);
-static DONE: AtomicUsize = AtomicUsize::new(0);
-static REJECTED: AtomicUsize = AtomicUsize::new(0);
-static INBOX_USED: AtomicUsize = AtomicUsize::new(0);
 
 /// Counters for `agent get`.
-pub fn stats() -> Value {
-    json!({"running": RUNNING.load(Ordering::Relaxed), "queued": QUEUED.load(Ordering::Relaxed),
-           "done": DONE.load(Ordering::Relaxed), "rejected": REJECTED.load(Ordering::Relaxed)})
+pub fn stats(ctx: &Ctx) -> Value {
+    let Ok(s) = ctx.state.lock() else { return Value::Null };
+    json!({"running": s.commands_running, "queued": s.commands_queued, "done": s.commands_done, "rejected": s.commands_rejected})
+}
+
+/// Record the engine's load for `agent get`.
+fn note_load(ctx: &Ctx, running: usize, queued: usize) {
+    if let Ok(mut st) = ctx.state.lock() {
+        st.commands_running = running;
+        st.commands_queued = queued;
+    }
 }
 
 #[derive(Default)]
@@ -108,6 +111,8 @@ pub struct Engine {
     inbox: SyncSender<Inbound>,
     refused: Arc<Mutex<VecDeque<Refusal>>>,
     sched: Arc<(Mutex<Sched>, Condvar)>,
+    /// Bytes of commands in the inbox (offered, not yet taken by the dispatcher).
+    inbox_used: Arc<AtomicUsize>,
 }
 
 impl Engine {
@@ -123,11 +128,12 @@ impl Engine {
         if let Some(why) = &guard.recovered {
             ctx.note_error(why.clone());
         }
+        let inbox_used = Arc::new(AtomicUsize::new(0));
         {
-            let (ctx, sched, refused) = (ctx.clone(), sched.clone(), refused.clone());
-            crate::stack::spawn("dispatch".into(), move || dispatcher(ctx, sched, rx, refused, guard))?;
+            let (ctx, sched, refused, used) = (ctx.clone(), sched.clone(), refused.clone(), inbox_used.clone());
+            crate::stack::spawn("dispatch".into(), move || dispatcher(ctx, sched, rx, refused, guard, used))?;
         }
-        Ok(Engine { ctx, inbox: tx, refused, sched })
+        Ok(Engine { ctx, inbox: tx, refused, sched, inbox_used })
     }
 
     /// Called on the MQTT thread: never blocks.
@@ -138,14 +144,14 @@ impl Engine {
         if payload.len() > MAX_COMMAND {
             return self.refuse(payload, format!("too large: the command has {} bytes, the limit is {MAX_COMMAND}", payload.len()), ack);
         }
-        if INBOX_USED.load(Ordering::SeqCst) + payload.len() > INBOX_BYTES {
+        if self.inbox_used.load(Ordering::SeqCst) + payload.len() > INBOX_BYTES {
             return self.refuse(payload, BUSY.into(), ack);
         }
-        INBOX_USED.fetch_add(payload.len(), Ordering::SeqCst);
+        self.inbox_used.fetch_add(payload.len(), Ordering::SeqCst);
         match self.inbox.try_send(Inbound::Command(payload.to_vec(), ack)) {
             Ok(()) => {}
             Err(TrySendError::Full(Inbound::Command(p, ack))) | Err(TrySendError::Disconnected(Inbound::Command(p, ack))) => {
-                INBOX_USED.fetch_sub(p.len(), Ordering::SeqCst);
+                self.inbox_used.fetch_sub(p.len(), Ordering::SeqCst);
                 self.refuse(&p, BUSY.into(), ack);
             }
             Err(_) => {}
@@ -197,7 +203,7 @@ impl Engine {
         for c in &queued {
             s.live.remove(&c.key);
         }
-        QUEUED.store(0, Ordering::Relaxed);
+        note_load(&self.ctx, s.running, 0);
         drop(s);
         for c in &queued {
             // No waiting for room at shutdown (procd's term_timeout): what is
@@ -268,7 +274,6 @@ fn reject_cmd(ctx: &Ctx, cmd: &Command, msg: &str) -> bool {
 }
 
 fn count_rejected(ctx: &Ctx) {
-    REJECTED.fetch_add(1, Ordering::Relaxed);
     if let Ok(mut s) = ctx.state.lock() {
         s.commands_rejected += 1;
     }
@@ -329,12 +334,19 @@ fn journal_delay() -> Option<Duration> {
 
 /// The dispatcher thread: the only one that decides (and so the only
 /// owner of the replay guard: its check and its record cannot race).
-fn dispatcher(ctx: Arc<Ctx>, sched: Arc<(Mutex<Sched>, Condvar)>, rx: Receiver<Inbound>, refused: Arc<Mutex<VecDeque<Refusal>>>, mut guard: ReplayGuard) {
+fn dispatcher(
+    ctx: Arc<Ctx>,
+    sched: Arc<(Mutex<Sched>, Condvar)>,
+    rx: Receiver<Inbound>,
+    refused: Arc<Mutex<VecDeque<Refusal>>>,
+    mut guard: ReplayGuard,
+    inbox_used: Arc<AtomicUsize>,
+) {
     let _ = journal_delay();
     while let Ok(item) = rx.recv() {
         answer_refused(&ctx, &refused);
         let Inbound::Command(payload, ack) = item else { continue };
-        INBOX_USED.fetch_sub(payload.len(), Ordering::SeqCst);
+        inbox_used.fetch_sub(payload.len(), Ordering::SeqCst);
         if decide(&ctx, &sched, &mut guard, &payload) {
             ack.ack_waiting(ROOM_WAIT);
         }
@@ -465,7 +477,7 @@ fn decide(ctx: &Arc<Ctx>, sched: &Arc<(Mutex<Sched>, Condvar)>, guard: &mut Repl
     }
     s.live.insert(cmd.key.clone(), cmd.clone());
     s.queue.push_back(cmd);
-    QUEUED.store(s.queue.len(), Ordering::Relaxed);
+    note_load(ctx, s.running, s.queue.len());
     schedule(ctx, sched, &mut s);
     cv.notify_all();
     true
@@ -481,8 +493,7 @@ fn schedule(ctx: &Arc<Ctx>, sched: &Arc<(Mutex<Sched>, Condvar)>, s: &mut Sched)
         if !cmd.detached {
             s.serial_busy = true;
         }
-        RUNNING.store(s.running, Ordering::Relaxed);
-        QUEUED.store(s.queue.len(), Ordering::Relaxed);
+        note_load(ctx, s.running, s.queue.len());
         let (ctx2, sched2) = (ctx.clone(), sched.clone());
         let detached = cmd.detached;
         let failed = cmd.clone();
@@ -508,13 +519,15 @@ fn run_one(ctx: Arc<Ctx>, sched: Arc<(Mutex<Sched>, Condvar)>, cmd: Command) {
     if still_live {
         finish(&ctx, &cmd, &outcome, true);
     }
-    DONE.fetch_add(1, Ordering::Relaxed);
+    if let Ok(mut st) = ctx.state.lock() {
+        st.commands_done += 1;
+    }
     if let Ok(mut s) = m.lock() {
         s.running -= 1;
         if !cmd.detached {
             s.serial_busy = false;
         }
-        RUNNING.store(s.running, Ordering::Relaxed);
+        note_load(&ctx, s.running, s.queue.len());
         if s.accepting {
             schedule(&ctx, &sched, &mut s);
         }

@@ -8,7 +8,9 @@
 use crate::db::commands::{Cmd, IN_PROGRESS, READY};
 use crate::signing::Signer;
 use crate::Shared;
-use serde_json::{json, Value};
+use dma_wire::command::Outgoing;
+use dma_wire::Id;
+use serde_json::Value;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -37,23 +39,23 @@ impl Wake {
     }
 }
 
-/// The v1 command of one try (PROTOCOL.md "Commands"), unsigned.
-pub fn payload(cmd: &Cmd, try_no: i64) -> Value {
-    let mut v = json!({
-        "id": cmd.id,
-        "from": cmd.spec.origin,
-        "command": cmd.spec.command,
-        "method": cmd.spec.method,
-        "d": serde_json::from_str::<Value>(&cmd.spec.body).unwrap_or(json!({})),
-        "publishTime": cmd.create_time,
-        "maxRetries": cmd.spec.max_retries,
-        "tryTimes": try_no,
-        "detached": cmd.spec.detached,
-    });
-    if cmd.spec.expires > 0 {
-        v["expires"] = json!(cmd.spec.expires);
+/// The command of one try as the agent reads it (dma-wire's envelope: the
+/// one definition of the contract both sides use).
+pub fn payload(cmd: &Cmd, try_no: i64) -> Outgoing {
+    let nonneg = |n: i64| u64::try_from(n).unwrap_or(0);
+    Outgoing {
+        id: Id::from_u64(cmd.id),
+        from: cmd.spec.origin.clone(),
+        command: cmd.spec.command.clone(),
+        method: cmd.spec.method.clone(),
+        d: serde_json::from_str::<Value>(&cmd.spec.body).unwrap_or_else(|_| Value::Object(Default::default())),
+        publish_time: Some(nonneg(cmd.create_time)),
+        expires: (cmd.spec.expires > 0).then(|| nonneg(cmd.spec.expires)),
+        max_retries: Some(nonneg(cmd.spec.max_retries)),
+        try_times: Some(nonneg(try_no)),
+        detached: cmd.spec.detached,
+        sn: None,
     }
-    v
 }
 
 /// The bytes published for one try: with a signing key, the signed
@@ -62,12 +64,13 @@ pub fn payload(cmd: &Cmd, try_no: i64) -> Value {
 /// (0: never), signed anew for every try; without one, the v1 command.
 pub fn wire(signer: Option<&Signer>, cmd: &Cmd, try_no: i64, now: i64) -> Vec<u8> {
     let mut inner = payload(cmd, try_no);
-    let Some(signer) = signer else { return inner.to_string().into_bytes() };
-    inner["sn"] = json!(cmd.spec.sn);
-    inner["publishTime"] = json!(now);
+    let bytes = |o: &Outgoing| serde_json::to_vec(o).unwrap_or_default();
+    let Some(signer) = signer else { return bytes(&inner) };
+    inner.sn = Some(cmd.spec.sn.clone());
+    inner.publish_time = Some(u64::try_from(now).unwrap_or(0));
     // The scheduler never sends an expired command, so a live one has >= 1 s left.
-    inner["expires"] = json!(cmd.expiry().map_or(0, |e| e.saturating_sub(now).max(1)));
-    signer.envelope(inner.to_string().as_bytes(), try_no).to_string().into_bytes()
+    inner.expires = Some(cmd.expiry().map_or(0, |e| u64::try_from(e.saturating_sub(now).max(1)).unwrap_or(1)));
+    signer.envelope(&bytes(&inner), try_no).to_string().into_bytes()
 }
 
 fn step(sh: &Shared, cmd: &Cmd, now: i64) -> Result<(), String> {

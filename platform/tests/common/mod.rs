@@ -14,6 +14,7 @@ pub mod browser;
 pub mod hooks;
 pub mod pg;
 
+#[allow(unused_imports)] // each test file uses its own part of the harness
 pub use broker::{free_port, temp_dir, wait_port, Broker, SEQ};
 
 use serde_json::{json, Value};

@@ -4,7 +4,7 @@
 mod common;
 use common::*;
 use serde_json::{json, Value};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 fn setup(sn: &str, extra: &str) -> (Broker, Platform, Agent) {
     let broker = Broker::start();
@@ -379,4 +379,22 @@ fn a_command_cut_off_by_a_crash_is_not_run_again() {
     assert!(r["d"]["msg"].as_str().unwrap().starts_with("interrupted"), "{r}");
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(std::fs::read_to_string(&count).unwrap().lines().count(), 1, "not run a second time");
+}
+
+/// procd's stop (SIGTERM) while the agent waits out its random start-up
+/// delay: it exits at once, without connecting (found under the real
+/// procd: the signal's wake-up was used up by the delay and the main loop
+/// then slept a minute, past procd's term_timeout and into a SIGKILL).
+#[test]
+fn a_stop_during_the_start_up_delay_is_prompt() {
+    let broker = Broker::start();
+    let cfg = agent_section("AA0000000031", broker.port, std::path::Path::new("{state}"), "\toption startup_delay '3600'\n");
+    let mut a = Agent::start("AA0000000031", &cfg);
+    assert!(wait_until(T, || a.log().contains("start-up delay")), "log:\n{}", a.log());
+    let t0 = Instant::now();
+    let st = a.stop().expect("exit status");
+    assert!(t0.elapsed() < Duration::from_secs(5), "took {:?}", t0.elapsed());
+    assert!(st.success(), "{st:?}");
+    let log = a.log();
+    assert!(log.contains("stopped before start-up") && !log.contains("connected to broker"), "{log}");
 }

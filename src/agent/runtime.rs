@@ -145,6 +145,12 @@ pub fn run(config_path: &str, loaded: Result<config::Config, config::ConfigError
             }
             signals.wait(left);
         }
+        if TERM.load(Ordering::SeqCst) {
+            // Stopped while waiting to start (procd's stop, a restart):
+            // nothing was started, nothing to shut down.
+            log::info!("stopped before start-up");
+            return Ok(Exit::Stopped);
+        }
     }
     let state_dir = std::path::PathBuf::from(&cfg.agent.state_dir);
     // A state dir that cannot be written (full, read-only) must not keep the
@@ -222,9 +228,15 @@ pub fn run(config_path: &str, loaded: Result<config::Config, config::ConfigError
         cfg.devices.iter().filter(|d| d.enabled).count()
     );
 
+    // The flags are checked before each wait: a signal that came during
+    // start-up (its wake-up byte already drained) is not left for a minute.
+    let mut first = true;
     let exit = loop {
-        // Signals and restart requests (Ctx::request_restart) wake it at once.
-        signals.wait(Duration::from_secs(60));
+        if !first {
+            // Signals and restart requests (Ctx::request_restart) wake it at once.
+            signals.wait(Duration::from_secs(60));
+        }
+        first = false;
         if TERM.load(Ordering::SeqCst) {
             log::info!("stopping");
             break Exit::Stopped;

@@ -28,7 +28,12 @@ class ProcdTest(RouterTest):
         # reload_config compares with the checksums of its previous run
         # (/var/run/config.md5): the baseline a router has from its boot.
         r.sh("reload_config")
-        pid = wait_for("agent connected", lambda: "connected" in r.log() and r.agent_pid(), 30)
+        try:
+            pid = wait_for("agent connected", lambda: "connected" in r.log() and r.agent_pid(), 30)
+        except AssertionError:
+            print("ROUTER LOG:\n" + r.log()[-4000:])
+            print(r.sh("ps w; cat /etc/config/dma-agent; ls -la /usr/bin/dma-agent", check=False).stdout)
+            raise
 
         # Log lines reach syslog with their own priority, not all daemon.err.
         wait_for("an info line in syslog", lambda: re.search(r"daemon\.info dma-agent\[\d+\]: ", r.log()), 20)

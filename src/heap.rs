@@ -25,7 +25,7 @@
 
 use dlmalloc::{Allocator, Dlmalloc};
 use std::alloc::{GlobalAlloc, Layout};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 /// The guard below each mapping: one page of the running kernel (4 KiB on
@@ -128,7 +128,8 @@ fn with<T>(f: impl FnOnce(&mut Dlmalloc<Sys>) -> T) -> T {
 const TRIM_EVERY: u64 = 5;
 /// Free bytes kept at the top of the current segment for the next burst.
 const TRIM_PAD: usize = 16 * 1024;
-static LAST_TRIM: AtomicU64 = AtomicU64::new(0);
+/// Monotonic seconds of the last trim (usize: 32-bit MIPS has no 64-bit atomics).
+static LAST_TRIM: AtomicUsize = AtomicUsize::new(0);
 
 /// Give free memory back to the kernel: the segments that are wholly free
 /// and the free top of the current one beyond [`TRIM_PAD`]. Cheap (a walk
@@ -136,9 +137,9 @@ static LAST_TRIM: AtomicU64 = AtomicU64::new(0);
 /// [`TRIM_EVERY`] s however often it is called; threads call it before
 /// they sleep (`stack::release_unused`).
 pub fn trim() {
-    let now = monotonic_secs();
+    let now = usize::try_from(monotonic_secs()).unwrap_or(usize::MAX);
     let last = LAST_TRIM.load(Ordering::Relaxed);
-    if now.saturating_sub(last) < TRIM_EVERY
+    if now.saturating_sub(last) < TRIM_EVERY as usize
         || LAST_TRIM.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_err()
     {
         return;

@@ -230,13 +230,7 @@ pub fn run(config_path: &str, loaded: Result<config::Config, config::ConfigError
 
     // The flags are checked before each wait: a signal that came during
     // start-up (its wake-up byte already drained) is not left for a minute.
-    let mut first = true;
     let exit = loop {
-        if !first {
-            // Signals and restart requests (Ctx::request_restart) wake it at once.
-            signals.wait(Duration::from_secs(60));
-        }
-        first = false;
         if TERM.load(Ordering::SeqCst) {
             log::info!("stopping");
             break Exit::Stopped;
@@ -256,6 +250,8 @@ pub fn run(config_path: &str, loaded: Result<config::Config, config::ConfigError
                 }
             }
         }
+        // Signals and restart requests (Ctx::request_restart) wake it at once.
+        signals.wait(Duration::from_secs(60));
     };
 
     // Shutdown: stop taking commands, let running ones finish (bounded),

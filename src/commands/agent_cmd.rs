@@ -229,10 +229,10 @@ fn set_device(ctx: &Ctx, m: &Map<String, Value>, signed: bool) -> Outcome {
         if k == "type" || k == "name" {
             return Outcome::err(format!("bad value for {k}: a device's {k} cannot be changed; add a new section instead"));
         }
-        let text = match v {
-            Value::String(s) => s.clone(),
-            Value::Bool(b) => if *b { "1" } else { "0" }.to_string(),
-            Value::Number(n) => n.to_string(),
+        // The same JSON → UCI text as the agent's own options; a device
+        // option is one value (no lists, no removal).
+        let text = match to_uci(k, v) {
+            Ok(Some(UciValue::Single(s))) => s,
             _ => return Outcome::err(format!("bad value for {k}: must be a string, number or boolean")),
         };
         if let Err(e) = crate::config::model::set_device_option(&mut scratch, k, &text) {

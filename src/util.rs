@@ -7,6 +7,65 @@ pub fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
+/// A decimal number such as `-12.50`, `0.53` or `1e3` (what devices and
+/// /proc write), without core's exact float parser: its tables and code
+/// are ~13 KB on armv7, and these values (load, balances, percentages) need
+/// no more than the 19 significant digits kept here. `inf`, `NaN`, hex and
+/// empty text are refused (JSON could not carry them anyway).
+pub fn decimal(text: &str) -> Option<f64> {
+    let b = text.as_bytes();
+    let mut i = 0;
+    let neg = match b.first() {
+        Some(b'-') => { i += 1; true }
+        Some(b'+') => { i += 1; false }
+        _ => false,
+    };
+    let (mut mant, mut digits, mut scale, mut any) = (0u64, 0u32, 0i32, false);
+    let mut frac = false;
+    while let Some(&c) = b.get(i) {
+        match c {
+            b'0'..=b'9' => {
+                any = true;
+                if digits < 19 {
+                    mant = mant * 10 + u64::from(c - b'0');
+                    if mant > 0 { digits += 1; }
+                    if frac { scale -= 1; }
+                } else if !frac {
+                    scale += 1; // digits beyond 19 before the point still count
+                }
+            }
+            b'.' if !frac => frac = true,
+            _ => break,
+        }
+        i += 1;
+    }
+    if !any {
+        return None;
+    }
+    if let Some(b'e' | b'E') = b.get(i) {
+        i += 1;
+        let eneg = match b.get(i) {
+            Some(b'-') => { i += 1; true }
+            Some(b'+') => { i += 1; false }
+            _ => false,
+        };
+        let start = i;
+        let mut e = 0i32;
+        while let Some(&c) = b.get(i) {
+            if !c.is_ascii_digit() { break; }
+            e = e.saturating_mul(10).saturating_add(i32::from(c - b'0'));
+            i += 1;
+        }
+        if i == start { return None; }
+        scale = scale.saturating_add(if eneg { -e } else { e });
+    }
+    if i != b.len() || !(-330..=310).contains(&scale) {
+        return None;
+    }
+    let v = if scale >= 0 { mant as f64 * 10f64.powi(scale) } else { mant as f64 / 10f64.powi(-scale) };
+    v.is_finite().then_some(if neg { -v } else { v })
+}
+
 /// Lower-case hex of bytes.
 pub fn hex(bytes: &[u8]) -> String {
     const H: &[u8; 16] = b"0123456789abcdef";
@@ -95,6 +154,19 @@ pub fn parse_form(s: &str) -> Vec<(String, String)> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn decimals_parse_like_the_devices_write_them() {
+        for (t, v) in [("0.53", 0.53), ("100.00", 100.0), ("-12.5", -12.5), ("+3", 3.0), ("7", 7.0), ("1e3", 1000.0), ("2.5E-2", 0.025), (".5", 0.5), ("12345.678", 12345.678)] {
+            let got = super::decimal(t).unwrap_or_else(|| panic!("{t} refused"));
+            assert!((got - v).abs() <= v.abs() * 1e-15, "{t}: {got} != {v}");
+        }
+        assert_eq!(super::decimal("123456789012345678901234").map(|v| (v / 1e23).round()), Some(1.0));
+        for bad in ["", "-", ".", "inf", "NaN", "1.2.3", "12a", "1e", "0x10", " 1", "1e999", "--1"] {
+            assert_eq!(super::decimal(bad), None, "{bad:?} accepted");
+        }
+    }
+
     #[test]
     fn truncation_keeps_whole_characters() {
         let mut s = "ab\u{00e9}cd".to_string(); // the accent is two bytes, at 2..4

@@ -42,7 +42,7 @@ pub fn handle(ctx: &Ctx, cmd: &Command) -> Outcome {
 /// The configured reboot action: a command line, or the reboot syscall.
 fn reboot_now(command: &str) -> Result<(), String> {
     if command.is_empty() {
-        nix::sys::reboot::reboot(nix::sys::reboot::RebootMode::RB_AUTOBOOT).map_err(|e| e.to_string())?;
+        nix::sys::reboot::reboot(nix::sys::reboot::RebootMode::RB_AUTOBOOT).map_err(|e| std::io::Error::from(e).to_string())?; // libc's strerror, not nix's table of texts
         return Ok(());
     }
     let st = std::process::Command::new("/bin/sh").arg("-c").arg(command).status().map_err(|e| e.to_string())?;

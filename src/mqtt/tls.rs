@@ -101,9 +101,19 @@ impl rustls::crypto::SecureRandom for Ring {
 }
 
 impl rustls::crypto::KeyProvider for Ring {
-    /// A client certificate's key: ECDSA P-256/P-384, Ed25519 or RSA.
+    /// A client certificate's key: ECDSA P-256/P-384 or RSA. Not Ed25519:
+    /// brokers rarely accept Ed25519 client certificates, and ring's Ed25519
+    /// signing (which nothing else in the agent uses: signed commands are
+    /// only verified here) is ~13 KB on armv7.
     fn load_private_key(&self, key: PrivateKeyDer<'static>) -> Result<Arc<dyn rustls::sign::SigningKey>, rustls::Error> {
-        rustls::crypto::ring::sign::any_supported_type(&key)
+        use rustls::crypto::ring::sign;
+        if let Ok(k) = sign::any_ecdsa_type(&key) {
+            return Ok(k);
+        }
+        match sign::RsaSigningKey::new(&key) {
+            Ok(k) => Ok(Arc::new(k)),
+            Err(_) => Err(rustls::Error::General("key_file: not an ECDSA P-256/P-384 or RSA private key".into())),
+        }
     }
 }
 
@@ -175,5 +185,31 @@ mod tests {
         for must in [S::ECDSA_NISTP384_SHA384, S::ECDSA_NISTP256_SHA256, S::RSA_PSS_SHA256, S::RSA_PKCS1_SHA256, S::ED25519] {
             assert!(schemes.contains(&must), "{must:?} verified");
         }
+    }
+
+    /// Client certificate keys: ECDSA (P-256, P-384) and RSA load; Ed25519
+    /// is refused with a reason (README "What a broker must offer").
+    #[test]
+    fn client_keys_ecdsa_and_rsa_load_ed25519_is_refused() {
+        use rustls::pki_types::{pem::PemObject, PrivateKeyDer};
+        let dir = std::env::temp_dir().join(format!("dma-tls-keys-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let make = |name: &str, args: &[&str]| {
+            let path = dir.join(name);
+            let st = std::process::Command::new("openssl").args(args).arg("-out").arg(&path).output().expect("openssl");
+            assert!(st.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&st.stderr));
+            PrivateKeyDer::from_pem_file(&path).unwrap()
+        };
+        let p = super::provider();
+        for (name, args) in [
+            ("p256.key", &["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"][..]),
+            ("p384.key", &["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-384"][..]),
+            ("rsa.key", &["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"][..]),
+        ] {
+            assert!(p.key_provider.load_private_key(make(name, args)).is_ok(), "{name} loads");
+        }
+        let err = p.key_provider.load_private_key(make("ed.key", &["genpkey", "-algorithm", "ed25519"])).err().expect("Ed25519 refused");
+        assert!(err.to_string().contains("not an ECDSA P-256/P-384 or RSA private key"), "{err}");
+        std::fs::remove_dir_all(&dir).ok();
     }
 }

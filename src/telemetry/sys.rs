@@ -27,7 +27,7 @@ pub fn memory() -> Option<(u64, u64, u64)> {
 }
 
 pub fn load1() -> Option<f64> {
-    std::fs::read_to_string("/proc/loadavg").ok()?.split_whitespace().next()?.parse().ok()
+    crate::util::decimal(std::fs::read_to_string("/proc/loadavg").ok()?.split_whitespace().next()?)
 }
 
 /// (total KiB, used KiB, available KiB) of the filesystem holding `path`.

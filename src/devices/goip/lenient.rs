@@ -28,7 +28,7 @@ pub fn int(v: &Value) -> Option<i64> {
 pub fn float(v: &Value) -> Option<f64> {
     match v {
         Value::Number(n) => n.as_f64(),
-        Value::String(s) => clean(s).parse().ok(),
+        Value::String(s) => crate::util::decimal(clean(s)),
         _ => None,
     }
 }

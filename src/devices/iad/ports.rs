@@ -99,7 +99,7 @@ fn embedded(b: &Map<String, Value>, key: &str) -> Result<Map<String, Value>, Dev
 pub fn number_like(v: &Value) -> Option<f64> {
     match v {
         Value::Number(n) => n.as_f64(),
-        Value::String(s) => s.trim().parse().ok(),
+        Value::String(s) => crate::util::decimal(s.trim()),
         _ => None,
     }
 }

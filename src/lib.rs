@@ -5,6 +5,7 @@
 //! The binary (`src/main.rs`) is a thin shell over this library so that the
 //! integration tests, the operator CLI (`dma-ctl`) and the demo can reuse every piece.
 
+pub mod code_pages;
 pub mod commands;
 pub mod config;
 pub mod devices;

@@ -230,6 +230,7 @@ pub fn run(config_path: &str, loaded: Result<config::Config, config::ConfigError
 
     // The flags are checked before each wait: a signal that came during
     // start-up (its wake-up byte already drained) is not left for a minute.
+    let mut code_pages = crate::code_pages::Releaser::new(std::time::Instant::now());
     let exit = loop {
         if TERM.load(Ordering::SeqCst) {
             log::info!("stopping");
@@ -249,6 +250,11 @@ pub fn run(config_path: &str, loaded: Result<config::Config, config::ConfigError
                     ctx.note_error(format!("reload: {e}"));
                 }
             }
+        }
+        // Start-up code and rarely run paths leave the resident set (code_pages.rs).
+        let released = code_pages.tick(std::time::Instant::now());
+        if released > 0 {
+            log::debug!("code pages: asked the kernel to reclaim {} KiB", released / 1024);
         }
         // Signals and restart requests (Ctx::request_restart) wake it at once.
         signals.wait(Duration::from_secs(60));

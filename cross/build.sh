@@ -37,7 +37,7 @@ for t in "${targets[@]}"; do
     start=$(date +%s)
     # shellcheck disable=SC2086
     cargo-zigbuild zigbuild --release --target "$t" "${BUILD_STD[@]}" "${RELEASE_STD_FEATURES[@]}" \
-        --config "target.$t.rustflags=$RELEASE_RUSTFLAGS" --bin "$BIN_NAME" ${CARGO_FLAGS:-}
+        --config "target.$t.rustflags=$(release_rustflags_for "$t")" --bin "$BIN_NAME" ${CARGO_FLAGS:-}
     secs=$(( $(date +%s) - start ))
     src="$(target_dir)/$t/release/$BIN_NAME"
     [ -f "$src" ] || die "build produced no $src"

@@ -10,13 +10,18 @@ use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
 /// Serialises every read-modify-write of the configuration file (an `agent
-/// set`, a stored device password): two writers must not both start from
-/// the same old text. One file per process, so one process-wide lock.
-static CONFIG_WRITE: Mutex<()> = Mutex::new(());
+/// set`, a broker move, a stored device password): two writers must not
+/// both start from the same old text. Made once by the runtime and handed
+/// to every writer (`Ctx::config_write`, the device threads), not a
+/// process-wide static.
+#[derive(Default)]
+pub struct WriteLock(Mutex<()>);
 
-/// Hold this while reading, editing and replacing the configuration file.
-pub fn config_write_lock() -> MutexGuard<'static, ()> {
-    CONFIG_WRITE.lock().unwrap_or_else(|p| p.into_inner())
+impl WriteLock {
+    /// Hold this while reading, editing and replacing the file.
+    pub fn hold(&self) -> MutexGuard<'_, ()> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 /// Write a file so that after a crash it holds either the old or the new

@@ -1,6 +1,15 @@
-//! Small helpers shared across concerns: URL encoding, hex, time.
+//! Small helpers shared across concerns: URL encoding, hex, time, the
+//! wake-up pipe.
 
+use std::os::fd::OwnedFd;
 use std::time::{SystemTime, UNIX_EPOCH};
+
+/// A nonblocking, close-on-exec pipe: (read end, write end), each end
+/// owned (closed on drop). The wake-up of a thread asleep in `poll(2)`:
+/// the main loop's (`agent/wake.rs`) and the HTTP server's (`httpd/`).
+pub fn wake_pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK).map_err(std::io::Error::from)
+}
 
 /// Unix seconds from the device clock.
 pub fn unix_now() -> u64 {

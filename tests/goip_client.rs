@@ -516,7 +516,7 @@ fn wrong_password_is_auth_error() {
 fn faults_map_to_errors() {
     let sim = sim();
     let mut c = GoipClient::new(&DeviceConfig { timeout: Duration::from_millis(300), ..cfg(&sim.url(), "root", &[]) }).unwrap();
-    lan_faults::faults_map_to_errors(&mut c, &sim, Duration::from_millis(1000));
+    lan_faults::faults_map_to_errors(&mut c, sim.endpoint(), Duration::from_millis(1000));
     // The SMS inbox's reader and the errors' texts (the password is in the URL).
     sim.set_fault(Fault::Garbage);
     assert!(matches!(c.get_sms(None, 1), Err(DeviceError::Protocol(_))));

@@ -185,7 +185,7 @@ fn wrong_password_is_an_auth_error_without_the_password() {
 #[test]
 fn faults_map_to_errors() {
     let sim = sim();
-    lan_faults::faults_map_to_errors(&mut client(&sim), &sim, Duration::from_millis(1200));
+    lan_faults::faults_map_to_errors(&mut client(&sim), sim.endpoint(), Duration::from_millis(1200));
 }
 
 

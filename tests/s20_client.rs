@@ -229,7 +229,7 @@ fn stale_nonce_is_refused() {
 #[test]
 fn faults_map_to_errors() {
     let sim = sim();
-    lan_faults::faults_map_to_errors(&mut client(&sim), &sim, Duration::from_millis(1200));
+    lan_faults::faults_map_to_errors(&mut client(&sim), sim.endpoint(), Duration::from_millis(1200));
 }
 
 #[test]

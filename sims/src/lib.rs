@@ -12,10 +12,12 @@ pub mod goip;
 pub mod iad;
 pub mod s20;
 pub mod server;
+pub mod sim;
 pub mod vpn;
 pub mod wire;
 
 pub use server::{Fault, SimRequest, SimResponse, SimServer};
+pub use sim::Sim;
 
 /// The compiler enforces the independence only as long as nobody adds the
 /// agent as a dependency: this test fails the day someone does.

@@ -233,6 +233,15 @@ impl SimServer {
     }
 }
 
+impl crate::sim::Serves for SimServer {
+    fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+    fn stop(&mut self) {
+        SimServer::stop(self)
+    }
+}
+
 impl Drop for SimServer {
     fn drop(&mut self) {
         self.stop();

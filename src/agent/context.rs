@@ -2,12 +2,15 @@
 
 use super::AgentState;
 use crate::commands::journal::Journal;
+use crate::commands::upgrade::flags::Flags as UpgradeFlags;
 use crate::config::Config;
 use crate::devices::manager::DeviceManager;
+use crate::durable::WriteLock;
 use crate::events::EventQueue;
 use crate::mqtt::Publisher;
 use crate::outbox::Outbox;
 use crate::telemetry::ReportRequest;
+use crate::trust::refusals::Refusals;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Mutex, RwLock};
@@ -28,6 +31,15 @@ pub struct Ctx {
     pub restart: AtomicBool,
     /// Set on SIGTERM/SIGINT.
     pub stopping: AtomicBool,
+    /// Commands refused for reasons of trust, by reason (`agent get`).
+    pub refusals: Refusals,
+    /// The upgrade's "on trial" and "running" flags.
+    pub upgrade: UpgradeFlags,
+    /// The SMS service's handle for the `sms` command (filled while it runs).
+    pub sms: crate::sms::Link,
+    /// Held by every writer of the configuration file (`agent set`, a
+    /// broker move, a device thread storing a rotated password).
+    pub config_write: Arc<WriteLock>,
 }
 
 impl Ctx {
@@ -38,6 +50,7 @@ impl Ctx {
         reports: SyncSender<ReportRequest>,
         devices: DeviceManager,
         events: Arc<EventQueue>,
+        config_write: Arc<WriteLock>,
     ) -> Ctx {
         Ctx {
             config: RwLock::new(config),
@@ -50,6 +63,10 @@ impl Ctx {
             outbox: Arc::new(Outbox::new()),
             restart: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
+            refusals: Refusals::default(),
+            upgrade: UpgradeFlags::default(),
+            sms: crate::sms::Link::default(),
+            config_write,
         }
     }
 

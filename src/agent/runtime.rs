@@ -54,7 +54,7 @@ impl crate::outbox::driver::Host for OutboxHost {
         &self.0.events
     }
     fn on_trial(&self) -> bool {
-        crate::commands::upgrade::txn::on_trial()
+        self.0.upgrade.on_trial()
     }
     fn trial_confirmed(&self) {
         crate::commands::upgrade::txn::confirmed(&self.0)
@@ -164,7 +164,9 @@ pub fn run(config_path: &str, loaded: Result<config::Config, config::ConfigError
     let mut journal = Journal::open(&state_dir, cfg.agent.journal_size, cfg.agent.journal_bytes, &boot).map_err(|e| format!("journal: {e}"))?;
     // A broker move left by the previous run: continue it, or finish its
     // rollback before connecting anywhere (commands/broker_trial.rs).
-    let (cfg, trial) = match broker_trial::resume(config_path, &state_dir, &mut journal) {
+    // The one lock of the configuration file's writers (durable::WriteLock).
+    let config_write = Arc::new(crate::durable::WriteLock::default());
+    let (cfg, trial) = match broker_trial::resume(config_path, &config_write, &state_dir, &mut journal) {
         Resume::None => (cfg, None),
         Resume::Continue(rec) => (cfg, Some(rec)),
         Resume::Ended => (Arc::new(config::load(config_path).map_err(|e| e.to_string())?), None),
@@ -177,7 +179,7 @@ pub fn run(config_path: &str, loaded: Result<config::Config, config::ConfigError
         (Ok(s), _) => s,
         (Err(e), Some(rec)) => {
             // The new settings cannot even make a client (a TLS file): back now.
-            broker_trial::roll_back(config_path, &state_dir, &mut journal, rec, &e);
+            broker_trial::roll_back(config_path, &config_write, &state_dir, &mut journal, rec, &e);
             return Ok(Exit::Restart);
         }
         (Err(e), None) => return Err(e),
@@ -185,7 +187,7 @@ pub fn run(config_path: &str, loaded: Result<config::Config, config::ConfigError
     let publisher = session.publisher.clone();
     let (rtx, rrx) = sync_channel(16);
     let devices = DeviceManager::new(publisher.clone(), manager_settings(&cfg));
-    let ctx = Arc::new(Ctx::new(cfg.clone(), publisher.clone(), journal, rtx, devices, events.clone()));
+    let ctx = Arc::new(Ctx::new(cfg.clone(), publisher.clone(), journal, rtx, devices, events.clone(), config_write));
     let engine = Arc::new(Engine::start(ctx.clone()).map_err(|e| e.to_string())?);
     // An upgrade transaction: answer it if decided, or note this version is on trial.
     crate::commands::upgrade::txn::at_start(&ctx);
@@ -201,7 +203,7 @@ pub fn run(config_path: &str, loaded: Result<config::Config, config::ConfigError
         crate::stack::spawn("reports".into(), move || r.run(rrx)).map_err(|e| e.to_string())?
     };
     ctx.devices.set_event_sink(events.clone(), state_dir.join("cdr"));
-    ctx.devices.set_config_path(config_path);
+    ctx.devices.set_config_path(config_path, ctx.config_write.clone());
     ctx.devices.apply(&cfg.devices, manager_settings(&cfg));
     // SMS state on a full or read-only state dir must not keep the agent
     // off the platform (faults-local): run without the SMS service.

@@ -28,7 +28,7 @@ pub struct Waiter {
 
 impl Waiter {
     pub fn new() -> Waiter {
-        let ends = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK).ok();
+        let ends = crate::util::wake_pipe().ok();
         if let Some((_, w)) = &ends {
             WAKE_FD.store(w.as_raw_fd(), Ordering::SeqCst);
         }

@@ -54,11 +54,11 @@ fn get(ctx: &Ctx, body: &Value) -> Outcome {
             s.insert("journal".into(), json!({"size": j.len(), "bytes": bytes, "capBytes": cap, "states": j.counts(), "bootId": j.boot_id()}));
         }
         s.insert("commands".into(), crate::commands::engine::stats(ctx));
-        s.insert("refused".into(), crate::trust::refusals::to_json());
+        s.insert("refused".into(), ctx.refusals.to_json());
         s.insert("signed".into(), json!(!cfg.agent.trusted_keys.is_empty()));
         s.insert("events".into(), ctx.events.stats());
         s.insert("devices".into(), ctx.devices.overview());
-        s.insert("sms".into(), crate::sms::stats());
+        s.insert("sms".into(), ctx.sms.stats());
         s.insert("version".into(), json!(crate::telemetry::versions::agent_version()));
     }
     Outcome::ok(json!({"config": config, "devices": cfg.devices.iter().map(crate::config::model::device_to_json_masked).collect::<Vec<_>>(), "state": state}))
@@ -100,12 +100,12 @@ pub const TRUST_SETTINGS: &[&str] = &[
 /// Refuse what an `agent set` may not do given how it was sent: trust
 /// settings need a signature; the last trusted key cannot be removed by a
 /// command (signature enforcement is never turned off remotely).
-fn trust_refusal(m: &Map<String, Value>, signed: bool) -> Option<String> {
+fn trust_refusal(m: &Map<String, Value>, signed: bool, refusals: &crate::trust::refusals::Refusals) -> Option<String> {
     if !signed {
         let mut asked: Vec<&str> = m.keys().map(String::as_str).filter(|k| TRUST_SETTINGS.contains(k)).collect();
         if !asked.is_empty() {
             asked.sort_unstable();
-            crate::trust::refusals::count(crate::trust::refusals::Reason::SignatureRequired);
+            refusals.count(crate::trust::refusals::Reason::SignatureRequired);
             return Some(format!("signature required: {} decide(s) who controls this router; send a signed command", asked.join(", ")));
         }
     }
@@ -126,7 +126,7 @@ fn set(ctx: &Ctx, cmd: &Command) -> Outcome {
     if m.contains_key("device") {
         return set_device(ctx, m, signed);
     }
-    if let Some(why) = trust_refusal(m, signed) {
+    if let Some(why) = trust_refusal(m, signed, &ctx.refusals) {
         return Outcome::err(why);
     }
     // Validate every key and value against a scratch copy first.
@@ -175,7 +175,7 @@ fn set(ctx: &Ctx, cmd: &Command) -> Outcome {
     // Read-modify-write and apply under the config write lock: concurrent
     // sets are serialised, and each applies on top of the one before.
     let mut restart = Vec::new();
-    let new = crate::config::update_agent_section(&path, &updates, |new| {
+    let new = crate::config::update_agent_section(&path, &ctx.config_write, &updates, |new| {
         restart = apply_config(ctx, Arc::new(new.clone()));
     });
     let new = match new {
@@ -214,7 +214,7 @@ fn set_device(ctx: &Ctx, m: &Map<String, Value>, signed: bool) -> Outcome {
         return Outcome::err("bad body: no options to set");
     }
     if !signed {
-        crate::trust::refusals::count(crate::trust::refusals::Reason::SignatureRequired);
+        ctx.refusals.count(crate::trust::refusals::Reason::SignatureRequired);
         return Outcome::err(format!(
             "signature required: the section of device '{name}' holds its address and credentials; send a signed command"
         ));
@@ -242,7 +242,7 @@ fn set_device(ctx: &Ctx, m: &Map<String, Value>, signed: bool) -> Outcome {
     }
     let path = cfg.path.clone();
     // A device section never needs a restart: its thread is rebuilt.
-    let written = crate::config::device_store::update_device_section(&path, name, &updates, |new| {
+    let written = crate::config::device_store::update_device_section(&path, &ctx.config_write, name, &updates, |new| {
         apply_config(ctx, Arc::new(new.clone()));
     });
     let new = match written {

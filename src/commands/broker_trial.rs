@@ -26,6 +26,7 @@ use super::envelope::{self, Command, Outcome};
 use super::journal::{Journal, State};
 use crate::agent::Ctx;
 use crate::config::uci::{self, UciValue};
+use crate::durable::WriteLock;
 use serde_json::{json, Map, Value};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -205,7 +206,7 @@ pub fn begin(ctx: &Ctx, cmd: &Command, updates: &Values, old: Values) -> Result<
         new_broker: format!("{}:{}", next.broker_host, next.broker_port),
     };
     save(&state_dir, &rec).map_err(|e| format!("cannot record the broker trial: {e}"))?;
-    let written = crate::config::update_agent_section(&cfg.path, updates, |new| {
+    let written = crate::config::update_agent_section(&cfg.path, &ctx.config_write, updates, |new| {
         crate::logging::add_secrets(new.secrets());
         ctx.set_config(Arc::new(new.clone()));
     });
@@ -230,7 +231,7 @@ pub enum Resume {
 }
 
 /// At start-up: continue or finish the trial a previous run left.
-pub fn resume(config_path: &str, state_dir: &Path, journal: &mut Journal) -> Resume {
+pub fn resume(config_path: &str, lock: &WriteLock, state_dir: &Path, journal: &mut Journal) -> Resume {
     let rec = match load(state_dir) {
         Ok(Some(r)) => r,
         Ok(None) => return Resume::None,
@@ -254,7 +255,7 @@ pub fn resume(config_path: &str, state_dir: &Path, journal: &mut Journal) -> Res
     }
     if remaining(rec.started, rec.trial, crate::util::unix_now()) == 0 {
         let why = format!("not online on {} within {} s (the agent restarted meanwhile)", rec.new_broker, rec.trial);
-        roll_back(config_path, state_dir, journal, &rec, &why);
+        roll_back(config_path, lock, state_dir, journal, &rec, &why);
         return Resume::Ended;
     }
     // Running again: a redelivery of the command is not run twice meanwhile.
@@ -277,8 +278,8 @@ fn finish(journal: &mut Journal, rec: &Record, state: State, o: &Outcome) {
 
 /// Put the old values back and journal the `err` answer; the caller
 /// restarts (or, at start-up, reloads) onto the old broker.
-pub fn roll_back(config_path: &str, state_dir: &Path, journal: &mut Journal, rec: &Record, why: &str) {
-    let restored = crate::config::update_agent_section(config_path, &rec.old, |_| {});
+pub fn roll_back(config_path: &str, lock: &WriteLock, state_dir: &Path, journal: &mut Journal, rec: &Record, why: &str) {
+    let restored = crate::config::update_agent_section(config_path, lock, &rec.old, |_| {});
     let msg = match &restored {
         Ok(_) => format!("broker trial failed: {why}; rolled back to {}", rec.old_broker),
         Err(e) => format!("broker trial failed: {why}; ROLLBACK FAILED: {e}"),
@@ -330,7 +331,7 @@ pub fn watch(ctx: Arc<Ctx>, rec: Record) {
     let why = format!("{last} (not online on {} within {} s)", rec.new_broker, rec.trial);
     let cfg = ctx.config();
     if let Ok(mut j) = ctx.journal.lock() {
-        roll_back(&cfg.path, Path::new(&cfg.agent.state_dir), &mut j, &rec, &why);
+        roll_back(&cfg.path, &ctx.config_write, Path::new(&cfg.agent.state_dir), &mut j, &rec, &why);
     }
     ctx.request_restart();
 }
@@ -411,7 +412,7 @@ mod tests {
         std::fs::write(&conf, CONF).unwrap();
         save(&d, &record()).unwrap();
         let mut j = journal(&d);
-        let r = resume(conf.to_str().unwrap(), &d, &mut j);
+        let r = resume(conf.to_str().unwrap(), &Default::default(), &d, &mut j);
         assert!(matches!(r, Resume::Ended), "{r:?}");
         let back = raw_values(conf.to_str().unwrap(), &["broker_port".into(), "password".into()]).unwrap();
         assert_eq!(back, record().old);
@@ -433,7 +434,7 @@ mod tests {
         let rec = Record { started: crate::util::unix_now(), ..record() };
         save(&d, &rec).unwrap();
         let mut j = journal(&d);
-        match resume(conf.to_str().unwrap(), &d, &mut j) {
+        match resume(conf.to_str().unwrap(), &Default::default(), &d, &mut j) {
             Resume::Continue(r) => assert_eq!(*r, rec),
             other => panic!("{other:?}"),
         }
@@ -448,7 +449,7 @@ mod tests {
         std::fs::write(&conf, CONF.replace("1884", "1883")).unwrap();
         save(&d, &Record { started: crate::util::unix_now(), ..record() }).unwrap();
         let mut j = journal(&d);
-        assert!(matches!(resume(conf.to_str().unwrap(), &d, &mut j), Resume::Ended));
+        assert!(matches!(resume(conf.to_str().unwrap(), &Default::default(), &d, &mut j), Resume::Ended));
         assert_eq!(j.get("n:5").unwrap().state, State::Failed);
         assert_eq!(load(&d).unwrap(), None);
         assert!(std::fs::read_to_string(&conf).unwrap().contains("1883"));

@@ -34,7 +34,7 @@ use crate::agent::Ctx;
 use crate::mqtt::session::MAX_COMMAND;
 use crate::mqtt::CommandAck;
 use crate::trust::gate::{self, Policy};
-use crate::trust::refusals::{self, Reason};
+use crate::trust::refusals::Reason;
 use crate::trust::replay::ReplayGuard;
 use serde_json::{json, Value};
 use std::collections::{HashMap, VecDeque};
@@ -373,6 +373,7 @@ fn decide(ctx: &Arc<Ctx>, sched: &Arc<(Mutex<Sched>, Condvar)>, guard: &mut Repl
     let policy = Policy { keys: &cfg.agent.trusted_keys, sn: &sn, max_age: cfg.agent.command_max_age, trusted_now };
     let (parsed, signed) = match gate::admit(payload, &policy, guard) {
         Err(r) => {
+            ctx.refusals.count(r.reason);
             log::warn!("command refused: {}", r.head.msg);
             count_rejected(ctx);
             return publish_answer(ctx, None, &envelope::answer_for_parse_error(&sn, &r.head), true);
@@ -407,7 +408,7 @@ fn decide(ctx: &Arc<Ctx>, sched: &Arc<(Mutex<Sched>, Condvar)>, guard: &mut Repl
         // Accepted before (the guard recorded it) and the journal has
         // forgotten it (compaction): its answer is gone, it never runs again.
         drop(s);
-        refusals::count(Reason::Replayed);
+        ctx.refusals.count(Reason::Replayed);
         return reject_cmd(ctx, &cmd, "replayed: this id was accepted before and its journal entry is gone; not run again");
     }
     if let Some(e) = &prior {
@@ -437,7 +438,7 @@ fn decide(ctx: &Arc<Ctx>, sched: &Arc<(Mutex<Sched>, Condvar)>, guard: &mut Repl
                 // captured bytes of a failed try never run a second time.
                 if let Some(sg) = signed.as_ref().filter(|sg| sg.seen.is_some_and(|t| sg.publish_time <= t)) {
                     drop(s);
-                    refusals::count(Reason::Replayed);
+                    ctx.refusals.count(Reason::Replayed);
                     let msg = format!("replayed: id {} failed before; a retry must be signed anew (publishTime after {})", cmd.id, sg.seen.unwrap_or(0));
                     return reject_cmd(ctx, &cmd, &msg);
                 }

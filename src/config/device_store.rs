@@ -20,6 +20,7 @@ use std::path::Path;
 /// the write lock is still held (as for the agent section).
 pub fn update_device_section(
     path: &str,
+    lock: &crate::durable::WriteLock,
     device: &str,
     updates: &[(String, Option<UciValue>)],
     applied: impl FnOnce(&super::Config),
@@ -34,7 +35,7 @@ pub fn update_device_section(
         })
         .collect();
     crate::logging::add_secrets(secrets);
-    let _guard = crate::durable::config_write_lock();
+    let _guard = lock.hold();
     let text = std::fs::read_to_string(path).map_err(|e| err(0, format!("cannot read, not rewritten: {e}")))?;
     let sections = uci::parse(&text).map_err(|e| err(e.line, e.msg))?;
     let found = sections.iter().enumerate().find(|(idx, s)| {
@@ -98,15 +99,15 @@ mod tests {
         let path = dir.join("dma-agent");
         std::fs::write(&path, FILE).unwrap();
         let p = path.to_str().unwrap();
-        update_device_section(p, "s20a", &pw("new-pass-1"), |_| {}).unwrap();
-        update_device_section(p, "iad2", &pw("it's new"), |_| {}).unwrap();
+        update_device_section(p, &Default::default(), "s20a", &pw("new-pass-1"), |_| {}).unwrap();
+        update_device_section(p, &Default::default(), "iad2", &pw("it's new"), |_| {}).unwrap();
         let cfg = super::super::load(p).unwrap();
         let s20 = cfg.devices.iter().find(|d| d.name == "s20a").unwrap();
         let iad = cfg.devices.iter().find(|d| d.name == "iad2").unwrap();
         assert_eq!((s20.password.as_str(), iad.password.as_str()), ("new-pass-1", "it's new"));
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.starts_with("# devices\n") && text.contains("config device 'iad2'"), "{text}");
-        assert!(update_device_section(p, "nope", &pw("x"), |_| {}).is_err());
+        assert!(update_device_section(p, &Default::default(), "nope", &pw("x"), |_| {}).is_err());
         assert_eq!(std::fs::read_to_string(&path).unwrap(), text, "a refused edit leaves the file alone");
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -149,10 +149,11 @@ pub fn default_sn() -> String {
 /// updates are also applied in the order they were written.
 pub fn update_agent_section(
     path: &str,
+    lock: &crate::durable::WriteLock,
     updates: &[(String, Option<UciValue>)],
     applied: impl FnOnce(&Config),
 ) -> Result<Config, ConfigError> {
-    let _guard = crate::durable::config_write_lock();
+    let _guard = lock.hold();
     // Never rewrite a file we could not read whole: an empty or partial
     // text would silently drop the rest of the configuration.
     let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
@@ -240,13 +241,13 @@ mod tests {
         let orig = "# keep me\nconfig agent 'agent'\n\toption sn 'A1'\n\nconfig device 'gw'\n\toption type 'goip'\n\toption address 'http://127.0.0.1:1'\n";
         std::fs::write(&p, orig).unwrap();
         let ps = p.to_string_lossy().into_owned();
-        let c = update_agent_section(&ps, &[("sys_interval".into(), Some(UciValue::Single("15".into())))], |_| {}).unwrap();
+        let c = update_agent_section(&ps, &Default::default(), &[("sys_interval".into(), Some(UciValue::Single("15".into())))], |_| {}).unwrap();
         assert_eq!(c.agent.sys_interval, 15);
         let now = std::fs::read_to_string(&p).unwrap();
         assert!(now.starts_with("# keep me\n"));
         assert!(now.contains("config device 'gw'"));
         // An invalid value leaves the file untouched.
-        let bad = update_agent_section(&ps, &[("sys_interval".into(), Some(UciValue::Single("soon".into())))], |_| {});
+        let bad = update_agent_section(&ps, &Default::default(), &[("sys_interval".into(), Some(UciValue::Single("soon".into())))], |_| {});
         assert!(bad.is_err());
         assert_eq!(std::fs::read_to_string(&p).unwrap(), now);
         std::fs::remove_dir_all(&dir).unwrap();
@@ -260,25 +261,25 @@ mod tests {
         let set = [("sys_interval".to_string(), Some(UciValue::Single("15".into())))];
         // Missing: refused, nothing created.
         let p = dir.join("missing");
-        let e = update_agent_section(&p.to_string_lossy(), &set, |_| {}).unwrap_err();
+        let e = update_agent_section(&p.to_string_lossy(), &Default::default(), &set, |_| {}).unwrap_err();
         assert!(e.msg.contains("cannot read"), "{e}");
         assert!(!p.exists());
         // Not UTF-8 (a torn or foreign file): refused, bytes untouched.
         let p = dir.join("binary");
         let bytes = b"config agent 'agent'\n\toption sn 'A1'\n\xff\xfe\n".to_vec();
         std::fs::write(&p, &bytes).unwrap();
-        assert!(update_agent_section(&p.to_string_lossy(), &set, |_| {}).is_err());
+        assert!(update_agent_section(&p.to_string_lossy(), &Default::default(), &set, |_| {}).is_err());
         assert_eq!(std::fs::read(&p).unwrap(), bytes);
         // Does not parse: refused, untouched.
         let p = dir.join("broken");
         std::fs::write(&p, "config agent 'agent'\n\toption sn 'A1\n").unwrap();
-        let e = update_agent_section(&p.to_string_lossy(), &set, |_| {}).unwrap_err();
+        let e = update_agent_section(&p.to_string_lossy(), &Default::default(), &set, |_| {}).unwrap_err();
         assert!(e.line > 0, "{e}");
         assert_eq!(std::fs::read_to_string(&p).unwrap(), "config agent 'agent'\n\toption sn 'A1\n");
         // A directory where the file should be (read error): refused.
         let p = dir.join("adir");
         std::fs::create_dir_all(&p).unwrap();
-        assert!(update_agent_section(&p.to_string_lossy(), &set, |_| {}).is_err());
+        assert!(update_agent_section(&p.to_string_lossy(), &Default::default(), &set, |_| {}).is_err());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -291,13 +292,14 @@ mod tests {
         std::fs::write(&p, "config agent 'agent'\n\toption sn 'A1'\n").unwrap();
         let ps = p.to_string_lossy().into_owned();
         let keys = ["sys_interval", "procs_interval", "versions_interval", "periph_interval", "keepalive", "shell_timeout", "device_failures", "reconnect_min"];
+        let lock = std::sync::Arc::new(crate::durable::WriteLock::default());
         let threads: Vec<_> = keys
             .iter()
             .map(|k| {
-                let (ps, k) = (ps.clone(), k.to_string());
+                let (ps, k, lock) = (ps.clone(), k.to_string(), lock.clone());
                 std::thread::spawn(move || {
                     for _ in 0..5 {
-                        update_agent_section(&ps, &[(k.clone(), Some(UciValue::Single("7".into())))], |_| {}).unwrap();
+                        update_agent_section(&ps, &lock, &[(k.clone(), Some(UciValue::Single("7".into())))], |_| {}).unwrap();
                     }
                 })
             })

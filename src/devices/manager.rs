@@ -14,6 +14,9 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+/// The configuration file's path and its writers' lock.
+type ConfigFile = (String, Arc<crate::durable::WriteLock>);
+
 /// Commands waiting for one device.
 const DEVICE_QUEUE: usize = 4;
 /// Longest wait between polls of a device that is down.
@@ -140,8 +143,9 @@ pub struct DeviceManager {
     publisher: Publisher,
     settings: Arc<Mutex<ManagerSettings>>,
     sink: Arc<Mutex<Option<EventSink>>>,
-    /// The configuration file, where a rotated device password is stored.
-    config_path: Arc<Mutex<Option<String>>>,
+    /// The configuration file, where a rotated device password is stored,
+    /// and the lock its writers share.
+    config_path: Arc<Mutex<Option<ConfigFile>>>,
 }
 
 impl DeviceManager {
@@ -158,9 +162,9 @@ impl DeviceManager {
     /// Store passwords that devices accepted from a command (credential
     /// rotation) in this UCI file. Without it a rotated password lives only
     /// in memory, and the command's answer says so.
-    pub fn set_config_path(&self, path: &str) {
+    pub fn set_config_path(&self, path: &str, lock: Arc<crate::durable::WriteLock>) {
         if let Ok(mut g) = self.config_path.lock() {
-            *g = Some(path.to_string());
+            *g = Some((path.to_string(), lock));
         }
     }
 
@@ -438,7 +442,7 @@ struct Worker {
     publisher: Publisher,
     settings: Arc<Mutex<ManagerSettings>>,
     sink: Arc<Mutex<Option<EventSink>>>,
-    config_path: Arc<Mutex<Option<String>>>,
+    config_path: Arc<Mutex<Option<ConfigFile>>>,
     cdr: Option<super::iad::cdr::CdrCursor>,
     last_published: Option<(bool, u64)>,
     last_publish_at: Option<Instant>,
@@ -566,8 +570,9 @@ impl Worker {
         self.cfg.password = pw.clone();
         let path = self.config_path.lock().ok().and_then(|g| g.clone());
         let stored = match &path {
-            Some(p) => crate::config::device_store::update_device_section(
+            Some((p, lock)) => crate::config::device_store::update_device_section(
                 p,
+                lock,
                 &self.cfg.name,
                 &[("password".into(), Some(crate::config::uci::UciValue::Single(pw)))],
                 |_| {},

@@ -49,12 +49,6 @@ pub struct Server {
     threads: Vec<JoinHandle<()>>,
 }
 
-/// A nonblocking, close-on-exec pipe: (read end, write end), each end
-/// owned (closed on drop).
-fn wake_pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
-    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK).map_err(std::io::Error::from)
-}
-
 impl Server {
     /// Listen on `listen` and serve until [`Server::stop`]. `admit` is the
     /// allow list (checked before a byte is read); `handler` answers a
@@ -74,7 +68,7 @@ impl Server {
         listener.set_nonblocking(true).map_err(|e| format!("listen on {listen}: {e}"))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
         let stop = Arc::new(AtomicBool::new(false));
-        let (wake_r, wake_w) = wake_pipe().map_err(|e| format!("wake pipe: {e}"))?;
+        let (wake_r, wake_w) = crate::util::wake_pipe().map_err(|e| format!("wake pipe: {e}"))?;
         let (tx, rx) = sync_channel::<Job>(limits.queue.max(1));
         let rx = Arc::new(Mutex::new(rx));
         let handler: Arc<Handler> = Arc::new(handler);

@@ -165,7 +165,7 @@ pub fn handle(ctx: &Ctx, cmd: &Command) -> Outcome {
             return Outcome::err(format!("sms: journal: {e}"));
         }
     }
-    let shared: Option<std::sync::Arc<Shared>> = super::shared();
+    let shared: Option<std::sync::Arc<Shared>> = ctx.sms.shared();
     let mut req = SendSms::default();
     if let Some(s) = &shared {
         let numbers: Vec<String> = task.to.split(',').map(String::from).collect();

@@ -27,7 +27,7 @@ use crate::devices::{DeviceConfig, DeviceKind};
 use ingest::Ingest;
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -50,27 +50,42 @@ impl Shared {
     }
 }
 
-static SHARED: RwLock<Option<Arc<Shared>>> = RwLock::new(None);
-
-/// Counters of the push receiver for `agent get` (`state.sms`).
-pub fn stats() -> serde_json::Value {
-    serde_json::json!({"pushRefusedToken": receiver::refused_token()})
+/// The SMS service's handle for the rest of the agent, owned by the
+/// context (`Ctx::sms`): the service fills it when it starts (after the
+/// engine, from state the engine must not own) and empties it when it
+/// stops; the `sms` command reads it. Also the receiver's counter of
+/// pushes refused for their token, shown by `agent get`.
+#[derive(Default)]
+pub struct Link {
+    shared: RwLock<Option<Arc<Shared>>>,
+    refused_token: Arc<AtomicUsize>,
 }
 
-/// The running service's shared part, if any.
-pub fn shared() -> Option<Arc<Shared>> {
-    SHARED.read().ok().and_then(|g| g.clone())
-}
+impl Link {
+    /// The running service's shared part, if any.
+    pub fn shared(&self) -> Option<Arc<Shared>> {
+        match self.shared.read() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
 
-fn set_shared(s: Option<Arc<Shared>>) {
-    match SHARED.write() {
-        Ok(mut g) => *g = s,
-        Err(p) => *p.into_inner() = s,
+    fn set(&self, s: Option<Arc<Shared>>) {
+        match self.shared.write() {
+            Ok(mut g) => *g = s,
+            Err(p) => *p.into_inner() = s,
+        }
+    }
+
+    /// Counters of the push receiver for `agent get` (`state.sms`).
+    pub fn stats(&self) -> serde_json::Value {
+        serde_json::json!({"pushRefusedToken": self.refused_token.load(Ordering::Relaxed) as u64})
     }
 }
 
 /// The running SMS subsystem.
 pub struct SmsService {
+    ctx: Arc<Ctx>,
     stop: Arc<AtomicBool>,
     ingest: Option<Arc<Ingest>>,
     receiver: Mutex<Option<receiver::Receiver>>,
@@ -89,7 +104,7 @@ impl SmsService {
         if let Some(t) = self.sync.lock().ok().and_then(|mut g| g.take()) {
             let _ = t.join();
         }
-        set_shared(None);
+        self.ctx.sms.set(None);
     }
 }
 
@@ -97,7 +112,7 @@ pub fn start(ctx: Arc<Ctx>) -> Result<SmsService, String> {
     let cfg = ctx.config();
     let rc = cfg.receiver.clone();
     let goips: Vec<DeviceConfig> = cfg.devices.iter().filter(|d| d.kind == DeviceKind::Goip && d.enabled).cloned().collect();
-    let mut svc = SmsService { stop: Arc::new(AtomicBool::new(false)), ingest: None, receiver: Mutex::new(None), sync: Mutex::new(None) };
+    let mut svc = SmsService { ctx: ctx.clone(), stop: Arc::new(AtomicBool::new(false)), ingest: None, receiver: Mutex::new(None), sync: Mutex::new(None) };
     if goips.is_empty() {
         return Ok(svc);
     }
@@ -108,7 +123,7 @@ pub fn start(ctx: Arc<Ctx>) -> Result<SmsService, String> {
     let ingest = Arc::new(Ingest::new(ctx.clone(), seen, tids, if rc.enabled { &names } else { &[] }));
     svc.ingest = Some(ingest.clone());
     if !rc.enabled {
-        set_shared(Some(Arc::new(Shared { ingest, urls: HashMap::new() })));
+        ctx.sms.set(Some(Arc::new(Shared { ingest, urls: HashMap::new() })));
         return Ok(svc);
     }
     let base = rc.push_url();
@@ -129,10 +144,11 @@ pub fn start(ctx: Arc<Ctx>) -> Result<SmsService, String> {
         allowed: limit::allowed_sources(&rc.allow, &addresses),
         devices: known,
         tokens,
+        refused_token: ctx.sms.refused_token.clone(),
     };
     let rx = receiver::Receiver::start(settings, ingest.clone())?;
     *svc.receiver.lock().map_err(|_| "poisoned")? = Some(rx);
-    set_shared(Some(Arc::new(Shared { ingest: ingest.clone(), urls: urls.clone() })));
+    ctx.sms.set(Some(Arc::new(Shared { ingest: ingest.clone(), urls: urls.clone() })));
     let sync = Sync { ingest, dir, urls, goips, period: rc.status_period, interval: rc.reconcile_interval, stop: svc.stop.clone() };
     let t = crate::stack::spawn("sms-sync".into(), move || sync.run()).map_err(|e| e.to_string())?;
     *svc.sync.lock().map_err(|_| "poisoned")? = Some(t);

@@ -39,13 +39,8 @@ pub struct Settings {
     pub devices: Vec<Known>,
     /// The push token of each GoIP (sms/tokens.rs).
     pub tokens: super::tokens::Tokens,
-}
-
-/// Pushes refused for a missing or wrong token, since start.
-static REFUSED_TOKEN: AtomicUsize = AtomicUsize::new(0);
-
-pub fn refused_token() -> u64 {
-    REFUSED_TOKEN.load(Ordering::Relaxed) as u64
+    /// Pushes refused for a missing or wrong token, since start (`Link::stats`).
+    pub refused_token: Arc<AtomicUsize>,
 }
 
 pub struct Receiver {
@@ -109,7 +104,7 @@ fn handle(req: &Request, s: &Settings, src: Option<IpAddr>, bucket: &TokenBucket
         return reply(403, "source address not allowed");
     }
     let Some(device) = which_device(s, &req.target, src) else {
-        REFUSED_TOKEN.fetch_add(1, Ordering::Relaxed);
+        s.refused_token.fetch_add(1, Ordering::Relaxed);
         return reply(403, "push token missing or wrong");
     };
     if req.method != "POST" {
@@ -181,6 +176,7 @@ mod tests {
             allowed: vec![],
             devices: vec![Known { name: "a".into(), host: Some("192.0.2.11".parse().unwrap()) }, Known { name: "b".into(), host: Some("192.0.2.2".parse().unwrap()) }],
             tokens,
+            refused_token: Default::default(),
         };
         let b_ip = Some("192.0.2.2".parse().unwrap());
         assert_eq!(which_device(&s, &format!("/goip/b/{}?x=1", "2".repeat(48)), None).as_deref(), Some("b"));

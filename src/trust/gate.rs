@@ -3,7 +3,7 @@
 //! not, envelope shape, key, signature, serial, publishTime, age, replay
 //! guard. Runs on the dispatcher thread (a verification is ~50 µs).
 
-use super::refusals::{self, Reason};
+use super::refusals::Reason;
 use super::replay::{ReplayGuard, Verdict};
 use super::verify::{self, Envelope};
 use super::TrustedKey;
@@ -45,8 +45,8 @@ pub struct Refusal {
 }
 
 // Boxed: the refusal is the rare path and is larger than the answer.
+// Counted by the caller (`Ctx::refusals`), which owns the counters.
 fn refuse(reason: Reason, bytes: &[u8], msg: String) -> Box<Refusal> {
-    refusals::count(reason);
     let mut head = envelope::parse_head(bytes);
     head.msg = msg;
     Box::new(Refusal { reason, head })

@@ -1,5 +1,6 @@
 //! Refusals of commands for reasons of trust, counted by reason (shown
-//! by `agent get` as `state.refused`).
+//! by `agent get` as `state.refused`). The counters belong to the running
+//! agent (`Ctx::refusals`), not to the process.
 
 use serde_json::{Map, Value};
 // AtomicUsize, not AtomicU64: 32-bit MIPS has no 64-bit atomics.
@@ -29,8 +30,6 @@ const ALL: [Reason; 8] = [
     Reason::SignatureRequired,
 ];
 
-static COUNTS: [AtomicUsize; 8] = [const { AtomicUsize::new(0) }; 8];
-
 impl Reason {
     /// The key in `agent get` → `state.refused`.
     pub fn key(self) -> &'static str {
@@ -51,18 +50,24 @@ impl Reason {
     }
 }
 
-/// Count one refusal.
-pub fn count(r: Reason) {
-    if let Some(c) = COUNTS.get(r.slot()) {
-        c.fetch_add(1, Ordering::Relaxed);
-    }
-}
+/// The refusals since start, one counter per reason.
+#[derive(Default)]
+pub struct Refusals([AtomicUsize; 8]);
 
-/// `{"unsigned": n, "badSignature": n, ...}`.
-pub fn to_json() -> Value {
-    let mut m = Map::new();
-    for (r, c) in ALL.iter().zip(COUNTS.iter()) {
-        m.insert(r.key().into(), Value::from(c.load(Ordering::Relaxed)));
+impl Refusals {
+    /// Count one refusal.
+    pub fn count(&self, r: Reason) {
+        if let Some(c) = self.0.get(r.slot()) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
     }
-    Value::Object(m)
+
+    /// `{"unsigned": n, "badSignature": n, ...}`.
+    pub fn to_json(&self) -> Value {
+        let mut m = Map::new();
+        for (r, c) in ALL.iter().zip(self.0.iter()) {
+            m.insert(r.key().into(), Value::from(c.load(Ordering::Relaxed)));
+        }
+        Value::Object(m)
+    }
 }

@@ -77,7 +77,14 @@ struct Wire<'a> {
     sn: Value,
 }
 
-/// The head only (names and id): read from a command too large to build.
+/// The head only (names and id): read from a command too large to build,
+/// or one refused before it is built (a signed command's inner bytes).
+/// A second type on purpose, not a part of [`Wire`]: reading `Wire` builds
+/// `d`/`body` as `Value`s (the whole payload again in memory), which is
+/// what a too-large command must not cost; this one skips them without
+/// building them. And `Wire` cannot hold it by `#[serde(flatten)]`:
+/// flatten buffers the fields first, which a borrowed `RawValue` id does
+/// not survive (docs/ARCHITECTURE.md, "Ids, exactly").
 #[derive(Deserialize)]
 struct WireHead<'a> {
     #[serde(default, borrow)]

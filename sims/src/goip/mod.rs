@@ -23,7 +23,7 @@ pub mod vendor;
 pub use state::{SimTask, TaskState};
 pub use vendor::AuthOrder;
 
-use super::SimServer;
+use super::{Sim, SimServer};
 use serde_json::{json, Value};
 use state::{Push, State};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -72,22 +72,17 @@ impl Default for GoipSimConfig {
     }
 }
 
-/// A running simulated GoIP. Dropping it stops it.
-pub struct GoipSim {
-    server: SimServer,
-    state: Arc<Mutex<State>>,
+/// A running simulated GoIP (where it listens and its fault switch:
+/// [`Sim`]). Dropping it stops it.
+pub type GoipSim = Sim<State, SimServer, Pusher>;
+
+/// What runs beside the GoIP's server: the ticker (SIMs registering,
+/// tasks sending) and the pusher (status and SMS pushes to the agent).
+pub struct Pusher {
     pushes: Arc<Mutex<Vec<(String, Value)>>>,
     tx: Option<mpsc::Sender<Push>>,
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
-}
-
-/// Where it listens and its fault switch: `url()`, `port()`, `set_fault()`.
-impl std::ops::Deref for GoipSim {
-    type Target = SimServer;
-    fn deref(&self) -> &SimServer {
-        &self.server
-    }
 }
 
 impl GoipSim {
@@ -125,11 +120,11 @@ impl GoipSim {
                 }
             })?
         };
-        Ok(GoipSim { server, state, pushes, tx: Some(tx), stop, threads: vec![ticker, pusher] })
+        Ok(Sim::assemble(server, state, Pusher { pushes, tx: Some(tx), stop, threads: vec![ticker, pusher] }))
     }
 
     fn st(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        self.state()
     }
 
     /// Simulate a power cycle: new `ssrc`, empty inbox, SIMs register
@@ -162,7 +157,7 @@ impl GoipSim {
             let id = s.store_sms(row.clone());
             (id, s.sms_url().map(|u| (u, json!({"type": "recv-sms", "sms_num": 1, "sms": [row]}))))
         };
-        if let (Some(p), Some(tx)) = (push, &self.tx) {
+        if let (Some(p), Some(tx)) = (push, &self.side().tx) {
             let _ = tx.send(p);
         }
         id
@@ -177,7 +172,7 @@ impl GoipSim {
             let id = s.store_sms(row.clone());
             (id, s.sms_url().map(|u| (u, json!({"type": "recv-sms", "sms_num": 1, "sms": [row]}))))
         };
-        if let (Some(p), Some(tx)) = (push, &self.tx) {
+        if let (Some(p), Some(tx)) = (push, &self.side().tx) {
             let _ = tx.send(p);
         }
         id
@@ -236,15 +231,16 @@ impl GoipSim {
     }
     /// Pushes sent so far: target URL and body.
     pub fn pushes(&self) -> Vec<(String, Value)> {
-        self.pushes.lock().map(|p| p.clone()).unwrap_or_default()
+        self.side().pushes.lock().map(|p| p.clone()).unwrap_or_default()
     }
 }
 
-impl Drop for GoipSim {
+// Dropped after the server (`Sim` drops it last).
+impl Drop for Pusher {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
-        self.server.stop();
-        // Dropping our sender (and the server's, with the server) ends the pusher.
+        // Dropping our sender (the server's went with the server, the
+        // ticker's with the ticker) ends the pusher.
         self.tx = None;
         for t in self.threads.drain(..) {
             let _ = t.join();

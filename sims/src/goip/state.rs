@@ -35,7 +35,7 @@ pub struct SimTask {
 }
 
 #[derive(Debug, Clone)]
-pub(super) struct SimPort {
+pub struct SimPort {
     pub no: u16,
     pub slot: u16,
     pub has_sim: bool,
@@ -46,7 +46,7 @@ pub(super) struct SimPort {
 }
 
 #[derive(Debug, Clone)]
-pub(super) struct SessionRec {
+pub struct SessionRec {
     pub initial_auth: String,
     pub crypt: Cipher,
     pub last_seq: u64,
@@ -57,7 +57,7 @@ pub(super) struct SessionRec {
 /// One message to POST to a client-given URL.
 pub(super) type Push = (String, Value);
 
-pub(super) struct State {
+pub struct State {
     pub cfg: GoipSimConfig,
     pub ports: Vec<SimPort>,
     pub tasks: Vec<SimTask>,

@@ -9,9 +9,8 @@ mod firmware;
 mod handler;
 mod state;
 
-use super::SimServer;
+use super::Sim;
 use state::State;
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 pub use state::PortKind;
@@ -68,26 +67,13 @@ impl Default for IadSimConfig {
     }
 }
 
-/// A running simulated IAD. Dropping it stops the server.
-pub struct IadSim {
-    server: SimServer,
-    state: Arc<Mutex<State>>,
-}
-
-/// Where it listens and its fault switch: `url()`, `port()`, `set_fault()`.
-impl std::ops::Deref for IadSim {
-    type Target = SimServer;
-    fn deref(&self) -> &SimServer {
-        &self.server
-    }
-}
+/// A running simulated IAD (where it listens and its fault switch:
+/// [`Sim`]). Dropping it stops the server.
+pub type IadSim = Sim<State>;
 
 impl IadSim {
     pub fn start(bind: &str, cfg: IadSimConfig) -> std::io::Result<IadSim> {
-        let state = Arc::new(Mutex::new(State::new(cfg)));
-        let shared = state.clone();
-        let server = SimServer::start(bind, move |req| handler::handle(&shared, req))?;
-        Ok(IadSim { server, state })
+        Sim::serve(bind, State::new(cfg), handler::handle)
     }
 
     /// The firmware version it runs now.
@@ -118,10 +104,6 @@ impl IadSim {
     /// Fault: `sys_user/set` answers success but changes nothing.
     pub fn ignore_password_change(&self, on: bool) {
         self.state().ignore_password_change = on;
-    }
-
-    fn state(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Put a line in use (a call up) or free it. Ports count from 1.

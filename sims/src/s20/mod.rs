@@ -9,9 +9,8 @@ mod state;
 
 pub use handler::expected_hash as login_hash;
 
-use super::SimServer;
+use super::Sim;
 use state::State;
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 /// How the simulated S20 is set up.
@@ -48,30 +47,13 @@ impl Default for S20SimConfig {
     }
 }
 
-/// A running simulated S20. Dropping it stops the server.
-pub struct S20Sim {
-    server: SimServer,
-    state: Arc<Mutex<State>>,
-}
-
-/// Where it listens and its fault switch: `url()`, `port()`, `set_fault()`.
-impl std::ops::Deref for S20Sim {
-    type Target = SimServer;
-    fn deref(&self) -> &SimServer {
-        &self.server
-    }
-}
+/// A running simulated S20 (where it listens and its fault switch:
+/// [`Sim`]). Dropping it stops the server.
+pub type S20Sim = Sim<State>;
 
 impl S20Sim {
     pub fn start(bind: &str, cfg: S20SimConfig) -> std::io::Result<S20Sim> {
-        let state = Arc::new(Mutex::new(State::new(cfg)));
-        let shared = state.clone();
-        let server = SimServer::start(bind, move |req| handler::handle(&shared, req))?;
-        Ok(S20Sim { server, state })
-    }
-
-    fn state(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        Sim::serve(bind, State::new(cfg), handler::handle)
     }
 
     /// `(method, path)` of every request answered with success so far.

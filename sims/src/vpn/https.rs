@@ -73,6 +73,15 @@ impl HttpsServer {
     }
 }
 
+impl crate::sim::Serves for HttpsServer {
+    fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+    fn stop(&mut self) {
+        HttpsServer::stop(self)
+    }
+}
+
 impl Drop for HttpsServer {
     fn drop(&mut self) {
         self.stop();

@@ -20,7 +20,8 @@ pub use https::HttpsServer;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 use std::io;
-use std::sync::{Arc, Mutex, MutexGuard};
+use crate::Sim;
+use std::sync::{Arc, Mutex};
 
 const CERT_PEM: &str = include_str!("../../../tests/data/vpn-sim-cert.pem");
 const KEY_PEM: &str = include_str!("../../../tests/data/vpn-sim-key.pem");
@@ -42,19 +43,9 @@ impl Default for VpnSimConfig {
     }
 }
 
-/// A running simulated console. Dropping it stops it.
-pub struct VpnSim {
-    server: HttpsServer,
-    console: Arc<Mutex<Console>>,
-}
-
-/// Where it listens and its fault switch: `url()` (https), `port()`, `set_fault()`.
-impl std::ops::Deref for VpnSim {
-    type Target = HttpsServer;
-    fn deref(&self) -> &HttpsServer {
-        &self.server
-    }
-}
+/// A running simulated console, on HTTPS (where it listens and its fault
+/// switch: [`Sim`]). Dropping it stops it.
+pub type VpnSim = Sim<Console, HttpsServer>;
 
 impl VpnSim {
     /// Serve on `bind` (`127.0.0.1:0` for a free port).
@@ -62,10 +53,10 @@ impl VpnSim {
         let console = Arc::new(Mutex::new(Console::new(&cfg.secret, cfg.max_skew_secs, &cfg.groups)));
         let handler = {
             let console = console.clone();
-            Arc::new(move |req: &crate::SimRequest| lock(&console).handle(req))
+            Arc::new(move |req: &crate::SimRequest| console.lock().unwrap_or_else(|p| p.into_inner()).handle(req))
         };
         let server = HttpsServer::start(bind, https::server_config(CERT_PEM, KEY_PEM)?, handler)?;
-        Ok(VpnSim { server, console })
+        Ok(Sim::assemble(server, console, ()))
     }
 
     /// Lower-case hex SHA-256 of the certificate (the `fingerprint` option).
@@ -80,43 +71,36 @@ impl VpnSim {
     /// The last requests received: `Controller/Action` and the names of
     /// the body's fields (to check what a client sends).
     pub fn requests(&self) -> Vec<(String, Vec<String>)> {
-        lock(&self.console).requests()
+        self.state().requests()
     }
     /// How many "take effect now" calls were accepted.
     pub fn commits(&self) -> u64 {
-        lock(&self.console).commits()
+        self.state().commits()
     }
     /// True when changes were made since the last commit.
     pub fn pending(&self) -> bool {
-        lock(&self.console).pending()
+        self.state().pending()
     }
     /// Users in the database (what the WebApi queries see).
     pub fn users(&self) -> Vec<SimUser> {
-        lock(&self.console).users()
+        self.state().users()
     }
     /// Users in effect (as of the last commit: who could log in).
     pub fn active_users(&self) -> Vec<SimUser> {
-        lock(&self.console).active_users()
+        self.state().active_users()
     }
     /// A VPN client logs in as `name` from `ip`; true when the running
     /// service lets it (the user is in effect and enabled).
     pub fn login(&self, name: &str, ip: &str) -> bool {
-        lock(&self.console).login(name, ip)
+        self.state().login(name, ip)
     }
     /// Users logged in now.
     pub fn online(&self) -> Vec<OnlineUser> {
-        lock(&self.console).online()
+        self.state().online()
     }
     /// One user of the database.
     pub fn user(&self, name: &str) -> Option<SimUser> {
         self.users().into_iter().find(|u| u.name == name)
     }
-    /// Stop serving.
-    pub fn stop(&mut self) {
-        self.server.stop()
-    }
 }
 
-fn lock(console: &Mutex<Console>) -> MutexGuard<'_, Console> {
-    console.lock().unwrap_or_else(|p| p.into_inner())
-}

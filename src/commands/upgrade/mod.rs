@@ -10,6 +10,7 @@
 //! that the runner restores the previous version, which answers `err` with
 //! the reason (txn.rs). One answer, journalled: exactly once.
 
+pub mod flags;
 mod installer;
 pub mod txn;
 
@@ -18,7 +19,7 @@ use crate::agent::Ctx;
 use crate::devices::download::{self, Limits, TempFile};
 use serde_json::json;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 /// Every file the download writes starts with this, in `upgrade_dir`.
@@ -30,24 +31,6 @@ const RUNNER_COPY: &str = "dma-agent-txn.sh";
 const DEFAULT_TRIAL: u64 = 300;
 const MIN_TRIAL: u64 = 10;
 const MAX_TRIAL: u64 = 3600;
-
-/// One upgrade at a time (a `detached` one could otherwise run beside
-/// another and share its file names).
-static RUNNING: AtomicBool = AtomicBool::new(false);
-
-struct Running;
-
-impl Running {
-    fn claim() -> Option<Running> {
-        (!RUNNING.swap(true, Ordering::SeqCst)).then_some(Running)
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        RUNNING.store(false, Ordering::SeqCst);
-    }
-}
 
 pub fn handle(ctx: &Ctx, cmd: &Command) -> Outcome {
     let Some(url) = cmd.body.get("url").and_then(|v| v.as_str()) else {
@@ -62,7 +45,7 @@ pub fn handle(ctx: &Ctx, cmd: &Command) -> Outcome {
     if want.len() != 64 || !want.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Outcome::err("bad body: sha256 must be 64 hex digits");
     }
-    let Some(_running) = Running::claim() else {
+    let Some(_running) = ctx.upgrade.claim() else {
         return Outcome::err("busy: another upgrade is running");
     };
     let cfg = ctx.config();

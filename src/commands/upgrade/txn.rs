@@ -22,7 +22,6 @@ use crate::commands::envelope::{self, Command, Outcome};
 use crate::commands::journal::State;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Format of the files above.
 pub const FORMAT: u64 = 1;
@@ -31,8 +30,6 @@ pub const FORMAT: u64 = 1;
 pub const TRIAL_KEY: &str = "\0upgrade-trial";
 /// Largest request / result file read.
 const MAX_FILE: u64 = 4096;
-
-static ON_TRIAL: AtomicBool = AtomicBool::new(false);
 
 pub fn dir(state_dir: &str) -> PathBuf {
     Path::new(state_dir).join("upgrade")
@@ -87,7 +84,7 @@ pub fn at_start(ctx: &Ctx) {
     match phase(&d).as_deref() {
         Some("trial") if d.join("decide").exists() => {
             log::warn!("upgrade: this version is on trial: it commits once its birth message is acknowledged");
-            ON_TRIAL.store(true, Ordering::SeqCst);
+            ctx.upgrade.set_on_trial();
         }
         Some("backup") | Some("trial") | Some("rollback") => {}
         // The connect that follows publishes what the journal holds.
@@ -110,14 +107,10 @@ pub fn decided_without_us(state_dir: &str) -> bool {
     d.join("rollback").exists() && phase(&d).as_deref() == Some("done") && d.join("request.json").exists()
 }
 
-pub fn on_trial() -> bool {
-    ON_TRIAL.load(Ordering::SeqCst)
-}
-
 /// The birth message of an agent on trial got its PUBACK: commit (unless the
 /// runner already decided to roll back) and answer.
 pub fn confirmed(ctx: &Ctx) {
-    if !ON_TRIAL.swap(false, Ordering::SeqCst) {
+    if !ctx.upgrade.end_trial() {
         return;
     }
     let d = dir(&ctx.config().agent.state_dir);

@@ -175,11 +175,11 @@ pub fn open(mode: CryptMode, key: &str, data: &[u8]) -> Result<Vec<u8>, String> 
 }
 
 /// A fresh client nonce: not secret, only unpredictable enough that two
-/// handshakes never share one.
+/// handshakes never share one. The unique part is the jitter generator's
+/// seed (the kernel's random UUID, read anew each time), not a counter of
+/// ours.
 pub fn cnonce() -> String {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    static COUNTER: AtomicUsize = AtomicUsize::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let n = crate::mqtt::backoff::Rng::from_entropy().next_u64();
     let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
     md5_hex(format!("{t}:{n}:{}", std::process::id()).as_bytes())[..16].to_string()
 }

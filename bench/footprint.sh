@@ -132,14 +132,18 @@ make_certs() {
 
 start_broker() {
     BROKER_PORT=$(free_port)
+    PLAIN_PORT=$(free_port)
     local d=$WORK/pki
-    printf 'user root\nlistener %s 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\ncafile %s/ca.pem\ncertfile %s/server.pem\nkeyfile %s/server.key\n' \
-        "$BROKER_PORT" "$d" "$d" "$d" >"$WORK/mosquitto.conf"
+    # A plain listener too, for the idle figure without TLS; the TLS
+    # settings after the second listener line apply to it alone.
+    printf 'user root\nallow_anonymous true\nset_tcp_nodelay true\nlistener %s 127.0.0.1\nlistener %s 127.0.0.1\ncafile %s/ca.pem\ncertfile %s/server.pem\nkeyfile %s/server.key\n' \
+        "$PLAIN_PORT" "$BROKER_PORT" "$d" "$d" "$d" >"$WORK/mosquitto.conf"
     local m
     m=$(command -v mosquitto || echo /usr/sbin/mosquitto)
     "$m" -c "$WORK/mosquitto.conf" >"$WORK/mosquitto.log" 2>&1 &
     PIDS+=($!)
     wait_port "$BROKER_PORT" || die "mosquitto did not start"
+    wait_port "$PLAIN_PORT" || die "mosquitto's plain listener did not start"
 }
 
 start_sims() {
@@ -158,8 +162,13 @@ write_config() {
     local name=$1 sn=$2 devices=$3 rx=$4 f=$WORK/$1.conf
     mkdir -p "$STATE_ROOT/$name-state"
     {
-        printf "config agent 'agent'\n\toption sn '%s'\n\toption broker_host 'localhost'\n\toption broker_port '%s'\n" "$sn" "$BROKER_PORT"
-        printf "\toption tls '1'\n\toption ca_file '%s/pki/ca.pem'\n\toption state_dir '%s/%s-state'\n" "$WORK" "$STATE_ROOT" "$name"
+        if [ "${PLAIN:-0}" = 1 ]; then
+            printf "config agent 'agent'\n\toption sn '%s'\n\toption broker_host 'localhost'\n\toption broker_port '%s'\n" "$sn" "$PLAIN_PORT"
+            printf "\toption tls '0'\n\toption state_dir '%s/%s-state'\n" "$STATE_ROOT" "$name"
+        else
+            printf "config agent 'agent'\n\toption sn '%s'\n\toption broker_host 'localhost'\n\toption broker_port '%s'\n" "$sn" "$BROKER_PORT"
+            printf "\toption tls '1'\n\toption ca_file '%s/pki/ca.pem'\n\toption state_dir '%s/%s-state'\n" "$WORK" "$STATE_ROOT" "$name"
+        fi
         printf "\toption sys_interval '60'\n\toption procs_interval '60'\n\toption periph_interval '300'\n"
         printf "\toption boot_id_file '%s/boot_id'\n\n" "$WORK"
         if [ "$devices" = 1 ]; then
@@ -281,24 +290,31 @@ per_thread_ctxt() {
 }
 
 cmd_idle() {
+    idle_run TLS
+    PLAIN=1 idle_run "no TLS"
+}
+
+# idle_run LABEL: one idle measurement (PLAIN=1: the broker's plain listener).
+idle_run() {
     rig
-    local conf pid t0 t1 hz s0 s1
-    conf=$(write_config idle 5A0000000002 0 "")
+    local label=$1 conf pid t0 t1 hz s0 s1
+    conf=$(write_config "idle${PLAIN:-0}" 5A0000000002 0 "")
     start_agent "$conf" "$WORK/idle.log"
     pid=$AGENT_PID
     sleep 10 # connected, first reports out
     hz=$(getconf CLK_TCK)
     per_thread_ctxt "$pid" >"$WORK/ctxt0"; t0=$(cpu_ticks "$pid"); s0=$(date +%s.%N)
+    local rss0; rss0=$(rss_kb "$pid")
     sleep "$IDLE_SEC"
     per_thread_ctxt "$pid" >"$WORK/ctxt1"; t1=$(cpu_ticks "$pid"); s1=$(date +%s.%N)
-    say "### Idle: no LAN devices, reports every 60 s, ${IDLE_SEC} s"
+    say "### Idle, $label: no LAN devices, reports every 60 s, ${IDLE_SEC} s (RSS at the end, $((IDLE_SEC + 10)) s after start)"
     say
     local c
     c=$(awk 'NR == FNR {b[$1] = $3; next} {s += $3 - b[$1]} END {print s}' "$WORK/ctxt0" "$WORK/ctxt1")
-    awk -v c="$c" -v t="$((t1 - t0))" -v hz="$hz" -v s0="$s0" -v s1="$s1" -v th="$(threads "$pid")" -v rss="$(rss_kb "$pid")" 'BEGIN {
+    awk -v c="$c" -v t="$((t1 - t0))" -v hz="$hz" -v s0="$s0" -v s1="$s1" -v th="$(threads "$pid")" -v rss0="$rss0" -v rss="$(rss_kb "$pid")" 'BEGIN {
         d = s1 - s0
-        printf "CPU: **%.3f %%** of a core (%d ticks of 1/%d s in %.0f s: resolution %.3f %%); wake-ups: **%.2f /s** (%d context switches, %d threads); RSS %d KiB\n",
-            100 * t / hz / d, t, hz, d, 100 / hz / d, c / d, c, th, rss }'
+        printf "CPU: **%.3f %%** of a core (%d ticks of 1/%d s in %.0f s: resolution %.3f %%); wake-ups: **%.2f /s** (%d context switches, %d threads); RSS %d KiB 10 s after start, **%d KiB** at the end (the code pages are given back 60 s after start: src/code_pages.rs)\n",
+            100 * t / hz / d, t, hz, d, 100 / hz / d, c / d, c, th, rss0, rss }'
     say
     say "| thread | context switches in ${IDLE_SEC} s |"
     say "|---|---:|"

@@ -15,10 +15,20 @@
 //! The dispatcher alone owns the replay guard and records an accepted id
 //! in it (on flash) right before the journal.
 //!
+//! Read-only commands (`agent get`, `report`, a LAN device's `get`:
+//! `Name::is_read_only`) change nothing, so they are neither journalled nor
+//! recorded in the replay guard: no fsync on their way (docs/PROTOCOL.md,
+//! "Commands"). `agent get` and `report` are answered on the dispatcher
+//! thread itself when they could start at once, their answer published
+//! straight into the MQTT client (MQTT thread → dispatcher → MQTT thread,
+//! as an echo client's); a LAN device's `get` waits for its device like
+//! any command, on a command thread.
+//!
 //! Acknowledgement: the broker's PUBLISH of a command is acknowledged only
 //! once the command is journalled, or answered without journalling
-//! (malformed, unknown, expired, busy, too large, a redelivery). If the
-//! agent dies before, the broker delivers it again.
+//! (malformed, unknown, expired, busy, too large, a redelivery), or, for a
+//! read-only command, queued or answered. If the agent dies before, the
+//! broker delivers it again.
 //!
 //! The MQTT thread never waits for room in the MQTT request queue: it is
 //! the thread that empties it. A command it cannot hand over (inbox full,
@@ -232,7 +242,11 @@ impl Engine {
                 log::warn!("command {} ({}) still running at shutdown; its answer was already given", c.key, c.command);
                 continue;
             }
-            let a = fitted_answer(
+            if super::is_read_only(c) {
+                send_unjournalled(&self.ctx, c, &Outcome::err("interrupted: the agent stopped while this read-only command ran; send it again"), false);
+                continue;
+            }
+            let a = answer_of(
                 &self.ctx,
                 c,
                 &Outcome::err("interrupted: the agent stopped while this command ran; its effect is unknown, it is not run again"),
@@ -279,10 +293,41 @@ fn count_rejected(ctx: &Ctx) {
     }
 }
 
-/// The answer envelope, cut to fit the packet limit (before it is
-/// journalled: the journal never holds what cannot be sent).
-pub fn fitted_answer(ctx: &Ctx, cmd: &Command, o: &Outcome) -> Answer {
-    crate::mqtt::fit::fit_answer(&ctx.publisher.topics.resp, answer_for(&ctx.sn(), cmd, o))
+/// The answer envelope of `cmd`. Not cut here: it is cut once, where its
+/// bytes are made for the broker (`mqtt::fit::answer_payload`); the
+/// journal cuts its own copy to its record limit.
+pub fn answer_of(ctx: &Ctx, cmd: &Command, o: &Outcome) -> Answer {
+    answer_for(&ctx.sn(), cmd, o)
+}
+
+/// Publish the answer of a read-only command (never journalled): straight
+/// into the MQTT client, no outbox in between (nothing is recorded of its
+/// PUBACK: a lost answer is a lost read, and the platform's retry after
+/// its answer timeout runs the command again). Through the outbox's
+/// memory lane, like a refusal, when the broker is away or the client's
+/// queue is full. Returns whether the answer was queued.
+fn send_unjournalled(ctx: &Ctx, cmd: &Command, o: &Outcome, wait: bool) -> bool {
+    if o.deferred {
+        return true;
+    }
+    if !o.ok && !o.msg.is_empty() {
+        log::info!("command {} '{}': {}", cmd.key, cmd.command, o.msg);
+    }
+    let answer = answer_of(ctx, cmd, o);
+    let p = &ctx.publisher;
+    if p.is_connected() && p.publish(&p.topics.resp, true, false, crate::mqtt::fit::answer_payload(&answer)).is_ok() {
+        return true;
+    }
+    publish_answer(ctx, None, &answer, wait)
+}
+
+/// Run a read-only command on the dispatcher thread and answer it.
+fn run_here(ctx: &Ctx, cmd: &Command) -> bool {
+    let outcome = super::dispatch(ctx, cmd);
+    if let Ok(mut st) = ctx.state.lock() {
+        st.commands_done += 1;
+    }
+    send_unjournalled(ctx, cmd, &outcome, true)
 }
 
 /// How long a thread other than the MQTT one waits for room in the
@@ -426,7 +471,7 @@ fn decide(ctx: &Arc<Ctx>, sched: &Arc<(Mutex<Sched>, Condvar)>, guard: &mut Repl
                 // unknown, so it is not run again; say so.
                 let a = match (e.state, e.answer.clone()) {
                     (State::Succeeded, Some(a)) => a,
-                    _ => fitted_answer(ctx, &cmd, &Outcome::err("interrupted: the agent stopped while this command ran; not run again")),
+                    _ => answer_of(ctx, &cmd, &Outcome::err("interrupted: the agent stopped while this command ran; not run again")),
                 };
                 log::info!("command {} already done; answer published again", cmd.key);
                 publish_answer(ctx, Some(&cmd.key), &a, true);
@@ -459,21 +504,36 @@ fn decide(ctx: &Arc<Ctx>, sched: &Arc<(Mutex<Sched>, Condvar)>, guard: &mut Repl
         drop(s);
         return reject_cmd(ctx, &cmd, &format!("busy: {running} running and {waiting} waiting; try again later"));
     }
-    // The replay guard before the journal (docs/PROTOCOL.md): once
-    // journalled, the id is in the guard for good (a retry: with its newer time).
-    if let Some(sg) = signed.as_ref().filter(|sg| sg.seen.is_none_or(|t| sg.publish_time > t)) {
-        if let Err(e) = guard.record(&sg.kid, &cmd.key, sg.publish_time, trusted_now, cfg.agent.command_max_age) {
-            drop(s);
-            ctx.note_error(format!("replay guard: {e}"));
-            return reject_cmd(ctx, &cmd, &format!("cannot record the command in the replay guard: {e}; not run"));
+    if super::is_read_only(&cmd) {
+        // Changes nothing: not journalled, not recorded in the replay guard
+        // (a replay runs it again, which changes nothing either).
+        if s.live.contains_key(&cmd.key) {
+            log::info!("command {} is already running; redelivery ignored", cmd.key);
+            return true;
         }
-    }
-    // Journal before any side effect.
-    let journaled = ctx.journal.lock().map_err(|_| "poisoned".to_string()).and_then(|mut j| j.begin(&cmd.key, &cmd.hash, &cmd.command).map_err(|e| e.to_string()));
-    if let Err(e) = journaled {
-        drop(s);
-        ctx.note_error(format!("journal: {e}"));
-        return reject_cmd(ctx, &cmd, &format!("cannot record the command in the journal: {e}"));
+        if super::answered_at_once(&cmd) && s.can_start(&cmd, cfg.agent.max_running) {
+            // Nothing serial waits or runs, and nothing is decided while it
+            // runs here: the arrival order stands.
+            drop(s);
+            return run_here(ctx, &cmd);
+        }
+    } else {
+        // The replay guard before the journal (docs/PROTOCOL.md): once
+        // journalled, the id is in the guard for good (a retry: with its newer time).
+        if let Some(sg) = signed.as_ref().filter(|sg| sg.seen.is_none_or(|t| sg.publish_time > t)) {
+            if let Err(e) = guard.record(&sg.kid, &cmd.key, sg.publish_time, trusted_now, cfg.agent.command_max_age) {
+                drop(s);
+                ctx.note_error(format!("replay guard: {e}"));
+                return reject_cmd(ctx, &cmd, &format!("cannot record the command in the replay guard: {e}; not run"));
+            }
+        }
+        // Journal before any side effect.
+        let journaled = ctx.journal.lock().map_err(|_| "poisoned".to_string()).and_then(|mut j| j.begin(&cmd.key, &cmd.hash, &cmd.command).map_err(|e| e.to_string()));
+        if let Err(e) = journaled {
+            drop(s);
+            ctx.note_error(format!("journal: {e}"));
+            return reject_cmd(ctx, &cmd, &format!("cannot record the command in the journal: {e}"));
+        }
     }
     s.live.insert(cmd.key.clone(), cmd.clone());
     s.queue.push_back(cmd);
@@ -542,11 +602,15 @@ fn finish(ctx: &Ctx, cmd: &Command, o: &Outcome, wait: bool) {
         log::info!("command {} '{}': answer deferred", cmd.key, cmd.command);
         return;
     }
+    if super::is_read_only(cmd) {
+        send_unjournalled(ctx, cmd, o, wait);
+        return;
+    }
     // A command that answered before its effect (`answer_first`) stored
     // that answer; it is final, already in the outbox's hands, and its
     // PUBACK, if the outbox saw it already, stands (read under the same
     // lock as the write: never lost).
-    let fresh = || fitted_answer(ctx, cmd, o);
+    let fresh = || answer_of(ctx, cmd, o);
     let to_send = match ctx.journal.lock() {
         Ok(mut j) => {
             let stored = if o.ok { j.get(&cmd.key).and_then(|e| e.answer.clone().map(|a| (a, e.acked))) } else { None };

@@ -18,7 +18,8 @@
 #
 # Env: BIN (default dist/x86_64-unknown-linux-musl/dma-agent), RTT_BIN
 #      (default: built with cargo build --release --example rtt), N (500),
-#      STATES ("disk shm"), OUT (bench/results/latency-<date>.md; "-" for
+#      STATES ("disk shm"), LOG_LEVEL (the agent's log_level; default info:
+#      a line per command into the agent's log file), OUT (bench/results/latency-<date>.md; "-" for
 #      stdout only), KEEP=1 keeps the work dir.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -93,6 +94,7 @@ for st in $STATES; do
         printf "config agent 'agent'\n\toption sn '%s'\n\toption broker_host '127.0.0.1'\n\toption broker_port '%s'\n" "$sn" "$PORT"
         printf "\toption tls '0'\n\toption state_dir '%s'\n\toption boot_id_file '%s/boot_id'\n" "$sd" "$WORK"
         printf "\toption sys_interval '3600'\n\toption procs_interval '3600'\n\toption periph_interval '3600'\n"
+        [ -z "${LOG_LEVEL:-}" ] || printf "\toption log_level '%s'\n" "$LOG_LEVEL"
     } >"$conf"
     "$BIN" --config "$conf" >"$WORK/agent-$sn.log" 2>&1 &
     apid=$!

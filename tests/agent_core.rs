@@ -323,6 +323,18 @@ fn read_only_commands_leave_no_journal_record_and_changing_ones_survive_kill_9()
     assert_eq!(std::fs::read_to_string(&count).unwrap().lines().count(), 1, "the changing command ran once");
     let k = keys();
     assert!(k.iter().all(|k| !k.starts_with("s:ro-")), "{k:?}");
+
+    // Arrival order stands although a read-only command may be answered on
+    // the MQTT thread: a get sent right behind a set sees the set's value.
+    for (i, v) in [(1, 77), (2, 78), (3, 79)] {
+        let set = json!({"id": format!("set-{i}"), "command": "agent", "method": "set", "d": {"sys_interval": v}});
+        let get = json!({"id": format!("get-{i}"), "command": "agent", "method": "get", "d": {"keys": ["sys_interval"]}});
+        let from = p.count();
+        p.publish_raw(&format!("dma/cmd/{sn}"), &set.to_string());
+        p.publish_raw(&format!("dma/cmd/{sn}"), &get.to_string());
+        let g = p.wait_from(from, "dma/resp/cmd", T, |m| m.json["id"] == format!("get-{i}")).unwrap_or_else(|| panic!("no answer to get-{i}:\n{}", a.log())).json;
+        assert_eq!(g["d"]["result"]["config"]["sys_interval"], v, "the get overtook the set: {g}");
+    }
 }
 
 #[test]

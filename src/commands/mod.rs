@@ -29,7 +29,12 @@ pub fn is_read_only(cmd: &Command) -> bool {
 /// A read-only command answered from memory at once (`agent get`,
 /// `report`): run on the dispatcher thread, no command thread.
 pub fn answered_at_once(cmd: &Command) -> bool {
-    matches!(Name::parse(&cmd.command), Some(Name::Agent | Name::Report)) && is_read_only(cmd)
+    answered_at_once_by_name(&cmd.command, &cmd.method)
+}
+
+/// [`answered_at_once`] by a command's name and method.
+pub fn answered_at_once_by_name(command: &str, method: &str) -> bool {
+    matches!(Name::parse(command), Some(n @ (Name::Agent | Name::Report)) if n.is_read_only(method))
 }
 
 /// Run one command to its outcome. `reboot` publishes its own answer

@@ -378,6 +378,22 @@ PY
         printf "| %d | %d of %d | %.2f | **%.0f** | %.2f | **%.0f** |\n", b, n, want, s1 - s0, n / (s1 - s0), rx, want / rx }'
 }
 
+# fsync_rate DIR: appends + fdatasync per second in DIR (500 of them).
+fsync_rate() {
+    python3 - "$1" <<'PY'
+import os, sys, time
+p = os.path.join(sys.argv[1], ".fsync-probe")
+fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+t, n = time.monotonic(), 500
+for _ in range(n):
+    os.write(fd, b"x" * 300 + b"\n")
+    os.fdatasync(fd)
+print("%.0f" % (n / (time.monotonic() - t)))
+os.close(fd)
+os.unlink(p)
+PY
+}
+
 cmd_sms() {
     rig
     SMS_SN=5A0000000003
@@ -389,6 +405,11 @@ cmd_sms() {
     wait_port "$SMS_RX" || die "SMS receiver did not listen: $(tail -5 "$WORK/sms.log")"
     sleep 3 # connected
     say "### Inbound SMS, push → platform (receiver → event queue → MQTT over TLS → subscriber)"
+    say
+    # The bound for one SMS per push: the receiver answers 200 only once the
+    # SMS is on flash, one fsync per push. A bare append+fdatasync loop on
+    # the same file system, for scale.
+    say "state dir $STATE_ROOT ($(df -T "$STATE_ROOT" | awk 'NR==2 {print $2}')): a bare 300-byte append + fdatasync loop runs at $(fsync_rate "$STATE_ROOT")/s"
     say
     say "| SMS per push | events received | seconds | SMS/s (push → platform) | receiver: seconds | SMS/s (pushes answered 200) |"
     say "|---:|---:|---:|---:|---:|---:|"

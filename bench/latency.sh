@@ -8,16 +8,18 @@
 # sends N `agent get` commands to the agent and N echo requests, interleaved
 # in one run, and prints p50/p90/p99 of both and the ratio.
 #
-# Every command is journalled before it runs and its answer stored before it
-# is published (docs/PROTOCOL.md "Commands": exactly once across restarts),
-# so a command's round trip carries the journal's fsyncs even for a
-# read-only command. The run is made twice: state_dir on the disk (what a
-# router's flash does) and on tmpfs (/dev/shm: what the rest of the path
-# costs).
+# A command that changes something is journalled before it runs and its
+# answer stored before it is published (docs/PROTOCOL.md "Commands"); a
+# read-only one such as `agent get` is not, so its round trip carries no
+# fsync (agents before issue 24's second round journalled it too). The run
+# is made twice: state_dir on the disk (what a router's flash does) and on
+# tmpfs (/dev/shm). RTT_ARGS='--command sh --body {"shcmd":"true"}'
+# measures a journalled command instead (two fsyncs of the journal).
 #
 # Env: BIN (default dist/x86_64-unknown-linux-musl/dma-agent), RTT_BIN
 #      (default: built with cargo build --release --example rtt), N (500),
-#      STATES ("disk shm"), OUT (bench/results/latency-<date>.md; "-" for
+#      STATES ("disk shm"), LOG_LEVEL (the agent's log_level; default info:
+#      a line per command into the agent's log file), OUT (bench/results/latency-<date>.md; "-" for
 #      stdout only), KEEP=1 keeps the work dir.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -92,6 +94,7 @@ for st in $STATES; do
         printf "config agent 'agent'\n\toption sn '%s'\n\toption broker_host '127.0.0.1'\n\toption broker_port '%s'\n" "$sn" "$PORT"
         printf "\toption tls '0'\n\toption state_dir '%s'\n\toption boot_id_file '%s/boot_id'\n" "$sd" "$WORK"
         printf "\toption sys_interval '3600'\n\toption procs_interval '3600'\n\toption periph_interval '3600'\n"
+        [ -z "${LOG_LEVEL:-}" ] || printf "\toption log_level '%s'\n" "$LOG_LEVEL"
     } >"$conf"
     "$BIN" --config "$conf" >"$WORK/agent-$sn.log" 2>&1 &
     apid=$!
@@ -101,7 +104,8 @@ for st in $STATES; do
     {
         echo "### state_dir on $st ($(df -T "$sd" | awk 'NR==2 {print $2}'))"
         echo
-        "$RTT_BIN" --port "$PORT" --sn "$sn" --n "$N"
+        # shellcheck disable=SC2086
+        "$RTT_BIN" --port "$PORT" --sn "$sn" --n "$N" ${RTT_ARGS:-}
         echo
     } | report
     kill "$apid" 2>/dev/null || true

@@ -40,7 +40,9 @@ impl log::Log for StderrLogger {
         if SYSLOG.load(std::sync::atomic::Ordering::Relaxed) && syslog::send(r.level(), &line) {
             return;
         }
-        let _ = writeln!(std::io::stderr().lock(), "{tag}: {line}");
+        // One write per line (stderr is unbuffered: `writeln!` made four
+        // syscalls of it, on every command's path).
+        let _ = std::io::stderr().lock().write_all(format!("{tag}: {line}\n").as_bytes());
     }
 
     fn flush(&self) {}

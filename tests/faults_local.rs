@@ -141,6 +141,9 @@ fn a_full_state_dir_refuses_commands_with_the_cause_and_recovers_when_freed() {
     let msg = refused["d"]["msg"].as_str().unwrap_or("");
     assert!(msg.contains("journal") && msg.contains("No space left on device"), "{refused}");
     assert_eq!(refused["d"]["exestatus"], "err");
+    // A read-only command needs no journal: answered while full.
+    let g = p.command("dma", sn, json!({"id": 150, "command": "agent", "method": "get", "d": {"keys": ["sn"]}}), T);
+    assert_eq!(g["status"], "ok", "{g}");
     // Still reporting while full.
     let from = p.count();
     p.wait_from(from, "dma/sys", T, |_| true).unwrap_or_else(|| panic!("no sys report while full; log:\n{}", a.log()));

@@ -149,12 +149,18 @@ fn forged_commands_are_refused_and_never_run() {
     let ans = send(&p, sn, &k1.seal(&inner(sn, id, "sh", "", touch(&ok))), id);
     assert_eq!(ans["status"], "ok", "{ans}");
     assert_eq!(lines(&ok), 1);
-    // Counted by reason; none of them journalled (only the good sh and this get).
+    // Counted by reason; none of them journalled (only the good sh: the
+    // get is read-only, never journalled).
     let st = state(&p, sn, &k1);
     let r = &st["refused"];
     assert_eq!((r["unsigned"].as_u64(), r["badSignature"].as_u64(), r["unknownKey"].as_u64()), (Some(1), Some(2), Some(1)), "{st}");
     assert_eq!((r["wrongSerial"].as_u64(), r["stale"].as_u64(), r["malformed"].as_u64()), (Some(2), Some(2), Some(2)), "{st}");
-    assert_eq!(st["journal"]["size"], 2, "refused commands are not journalled: {st}");
+    assert_eq!(st["journal"]["size"], 1, "refused commands are not journalled: {st}");
+    // Nor is a read-only command recorded in the replay guard (no fsync):
+    // only the sh's id is there.
+    let guard = std::fs::read_to_string(a.state_dir().join("replay.json")).unwrap();
+    let ids = serde_json::from_str::<Value>(&guard).unwrap()["keys"]["k1"]["ids"].as_array().map(|a| a.len());
+    assert_eq!(ids, Some(1), "{guard}");
     assert_eq!(st["signed"], true);
 }
 
@@ -182,7 +188,7 @@ fn replays_are_refused_after_success_compaction_and_restart() {
     // Compaction: 16 more commands push `id` out of the journal.
     for _ in 0..16 {
         let i = next_id();
-        assert_eq!(send(&p, sn, &k1.seal(&inner(sn, i, "report", "", json!({"what": "sys"}))), i)["status"], "ok");
+        assert_eq!(send(&p, sn, &k1.seal(&inner(sn, i, "sh", "", json!({"shcmd": "true"}))), i)["status"], "ok");
     }
     let st = state(&p, sn, &k1);
     assert_eq!(st["journal"]["size"], 16, "{st}");

@@ -8,17 +8,30 @@
 //! `queue_size` wait already it gets an `err` answer ("busy") at once —
 //! never silence, never journalled.
 //!
-//! Trust (docs/PROTOCOL.md, "Signed commands"): the dispatcher puts every
-//! payload through `trust::gate` first (signature, serial, age, replay
-//! guard; a verification is ~50 µs), so the MQTT thread only hands bytes
-//! over, as before. A refused command is answered and never journalled.
-//! The dispatcher alone owns the replay guard and records an accepted id
-//! in it (on flash) right before the journal.
+//! Trust (docs/PROTOCOL.md, "Signed commands"): every payload goes through
+//! `trust::gate` first (signature, serial, age, replay guard; a
+//! verification is ~50 µs), on the dispatcher — or on the MQTT thread for
+//! a small read-only command it answers itself. A refused command is
+//! answered and never journalled. The replay guard is the dispatcher's
+//! (lent under a lock the MQTT thread only tries); only the dispatcher
+//! records an accepted id in it (on flash), right before the journal.
+//!
+//! Read-only commands (`agent get`, `report`, a LAN device's `get`:
+//! `Name::is_read_only`) change nothing, so they are neither journalled nor
+//! recorded in the replay guard: no fsync on their way (docs/PROTOCOL.md,
+//! "Commands"). `agent get` and `report` are answered on the MQTT thread
+//! itself when nothing else is being decided, running or waiting and the
+//! locks they need are free (`Engine::answer_here`: no thread hop at all,
+//! the same checks), else on the dispatcher thread when they could start
+//! at once; either way their answer goes straight into the MQTT client. A
+//! LAN device's `get` waits for its device like any command, on a command
+//! thread.
 //!
 //! Acknowledgement: the broker's PUBLISH of a command is acknowledged only
 //! once the command is journalled, or answered without journalling
-//! (malformed, unknown, expired, busy, too large, a redelivery). If the
-//! agent dies before, the broker delivers it again.
+//! (malformed, unknown, expired, busy, too large, a redelivery), or, for a
+//! read-only command, queued or answered. If the agent dies before, the
+//! broker delivers it again.
 //!
 //! The MQTT thread never waits for room in the MQTT request queue: it is
 //! the thread that empties it. A command it cannot hand over (inbox full,
@@ -49,6 +62,9 @@ const INBOX: usize = 32;
 /// Their bytes together (commands are up to 256 KiB each).
 const INBOX_BYTES: usize = 1024 * 1024;
 const BUSY: &str = "busy: too many commands waiting; try again later";
+/// Largest command answered on the MQTT thread (`agent get`, `report`,
+/// signed or not, are far smaller).
+const HERE_MAX: usize = 8 * 1024;
 
 
 /// Counters for `agent get`.
@@ -113,6 +129,11 @@ pub struct Engine {
     sched: Arc<(Mutex<Sched>, Condvar)>,
     /// Bytes of commands in the inbox (offered, not yet taken by the dispatcher).
     inbox_used: Arc<AtomicUsize>,
+    /// Commands handed to the dispatcher and not yet decided by it.
+    undecided: Arc<AtomicUsize>,
+    /// The replay guard: the dispatcher's, lent to the MQTT thread for a
+    /// read-only command answered there ([`Engine::answer_here`]).
+    guard: Arc<Mutex<ReplayGuard>>,
 }
 
 impl Engine {
@@ -129,11 +150,13 @@ impl Engine {
             ctx.note_error(why.clone());
         }
         let inbox_used = Arc::new(AtomicUsize::new(0));
+        let undecided = Arc::new(AtomicUsize::new(0));
+        let guard = Arc::new(Mutex::new(guard));
         {
-            let (ctx, sched, refused, used) = (ctx.clone(), sched.clone(), refused.clone(), inbox_used.clone());
-            crate::stack::spawn("dispatch".into(), move || dispatcher(ctx, sched, rx, refused, guard, used))?;
+            let (ctx, sched, refused, used, undecided, guard) = (ctx.clone(), sched.clone(), refused.clone(), inbox_used.clone(), undecided.clone(), guard.clone());
+            crate::stack::spawn("dispatch".into(), move || dispatcher(ctx, sched, rx, refused, guard, used, undecided))?;
         }
-        Ok(Engine { ctx, inbox: tx, refused, sched, inbox_used })
+        Ok(Engine { ctx, inbox: tx, refused, sched, inbox_used, undecided, guard })
     }
 
     /// Called on the MQTT thread: never blocks.
@@ -144,17 +167,65 @@ impl Engine {
         if payload.len() > MAX_COMMAND {
             return self.refuse(payload, format!("too large: the command has {} bytes, the limit is {MAX_COMMAND}", payload.len()), ack);
         }
+        let Some(ack) = self.answer_here(payload, ack) else { return };
         if self.inbox_used.load(Ordering::SeqCst) + payload.len() > INBOX_BYTES {
             return self.refuse(payload, BUSY.into(), ack);
         }
         self.inbox_used.fetch_add(payload.len(), Ordering::SeqCst);
+        self.undecided.fetch_add(1, Ordering::SeqCst);
         match self.inbox.try_send(Inbound::Command(payload.to_vec(), ack)) {
             Ok(()) => {}
             Err(TrySendError::Full(Inbound::Command(p, ack))) | Err(TrySendError::Disconnected(Inbound::Command(p, ack))) => {
                 self.inbox_used.fetch_sub(p.len(), Ordering::SeqCst);
+                self.undecided.fetch_sub(1, Ordering::SeqCst);
                 self.refuse(&p, BUSY.into(), ack);
             }
             Err(_) => {}
+        }
+    }
+
+    /// On the MQTT thread: answer a read-only `agent get` or `report` right
+    /// here — no thread hop at all — when nothing handed to the dispatcher
+    /// is still undecided (arrival order), no refusal waits, and every lock
+    /// it needs is free at once (`try_lock`: this thread never waits on a
+    /// lock another thread holds across an fsync). The checks are the
+    /// dispatcher's own (`decide`, signature and replay guard included);
+    /// nothing here waits for room: an answer the client's queue or the
+    /// outbox cannot take at once goes back to the dispatcher. Returns the
+    /// PUBACK when the dispatcher must decide instead.
+    fn answer_here(&self, payload: &[u8], ack: CommandAck) -> Option<CommandAck> {
+        // (Small: a command's head is read here, on the MQTT thread.)
+        if payload.len() > HERE_MAX || journal_delay().is_some() || self.undecided.load(Ordering::SeqCst) != 0 {
+            return Some(ack);
+        }
+        if !self.refused.lock().map(|q| q.is_empty()).unwrap_or(false) {
+            return Some(ack);
+        }
+        // Eligible by its head alone (no side effect yet).
+        let eligible = match crate::trust::verify::envelope(payload) {
+            Ok(crate::trust::verify::Envelope::Plain) => envelope::parse_head(payload),
+            Ok(crate::trust::verify::Envelope::Signed(s)) => envelope::parse_head(&s.cmd),
+            Err(_) => return Some(ack),
+        };
+        if !super::answered_at_once_by_name(&eligible.command, &eligible.method) {
+            return Some(ack);
+        }
+        let Ok(mut guard) = self.guard.try_lock() else { return Some(ack) };
+        // (undecided is 0 and only this thread hands commands over: the
+        // dispatcher cannot take one while this runs.)
+        match decide(&self.ctx, &self.sched, &mut guard, payload, Here::Yes) {
+            Decided::Ack => {
+                ack.ack();
+                None
+            }
+            Decided::Unanswered => None,
+            Decided::Refused(head) => {
+                // Its refusal is counted; the dispatcher publishes it (waiting for room).
+                self.refused.lock().unwrap_or_else(|p| p.into_inner()).push_back(Refusal { head: *head, ack });
+                let _ = self.inbox.try_send(Inbound::Refused);
+                None
+            }
+            Decided::Elsewhere => Some(ack),
         }
     }
 
@@ -232,7 +303,11 @@ impl Engine {
                 log::warn!("command {} ({}) still running at shutdown; its answer was already given", c.key, c.command);
                 continue;
             }
-            let a = fitted_answer(
+            if super::is_read_only(c) {
+                send_unjournalled(&self.ctx, c, &Outcome::err("interrupted: the agent stopped while this read-only command ran; send it again"), false);
+                continue;
+            }
+            let a = answer_of(
                 &self.ctx,
                 c,
                 &Outcome::err("interrupted: the agent stopped while this command ran; its effect is unknown, it is not run again"),
@@ -279,10 +354,41 @@ fn count_rejected(ctx: &Ctx) {
     }
 }
 
-/// The answer envelope, cut to fit the packet limit (before it is
-/// journalled: the journal never holds what cannot be sent).
-pub fn fitted_answer(ctx: &Ctx, cmd: &Command, o: &Outcome) -> Answer {
-    crate::mqtt::fit::fit_answer(&ctx.publisher.topics.resp, answer_for(&ctx.sn(), cmd, o))
+/// The answer envelope of `cmd`. Not cut here: it is cut once, where its
+/// bytes are made for the broker (`mqtt::fit::answer_payload`); the
+/// journal cuts its own copy to its record limit.
+pub fn answer_of(ctx: &Ctx, cmd: &Command, o: &Outcome) -> Answer {
+    answer_for(&ctx.sn(), cmd, o)
+}
+
+/// Publish the answer of a read-only command (never journalled): straight
+/// into the MQTT client, no outbox in between (nothing is recorded of its
+/// PUBACK: a lost answer is a lost read, and the platform's retry after
+/// its answer timeout runs the command again). Through the outbox's
+/// memory lane, like a refusal, when the broker is away or the client's
+/// queue is full. Returns whether the answer was queued.
+fn send_unjournalled(ctx: &Ctx, cmd: &Command, o: &Outcome, wait: bool) -> bool {
+    if o.deferred {
+        return true;
+    }
+    if !o.ok && !o.msg.is_empty() {
+        log::info!("command {} '{}': {}", cmd.key, cmd.command, o.msg);
+    }
+    let answer = answer_of(ctx, cmd, o);
+    let p = &ctx.publisher;
+    if p.is_connected() && p.publish(&p.topics.resp, true, false, crate::mqtt::fit::answer_payload(&answer)).is_ok() {
+        return true;
+    }
+    publish_answer(ctx, None, &answer, wait)
+}
+
+/// Run a read-only command on the dispatcher thread and answer it.
+fn run_here(ctx: &Ctx, cmd: &Command) -> bool {
+    let outcome = super::dispatch(ctx, cmd);
+    if let Ok(mut st) = ctx.state.lock() {
+        st.commands_done += 1;
+    }
+    send_unjournalled(ctx, cmd, &outcome, true)
 }
 
 /// How long a thread other than the MQTT one waits for room in the
@@ -339,16 +445,54 @@ fn dispatcher(
     sched: Arc<(Mutex<Sched>, Condvar)>,
     rx: Receiver<Inbound>,
     refused: Arc<Mutex<VecDeque<Refusal>>>,
-    mut guard: ReplayGuard,
+    guard: Arc<Mutex<ReplayGuard>>,
     inbox_used: Arc<AtomicUsize>,
+    undecided: Arc<AtomicUsize>,
 ) {
     let _ = journal_delay();
     while let Ok(item) = rx.recv() {
         answer_refused(&ctx, &refused);
         let Inbound::Command(payload, ack) = item else { continue };
         inbox_used.fetch_sub(payload.len(), Ordering::SeqCst);
-        if decide(&ctx, &sched, &mut guard, &payload) {
+        let decided = {
+            let mut g = guard.lock().unwrap_or_else(|p| p.into_inner());
+            decide(&ctx, &sched, &mut g, &payload, Here::No)
+        };
+        if matches!(decided, Decided::Ack) {
             ack.ack_waiting(ROOM_WAIT);
+        }
+        undecided.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Where `decide` runs: on the dispatcher, or on the MQTT thread
+/// ([`Engine::answer_here`]: never waits, hands back what it cannot finish).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Here {
+    No,
+    Yes,
+}
+
+/// What `decide` did with a command.
+enum Decided {
+    /// Dealt with: the command may be acknowledged.
+    Ack,
+    /// Its answer could not be queued: left unacknowledged (the broker
+    /// delivers it again).
+    Unanswered,
+    /// On the MQTT thread only: refused, its refusal counted, the answer
+    /// for the dispatcher to publish.
+    Refused(Box<envelope::ParseError>),
+    /// On the MQTT thread only: not decided, nothing done; the dispatcher decides.
+    Elsewhere,
+}
+
+impl From<bool> for Decided {
+    fn from(ok: bool) -> Decided {
+        if ok {
+            Decided::Ack
+        } else {
+            Decided::Unanswered
         }
     }
 }
@@ -366,7 +510,71 @@ struct SignedBy {
 /// journal it and queue it. Returns whether the command may now be
 /// acknowledged: not when an answer that is not journalled could not be
 /// queued (the broker then delivers the command again and it is answered then).
-fn decide(ctx: &Arc<Ctx>, sched: &Arc<(Mutex<Sched>, Condvar)>, guard: &mut ReplayGuard, payload: &[u8]) -> bool {
+fn decide(ctx: &Arc<Ctx>, sched: &Arc<(Mutex<Sched>, Condvar)>, guard: &mut ReplayGuard, payload: &[u8], here: Here) -> Decided {
+    match here {
+        Here::No => decide_on_dispatcher(ctx, sched, guard, payload).into(),
+        Here::Yes => decide_here(ctx, sched, guard, payload),
+    }
+}
+
+/// The MQTT thread's part of [`decide`] ([`Engine::answer_here`]): the same
+/// checks (the trust gate, the journal, expiry), for the one case it
+/// finishes — a read-only `agent get` or `report` with no command running
+/// or waiting, an id the journal does not know and the replay guard has
+/// not seen. Anything else goes to the dispatcher before any side effect,
+/// except a refusal by the trust gate (counted there: its answer is left
+/// to the dispatcher). Never waits on a lock held by another thread except
+/// inside `agent get`'s statistics (the journal's: at worst one fsync by
+/// the outbox recording a PUBACK, which never waits on this thread).
+fn decide_here(ctx: &Arc<Ctx>, sched: &Arc<(Mutex<Sched>, Condvar)>, guard: &ReplayGuard, payload: &[u8]) -> Decided {
+    let cfg = ctx.config();
+    let sn = ctx.sn();
+    let trusted_now = crate::agent::clock::trusted(cfg.agent.clock_trust).then(crate::util::unix_now);
+    let policy = Policy { keys: &cfg.agent.trusted_keys, sn: &sn, max_age: cfg.agent.command_max_age, trusted_now };
+    let (parsed, signed) = match gate::admit(payload, &policy, guard) {
+        Err(r) => {
+            log::warn!("command refused: {}", r.head.msg);
+            count_rejected(ctx);
+            return Decided::Refused(Box::new(r.head));
+        }
+        Ok(None) => (envelope::parse(payload), None),
+        Ok(Some(a)) => (envelope::parse(&a.inner), Some(a)),
+    };
+    let Ok(mut cmd) = parsed else { return Decided::Elsewhere };
+    if signed.as_ref().is_some_and(|a| a.seen.is_some()) || !super::answered_at_once(&cmd) {
+        return Decided::Elsewhere;
+    }
+    if crate::agent::clock::expired(cmd.publish_time, cmd.expires, cfg.agent.clock_trust) {
+        return Decided::Elsewhere;
+    }
+    {
+        let (m, _) = &**sched;
+        let Ok(s) = m.try_lock() else { return Decided::Elsewhere };
+        if !s.accepting || s.running > 0 || !s.queue.is_empty() {
+            return Decided::Elsewhere;
+        }
+        match ctx.journal.try_lock() {
+            Ok(j) if j.get(&cmd.key).is_none() => {}
+            _ => return Decided::Elsewhere,
+        }
+    }
+    cmd.signed_by = signed.map(|a| a.kid);
+    log::info!("command {} '{}' {} from '{}'{}", cmd.key, cmd.command, cmd.method, cmd.from, cmd.signed_by.as_ref().map(|k| format!(" signed by '{k}'")).unwrap_or_default());
+    let outcome = super::dispatch(ctx, &cmd);
+    if let Ok(mut st) = ctx.state.lock() {
+        st.commands_done += 1;
+    }
+    if send_unjournalled(ctx, &cmd, &outcome, false) {
+        Decided::Ack
+    } else {
+        // Nothing took the answer at once: the dispatcher runs it again
+        // (read-only) and waits for room.
+        Decided::Elsewhere
+    }
+}
+
+/// [`decide`] on the dispatcher.
+fn decide_on_dispatcher(ctx: &Arc<Ctx>, sched: &Arc<(Mutex<Sched>, Condvar)>, guard: &mut ReplayGuard, payload: &[u8]) -> bool {
     let cfg = ctx.config();
     let sn = ctx.sn();
     let trusted_now = crate::agent::clock::trusted(cfg.agent.clock_trust).then(crate::util::unix_now);
@@ -427,7 +635,7 @@ fn decide(ctx: &Arc<Ctx>, sched: &Arc<(Mutex<Sched>, Condvar)>, guard: &mut Repl
                 // unknown, so it is not run again; say so.
                 let a = match (e.state, e.answer.clone()) {
                     (State::Succeeded, Some(a)) => a,
-                    _ => fitted_answer(ctx, &cmd, &Outcome::err("interrupted: the agent stopped while this command ran; not run again")),
+                    _ => answer_of(ctx, &cmd, &Outcome::err("interrupted: the agent stopped while this command ran; not run again")),
                 };
                 log::info!("command {} already done; answer published again", cmd.key);
                 publish_answer(ctx, Some(&cmd.key), &a, true);
@@ -460,21 +668,36 @@ fn decide(ctx: &Arc<Ctx>, sched: &Arc<(Mutex<Sched>, Condvar)>, guard: &mut Repl
         drop(s);
         return reject_cmd(ctx, &cmd, &format!("busy: {running} running and {waiting} waiting; try again later"));
     }
-    // The replay guard before the journal (docs/PROTOCOL.md): once
-    // journalled, the id is in the guard for good (a retry: with its newer time).
-    if let Some(sg) = signed.as_ref().filter(|sg| sg.seen.is_none_or(|t| sg.publish_time > t)) {
-        if let Err(e) = guard.record(&sg.kid, &cmd.key, sg.publish_time, trusted_now, cfg.agent.command_max_age) {
-            drop(s);
-            ctx.note_error(format!("replay guard: {e}"));
-            return reject_cmd(ctx, &cmd, &format!("cannot record the command in the replay guard: {e}; not run"));
+    if super::is_read_only(&cmd) {
+        // Changes nothing: not journalled, not recorded in the replay guard
+        // (a replay runs it again, which changes nothing either).
+        if s.live.contains_key(&cmd.key) {
+            log::info!("command {} is already running; redelivery ignored", cmd.key);
+            return true;
         }
-    }
-    // Journal before any side effect.
-    let journaled = ctx.journal.lock().map_err(|_| "poisoned".to_string()).and_then(|mut j| j.begin(&cmd.key, &cmd.hash, &cmd.command).map_err(|e| e.to_string()));
-    if let Err(e) = journaled {
-        drop(s);
-        ctx.note_error(format!("journal: {e}"));
-        return reject_cmd(ctx, &cmd, &format!("cannot record the command in the journal: {e}"));
+        if super::answered_at_once(&cmd) && s.can_start(&cmd, cfg.agent.max_running) {
+            // Nothing serial waits or runs, and nothing is decided while it
+            // runs here: the arrival order stands.
+            drop(s);
+            return run_here(ctx, &cmd);
+        }
+    } else {
+        // The replay guard before the journal (docs/PROTOCOL.md): once
+        // journalled, the id is in the guard for good (a retry: with its newer time).
+        if let Some(sg) = signed.as_ref().filter(|sg| sg.seen.is_none_or(|t| sg.publish_time > t)) {
+            if let Err(e) = guard.record(&sg.kid, &cmd.key, sg.publish_time, trusted_now, cfg.agent.command_max_age) {
+                drop(s);
+                ctx.note_error(format!("replay guard: {e}"));
+                return reject_cmd(ctx, &cmd, &format!("cannot record the command in the replay guard: {e}; not run"));
+            }
+        }
+        // Journal before any side effect.
+        let journaled = ctx.journal.lock().map_err(|_| "poisoned".to_string()).and_then(|mut j| j.begin(&cmd.key, &cmd.hash, &cmd.command).map_err(|e| e.to_string()));
+        if let Err(e) = journaled {
+            drop(s);
+            ctx.note_error(format!("journal: {e}"));
+            return reject_cmd(ctx, &cmd, &format!("cannot record the command in the journal: {e}"));
+        }
     }
     s.live.insert(cmd.key.clone(), cmd.clone());
     s.queue.push_back(cmd);
@@ -543,11 +766,15 @@ fn finish(ctx: &Ctx, cmd: &Command, o: &Outcome, wait: bool) {
         log::info!("command {} '{}': answer deferred", cmd.key, cmd.command);
         return;
     }
+    if super::is_read_only(cmd) {
+        send_unjournalled(ctx, cmd, o, wait);
+        return;
+    }
     // A command that answered before its effect (`answer_first`) stored
     // that answer; it is final, already in the outbox's hands, and its
     // PUBACK, if the outbox saw it already, stands (read under the same
     // lock as the write: never lost).
-    let fresh = || fitted_answer(ctx, cmd, o);
+    let fresh = || answer_of(ctx, cmd, o);
     let to_send = match ctx.journal.lock() {
         Ok(mut j) => {
             let stored = if o.ok { j.get(&cmd.key).and_then(|e| e.answer.clone().map(|a| (a, e.acked))) } else { None };

@@ -20,6 +20,23 @@ use std::time::Duration;
 pub use dma_wire::names::KNOWN;
 use dma_wire::names::Name;
 
+/// Changes nothing (`Name::is_read_only`): not journalled (docs/PROTOCOL.md,
+/// "Commands").
+pub fn is_read_only(cmd: &Command) -> bool {
+    Name::parse(&cmd.command).is_some_and(|n| n.is_read_only(&cmd.method))
+}
+
+/// A read-only command answered from memory at once (`agent get`,
+/// `report`): run on the dispatcher thread, no command thread.
+pub fn answered_at_once(cmd: &Command) -> bool {
+    answered_at_once_by_name(&cmd.command, &cmd.method)
+}
+
+/// [`answered_at_once`] by a command's name and method.
+pub fn answered_at_once_by_name(command: &str, method: &str) -> bool {
+    matches!(Name::parse(command), Some(n @ (Name::Agent | Name::Report)) if n.is_read_only(method))
+}
+
 /// Run one command to its outcome. `reboot` publishes its own answer
 /// (it must go out before the router goes down) and says so.
 pub fn dispatch(ctx: &Ctx, cmd: &Command) -> Outcome {
@@ -56,7 +73,7 @@ pub fn dispatch(ctx: &Ctx, cmd: &Command) -> Outcome {
 /// the next connect, or after a restart), and a PUBACK that comes later is
 /// still recorded.
 pub fn answer_first(ctx: &Ctx, cmd: &Command, out: &Outcome, ack_timeout: Duration) -> Result<bool, String> {
-    let answer = engine::fitted_answer(ctx, cmd, out);
+    let answer = engine::answer_of(ctx, cmd, out);
     ctx.journal
         .lock()
         .map_err(|_| "journal unavailable".to_string())?

@@ -4,9 +4,19 @@
 //! line, appended and fsync'd before `push` returns; `cursor` holds the
 //! position of the first event the broker has not acknowledged. The
 //! outbox (`crate::outbox`) publishes from the cursor with a small window
-//! of QoS 1 messages and moves the cursor (fsync'd) as PUBACKs arrive, in
-//! order. The queue itself knows nothing of the network: it rings a bell
-//! when an event was pushed.
+//! of QoS 1 messages and moves the cursor as PUBACKs arrive, in order. The
+//! queue itself knows nothing of the network: it rings a bell when an
+//! event was pushed.
+//!
+//! The cursor on flash is a group commit: written (temp file, fsync,
+//! rename) at most every [`CURSOR_EVERY`], by the PUBACK that finds it
+//! older, by the outbox when that much time passed without one
+//! ([`EventQueue::cursor_due`], [`EventQueue::flush_cursor`]), at a clean
+//! stop and on drop. A power cut can leave it up to that interval behind:
+//! the events of that interval are published once more (at-least-once,
+//! which `eid` lets the platform see), never one lost. Issue 24: one SMS
+//! per push cost a push fsync plus a cursor write and a compaction (four
+//! more fsyncs) per event; now the push's fsync alone.
 //!
 //! Positions are logical: they never go back. The log starts with a
 //! header line `#base N` naming the logical position of its first event,
@@ -19,7 +29,9 @@
 //! On flash: unacknowledged events are capped at `cap` bytes (`push`
 //! refuses beyond: the GoIP receiver then answers 503 so the GoIP keeps the
 //! message); acknowledged ones are dropped by a compaction once they pass
-//! [`compact_after`] bytes, or as soon as everything is acknowledged. The
+//! [`compact_after`] bytes, or when everything is acknowledged at the
+//! cursor's next write (so an idle queue is compacted within
+//! [`CURSOR_EVERY`], not once per event of a slow stream). The
 //! compaction's temp file holds only unacknowledged events, so the reserve
 //! it needs is at most `cap`. A failed append is cut back to the last whole
 //! event; a full or read-only disk makes `push` refuse with the cause and
@@ -30,6 +42,11 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// The cursor on flash lags the acknowledgements by at most this (see the
+/// module doc).
+pub const CURSOR_EVERY: Duration = Duration::from_secs(1);
 
 /// Largest single event accepted.
 pub const MAX_EVENT: usize = 64 * 1024;
@@ -73,6 +90,10 @@ struct Inner {
     /// Events pushed since start (for tests and `agent get`).
     pushed: u64,
     acked: u64,
+    /// The cursor is ahead of the one on flash since then.
+    dirty_since: Option<Instant>,
+    /// When the cursor was last written.
+    saved_at: Option<Instant>,
 }
 
 impl Inner {
@@ -132,7 +153,7 @@ impl EventQueue {
         let q = EventQueue {
             dir: dir.to_path_buf(),
             cap,
-            inner: Mutex::new(Inner { loaded: false, base: 0, hdr_len: 0, head: 0, tail: 0, pushed: 0, acked: 0 }),
+            inner: Mutex::new(Inner { loaded: false, base: 0, hdr_len: 0, head: 0, tail: 0, pushed: 0, acked: 0, dirty_since: None, saved_at: None }),
             bell: OnceLock::new(),
             eid: Mutex::new(super::eid::EidAlloc::open(eid_file)),
         };
@@ -321,19 +342,55 @@ impl EventQueue {
         Ok(Some((line, off + n as u64)))
     }
 
-    /// The broker acknowledged everything before `to`. The cursor is made
-    /// durable first; the log is compacted after, so a crash in between
-    /// only re-sends.
+    /// The broker acknowledged everything before `to`. The cursor goes to
+    /// flash when its last write is [`CURSOR_EVERY`] old (else later: see
+    /// the module doc); the log is compacted after it, so a crash in
+    /// between only re-sends.
     fn advance(&self, to: u64) -> std::io::Result<()> {
         let mut g = self.inner.lock().map_err(|_| std::io::Error::other("poisoned"))?;
+        let before = g.head;
         g.head = to.min(g.tail).max(g.head);
         g.acked += 1;
-        crate::durable::write_atomic(&self.dir.join("cursor"), g.head.to_string().as_bytes())?;
-        let acked_in_file = g.head - g.base;
-        if acked_in_file > 0 && (g.head == g.tail || acked_in_file >= compact_after(self.cap)) {
-            self.compact(&mut g)?;
+        if g.head != before && g.dirty_since.is_none() {
+            g.dirty_since = Some(Instant::now());
+        }
+        if g.head - g.base >= compact_after(self.cap) || g.saved_at.is_none_or(|t| t.elapsed() >= CURSOR_EVERY) {
+            self.save_cursor(&mut g)?;
         }
         Ok(())
+    }
+
+    /// Put the cursor on flash if it moved since it was last put there:
+    /// by a compaction when everything is acknowledged or enough is (the
+    /// new log starts at the cursor, and an older `cursor` file is read as
+    /// that start), else by writing the file.
+    fn save_cursor(&self, g: &mut Inner) -> std::io::Result<()> {
+        if g.dirty_since.is_none() {
+            return Ok(());
+        }
+        let acked_in_file = g.head - g.base;
+        if acked_in_file > 0 && (g.head == g.tail || acked_in_file >= compact_after(self.cap)) {
+            self.compact(g)?;
+        } else {
+            crate::durable::write_atomic(&self.dir.join("cursor"), g.head.to_string().as_bytes())?;
+        }
+        g.dirty_since = None;
+        g.saved_at = Some(Instant::now());
+        Ok(())
+    }
+
+    /// When the cursor must next be written (None: it is on flash).
+    pub fn cursor_due(&self) -> Option<Instant> {
+        let g = self.inner.lock().ok()?;
+        let since = g.dirty_since?;
+        Some(g.saved_at.map_or(since, |t| t.max(since)) + CURSOR_EVERY)
+    }
+
+    /// Write the cursor now if it moved (the outbox's, when
+    /// [`EventQueue::cursor_due`] passed, and at a clean stop).
+    pub fn flush_cursor(&self) -> std::io::Result<()> {
+        let mut g = self.inner.lock().map_err(|_| std::io::Error::other("poisoned"))?;
+        self.save_cursor(&mut g)
     }
 
     /// Rewrite the log with only the unacknowledged events (temp file,
@@ -366,10 +423,63 @@ impl EventQueue {
     }
 }
 
+impl Drop for EventQueue {
+    fn drop(&mut self) {
+        if let Err(e) = self.flush_cursor() {
+            log::error!("event queue {}: cursor: {e}", self.dir.display());
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// One event per push, each acknowledged before the next (a GoIP
+    /// pushing one SMS at a time): the cursor is not written per event,
+    /// the file is not rewritten per event, and what a power cut leaves
+    /// is at most the last interval to send again, never an event lost.
+    #[test]
+    fn a_slow_stream_writes_the_cursor_at_most_once_an_interval() {
+        let d = std::env::temp_dir().join(format!("dma-evq-slow-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        use std::os::unix::fs::MetadataExt;
+        let q = EventQueue::open(&d, 64 * 1024).unwrap();
+        q.push(&json!({"n": 0})).unwrap();
+        ack_one(&q);
+        let cursor = || std::fs::read(d.join("cursor")).ok();
+        let inode = || std::fs::metadata(d.join("queue.log")).unwrap().ino();
+        let (first, log) = (cursor(), inode());
+        for i in 1..50 {
+            q.push(&json!({"n": i})).unwrap();
+            ack_one(&q);
+        }
+        assert_eq!(cursor(), first, "the cursor was written again within the interval");
+        assert_eq!(inode(), log, "the log was compacted within the interval");
+        assert!(q.cursor_due().is_some());
+        // A power cut now (no drop): reopened from what is on flash.
+        let d2 = d.with_extension("cut");
+        let _ = std::fs::remove_dir_all(&d2);
+        std::fs::create_dir_all(&d2).unwrap();
+        std::fs::write(d2.join("queue.log"), std::fs::read(d.join("queue.log")).unwrap()).unwrap();
+        if let Some(c) = cursor() {
+            std::fs::write(d2.join("cursor"), c).unwrap();
+        }
+        let cut = EventQueue::open(&d2, 64 * 1024).unwrap();
+        let again: Vec<i64> = std::iter::from_fn(|| (cut.used() > 0).then(|| serde_json::from_slice::<Value>(&ack_one(&cut)).unwrap()["n"].as_i64().unwrap())).collect();
+        assert_eq!(again, (1..50).collect::<Vec<_>>(), "the interval is sent again, in order");
+        // The outbox's timed write, and the idle queue compacted with it.
+        std::thread::sleep(CURSOR_EVERY);
+        q.flush_cursor().unwrap();
+        assert!(q.cursor_due().is_none());
+        assert_eq!(std::fs::read_to_string(d.join("queue.log")).unwrap().lines().count(), 1, "only the header left");
+        drop(q);
+        let q = EventQueue::open(&d, 64 * 1024).unwrap();
+        assert_eq!(q.used(), 0);
+        let _ = std::fs::remove_dir_all(&d);
+        let _ = std::fs::remove_dir_all(&d2);
+    }
 
     #[test]
     fn bounded_durable_and_ordered_on_disk() {

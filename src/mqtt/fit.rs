@@ -5,8 +5,9 @@
 //! reconnect, forever. So nothing larger may ever reach it: each message
 //! is cut to fit here, and the cut is flagged so the platform knows.
 //!
-//! Answers are a type of their own ([`Answer`], dma-wire) and are cut by
-//! [`fit_answer`]; everything else is a JSON value cut by [`fit`].
+//! Answers are a type of their own ([`Answer`], dma-wire) and are cut
+//! once, where their bytes are made ([`answer_payload`], by
+//! [`fit_answer_to`]); everything else is a JSON value cut by [`fit`].
 //!
 //! - `sh` answers: stdout (`d.result`) and stderr (`d.stderr`), base64, are
 //!   shortened together on 4-character boundaries (so what is left decodes
@@ -77,6 +78,8 @@ const MAX_ANSWER_TOPIC: usize = 512;
 
 /// The bytes of an answer as published: typed all the way (the id goes
 /// out as it came in), cut to fit when too large for any answer topic.
+/// The one place an answer is cut for the broker: serialised once when it
+/// fits (nearly always).
 pub fn answer_payload(a: &Answer) -> Vec<u8> {
     let limit = MAX_PACKET.saturating_sub(1 + 4 + 2 + MAX_ANSWER_TOPIC + 2);
     let bytes = a.to_bytes();
@@ -84,11 +87,6 @@ pub fn answer_payload(a: &Answer) -> Vec<u8> {
         return bytes;
     }
     fit_answer_to(a.clone(), limit).to_bytes()
-}
-
-/// Fit an answer for `topic` under the agent's limit. Returns it unchanged when it fits.
-pub fn fit_answer(topic: &str, a: Answer) -> Answer {
-    fit_answer_to(a, budget(topic, MAX_PACKET))
 }
 
 /// Fit an answer into `limit` serialized bytes: its `d` is cut (see the
@@ -259,6 +257,21 @@ mod tests {
         Answer::parse(v.to_string().as_bytes()).unwrap()
     }
 
+    pub(super) fn fit_answer(topic: &str, a: Answer) -> Answer {
+        fit_answer_to(a, budget(topic, MAX_PACKET))
+    }
+
+    #[test]
+    fn the_payload_is_the_answer_itself_or_cut_once_to_fit_any_answer_topic() {
+        let small = ans(json!({"id": 1, "d": {"exestatus": "ok", "result": "abc"}}));
+        assert_eq!(answer_payload(&small), small.to_bytes());
+        let big = ans(json!({"id": 9, "command": "sh", "d": {"exestatus": "ok", "result": b64(400_000, b'x'), "stderr": ""}}));
+        let p = answer_payload(&big);
+        assert!(fits(&"t".repeat(MAX_ANSWER_TOPIC), p.len()), "{}", p.len());
+        let back = Answer::parse(&p).unwrap();
+        assert_eq!((back.id.text(), back.d["stdoutTruncated"].as_bool()), ("9", Some(true)));
+    }
+
     fn len(a: &Answer) -> usize {
         a.to_bytes().len()
     }
@@ -318,6 +331,7 @@ mod tests {
 
 #[cfg(test)]
 mod answer_tests {
+    use super::tests::fit_answer;
     use super::*;
 
     /// An id beyond 64 bits survives the cut, and names too large for any

@@ -70,7 +70,8 @@ pub trait SessionEvents: Send + Sync + 'static {
 pub struct CommandAck {
     client: Client,
     publish: rumqttc::Publish,
-    publisher: Publisher,
+    /// Shared, not cloned per command (a `Publisher` holds the topic names).
+    publisher: Arc<Publisher>,
 }
 
 impl CommandAck {
@@ -221,6 +222,7 @@ fn run(
     mut backoff: Backoff,
 ) {
     let tracker = publisher.tracker().clone();
+    let for_acks = Arc::new(publisher.clone());
     let mut connected_at: Option<Instant> = None;
     // Tickets of never-sent publishes in rumqttc's pending list (lost with
     // the list when the broker has no session for us).
@@ -275,7 +277,7 @@ fn run(
                 }
                 if p.topic == cmd_topic {
                     let payload = p.payload.clone();
-                    let ack = CommandAck { client: client.clone(), publish: rumqttc::Publish { payload: Default::default(), ..p }, publisher: publisher.clone() };
+                    let ack = CommandAck { client: client.clone(), publish: rumqttc::Publish { payload: Default::default(), ..p }, publisher: for_acks.clone() };
                     events.command(&payload, ack);
                 } else {
                     log::warn!("message on unexpected topic {} ignored", p.topic);

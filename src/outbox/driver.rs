@@ -2,9 +2,11 @@
 //! sources (`source.rs`) and publishes what it says, through the session's
 //! publisher. It sleeps until the session, a store or a PUBACK wakes it;
 //! a timed wait only where a deadline is real: the resend of a publish
-//! with no PUBACK after [`RESEND_AFTER`], the bounded drain at stop, and
+//! with no PUBACK after [`RESEND_AFTER`], the bounded drain at stop,
 //! [`ROOM_RETRY`] as a safety net after the client's full request queue
-//! refused a publish (the session rings as soon as there is room).
+//! refused a publish (the session rings as soon as there is room), and the
+//! event queue's cursor, written at most a second after it moved
+//! (`EventQueue::cursor_due`: a group commit; only while it is behind).
 
 use super::source::{Answers, Events, Key, LaneSource, Source, Topic, TrialBirth};
 use super::state::{OutboxState, PubId};
@@ -63,9 +65,13 @@ fn run(host: Arc<dyn Host>) {
     let mut stop_at: Option<Instant> = None;
     loop {
         let now = Instant::now();
-        let deadline = [sm.deadline(), blocked.then(|| now + ROOM_RETRY), stop_at].into_iter().flatten().min();
+        let cursor_due = h.events().cursor_due();
+        let deadline = [sm.deadline(), blocked.then(|| now + ROOM_RETRY), stop_at, cursor_due].into_iter().flatten().min();
         let w = ob.wait(deadline);
         let now = Instant::now();
+        if cursor_due.is_some_and(|t| t <= now) {
+            flush_cursor(h.events());
+        }
         let mut trial = TrialBirth { active: &active, birth: &birth, confirmed: &confirmed };
         let mut answers = Answers { journal: h.journal(), lane: ob.lane() };
         let mut lane = LaneSource { lane: ob.lane(), journal: h.journal() };
@@ -135,8 +141,16 @@ fn run(host: Arc<dyn Host>) {
         }
         if let Some(t) = stop_at {
             if sm.in_flight() == 0 || Instant::now() >= t {
+                // What was acknowledged is not sent again after the restart.
+                flush_cursor(h.events());
                 return;
             }
         }
+    }
+}
+
+fn flush_cursor(q: &EventQueue) {
+    if let Err(e) = q.flush_cursor() {
+        log::error!("outbox: event queue cursor: {e}");
     }
 }

@@ -47,6 +47,21 @@ impl Name {
         matches!(self, Name::Iad | Name::S20 | Name::Goip | Name::Vpn)
     }
 
+    /// Changes nothing, on the router or on a LAN device, with this
+    /// `method`: `agent get`, `report`, and a LAN device's `get` (the
+    /// agent's device parsers refuse under `get` whatever would change the
+    /// device). Such a command is not journalled: run again after a crash
+    /// or a redelivery it changes nothing, and a retry gets a fresh answer
+    /// (docs/PROTOCOL.md, "Commands": exactly once).
+    pub fn is_read_only(self, method: &str) -> bool {
+        match self {
+            Name::Agent => matches!(method, "get" | ""),
+            Name::Report => true,
+            Name::Iad | Name::S20 | Name::Goip | Name::Vpn => method == "get",
+            Name::Sh | Name::Reboot | Name::Sms | Name::Upgrade => false,
+        }
+    }
+
     /// Its effect may take the agent or the router down: it answers first
     /// and its journal entry is settled after a restart by its stored answer.
     pub fn answers_first(self) -> bool {
@@ -73,5 +88,18 @@ mod tests {
         }
         assert_eq!(Name::parse("SH"), None);
         assert!(Name::Vpn.is_device() && !Name::Sh.is_device());
+    }
+
+    #[test]
+    fn only_reads_are_read_only() {
+        assert!(Name::Agent.is_read_only("get") && Name::Agent.is_read_only(""));
+        assert!(!Name::Agent.is_read_only("set"));
+        assert!(Name::Report.is_read_only(""));
+        for d in [Name::Iad, Name::S20, Name::Goip, Name::Vpn] {
+            assert!(d.is_read_only("get") && !d.is_read_only("set") && !d.is_read_only(""), "{d}");
+        }
+        for n in [Name::Sh, Name::Reboot, Name::Sms, Name::Upgrade] {
+            assert!(!n.is_read_only("") && !n.is_read_only("get"), "{n}");
+        }
     }
 }

@@ -116,7 +116,7 @@ fn transactional(ctx: &Ctx, cmd: &Command, file: TempFile, got: &str, format: in
     // after the trial journals (txn::settle).
     let pending = Outcome::err("upgrade in progress: the answer comes after the trial");
     let stored = ctx.journal.lock().map_err(|_| "journal unavailable".to_string()).and_then(|mut j| {
-        j.store_answer(&cmd.key, &super::engine::fitted_answer(ctx, cmd, &pending))
+        j.store_answer(&cmd.key, &super::engine::answer_of(ctx, cmd, &pending))
             .and_then(|_| j.mark_acked(&cmd.key))
             .map_err(|e| e.to_string())
     });

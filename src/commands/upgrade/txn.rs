@@ -161,8 +161,8 @@ fn settle(ctx: &Ctx, d: &Path, publish: bool) {
                            "from": req.get("from"), "from_package": req.get("from_package")}))
     };
     let ok = outcome.ok;
-    let answer = crate::mqtt::fit::fit_answer(&ctx.publisher.topics.resp,
-        envelope::answer(&ctx.sn(), &id, &text("by"), &text("command"), &text("method"), &outcome));
+    // Cut where its bytes are made (mqtt::fit::answer_payload), as every answer.
+    let answer = envelope::answer(&ctx.sn(), &id, &text("by"), &text("command"), &text("method"), &outcome);
     // Interrupted: a rolled-back upgrade is not run again by a redelivery
     // (it gets this answer); the operator sends a new command.
     let state = if ok { State::Succeeded } else { State::Interrupted };

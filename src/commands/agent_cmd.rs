@@ -13,8 +13,8 @@ use serde_json::{json, Map, Value};
 use std::sync::Arc;
 
 pub fn handle(ctx: &Ctx, cmd: &Command) -> Outcome {
-    match cmd.method.as_str() {
-        "get" | "" => get(ctx, &cmd.body),
+    match cmd.wire.method.as_str() {
+        "get" | "" => get(ctx, &cmd.wire.body),
         "set" => set(ctx, cmd),
         m => Outcome::err(format!("agent: method must be get or set, not '{m}'")),
     }
@@ -119,7 +119,7 @@ fn trust_refusal(m: &Map<String, Value>, signed: bool, refusals: &crate::trust::
 
 fn set(ctx: &Ctx, cmd: &Command) -> Outcome {
     let signed = cmd.signed_by.is_some();
-    let Value::Object(m) = &cmd.body else { return Outcome::err("bad body: an object of option: value") };
+    let Value::Object(m) = &cmd.wire.body else { return Outcome::err("bad body: an object of option: value") };
     if m.is_empty() {
         return Outcome::err("bad body: no options to set");
     }

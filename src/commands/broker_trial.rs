@@ -194,9 +194,9 @@ pub fn begin(ctx: &Ctx, cmd: &Command, updates: &Values, old: Values) -> Result<
     let rec = Record {
         key: cmd.key.clone(),
         hash: cmd.hash.clone(),
-        id: cmd.id.clone(),
-        from: cmd.from.clone(),
-        method: cmd.method.clone(),
+        id: cmd.wire.id.clone(),
+        from: cmd.wire.from.clone(),
+        method: cmd.wire.method.clone(),
         sn: ctx.sn(),
         old,
         new: updates.clone(),

@@ -5,18 +5,18 @@ use crate::agent::Ctx;
 use crate::devices::{DeviceError, DeviceKind};
 
 pub fn handle(ctx: &Ctx, cmd: &Command) -> Outcome {
-    let Some(kind) = DeviceKind::parse(&cmd.command) else {
-        return Outcome::err(format!("unknown command '{}'", cmd.command));
+    let Some(kind) = DeviceKind::parse(&cmd.wire.command) else {
+        return Outcome::err(format!("unknown command '{}'", cmd.wire.command));
     };
-    if !matches!(cmd.method.as_str(), "get" | "set") {
+    if !matches!(cmd.wire.method.as_str(), "get" | "set") {
         return Outcome::err(format!("{kind}: method must be get or set"));
     }
-    let name = cmd.body.get("device").and_then(|v| v.as_str()).map(|s| s.to_string());
-    let mut body = cmd.body.clone();
+    let name = cmd.wire.body.get("device").and_then(|v| v.as_str()).map(|s| s.to_string());
+    let mut body = cmd.wire.body.clone();
     if let Some(m) = body.as_object_mut() {
         m.remove("device");
     }
-    match ctx.devices.command(kind, name.as_deref(), &cmd.method, body, &cmd.key) {
+    match ctx.devices.command(kind, name.as_deref(), &cmd.wire.method, body, &cmd.key) {
         Ok(result) => Outcome::ok(result),
         // The device answered, with an error: carried out, not successful.
         Err(DeviceError::Device { code, msg }) => {

@@ -94,7 +94,7 @@ struct Sched {
 impl Sched {
     /// Would `cmd` start at once (rather than wait)?
     fn can_start(&self, cmd: &Command, max_running: usize) -> bool {
-        self.running < max_running && (cmd.detached || (!self.serial_busy && !self.queue.iter().any(|c| !c.detached)))
+        self.running < max_running && (cmd.wire.detached || (!self.serial_busy && !self.queue.iter().any(|c| !c.wire.detached)))
     }
 }
 
@@ -300,7 +300,7 @@ impl Engine {
         for c in &left {
             let answered = self.ctx.journal.lock().ok().and_then(|j| j.get(&c.key).map(|e| e.answer.is_some())).unwrap_or(false);
             if answered {
-                log::warn!("command {} ({}) still running at shutdown; its answer was already given", c.key, c.command);
+                log::warn!("command {} ({}) still running at shutdown; its answer was already given", c.key, c.wire.command);
                 continue;
             }
             if super::is_read_only(c) {
@@ -372,7 +372,7 @@ fn send_unjournalled(ctx: &Ctx, cmd: &Command, o: &Outcome, wait: bool) -> bool 
         return true;
     }
     if !o.ok && !o.msg.is_empty() {
-        log::info!("command {} '{}': {}", cmd.key, cmd.command, o.msg);
+        log::info!("command {} '{}': {}", cmd.key, cmd.wire.command, o.msg);
     }
     let answer = answer_of(ctx, cmd, o);
     let p = &ctx.publisher;
@@ -544,7 +544,7 @@ fn decide_here(ctx: &Arc<Ctx>, sched: &Arc<(Mutex<Sched>, Condvar)>, guard: &Rep
     if signed.as_ref().is_some_and(|a| a.seen.is_some()) || !super::answered_at_once(&cmd) {
         return Decided::Elsewhere;
     }
-    if crate::agent::clock::expired(cmd.publish_time, cmd.expires, cfg.agent.clock_trust) {
+    if crate::agent::clock::expired(cmd.wire.publish_time, cmd.wire.expires, cfg.agent.clock_trust) {
         return Decided::Elsewhere;
     }
     {
@@ -559,7 +559,7 @@ fn decide_here(ctx: &Arc<Ctx>, sched: &Arc<(Mutex<Sched>, Condvar)>, guard: &Rep
         }
     }
     cmd.signed_by = signed.map(|a| a.kid);
-    log::info!("command {} '{}' {} from '{}'{}", cmd.key, cmd.command, cmd.method, cmd.from, cmd.signed_by.as_ref().map(|k| format!(" signed by '{k}'")).unwrap_or_default());
+    log::info!("command {} '{}' {} from '{}'{}", cmd.key, cmd.wire.command, cmd.wire.method, cmd.wire.from, cmd.signed_by.as_ref().map(|k| format!(" signed by '{k}'")).unwrap_or_default());
     let outcome = super::dispatch(ctx, &cmd);
     if let Ok(mut st) = ctx.state.lock() {
         st.commands_done += 1;
@@ -598,13 +598,13 @@ fn decide_on_dispatcher(ctx: &Arc<Ctx>, sched: &Arc<(Mutex<Sched>, Condvar)>, gu
         }
     };
     cmd.signed_by = signed.as_ref().map(|s| s.kid.clone());
-    log::info!("command {} '{}' {} from '{}'{}", cmd.key, cmd.command, cmd.method, cmd.from, signed.as_ref().map(|s| format!(" signed by '{}'", s.kid)).unwrap_or_default());
-    if !super::KNOWN.contains(&cmd.command.as_str()) {
-        return reject_cmd(ctx, &cmd, &format!("unknown command '{}'", cmd.command));
+    log::info!("command {} '{}' {} from '{}'{}", cmd.key, cmd.wire.command, cmd.wire.method, cmd.wire.from, signed.as_ref().map(|s| format!(" signed by '{}'", s.kid)).unwrap_or_default());
+    if !super::KNOWN.contains(&cmd.wire.command.as_str()) {
+        return reject_cmd(ctx, &cmd, &format!("unknown command '{}'", cmd.wire.command));
     }
     // Expiry forbids running, not answering: judged after the journal, so a
     // succeeded id redelivered late still gets its stored answer.
-    let expired = crate::agent::clock::expired(cmd.publish_time, cmd.expires, cfg.agent.clock_trust);
+    let expired = crate::agent::clock::expired(cmd.wire.publish_time, cmd.wire.expires, cfg.agent.clock_trust);
     if let Some(d) = journal_delay() {
         std::thread::sleep(d);
     }
@@ -622,7 +622,7 @@ fn decide_on_dispatcher(ctx: &Arc<Ctx>, sched: &Arc<(Mutex<Sched>, Condvar)>, gu
     if let Some(e) = &prior {
         if e.hash != cmd.hash {
             drop(s);
-            return reject_cmd(ctx, &cmd, &format!("conflict: id {} was already used for a different command", cmd.id));
+            return reject_cmd(ctx, &cmd, &format!("conflict: id {} was already used for a different command", cmd.wire.id));
         }
         match e.state {
             State::Running => {
@@ -647,7 +647,7 @@ fn decide_on_dispatcher(ctx: &Arc<Ctx>, sched: &Arc<(Mutex<Sched>, Condvar)>, gu
                 if let Some(sg) = signed.as_ref().filter(|sg| sg.seen.is_some_and(|t| sg.publish_time <= t)) {
                     drop(s);
                     ctx.refusals.count(Reason::Replayed);
-                    let msg = format!("replayed: id {} failed before; a retry must be signed anew (publishTime after {})", cmd.id, sg.seen.unwrap_or(0));
+                    let msg = format!("replayed: id {} failed before; a retry must be signed anew (publishTime after {})", cmd.wire.id, sg.seen.unwrap_or(0));
                     return reject_cmd(ctx, &cmd, &msg);
                 }
                 log::info!("command {} failed before; running it again", cmd.key)
@@ -692,7 +692,7 @@ fn decide_on_dispatcher(ctx: &Arc<Ctx>, sched: &Arc<(Mutex<Sched>, Condvar)>, gu
             }
         }
         // Journal before any side effect.
-        let journaled = ctx.journal.lock().map_err(|_| "poisoned".to_string()).and_then(|mut j| j.begin(&cmd.key, &cmd.hash, &cmd.command).map_err(|e| e.to_string()));
+        let journaled = ctx.journal.lock().map_err(|_| "poisoned".to_string()).and_then(|mut j| j.begin(&cmd.key, &cmd.hash, &cmd.wire.command).map_err(|e| e.to_string()));
         if let Err(e) = journaled {
             drop(s);
             ctx.note_error(format!("journal: {e}"));
@@ -711,15 +711,15 @@ fn decide_on_dispatcher(ctx: &Arc<Ctx>, sched: &Arc<(Mutex<Sched>, Condvar)>, gu
 fn schedule(ctx: &Arc<Ctx>, sched: &Arc<(Mutex<Sched>, Condvar)>, s: &mut Sched) {
     let max = ctx.config().agent.max_running;
     while s.running < max {
-        let pos = s.queue.iter().position(|c| c.detached || !s.serial_busy);
+        let pos = s.queue.iter().position(|c| c.wire.detached || !s.serial_busy);
         let Some(cmd) = pos.and_then(|p| s.queue.remove(p)) else { break };
         s.running += 1;
-        if !cmd.detached {
+        if !cmd.wire.detached {
             s.serial_busy = true;
         }
         note_load(ctx, s.running, s.queue.len());
         let (ctx2, sched2) = (ctx.clone(), sched.clone());
-        let detached = cmd.detached;
+        let detached = cmd.wire.detached;
         let failed = cmd.clone();
         let spawned = crate::stack::spawn("cmd".into(), move || run_one(ctx2, sched2, cmd));
         if let Err(e) = spawned {
@@ -748,7 +748,7 @@ fn run_one(ctx: Arc<Ctx>, sched: Arc<(Mutex<Sched>, Condvar)>, cmd: Command) {
     }
     if let Ok(mut s) = m.lock() {
         s.running -= 1;
-        if !cmd.detached {
+        if !cmd.wire.detached {
             s.serial_busy = false;
         }
         note_load(&ctx, s.running, s.queue.len());
@@ -763,7 +763,7 @@ fn run_one(ctx: Arc<Ctx>, sched: Arc<(Mutex<Sched>, Condvar)>, cmd: Command) {
 /// the outbox, bounded; the journal's copy goes out anyway).
 fn finish(ctx: &Ctx, cmd: &Command, o: &Outcome, wait: bool) {
     if o.deferred {
-        log::info!("command {} '{}': answer deferred", cmd.key, cmd.command);
+        log::info!("command {} '{}': answer deferred", cmd.key, cmd.wire.command);
         return;
     }
     if super::is_read_only(cmd) {
@@ -794,7 +794,7 @@ fn finish(ctx: &Ctx, cmd: &Command, o: &Outcome, wait: bool) {
         Err(_) => Some(fresh()),
     };
     if !o.ok && !o.msg.is_empty() {
-        log::info!("command {} '{}': {}", cmd.key, cmd.command, o.msg);
+        log::info!("command {} '{}': {}", cmd.key, cmd.wire.command, o.msg);
     }
     match to_send {
         Some(answer) => deliver(ctx, &cmd.key, &answer, wait),
@@ -808,7 +808,7 @@ mod tests {
 
     fn cmd(key: &str, detached: bool) -> Command {
         let mut c = envelope::parse(format!(r#"{{"id":"{key}","command":"sh","d":{{"shcmd":"true"}}}}"#).as_bytes()).unwrap();
-        c.detached = detached;
+        c.wire.detached = detached;
         c
     }
 

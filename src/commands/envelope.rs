@@ -4,21 +4,14 @@ use dma_wire::answer::{self as wa, Answer, To};
 use dma_wire::Id;
 use serde_json::{Map, Value};
 
-/// A parsed command. `id` is the JSON text received ([`Id`]): echoed
-/// exactly, whatever its size (docs/PROTOCOL.md).
+/// A parsed command: the wire's command (`dma_wire::command::Command`, one
+/// definition for agent, ctl and platform; its `id` is the JSON text
+/// received, echoed exactly) and what the agent derives from it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Command {
-    pub id: Id,
+    pub wire: dma_wire::command::Command,
     /// Journal key of the id: `n:<digits>` or `s:<text>` ([`Id::key`]).
     pub key: String,
-    pub from: String,
-    pub command: String,
-    pub method: String,
-    /// The body (`d` or `body`), always an object.
-    pub body: Value,
-    pub publish_time: Option<u64>,
-    pub expires: Option<u64>,
-    pub detached: bool,
     /// Hash of what the command asks (command, method, body); a
     /// redelivery with another hash under the same id is a conflict.
     pub hash: String,
@@ -32,7 +25,8 @@ impl Command {
     /// exact for strings and 64-bit integers; a longer integer becomes the
     /// string of its digits there.
     pub fn id_value(&self) -> Value {
-        self.id.to_value().unwrap_or_else(|| Value::String(self.id.text().to_string()))
+        let id = &self.wire.id;
+        id.to_value().unwrap_or_else(|| Value::String(id.text().to_string()))
     }
 }
 
@@ -64,19 +58,7 @@ pub fn parse(payload: &[u8]) -> Result<Command, ParseError> {
     };
     // The same text as before dma-wire: journals keep matching redeliveries.
     let hash = crate::util::sha256_hex(format!("{}\n{}\n{}", c.command, c.method, c.body).as_bytes());
-    Ok(Command {
-        id: c.id,
-        key,
-        from: c.from,
-        command: c.command,
-        method: c.method,
-        body: c.body,
-        publish_time: c.publish_time,
-        expires: c.expires,
-        detached: c.detached,
-        hash,
-        signed_by: None,
-    })
+    Ok(Command { wire: c, key, hash, signed_by: None })
 }
 
 /// What can be read of a command without building its body: for
@@ -135,7 +117,7 @@ pub fn answer(sn: &str, id: &Id, from: &str, command: &str, method: &str, o: &Ou
 }
 
 pub fn answer_for(sn: &str, c: &Command, o: &Outcome) -> Answer {
-    answer(sn, &c.id, &c.from, &c.command, &c.method, o)
+    answer(sn, &c.wire.id, &c.wire.from, &c.wire.command, &c.wire.method, o)
 }
 
 pub fn answer_for_parse_error(sn: &str, e: &ParseError) -> Answer {
@@ -165,9 +147,9 @@ mod tests {
         let c = parse(p).unwrap();
         assert_eq!(c.key, "n:201811260000000001");
         assert_eq!(c.hash, crate::util::sha256_hex(b"sh\n\n{\"shcmd\":\"whoami\"}"), "the hash of earlier agents");
-        assert_eq!(c.body["shcmd"], "whoami");
-        assert!(c.detached);
-        assert_eq!((c.publish_time, c.expires), (Some(1542604400), Some(38400)));
+        assert_eq!(c.wire.body["shcmd"], "whoami");
+        assert!(c.wire.detached);
+        assert_eq!((c.wire.publish_time, c.wire.expires), (Some(1542604400), Some(38400)));
         let a = answer_for("SN1", &c, &Outcome::ok(json!("cm9vdA==")));
         assert!(a.to_text().contains("\"id\":201811260000000001"));
         assert_eq!(a.d["exestatus"], "ok");
@@ -176,7 +158,7 @@ mod tests {
     #[test]
     fn body_as_string_and_synonym() {
         let c = parse(br#"{"id":"x1","command":"report","body":"{\"what\":\"sys\"}"}"#).unwrap();
-        assert_eq!(c.body["what"], "sys");
+        assert_eq!(c.wire.body["what"], "sys");
         assert_eq!(c.key, "s:x1");
         let retry = parse(br#"{"id":"x1","command":"report","d":{"what":"sys"},"tryTimes":2}"#).unwrap();
         assert_eq!(c.hash, retry.hash, "retries with other envelope fields are the same command");

@@ -23,13 +23,13 @@ use dma_wire::names::Name;
 /// Changes nothing (`Name::is_read_only`): not journalled (docs/PROTOCOL.md,
 /// "Commands").
 pub fn is_read_only(cmd: &Command) -> bool {
-    Name::parse(&cmd.command).is_some_and(|n| n.is_read_only(&cmd.method))
+    Name::parse(&cmd.wire.command).is_some_and(|n| n.is_read_only(&cmd.wire.method))
 }
 
 /// A read-only command answered from memory at once (`agent get`,
 /// `report`): run on the dispatcher thread, no command thread.
 pub fn answered_at_once(cmd: &Command) -> bool {
-    answered_at_once_by_name(&cmd.command, &cmd.method)
+    answered_at_once_by_name(&cmd.wire.command, &cmd.wire.method)
 }
 
 /// [`answered_at_once`] by a command's name and method.
@@ -41,12 +41,12 @@ pub fn answered_at_once_by_name(command: &str, method: &str) -> bool {
 /// (it must go out before the router goes down) and says so.
 pub fn dispatch(ctx: &Ctx, cmd: &Command) -> Outcome {
     let cfg = ctx.config();
-    let Some(name) = Name::parse(&cmd.command) else {
-        return Outcome::err(format!("unknown command '{}'", cmd.command));
+    let Some(name) = Name::parse(&cmd.wire.command) else {
+        return Outcome::err(format!("unknown command '{}'", cmd.wire.command));
     };
     match name {
         Name::Sh => sh::handle(
-            &cmd.body,
+            &cmd.wire.body,
             cfg.agent.shell_enabled,
             sh::ShLimits {
                 cap: cfg.agent.shell_output_cap,

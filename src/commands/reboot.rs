@@ -12,7 +12,7 @@ use std::time::Duration;
 const MAX_DELAY: u64 = 3600;
 
 pub fn handle(ctx: &Ctx, cmd: &Command) -> Outcome {
-    let delay = match cmd.body.get("delay") {
+    let delay = match cmd.wire.body.get("delay") {
         None | Some(serde_json::Value::Null) => 0,
         Some(v) => match v.as_u64() {
             Some(d) if d <= MAX_DELAY => d,

@@ -6,7 +6,7 @@ use crate::telemetry::ReportRequest;
 use serde_json::{json, Value};
 
 pub fn handle(ctx: &Ctx, cmd: &Command) -> Outcome {
-    let what: Vec<String> = match cmd.body.get("what") {
+    let what: Vec<String> = match cmd.wire.body.get("what") {
         None | Some(Value::Null) => vec!["all".into()],
         Some(Value::String(s)) => s.split(',').map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect(),
         Some(Value::Array(a)) => a.iter().filter_map(|v| v.as_str().map(|s| s.to_string())).collect(),

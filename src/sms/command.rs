@@ -141,10 +141,10 @@ fn pick_device(ctx: &Ctx, body: &Value) -> Result<DeviceConfig, String> {
 }
 
 pub fn handle(ctx: &Ctx, cmd: &Command) -> Outcome {
-    if !cmd.method.is_empty() {
+    if !cmd.wire.method.is_empty() {
         return Outcome::err("sms: method must be \"\"");
     }
-    let dev = match pick_device(ctx, &cmd.body) {
+    let dev = match pick_device(ctx, &cmd.wire.body) {
         Ok(d) => d,
         Err(e) => return Outcome::err(e),
     };
@@ -152,7 +152,7 @@ pub fn handle(ctx: &Ctx, cmd: &Command) -> Outcome {
     let prior = ctx.journal.lock().ok().and_then(|j| j.get(&cmd.key).map(|e| e.data.clone())).unwrap_or(Value::Null);
     let retry = prior.get("tid").and_then(Value::as_i64);
     let tid = retry.unwrap_or_else(|| derive_tid(&cmd.key));
-    let task = match build_task(&cmd.body, tid) {
+    let task = match build_task(&cmd.wire.body, tid) {
         Ok(t) => t,
         Err(e) => return Outcome::err(format!("sms: {e}")),
     };

@@ -33,13 +33,13 @@ const MIN_TRIAL: u64 = 10;
 const MAX_TRIAL: u64 = 3600;
 
 pub fn handle(ctx: &Ctx, cmd: &Command) -> Outcome {
-    let Some(url) = cmd.body.get("url").and_then(|v| v.as_str()) else {
+    let Some(url) = cmd.wire.body.get("url").and_then(|v| v.as_str()) else {
         return Outcome::err("bad body: url (the package's http(s) URL) is required");
     };
     if !(url.starts_with("http://") || url.starts_with("https://")) {
         return Outcome::err("bad body: url must be http:// or https://");
     }
-    let Some(want) = cmd.body.get("sha256").and_then(|v| v.as_str()).map(|s| s.to_ascii_lowercase()) else {
+    let Some(want) = cmd.wire.body.get("sha256").and_then(|v| v.as_str()).map(|s| s.to_ascii_lowercase()) else {
         return Outcome::err("bad body: sha256 (hex) is required");
     };
     if want.len() != 64 || !want.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -89,7 +89,7 @@ pub fn handle(ctx: &Ctx, cmd: &Command) -> Outcome {
 fn transactional(ctx: &Ctx, cmd: &Command, file: TempFile, got: &str, format: installer::Format) -> Outcome {
     let cfg = ctx.config();
     let dir = Path::new(&cfg.agent.upgrade_dir);
-    let trial = match cmd.body.get("trial") {
+    let trial = match cmd.wire.body.get("trial") {
         None => DEFAULT_TRIAL,
         Some(v) => match v.as_u64() {
             Some(t) if (MIN_TRIAL..=MAX_TRIAL).contains(&t) => t,

@@ -53,8 +53,8 @@ pub fn write_request(state_dir: &str, cmd: &Command) -> Result<(), String> {
     for f in ["decide", "commit", "rollback", "result", "phase"] {
         let _ = std::fs::remove_file(d.join(f));
     }
-    let req = json!({"v": FORMAT, "key": cmd.key, "id": cmd.id.to_value(), "idText": cmd.id.text(), "by": cmd.from, "command": cmd.command,
-                     "method": cmd.method, "from": crate::telemetry::versions::agent_version(),
+    let req = json!({"v": FORMAT, "key": cmd.key, "id": cmd.wire.id.to_value(), "idText": cmd.wire.id.text(), "by": cmd.wire.from, "command": cmd.wire.command,
+                     "method": cmd.wire.method, "from": crate::telemetry::versions::agent_version(),
                      "from_package": package_version()});
     crate::durable::write_atomic(&d.join("request.json"), req.to_string().as_bytes()).map_err(|e| format!("cannot write the upgrade request: {e}"))
 }

@@ -44,3 +44,37 @@ impl Sqlite {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::commands::NewCommand;
+    use super::*;
+
+    #[test]
+    fn a_pass_marks_finished_commands_in_one_go_and_leaves_the_rest() {
+        let db = Sqlite::open(":memory:").unwrap();
+        let new = |sn: &str| NewCommand {
+            sn: sn.into(),
+            origin: "t".into(),
+            command: "sh".into(),
+            method: "post".into(),
+            body: format!("{{\"cmd\":\"{sn}\"}}"),
+            detached: false,
+            publish_now: true,
+            max_retries: 1,
+            expires: 0,
+        };
+        let ids: Vec<u64> = db.commands_create(&[new("R1"), new("R2"), new("R3")], 100, 1000).unwrap().into_iter().map(|c| c.0).collect();
+        // The first two finished (ok, failed); the third still pending.
+        db.with(|c| c.execute_batch(&format!("UPDATE commands SET state = 2 WHERE id = {}; UPDATE commands SET state = 3 WHERE id = {};", ids[0], ids[1]))).unwrap();
+        let todo = db.commands_unredacted(10).unwrap();
+        assert_eq!(todo.iter().map(|t| t.0).collect::<Vec<_>>(), vec![ids[0], ids[1]]);
+        let rows = vec![(ids[0], Some("{\"cmd\":\"***\"}".to_string())), (ids[1], None), (ids[2], Some("x".into()))];
+        assert_eq!(db.commands_redact(&rows).unwrap(), 2, "the pending command is not touched");
+        assert!(db.commands_unredacted(10).unwrap().is_empty());
+        let body = |id: u64| db.with(|c| c.query_row("SELECT body FROM commands WHERE id = ?1", [id as i64], |r| r.get::<_, String>(0))).unwrap();
+        assert_eq!(body(ids[0]), "{\"cmd\":\"***\"}", "a masked body replaces the stored one");
+        assert_eq!(body(ids[1]), "{\"cmd\":\"R2\"}", "nothing to mask: the body stays");
+        assert_eq!(body(ids[2]), "{\"cmd\":\"R3\"}", "a command that may still be sent keeps its body");
+    }
+}

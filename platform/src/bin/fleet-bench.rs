@@ -85,6 +85,11 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// One 5 s sample of the soak: (seconds since the load started, telemetry
+/// `waiting`, the platform's RSS KiB, the 1-minute load average, the
+/// SQLite write-ahead log's bytes).
+type Sample = (f64, u64, u64, f64, u64);
+
 /// The machine's 1-minute load average (the 2 cores are shared: said with every result).
 fn loadavg() -> f64 {
     std::fs::read_to_string("/proc/loadavg").ok().and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok())).unwrap_or(0.0)
@@ -248,7 +253,7 @@ fn run() -> Result<(), String> {
     };
     // The backlog and RSS over the steady load (a soak: neither may grow):
     // the telemetry queue's `waiting` and the platform's RSS every 5 s.
-    let trend: Arc<Mutex<Vec<(f64, u64, u64, f64, u64)>>> = Arc::default();
+    let trend: Arc<Mutex<Vec<Sample>>> = Arc::default();
     // SQLite: the size of the write-ahead log (a log that is never reset grows, and every read walks it).
     let wal = std::path::PathBuf::from(format!("{database}-wal"));
     let trend_run = Arc::new(AtomicBool::new(true));
@@ -333,7 +338,7 @@ fn run() -> Result<(), String> {
     let tr = trend.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let half = tr.last().map_or(0.0, |l| l.0 / 2.0);
     let part = |second: bool| {
-        let v: Vec<&(f64, u64, u64, f64, u64)> = tr.iter().filter(|s| (s.0 >= half) == second).collect();
+        let v: Vec<&Sample> = tr.iter().filter(|s| (s.0 >= half) == second).collect();
         let load: Vec<f64> = v.iter().map(|s| s.3).collect();
         json!({"samples": v.len(), "waiting_max": v.iter().map(|s| s.1).max(), "rss_max_mib": v.iter().map(|s| s.2).max().map(|k| k as f64 / 1024.0),
                "loadavg_1m_mean": load.iter().sum::<f64>() / load.len().max(1) as f64, "loadavg_1m_max": load.iter().copied().fold(0.0, f64::max),

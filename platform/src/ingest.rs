@@ -252,8 +252,9 @@ pub fn control_batch(sh: &Shared, batch: Vec<Msg>) {
 /// A batch from the telemetry queue (`pipeline.rs`): believed and routed
 /// message by message as `handle` does, then written in one transaction,
 /// the last report of each kind from each device winning. What is not
-/// telemetry (a route-only topic) is handled as `handle` does.
-pub fn telemetry_batch(sh: &Shared, batch: Vec<Msg>) {
+/// telemetry (a route-only topic) is handled as `handle` does. Returns
+/// where the write's time went (`None`: nothing written).
+pub fn telemetry_batch(sh: &Shared, batch: Vec<Msg>) -> Option<crate::db::batch::TxTiming> {
     let prefix = &sh.cfg.broker.prefix;
     let mut parsed = Vec::with_capacity(batch.len());
     for m in &batch {
@@ -307,9 +308,16 @@ pub fn telemetry_batch(sh: &Shared, batch: Vec<Msg>) {
     rows.sort_by(|a, b| (a.sn.as_str(), a.kind.column()).cmp(&(b.sn.as_str(), b.kind.column())));
     let mut touches: Vec<(String, i64)> = touches.into_iter().collect();
     touches.sort();
-    if let Err(e) = sh.db.devices_report_batch(&rows, &touches) {
-        sh.ingest.figures.write_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        log::error!("ingest: a batch of {} reports not written: {e}", rows.len());
+    if rows.is_empty() && touches.is_empty() {
+        return None;
+    }
+    match sh.db.devices_report_batch(&rows, &touches) {
+        Ok((_, timing)) => Some(timing),
+        Err(e) => {
+            sh.ingest.figures.write_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            log::error!("ingest: a batch of {} reports not written: {e}", rows.len());
+            None
+        }
     }
 }
 

@@ -47,6 +47,11 @@ pub struct Figures {
     pub batches: AtomicU64,
     pub largest_batch: AtomicU64,
     pub slowest_batch_ms: AtomicU64,
+    /// Where the telemetry batches' time went, summed (µs), and the
+    /// slowest batch's parts: reading the messages (parse, trust, routes),
+    /// waiting for the writer connection, the statements, the commit.
+    pub stage_us: [AtomicU64; 4],
+    pub slowest_parts_ms: [AtomicU64; 4],
     pub control_in: AtomicU64,
     pub control_waits: AtomicU64,
     pub control_done: AtomicU64,
@@ -83,11 +88,18 @@ impl Pipeline {
                 "received": tin, "shed": tshed, "written": tw,
                 "waiting": tin.saturating_sub(tshed).saturating_sub(tw),
                 "batches": g(&f.batches), "largestBatch": g(&f.largest_batch), "slowestBatchMs": g(&f.slowest_batch_ms),
+                "stagesMs": stages(&f.stage_us, 1000), "slowestBatchStagesMs": stages(&f.slowest_parts_ms, 1),
             },
             "control": {"received": cin, "done": cdone, "waiting": cin.saturating_sub(cdone), "brokerWaits": g(&f.control_waits)},
             "writeErrors": g(&f.write_errors),
         })
     }
+}
+
+/// The four stages by name (`Figures::stage_us`), each divided by `div`.
+fn stages(v: &[AtomicU64; 4], div: u64) -> Value {
+    let [a, b, c, d] = v.each_ref().map(|x| x.load(Ordering::Relaxed) / div.max(1));
+    json!({"read": a, "lock": b, "write": c, "commit": d})
 }
 
 /// Which queue a topic goes to: true for telemetry.
@@ -156,12 +168,23 @@ pub fn start(sh: Arc<Shared>, rx: Receivers) -> Result<(), String> {
             while let Some(batch) = next_batch(&telemetry, max, linger) {
                 let t0 = Instant::now();
                 let n = batch.len() as u64;
-                crate::ingest::telemetry_batch(&sh, batch);
+                let timing = crate::ingest::telemetry_batch(&sh, batch).unwrap_or_default();
                 let f = &sh.ingest.figures;
                 f.telemetry_written.fetch_add(n, Ordering::Relaxed);
                 f.batches.fetch_add(1, Ordering::Relaxed);
                 f.largest_batch.fetch_max(n, Ordering::Relaxed);
-                f.slowest_batch_ms.fetch_max(t0.elapsed().as_millis() as u64, Ordering::Relaxed);
+                let total = t0.elapsed();
+                let db = timing.lock + timing.write + timing.commit;
+                let parts = [total.saturating_sub(db), timing.lock, timing.write, timing.commit];
+                for (sum, d) in f.stage_us.iter().zip(parts) {
+                    sum.fetch_add(d.as_micros() as u64, Ordering::Relaxed);
+                }
+                let ms = total.as_millis() as u64;
+                if f.slowest_batch_ms.fetch_max(ms, Ordering::Relaxed) < ms {
+                    for (slot, d) in f.slowest_parts_ms.iter().zip(parts) {
+                        slot.store(d.as_millis() as u64, Ordering::Relaxed);
+                    }
+                }
             }
         })
         .map(|_| ())

@@ -15,10 +15,9 @@ pub fn pass(sh: &Shared) -> Result<usize, String> {
     let mut n = 0;
     loop {
         let rows = sh.db.commands_unredacted(BATCH)?;
-        for (id, body) in &rows {
-            let masked = crate::secrets::mask_text(body).unwrap_or_else(|| body.clone());
-            n += sh.db.command_redact(*id, &masked)?;
-        }
+        // The pass's commands in one transaction (not one disk sync each).
+        let masked: Vec<(u64, Option<String>)> = rows.iter().map(|(id, body)| (*id, crate::secrets::mask_text(body))).collect();
+        n += sh.db.commands_redact(&masked)?;
         if (rows.len() as i64) < BATCH {
             return Ok(n);
         }

@@ -97,22 +97,38 @@ impl Api {
     /// Sweep the device list until every device of `fleet` showed its
     /// marker `mark`, or a `sys` published after it (one connection per
     /// device, in order: the marker was taken before), or `timeout`
-    /// passed: (seconds since `t`, devices seen).
+    /// passed: (seconds since `t`, devices seen). The first pass reads
+    /// every page; later passes only the pages (1,000 serials each, in
+    /// serial order: the fleet's serials are the whole list) that still
+    /// have a device not seen, so the watching does not load the platform
+    /// it measures with 100 MB sweeps.
     pub fn wait_marker(&self, fleet: &super::fleet::Fleet, mark: u64, t: Instant, timeout: Duration) -> Result<(Option<f64>, usize), String> {
+        const PAGE: usize = 1000;
         let needle = format!("\"mark\":{mark}");
         let mut seen = vec![false; fleet.n];
+        let pages = fleet.n.div_ceil(PAGE).max(1);
         loop {
-            for (sn, _, sys) in self.sweep()? {
-                let Some(i) = super::fleet::index(&sn) else { continue };
-                let sent = fleet.marker_ms.get(i).map_or(0, |m| m.load(std::sync::atomic::Ordering::Relaxed));
-                if sys.contains(&needle) || (sent > 0 && pt_of(&sys).is_some_and(|pt| pt > sent)) {
-                    if let Some(s) = seen.get_mut(i) {
-                        *s = true;
+            let mut any_left = false;
+            for page in 1..=pages {
+                let from = (page - 1) * PAGE;
+                if seen.get(from..(from + PAGE).min(fleet.n)).is_some_and(|s| s.iter().all(|x| *x)) {
+                    continue;
+                }
+                any_left = true;
+                let (d, _) = self.get(&format!("monitor/devices?page={page}&limit={PAGE}"))?;
+                for v in d["list"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
+                    let (Some(sn), Some(sys)) = (v["sn"].as_str(), v["sys"].as_str()) else { continue };
+                    let Some(i) = super::fleet::index(sn) else { continue };
+                    let sent = fleet.marker_ms.get(i).map_or(0, |m| m.load(std::sync::atomic::Ordering::Relaxed));
+                    if sys.contains(&needle) || (sent > 0 && pt_of(sys).is_some_and(|pt| pt > sent)) {
+                        if let Some(s) = seen.get_mut(i) {
+                            *s = true;
+                        }
                     }
                 }
             }
             let count = seen.iter().filter(|s| **s).count();
-            if count >= fleet.n {
+            if count >= fleet.n || !any_left {
                 return Ok((Some(t.elapsed().as_secs_f64()), count));
             }
             if t.elapsed() > timeout {

@@ -26,10 +26,12 @@ struct Args {
     targets: usize,
     db: String,
     out: String,
+    /// The platform's `ingest` settings (JSON object), when given.
+    ingest: Option<Value>,
 }
 
 fn parse() -> Result<Args, String> {
-    let mut a = Args { devices: 10_000, conns: 4, period: 60, steady: 120, targets: 0, db: "sqlite".into(), out: "bench/results".into() };
+    let mut a = Args { devices: 10_000, conns: 4, period: 60, steady: 120, targets: 0, db: "sqlite".into(), out: "bench/results".into(), ingest: None };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut it = argv.iter();
     while let Some(k) = it.next() {
@@ -43,7 +45,8 @@ fn parse() -> Result<Args, String> {
             "--targets" => a.targets = num()?,
             "--db" => a.db = v.clone(),
             "--out" => a.out = v.clone(),
-            _ => return Err(format!("unknown argument {k} (--devices N --conns C --period S --steady S --targets N --db sqlite|postgres://… --out DIR)")),
+            "--ingest" => a.ingest = Some(serde_json::from_str(v).map_err(|e| format!("--ingest: {e}"))?),
+            _ => return Err(format!("unknown argument {k} (--devices N --conns C --period S --steady S --targets N --db sqlite|postgres://… --out DIR --ingest JSON)")),
         }
     }
     if a.targets == 0 {
@@ -82,6 +85,16 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// One 5 s sample of the soak: (seconds since the load started, telemetry
+/// `waiting`, the platform's RSS KiB, the 1-minute load average, the
+/// SQLite write-ahead log's bytes).
+type Sample = (f64, u64, u64, f64, u64);
+
+/// The machine's 1-minute load average (the 2 cores are shared: said with every result).
+fn loadavg() -> f64 {
+    std::fs::read_to_string("/proc/loadavg").ok().and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok())).unwrap_or(0.0)
+}
+
 fn main() {
     if let Err(e) = run() {
         eprintln!("fleet-bench: {e}");
@@ -105,12 +118,15 @@ fn run() -> Result<(), String> {
     let database = if a.db == "sqlite" { dir.join("bench.db").to_string_lossy().into_owned() } else { a.db.clone() };
     let password = "bench-pass-1";
     let hash = dma_platform::auth::hash_password(password)?;
-    let cfg = json!({
+    let mut cfg = json!({
         "listen": format!("127.0.0.1:{hport}"), "database": database,
         "broker": {"host": "127.0.0.1", "port": mport, "client_id": "dma-platform-bench", "prefix": "dma"},
         "users": [{"user": "bench", "password_hash": hash, "roles": ["admin"]}],
         "command_history": 200_000,
     });
+    if let Some(i) = &a.ingest {
+        cfg["ingest"] = i.clone();
+    }
     let pconf = dir.join("platform.json");
     std::fs::write(&pconf, cfg.to_string()).map_err(|e| e.to_string())?;
     let bin = std::env::current_exe().map_err(|e| e.to_string())?.with_file_name("dma-platform");
@@ -189,10 +205,16 @@ fn run() -> Result<(), String> {
     };
     let lags: Arc<Mutex<Vec<f64>>> = Arc::default();
     let sweeps = Arc::new(AtomicU64::new(0));
+    // The steady lag is sampled until the marker burst starts (the burst's
+    // own figure is the marker's); the REST timings go on through it.
+    let lag_run = Arc::new(AtomicBool::new(true));
     let sweeper = {
-        let (api, lags, r, sw) = (api.clone(), lags.clone(), probe_run.clone(), sweeps.clone());
+        let (api, lags, r, sw) = (api.clone(), lags.clone(), lag_run.clone(), sweeps.clone());
         std::thread::spawn(move || {
-            let mut last = vec![0i64; n];
+            // Each device's last `sys` publish time seen (None: not seen yet;
+            // 0: seen without a `sys`): a lag is taken when it changes, so
+            // a short run counts each device's first `sys` too.
+            let mut last: Vec<Option<i64>> = vec![None; n];
             // Up to 30,000 devices: the whole list each time. Beyond, a full
             // sweep takes seconds and loads the platform: 10 fixed pages of
             // 100 spread over the fleet, polled in turn, are the sample.
@@ -218,28 +240,31 @@ fn run() -> Result<(), String> {
                 let seen = now_ms();
                 sw.fetch_add(1, Ordering::Relaxed);
                 for (sn, _, sys) in all {
-                    let (Some(i), Some(pt)) = (fleet::index(&sn), pt_of(&sys)) else { continue };
+                    let Some(i) = fleet::index(&sn) else { continue };
                     let Some(prev) = last.get_mut(i) else { continue };
-                    if *prev != 0 && pt > *prev {
+                    let pt = pt_of(&sys).unwrap_or(0);
+                    if prev.is_some_and(|p| pt > p) {
                         lags.lock().unwrap_or_else(|p| p.into_inner()).push((seen - pt) as f64 / 1000.0);
                     }
-                    *prev = pt;
+                    *prev = Some(pt);
                 }
             }
         })
     };
     // The backlog and RSS over the steady load (a soak: neither may grow):
     // the telemetry queue's `waiting` and the platform's RSS every 5 s.
-    let trend: Arc<Mutex<Vec<(f64, u64, u64)>>> = Arc::default();
+    let trend: Arc<Mutex<Vec<Sample>>> = Arc::default();
+    // SQLite: the size of the write-ahead log (a log that is never reset grows, and every read walks it).
+    let wal = std::path::PathBuf::from(format!("{database}-wal"));
     let trend_run = Arc::new(AtomicBool::new(true));
     let trender = {
-        let (api, tr, r) = (api.clone(), trend.clone(), trend_run.clone());
+        let (api, tr, r, wal) = (api.clone(), trend.clone(), trend_run.clone(), wal.clone());
         std::thread::spawn(move || {
             let t0 = Instant::now();
             while r.load(Ordering::Relaxed) {
                 if let Ok((f, _)) = api.get("platform/ingest") {
                     let waiting = f["telemetry"]["waiting"].as_u64().unwrap_or(0);
-                    tr.lock().unwrap_or_else(|p| p.into_inner()).push((t0.elapsed().as_secs_f64(), waiting, rss_kib(pid)));
+                    tr.lock().unwrap_or_else(|p| p.into_inner()).push((t0.elapsed().as_secs_f64(), waiting, rss_kib(pid), loadavg(), std::fs::metadata(&wal).map_or(0, |m| m.len())));
                 }
                 std::thread::sleep(Duration::from_secs(5));
             }
@@ -272,7 +297,10 @@ fn run() -> Result<(), String> {
 
     // 4. The marker burst, on top of the steady load (the trend ends before it).
     trend_run.store(false, Ordering::Relaxed);
+    lag_run.store(false, Ordering::Relaxed);
     let _ = trender.join();
+    let _ = sweeper.join();
+    let before_burst = api.get("platform/ingest").map(|v| v.0).unwrap_or(Value::Null);
     let mark = now_ms() as u64;
     floor.watch(mark);
     let t_m = now_ms();
@@ -295,7 +323,6 @@ fn run() -> Result<(), String> {
     probe_run.store(false, Ordering::Relaxed);
     fl.stop.store(true, Ordering::Relaxed);
     let _ = prober.join();
-    let _ = sweeper.join();
     for h in steady {
         let _ = h.join();
     }
@@ -311,20 +338,23 @@ fn run() -> Result<(), String> {
     let tr = trend.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let half = tr.last().map_or(0.0, |l| l.0 / 2.0);
     let part = |second: bool| {
-        let v: Vec<&(f64, u64, u64)> = tr.iter().filter(|s| (s.0 >= half) == second).collect();
-        json!({"samples": v.len(), "waiting_max": v.iter().map(|s| s.1).max(), "rss_max_mib": v.iter().map(|s| s.2).max().map(|k| k as f64 / 1024.0)})
+        let v: Vec<&Sample> = tr.iter().filter(|s| (s.0 >= half) == second).collect();
+        let load: Vec<f64> = v.iter().map(|s| s.3).collect();
+        json!({"samples": v.len(), "waiting_max": v.iter().map(|s| s.1).max(), "rss_max_mib": v.iter().map(|s| s.2).max().map(|k| k as f64 / 1024.0),
+               "loadavg_1m_mean": load.iter().sum::<f64>() / load.len().max(1) as f64, "loadavg_1m_max": load.iter().copied().fold(0.0, f64::max),
+               "sqlite_wal_max_mib": v.iter().map(|s| s.4).max().map(|b| b as f64 / 1048576.0)})
     };
     let trend_json = json!({"every_s": 5, "first_half": part(false), "second_half": part(true), "waiting_last": tr.last().map(|s| s.1)});
     let result = json!({
         "devices": n, "db": if a.db == "sqlite" { "sqlite" } else { "postgresql" }, "connections": a.conns, "period_s": a.period,
-        "offered_msg_s": offered, "steady_s": a.steady, "time": now_ms() / 1000,
+        "offered_msg_s": offered, "steady_s": a.steady, "ingest_config": a.ingest, "time": now_ms() / 1000,
         "births_online_s": births_s,
-        "steady_lag_s": {"samples": lag.len(), "p50": quantile(&mut lag, 0.5), "p99": quantile(&mut lag, 0.99), "max": quantile(&mut lag, 1.0), "sweeps": sweeps.load(Ordering::Relaxed), "note": if n <= 30_000 { "upper bound: seen by sweeping the whole device list" } else { "upper bound: 10 fixed pages of 100 devices polled in turn" }},
+        "steady_lag_s": {"samples": lag.len(), "p50": quantile(&mut lag, 0.5), "p99": quantile(&mut lag, 0.99), "max": quantile(&mut lag, 1.0), "sweeps": sweeps.load(Ordering::Relaxed), "note": if n <= 30_000 { "upper bound: seen by sweeping the whole device list, until the marker burst" } else { "upper bound: 10 fixed pages of 100 devices polled in turn, until the marker burst" }},
         "command": {"targets": a.targets, "post_s": post_s, "all_state2_s": cmd_s, "states": states},
         "marker": {"platform_s": plat_s, "platform_msg_s": plat_s.map(|s| n as f64 / s), "floor_s": floor_s, "floor_msg_s": floor_s.map(|s| n as f64 / s.max(0.001)),
                    "ratio": match (plat_s, floor_s) { (Some(p), Some(f)) => Some(f.max(0.001) / p), _ => None }},
-        "steady_trend": trend_json, "machine": "2 cores shared with other builds and tests while this ran (figures are not from an idle machine)",
-        "rest": rest, "rss_max_mib": rss_max.load(Ordering::Relaxed) as f64 / 1024.0, "ingest": figures,
+        "steady_trend": trend_json, "machine": format!("2 cores shared with other builds and tests while this ran (figures are not from an idle machine); 1-minute load average {:.1} at the end (each half's mean and max in steady_trend)", loadavg()),
+        "rest": rest, "rss_max_mib": rss_max.load(Ordering::Relaxed) as f64 / 1024.0, "ingest": figures, "ingest_before_burst": before_burst,
     });
     println!("{}", serde_json::to_string_pretty(&result).unwrap_or_default());
     std::fs::create_dir_all(&a.out).map_err(|e| e.to_string())?;

@@ -7,6 +7,17 @@
 use super::devices::{ensure, Report};
 use super::Sqlite;
 use rusqlite::params;
+use std::time::Duration;
+
+/// Where a batch's write spent its time (`platform/ingest` shows the
+/// sums): waiting for the writer connection, running the statements,
+/// committing (SQLite: the WAL's sync; PostgreSQL: the commit's round trip).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TxTiming {
+    pub lock: Duration,
+    pub write: Duration,
+    pub commit: Duration,
+}
 
 /// The last report of one kind from one device in a batch.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -69,8 +80,8 @@ impl Sqlite {
     /// Write a batch in one transaction: the reports (a device without a
     /// row gets one while the table has room) and `touches` (sn, time: alive).
     /// Returns the rows written.
-    pub fn devices_report_batch(&self, rows: &[ReportRow], touches: &[(String, i64)]) -> Result<usize, String> {
-        self.tx(|c| {
+    pub fn devices_report_batch(&self, rows: &[ReportRow], touches: &[(String, i64)]) -> Result<(usize, TxTiming), String> {
+        self.tx_timed(|c| {
             let mut n = 0;
             for r in rows {
                 let mut st = c.prepare_cached(report_sql(r.kind))?;
@@ -117,9 +128,9 @@ mod tests {
     fn a_batch_writes_every_row_and_makes_missing_devices() {
         let db = Sqlite::open(":memory:").unwrap();
         let rows: Vec<ReportRow> = (0..50).map(|i| ReportRow { sn: format!("B{i}"), kind: Report::Sys, text: format!("{{\"n\":{i}}}"), now: 100 }).collect();
-        assert_eq!(db.devices_report_batch(&rows, &[]).unwrap(), 50);
+        assert_eq!(db.devices_report_batch(&rows, &[]).unwrap().0, 50);
         let later = vec![ReportRow { sn: "B7".into(), kind: Report::Sys, text: "{\"n\":70}".into(), now: 160 }];
-        assert_eq!(db.devices_report_batch(&later, &[("B8".into(), 170)]).unwrap(), 1);
+        assert_eq!(db.devices_report_batch(&later, &[("B8".into(), 170)]).unwrap().0, 1);
         let (_, list) = db.devices_page(1, 100, Some("B7")).unwrap();
         assert_eq!((list[0]["sys"].as_str(), list[0]["dur"].as_i64()), (Some("{\"n\":70}"), Some(60)), "{list:?}");
         let (_, list) = db.devices_page(1, 100, Some("B8")).unwrap();

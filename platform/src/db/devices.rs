@@ -143,7 +143,7 @@ impl Sqlite {
 
     /// Has the device been seen on its per-device topics?
     pub fn device_per_device(&self, sn: &str) -> Result<bool, String> {
-        self.with(|c| c.query_row("SELECT per_device FROM devices WHERE sn = ?1", params![sn], |r| r.get::<_, i64>(0)).optional().map(|o| o == Some(1)))
+        self.read(|c| c.query_row("SELECT per_device FROM devices WHERE sn = ?1", params![sn], |r| r.get::<_, i64>(0)).optional().map(|o| o == Some(1)))
     }
 
     /// Remember that it has (a row is made for a new device); false when

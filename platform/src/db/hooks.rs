@@ -112,8 +112,10 @@ impl Sqlite {
         })
     }
 
+    /// On a reader (the telemetry worker reloads it every few seconds and
+    /// must not wait for the writer).
     pub fn routes(&self) -> Result<Vec<Route>, String> {
-        self.with(|c| {
+        self.read(|c| {
             let mut st = c.prepare("SELECT id, topic, url FROM routes ORDER BY id LIMIT 1000")?;
             let v = st.query_map([], |r| Ok(Route { id: r.get(0)?, topic: r.get(1)?, url: r.get(2)? }))?.collect::<rusqlite::Result<Vec<_>>>()?;
             Ok(v)

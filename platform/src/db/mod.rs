@@ -17,7 +17,7 @@ pub mod pg_fleet;
 pub mod redact;
 pub mod sessions;
 
-use batch::{ReportRow, StateRow};
+use batch::{ReportRow, StateRow, TxTiming};
 use commands::{Answer, Answered, Cmd, NewCommand};
 use devices::Report;
 use fleet::{DeviceFilter, NewEvent};
@@ -25,7 +25,7 @@ use hooks::{HookKind, Route};
 use rusqlite::Connection;
 use serde_json::Value;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The SQLite backend.
 pub struct Sqlite {
@@ -82,10 +82,10 @@ dispatch! {
     pub fn device_mark_per_device(&self, sn: &str) -> Result<bool, String>;
     pub fn session_delete(&self, digest: &str) -> Result<usize, String>;
     pub fn commands_unredacted(&self, limit: i64) -> Result<Vec<(u64, String)>, String>;
-    pub fn command_redact(&self, id: u64, body: &str) -> Result<usize, String>;
+    pub fn commands_redact(&self, rows: &[(u64, Option<String>)]) -> Result<usize, String>;
     pub fn device_report(&self, sn: &str, kind: Report, text: &str, now: i64) -> Result<(), String>;
     pub fn device_touch(&self, sn: &str, now: i64) -> Result<(), String>;
-    pub fn devices_report_batch(&self, rows: &[ReportRow], touches: &[(String, i64)]) -> Result<usize, String>;
+    pub fn devices_report_batch(&self, rows: &[ReportRow], touches: &[(String, i64)]) -> Result<(usize, TxTiming), String>;
     pub fn devices_mark_per_device_many(&self, sns: &[String]) -> Result<Vec<String>, String>;
     pub fn devices_state_many(&self, rows: &[StateRow]) -> Result<Vec<(bool, usize)>, String>;
     pub fn device_online(&self, sn: &str) -> Result<bool, String>;
@@ -303,6 +303,18 @@ impl Sqlite {
             }
         };
         f(&c).map_err(|e| format!("database: {e}"))
+    }
+
+    /// Like `tx`, saying where the time went.
+    pub fn tx_timed<T>(&self, f: impl FnOnce(&rusqlite::Transaction) -> rusqlite::Result<T>) -> Result<(T, TxTiming), String> {
+        let t0 = Instant::now();
+        let mut c = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        let t1 = Instant::now();
+        let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(|e| format!("database: {e}"))?;
+        let v = f(&tx).map_err(|e| format!("database: {e}"))?;
+        let t2 = Instant::now();
+        tx.commit().map_err(|e| format!("database: {e}"))?;
+        Ok((v, TxTiming { lock: t1 - t0, write: t2 - t1, commit: t2.elapsed() }))
     }
 
     /// Like `with`, inside one transaction.

@@ -84,6 +84,28 @@ DO $d$ BEGIN
             FOR EACH ROW WHEN (OLD.online IS DISTINCT FROM NEW.online) EXECUTE FUNCTION device_counts_f();
     END IF;
 END $d$;
+-- The serials alone, in their own narrow table: a deep page of the device
+-- list is found by walking this table's index (`devices_page`). The devices
+-- table is rewritten thousands of times a second by telemetry (its index
+-- entries lead to many dead row versions, each checked); these rows are
+-- written once, when a device is first seen.
+CREATE TABLE IF NOT EXISTS device_order (sn TEXT PRIMARY KEY);
+CREATE OR REPLACE FUNCTION device_order_f() RETURNS trigger LANGUAGE plpgsql AS $f$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO device_order (sn) VALUES (NEW.sn) ON CONFLICT DO NOTHING;
+    ELSE
+        DELETE FROM device_order WHERE sn = OLD.sn;
+    END IF;
+    RETURN NULL;
+END $f$;
+DO $d$ BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'device_order_t') THEN
+        LOCK TABLE devices IN SHARE ROW EXCLUSIVE MODE;
+        INSERT INTO device_order (sn) SELECT sn FROM devices ON CONFLICT DO NOTHING;
+        CREATE TRIGGER device_order_t AFTER INSERT OR DELETE ON devices FOR EACH ROW EXECUTE FUNCTION device_order_f();
+    END IF;
+END $d$;
 SELECT pg_advisory_unlock(7346201);
 ";
 
@@ -276,6 +298,19 @@ impl Pg {
         f(c).map_err(|e| format!("postgres: {e}"))
     }
 
+    /// Like `tx`, saying where the time went (`lock`: waiting for a connection).
+    pub(super) fn tx_timed<T>(&self, f: impl FnOnce(&mut postgres::Transaction) -> R<T>) -> Result<(T, super::batch::TxTiming), String> {
+        let t0 = std::time::Instant::now();
+        self.with(|c| {
+            let t1 = std::time::Instant::now();
+            let mut tx = c.transaction()?;
+            let v = f(&mut tx)?;
+            let t2 = std::time::Instant::now();
+            tx.commit()?;
+            Ok((v, super::batch::TxTiming { lock: t1 - t0, write: t2 - t1, commit: t2.elapsed() }))
+        })
+    }
+
     pub(super) fn tx<T>(&self, f: impl FnOnce(&mut postgres::Transaction) -> R<T>) -> Result<T, String> {
         self.with(|c| {
             let mut tx = c.transaction()?;
@@ -308,8 +343,27 @@ impl Pg {
         })
     }
 
-    pub fn command_redact(&self, id: u64, body: &str) -> Result<usize, String> {
-        self.exec("UPDATE commands SET body = $2, redacted = 1 WHERE id = $1 AND state IN (2, 3)", &[&(id as i64), &body])
+    /// As the SQLite one: a pass's commands in one transaction (the masked
+    /// bodies in one multi-row statement, the others flagged in another).
+    pub fn commands_redact(&self, rows: &[(u64, Option<String>)]) -> Result<usize, String> {
+        let (mut ids, mut bodies, mut plain) = (Vec::new(), Vec::new(), Vec::new());
+        for (id, body) in rows {
+            match body {
+                Some(b) => {
+                    ids.push(*id as i64);
+                    bodies.push(b.as_str());
+                }
+                None => plain.push(*id as i64),
+            }
+        }
+        self.tx(|c| {
+            let mut n = c.execute(
+                "UPDATE commands c SET body = v.body, redacted = 1 FROM unnest($1::BIGINT[], $2::TEXT[]) AS v(id, body) WHERE c.id = v.id AND c.state IN (2, 3)",
+                &[&ids, &bodies],
+            )?;
+            n += c.execute("UPDATE commands SET redacted = 1 WHERE id = ANY($1::BIGINT[]) AND state IN (2, 3)", &[&plain])?;
+            Ok(n as usize)
+        })
     }
 
     pub fn session_delete(&self, digest: &str) -> Result<usize, String> {
@@ -382,7 +436,7 @@ impl Pg {
             }
             let total = device_counts(c)?.2;
             let rows = c.query(
-                &format!("SELECT {DEVICE_COLS} FROM devices WHERE sn >= (SELECT sn FROM devices ORDER BY sn LIMIT 1 OFFSET $2) ORDER BY sn LIMIT $1"),
+                &format!("SELECT {DEVICE_COLS} FROM devices WHERE sn >= (SELECT sn FROM device_order ORDER BY sn LIMIT 1 OFFSET $2) ORDER BY sn LIMIT $1"),
                 &[&limit, &(page - 1).saturating_mul(limit)],
             )?;
             Ok((total, all(rows, device_json)?))

@@ -98,8 +98,8 @@ impl Pg {
         })
     }
 
-    pub fn devices_report_batch(&self, rows: &[ReportRow], touches: &[(String, i64)]) -> Result<usize, String> {
-        self.tx(|c| {
+    pub fn devices_report_batch(&self, rows: &[ReportRow], touches: &[(String, i64)]) -> Result<(usize, super::batch::TxTiming), String> {
+        self.tx_timed(|c| {
             let mut n = 0;
             for kind in [Report::Sys, Report::Procs, Report::Versions] {
                 let of: Vec<&ReportRow> = rows.iter().filter(|r| r.kind == kind).collect();

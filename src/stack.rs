@@ -48,8 +48,10 @@ where
 }
 
 /// Release the pages of the calling thread's stack below its current frame.
-/// Does nothing on the main thread (its stack is the process's, sized by
-/// rlimit) or when the stack cannot be found.
+/// On the main thread the stack is the process's `[stack]` mapping (it
+/// grows on demand up to the rlimit; start-up's config parsing and TLS
+/// set-up leave ~20 KiB of it resident). Does nothing when the stack cannot
+/// be found.
 #[inline(never)]
 pub fn release_unused() {
     // The heap's free segments too (rate-limited there).
@@ -81,7 +83,7 @@ pub fn release_unused() {
 fn own_stack() -> Option<(usize, usize)> {
     // SAFETY: getpid/gettid have no preconditions.
     if unsafe { libc::getpid() == libc::gettid() } {
-        return None;
+        return main_stack();
     }
     // SAFETY: attr is initialised by pthread_getattr_np before use and
     // destroyed after; addr/size are plain out-parameters.
@@ -102,8 +104,38 @@ fn own_stack() -> Option<(usize, usize)> {
     }
 }
 
+/// The main thread's stack: the `[stack]` line of /proc/self/maps (read
+/// with a bound: the agent has a few dozen mappings).
+fn main_stack() -> Option<(usize, usize)> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open("/proc/self/maps").ok()?.take(256 * 1024).read_to_string(&mut text).ok()?;
+    stack_line(&text)
+}
+
+/// `start-end ... [stack]` of maps text, as (start, end).
+fn stack_line(maps: &str) -> Option<(usize, usize)> {
+    let line = maps.lines().find(|l| l.trim_end().ends_with("[stack]"))?;
+    let (a, b) = line.split(' ').next()?.split_once('-')?;
+    let (a, b) = (usize::from_str_radix(a, 16).ok()?, usize::from_str_radix(b, 16).ok()?);
+    (a < b).then_some((a, b))
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_main_stack_is_the_stack_line_of_maps() {
+        let maps = "00400000-00590000 r-xp 00000000 fe:01 12 /usr/bin/dma-agent\n\
+                    7ffd1000-7ffd3000 rw-p 00000000 00:00 0                          [stack]\n\
+                    7ffd5000-7ffd7000 r--p 00000000 00:00 0                          [vvar]\n";
+        assert_eq!(super::stack_line(maps), Some((0x7ffd1000, 0x7ffd3000)));
+        assert_eq!(super::stack_line("00400000-00590000 r-xp 0 fe:01 12 /bin/x\n"), None);
+        assert_eq!(super::stack_line("zz-7ffd3000 rw-p 0 00:00 0 [stack]\n"), None);
+        // This process's own main stack is found (the test threads are not it).
+        let (low, high) = super::main_stack().expect("a [stack] mapping");
+        assert!(high - low >= 4096);
+    }
+
     use super::*;
 
     /// Resident KiB of [low, high), from /proc/self/pagemap's present bits
@@ -170,7 +202,7 @@ mod tests {
     }
 
     #[test]
-    fn only_spawned_threads_release() {
+    fn a_spawned_thread_finds_its_own_stack() {
         // Test functions run on spawned threads: they find their stack.
         let (low, high) = own_stack().expect("a spawned thread knows its stack");
         let marker = 0u8;

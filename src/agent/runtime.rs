@@ -258,6 +258,8 @@ pub fn run(config_path: &str, loaded: Result<config::Config, config::ConfigError
         if released > 0 {
             log::debug!("code pages: asked the kernel to reclaim {} KiB", released / 1024);
         }
+        // What start-up left deep in the main thread's stack goes back too.
+        crate::stack::release_unused();
         // Signals and restart requests (Ctx::request_restart) wake it at once.
         signals.wait(Duration::from_secs(60));
     };

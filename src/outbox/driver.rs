@@ -21,6 +21,9 @@ use std::time::{Duration, Instant};
 
 /// A publish with no PUBACK this long while connected is sent again.
 pub const RESEND_AFTER: Duration = Duration::from_secs(60);
+/// A wait longer than this is a sleep: the thread gives back its unused stack first.
+const IDLE: Duration = Duration::from_secs(1);
+
 /// At a clean stop, how long publishes in flight may wait for their PUBACK
 /// (so a restart does not send them again).
 const STOP_DRAIN: Duration = Duration::from_secs(2);
@@ -67,6 +70,10 @@ fn run(host: Arc<dyn Host>) {
         let now = Instant::now();
         let cursor_due = h.events().cursor_due();
         let deadline = [sm.deadline(), blocked.then(|| now + ROOM_RETRY), stop_at, cursor_due].into_iter().flatten().min();
+        if deadline.is_none_or(|d| d > now + IDLE) {
+            // A long sleep: what a deep publish touched of the stack goes back.
+            crate::stack::release_unused();
+        }
         let w = ob.wait(deadline);
         let now = Instant::now();
         if cursor_due.is_some_and(|t| t <= now) {

@@ -144,6 +144,10 @@ fn forged_commands_are_refused_and_never_run() {
         "malformed signed command",
     );
     check(&|id, m| k1.seal(&inner(sn, id, "sh", "", touch(m))).replace("ed25519", "rsa"), "malformed signed command");
+    // A read-only command refused on the MQTT thread (an idle agent answers
+    // `agent get` there) is counted like any other.
+    let id = next_id();
+    assert_refused(&send(&p, sn, &inner(sn, id, "agent", "get", json!({})).to_string(), id), "unsigned");
     // Sanity: the same command, signed properly, runs.
     let (id, ok) = (next_id(), dir.join("ok"));
     let ans = send(&p, sn, &k1.seal(&inner(sn, id, "sh", "", touch(&ok))), id);
@@ -153,7 +157,7 @@ fn forged_commands_are_refused_and_never_run() {
     // get is read-only, never journalled).
     let st = state(&p, sn, &k1);
     let r = &st["refused"];
-    assert_eq!((r["unsigned"].as_u64(), r["badSignature"].as_u64(), r["unknownKey"].as_u64()), (Some(1), Some(2), Some(1)), "{st}");
+    assert_eq!((r["unsigned"].as_u64(), r["badSignature"].as_u64(), r["unknownKey"].as_u64()), (Some(2), Some(2), Some(1)), "{st}");
     assert_eq!((r["wrongSerial"].as_u64(), r["stale"].as_u64(), r["malformed"].as_u64()), (Some(2), Some(2), Some(2)), "{st}");
     assert_eq!(st["journal"]["size"], 1, "refused commands are not journalled: {st}");
     // Nor is a read-only command recorded in the replay guard (no fsync):

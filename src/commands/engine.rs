@@ -220,7 +220,7 @@ impl Engine {
             }
             Decided::Unanswered => None,
             Decided::Refused(head) => {
-                // Its refusal is counted; the dispatcher publishes it (waiting for room).
+                // Its refusal is counted (`admit`); the dispatcher publishes it (waiting for room).
                 self.refused.lock().unwrap_or_else(|p| p.into_inner()).push_back(Refusal { head: *head, ack });
                 let _ = self.inbox.try_send(Inbound::Refused);
                 None
@@ -517,26 +517,37 @@ fn decide(ctx: &Arc<Ctx>, sched: &Arc<(Mutex<Sched>, Condvar)>, guard: &mut Repl
     }
 }
 
+/// Now, when the clock may be believed for a command's age (else `None`).
+fn trusted_now(cfg: &crate::config::Config) -> Option<u64> {
+    crate::agent::clock::trusted(cfg.agent.clock_trust).then(crate::util::unix_now)
+}
+
+/// The trust gate with this agent's policy, for both deciders. A refusal
+/// is counted (by reason, and in the rejected total) and logged here,
+/// wherever it is decided; its answer is the caller's. `trusted_now`:
+/// [`trusted_now`].
+fn admit(ctx: &Ctx, cfg: &crate::config::Config, sn: &str, trusted_now: Option<u64>, guard: &ReplayGuard, payload: &[u8]) -> Result<Option<gate::Admitted>, Box<gate::Refusal>> {
+    let policy = Policy { keys: &cfg.agent.trusted_keys, sn, max_age: cfg.agent.command_max_age, trusted_now };
+    gate::admit(payload, &policy, guard).inspect_err(|r| {
+        ctx.refusals.count(r.reason);
+        log::warn!("command refused: {}", r.head.msg);
+        count_rejected(ctx);
+    })
+}
+
 /// The MQTT thread's part of [`decide`] ([`Engine::answer_here`]): the same
 /// checks (the trust gate, the journal, expiry), for the one case it
 /// finishes — a read-only `agent get` or `report` with no command running
 /// or waiting, an id the journal does not know and the replay guard has
 /// not seen. Anything else goes to the dispatcher before any side effect,
-/// except a refusal by the trust gate (counted there: its answer is left
-/// to the dispatcher). Never waits on a lock held by another thread except
+/// except a refusal by the trust gate (counted in [`admit`]: its answer is
+/// left to the dispatcher). Never waits on a lock held by another thread except
 /// inside `agent get`'s statistics (the journal's: at worst one fsync by
 /// the outbox recording a PUBACK, which never waits on this thread).
 fn decide_here(ctx: &Arc<Ctx>, sched: &Arc<(Mutex<Sched>, Condvar)>, guard: &ReplayGuard, payload: &[u8]) -> Decided {
     let cfg = ctx.config();
-    let sn = ctx.sn();
-    let trusted_now = crate::agent::clock::trusted(cfg.agent.clock_trust).then(crate::util::unix_now);
-    let policy = Policy { keys: &cfg.agent.trusted_keys, sn: &sn, max_age: cfg.agent.command_max_age, trusted_now };
-    let (parsed, signed) = match gate::admit(payload, &policy, guard) {
-        Err(r) => {
-            log::warn!("command refused: {}", r.head.msg);
-            count_rejected(ctx);
-            return Decided::Refused(Box::new(r.head));
-        }
+    let (parsed, signed) = match admit(ctx, &cfg, &ctx.sn(), trusted_now(&cfg), guard, payload) {
+        Err(r) => return Decided::Refused(Box::new(r.head)),
         Ok(None) => (envelope::parse(payload), None),
         Ok(Some(a)) => (envelope::parse(&a.inner), Some(a)),
     };
@@ -577,15 +588,9 @@ fn decide_here(ctx: &Arc<Ctx>, sched: &Arc<(Mutex<Sched>, Condvar)>, guard: &Rep
 fn decide_on_dispatcher(ctx: &Arc<Ctx>, sched: &Arc<(Mutex<Sched>, Condvar)>, guard: &mut ReplayGuard, payload: &[u8]) -> bool {
     let cfg = ctx.config();
     let sn = ctx.sn();
-    let trusted_now = crate::agent::clock::trusted(cfg.agent.clock_trust).then(crate::util::unix_now);
-    let policy = Policy { keys: &cfg.agent.trusted_keys, sn: &sn, max_age: cfg.agent.command_max_age, trusted_now };
-    let (parsed, signed) = match gate::admit(payload, &policy, guard) {
-        Err(r) => {
-            ctx.refusals.count(r.reason);
-            log::warn!("command refused: {}", r.head.msg);
-            count_rejected(ctx);
-            return publish_answer(ctx, None, &envelope::answer_for_parse_error(&sn, &r.head), true);
-        }
+    let trusted_now = trusted_now(&cfg);
+    let (parsed, signed) = match admit(ctx, &cfg, &sn, trusted_now, guard, payload) {
+        Err(r) => return publish_answer(ctx, None, &envelope::answer_for_parse_error(&sn, &r.head), true),
         Ok(None) => (envelope::parse(payload), None),
         Ok(Some(a)) => (envelope::parse(&a.inner), Some(SignedBy { kid: a.kid, publish_time: a.publish_time, seen: a.seen })),
     };

@@ -121,15 +121,12 @@ fn is_header(line: &str) -> bool {
 /// One line of /proc/PID/maps: `start-end perms offset dev inode path`.
 fn parse_line(line: &str, exe: &str) -> Option<(usize, usize)> {
     let mut f = line.splitn(6, ' ');
-    let range = f.next()?;
-    let perms = f.next()?;
+    let perms = f.nth(1)?;
     let path = f.nth(3)?.trim_start();
     if path != exe || perms.as_bytes().get(1) != Some(&b'-') {
         return None;
     }
-    let (a, b) = range.split_once('-')?;
-    let (a, b) = (usize::from_str_radix(a, 16).ok()?, usize::from_str_radix(b, 16).ok()?);
-    (a < b).then_some((a, b))
+    crate::util::maps_range(line)
 }
 
 #[cfg(test)]

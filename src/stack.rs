@@ -115,10 +115,7 @@ fn main_stack() -> Option<(usize, usize)> {
 
 /// `start-end ... [stack]` of maps text, as (start, end).
 fn stack_line(maps: &str) -> Option<(usize, usize)> {
-    let line = maps.lines().find(|l| l.trim_end().ends_with("[stack]"))?;
-    let (a, b) = line.split(' ').next()?.split_once('-')?;
-    let (a, b) = (usize::from_str_radix(a, 16).ok()?, usize::from_str_radix(b, 16).ok()?);
-    (a < b).then_some((a, b))
+    crate::util::maps_range(maps.lines().find(|l| l.trim_end().ends_with("[stack]"))?)
 }
 
 #[cfg(test)]

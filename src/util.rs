@@ -75,6 +75,14 @@ pub fn decimal(text: &str) -> Option<f64> {
     v.is_finite().then_some(if neg { -v } else { v })
 }
 
+/// The `start-end` hex address range that opens a line of
+/// /proc/PID/maps or smaps; `None` unless start < end.
+pub fn maps_range(line: &str) -> Option<(usize, usize)> {
+    let (a, b) = line.split(' ').next()?.split_once('-')?;
+    let (a, b) = (usize::from_str_radix(a, 16).ok()?, usize::from_str_radix(b, 16).ok()?);
+    (a < b).then_some((a, b))
+}
+
 /// Lower-case hex of bytes.
 pub fn hex(bytes: &[u8]) -> String {
     const H: &[u8; 16] = b"0123456789abcdef";

@@ -68,6 +68,8 @@ fn main() -> ExitCode {
             }
         },
         _ => {
+            // First, so start-up itself faults in only the code pages it runs.
+            dma_agent::code_pages::no_fault_around();
             // Parsed once: the logger learns its secrets, the runtime starts from it.
             let loaded = config::load(&config_path);
             dma_agent::logging::init(filter, loaded.as_ref().map(|c| c.secrets()).unwrap_or_default());

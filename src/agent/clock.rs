@@ -67,10 +67,12 @@ pub fn trusted(mode: ClockTrust) -> bool {
     }
 }
 
-/// Has a command with these fields expired? Only judged on a trusted clock.
-pub fn expired(publish_time: Option<u64>, expires: Option<u64>, mode: ClockTrust) -> bool {
-    match (publish_time, expires) {
-        (Some(p), Some(e)) if e > 0 && p > 0 => trusted(mode) && crate::util::unix_now() > p.saturating_add(e),
+/// Has a command with these fields expired? Only judged on a trusted clock:
+/// `trusted_now` is now when the clock may be believed ([`trusted`]), else
+/// `None` (one look at the kernel's clock state per command, not one per rule).
+pub fn expired_at(publish_time: Option<u64>, expires: Option<u64>, trusted_now: Option<u64>) -> bool {
+    match (publish_time, expires, trusted_now) {
+        (Some(p), Some(e), Some(now)) if e > 0 && p > 0 => now > p.saturating_add(e),
         _ => false,
     }
 }
@@ -88,9 +90,14 @@ mod tests {
     }
     #[test]
     fn expiry_only_on_trusted_clock() {
-        assert!(expired(Some(1000), Some(10), ClockTrust::Always));
-        assert!(!expired(Some(1000), Some(10), ClockTrust::Never));
-        assert!(!expired(Some(crate::util::unix_now()), Some(100), ClockTrust::Always));
-        assert!(!expired(None, Some(10), ClockTrust::Always));
+        let now = crate::util::unix_now();
+        assert!(expired_at(Some(1000), Some(10), trusted(ClockTrust::Always).then_some(now)));
+        assert!(!expired_at(Some(1000), Some(10), trusted(ClockTrust::Never).then_some(now)));
+        assert!(!expired_at(Some(now), Some(100), Some(now)));
+        assert!(!expired_at(None, Some(10), Some(now)));
+        assert!(expired_at(Some(1000), Some(10), Some(1011)));
+        assert!(!expired_at(Some(1000), Some(10), Some(1010)));
+        assert!(!expired_at(Some(1000), Some(10), None), "an untrusted clock judges nothing");
+        assert!(!expired_at(Some(1000), Some(0), Some(5000)), "expires 0: never");
     }
 }

@@ -22,7 +22,6 @@ pub fn handle(ctx: &Ctx, cmd: &Command) -> Outcome {
 
 fn get(ctx: &Ctx, body: &Value) -> Outcome {
     let cfg = ctx.config();
-    let mut config = cfg.agent.to_json_masked();
     let keys: Option<Vec<String>> = match body.get("keys") {
         None | Some(Value::Null) => None,
         Some(Value::Array(a)) => {
@@ -37,12 +36,12 @@ fn get(ctx: &Ctx, body: &Value) -> Outcome {
         }
         Some(_) => return Outcome::err("bad body: keys must be a list of option names"),
     };
-    if let (Some(keys), Value::Object(m)) = (&keys, &mut config) {
+    let config = cfg.agent.to_json_masked_only(keys.as_deref());
+    if let (Some(keys), Value::Object(m)) = (&keys, &config) {
         let unknown: Vec<&String> = keys.iter().filter(|k| !m.contains_key(k.as_str()) && *k != "state").collect();
         if !unknown.is_empty() {
             return Outcome::err(format!("bad body: unknown option(s) {unknown:?}"));
         }
-        m.retain(|k, _| keys.contains(k));
     }
     let mut state = ctx.state.lock().map(|s| s.to_json()).unwrap_or(Value::Null);
     if let Value::Object(s) = &mut state {

@@ -546,7 +546,8 @@ fn admit(ctx: &Ctx, cfg: &crate::config::Config, sn: &str, trusted_now: Option<u
 /// the outbox recording a PUBACK, which never waits on this thread).
 fn decide_here(ctx: &Arc<Ctx>, sched: &Arc<(Mutex<Sched>, Condvar)>, guard: &ReplayGuard, payload: &[u8]) -> Decided {
     let cfg = ctx.config();
-    let (parsed, signed) = match admit(ctx, &cfg, &ctx.sn(), trusted_now(&cfg), guard, payload) {
+    let now = trusted_now(&cfg);
+    let (parsed, signed) = match admit(ctx, &cfg, &ctx.sn(), now, guard, payload) {
         Err(r) => return Decided::Refused(Box::new(r.head)),
         Ok(None) => (envelope::parse(payload), None),
         Ok(Some(a)) => (envelope::parse(&a.inner), Some(a)),
@@ -555,7 +556,7 @@ fn decide_here(ctx: &Arc<Ctx>, sched: &Arc<(Mutex<Sched>, Condvar)>, guard: &Rep
     if signed.as_ref().is_some_and(|a| a.seen.is_some()) || !super::answered_at_once(&cmd) {
         return Decided::Elsewhere;
     }
-    if crate::agent::clock::expired(cmd.wire.publish_time, cmd.wire.expires, cfg.agent.clock_trust) {
+    if crate::agent::clock::expired_at(cmd.wire.publish_time, cmd.wire.expires, now) {
         return Decided::Elsewhere;
     }
     {
@@ -570,7 +571,7 @@ fn decide_here(ctx: &Arc<Ctx>, sched: &Arc<(Mutex<Sched>, Condvar)>, guard: &Rep
         }
     }
     cmd.signed_by = signed.map(|a| a.kid);
-    log::info!("command {} '{}' {} from '{}'{}", cmd.key, cmd.wire.command, cmd.wire.method, cmd.wire.from, cmd.signed_by.as_ref().map(|k| format!(" signed by '{k}'")).unwrap_or_default());
+    log_received(&cmd);
     let outcome = super::dispatch(ctx, &cmd);
     if let Ok(mut st) = ctx.state.lock() {
         st.commands_done += 1;
@@ -581,6 +582,19 @@ fn decide_here(ctx: &Arc<Ctx>, sched: &Arc<(Mutex<Sched>, Condvar)>, guard: &Rep
         // Nothing took the answer at once: the dispatcher runs it again
         // (read-only) and waits for room.
         Decided::Elsewhere
+    }
+}
+
+/// One line per command taken: at `info` for a command that changes the
+/// router (the operator's record of what was done to it), at `debug` for a
+/// read (`agent get`, `report`, a device `get`): a platform polling status
+/// would otherwise fill the router's log ring, and the line's write is a
+/// measurable part of a read's round trip.
+fn log_received(cmd: &Command) {
+    let level = if super::is_read_only(cmd) { log::Level::Debug } else { log::Level::Info };
+    if log::log_enabled!(level) {
+        let signer = cmd.signed_by.as_ref().map(|k| format!(" signed by '{k}'")).unwrap_or_default();
+        log::log!(level, "command {} '{}' {} from '{}'{signer}", cmd.key, cmd.wire.command, cmd.wire.method, cmd.wire.from);
     }
 }
 
@@ -603,13 +617,13 @@ fn decide_on_dispatcher(ctx: &Arc<Ctx>, sched: &Arc<(Mutex<Sched>, Condvar)>, gu
         }
     };
     cmd.signed_by = signed.as_ref().map(|s| s.kid.clone());
-    log::info!("command {} '{}' {} from '{}'{}", cmd.key, cmd.wire.command, cmd.wire.method, cmd.wire.from, signed.as_ref().map(|s| format!(" signed by '{}'", s.kid)).unwrap_or_default());
+    log_received(&cmd);
     if !super::KNOWN.contains(&cmd.wire.command.as_str()) {
         return reject_cmd(ctx, &cmd, &format!("unknown command '{}'", cmd.wire.command));
     }
     // Expiry forbids running, not answering: judged after the journal, so a
     // succeeded id redelivered late still gets its stored answer.
-    let expired = crate::agent::clock::expired(cmd.wire.publish_time, cmd.wire.expires, cfg.agent.clock_trust);
+    let expired = crate::agent::clock::expired_at(cmd.wire.publish_time, cmd.wire.expires, trusted_now);
     if let Some(d) = journal_delay() {
         std::thread::sleep(d);
     }

@@ -400,57 +400,65 @@ impl AgentConfig {
 
     /// The options as JSON, secrets masked (`check-config`, `agent get`).
     pub fn to_json_masked(&self) -> Value {
+        self.to_json_masked_only(None)
+    }
+
+    /// [`AgentConfig::to_json_masked`], only the options named in `keys`
+    /// (all with `None`): an `agent get` of a few keys builds just those.
+    pub fn to_json_masked_only(&self, keys: Option<&[String]>) -> Value {
         let mut m = Map::new();
-        let mut put = |k: &str, v: Value| {
-            m.insert(k.to_string(), v);
+        let mut put = |k: &str, v: &dyn Fn() -> Value| {
+            if keys.is_none_or(|ks| ks.iter().any(|x| x == k)) {
+                m.insert(k.to_string(), v());
+            }
         };
-        put("enabled", json!(self.enabled));
-        put("log_level", json!(self.log_level));
-        put("sn", json!(self.sn));
-        put("gateway_id", json!(self.gateway_id));
-        put("client_id", json!(self.client_id));
-        put("broker_host", json!(self.broker_host));
-        put("broker_port", json!(self.broker_port));
-        put("tls", json!(self.tls));
-        put("ca_file", json!(self.ca_file));
-        put("cert_file", json!(self.cert_file));
-        put("key_file", json!(self.key_file));
-        put("username", json!(self.username));
-        put("password", json!(if self.password.is_empty() { "" } else { MASK }));
-        put("prefix", json!(self.prefix));
-        put("topic_layout", json!(self.topic_layout.as_str()));
-        put("broker_trial", json!(self.broker_trial));
-        put("keepalive", json!(self.keepalive));
-        put("sys_interval", json!(self.sys_interval));
-        put("procs_interval", json!(self.procs_interval));
-        put("versions_interval", json!(self.versions_interval));
-        put("periph_interval", json!(self.periph_interval));
-        put("watch", json!(self.watch));
-        put("state_dir", json!(self.state_dir));
-        put("max_running", json!(self.max_running));
-        put("queue_size", json!(self.queue_size));
-        put("journal_size", json!(self.journal_size));
-        put("journal_bytes", json!(self.journal_bytes));
-        put("shell_enabled", json!(self.shell_enabled));
-        put("shell_output_cap", json!(self.shell_output_cap));
-        put("shell_timeout", json!(self.shell_timeout));
-        put("shell_max_timeout", json!(self.shell_max_timeout));
-        put("startup_delay", json!(self.startup_delay));
-        put("reconnect_min", json!(self.reconnect_min));
-        put("reconnect_max", json!(self.reconnect_max));
-        put("reboot_command", json!(self.reboot_command));
-        put("reboot_ack_timeout", json!(self.reboot_ack_timeout));
-        put("upgrade_command", json!(self.upgrade_command));
-        put("upgrade_max_bytes", json!(self.upgrade_max_bytes));
-        put("upgrade_dir", json!(self.upgrade_dir));
-        put("upgrade_stall_timeout", json!(self.upgrade_stall_timeout));
-        put("boot_id_file", json!(self.boot_id_file));
-        put("clock_trust", json!(self.clock_trust.as_str()));
-        put("device_failures", json!(self.device_failures));
-        put("event_queue_bytes", json!(self.event_queue_bytes));
+        put("enabled", &|| json!(self.enabled));
+        put("log_level", &|| json!(self.log_level));
+        put("sn", &|| json!(self.sn));
+        put("gateway_id", &|| json!(self.gateway_id));
+        put("client_id", &|| json!(self.client_id));
+        put("broker_host", &|| json!(self.broker_host));
+        put("broker_port", &|| json!(self.broker_port));
+        put("tls", &|| json!(self.tls));
+        put("ca_file", &|| json!(self.ca_file));
+        put("cert_file", &|| json!(self.cert_file));
+        put("key_file", &|| json!(self.key_file));
+        put("username", &|| json!(self.username));
+        put("password", &|| json!(if self.password.is_empty() { "" } else { MASK }));
+        put("prefix", &|| json!(self.prefix));
+        put("topic_layout", &|| json!(self.topic_layout.as_str()));
+        put("broker_trial", &|| json!(self.broker_trial));
+        put("keepalive", &|| json!(self.keepalive));
+        put("sys_interval", &|| json!(self.sys_interval));
+        put("procs_interval", &|| json!(self.procs_interval));
+        put("versions_interval", &|| json!(self.versions_interval));
+        put("periph_interval", &|| json!(self.periph_interval));
+        put("watch", &|| json!(self.watch));
+        put("state_dir", &|| json!(self.state_dir));
+        put("max_running", &|| json!(self.max_running));
+        put("queue_size", &|| json!(self.queue_size));
+        put("journal_size", &|| json!(self.journal_size));
+        put("journal_bytes", &|| json!(self.journal_bytes));
+        put("shell_enabled", &|| json!(self.shell_enabled));
+        put("shell_output_cap", &|| json!(self.shell_output_cap));
+        put("shell_timeout", &|| json!(self.shell_timeout));
+        put("shell_max_timeout", &|| json!(self.shell_max_timeout));
+        put("startup_delay", &|| json!(self.startup_delay));
+        put("reconnect_min", &|| json!(self.reconnect_min));
+        put("reconnect_max", &|| json!(self.reconnect_max));
+        put("reboot_command", &|| json!(self.reboot_command));
+        put("reboot_ack_timeout", &|| json!(self.reboot_ack_timeout));
+        put("upgrade_command", &|| json!(self.upgrade_command));
+        put("upgrade_max_bytes", &|| json!(self.upgrade_max_bytes));
+        put("upgrade_dir", &|| json!(self.upgrade_dir));
+        put("upgrade_stall_timeout", &|| json!(self.upgrade_stall_timeout));
+        put("boot_id_file", &|| json!(self.boot_id_file));
+        put("clock_trust", &|| json!(self.clock_trust.as_str()));
+        put("device_failures", &|| json!(self.device_failures));
+        put("event_queue_bytes", &|| json!(self.event_queue_bytes));
         // Public keys: not secrets.
-        put("trusted_key", json!(self.trusted_keys.iter().map(|k| k.text()).collect::<Vec<_>>()));
-        put("command_max_age", json!(self.command_max_age));
+        put("trusted_key", &|| json!(self.trusted_keys.iter().map(|k| k.text()).collect::<Vec<_>>()));
+        put("command_max_age", &|| json!(self.command_max_age));
         Value::Object(m)
     }
 }

@@ -11,6 +11,7 @@
 //! already filed is such a replay and pops nothing.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -29,6 +30,9 @@ pub type Bell = Arc<dyn Fn() + Send + Sync>;
 struct Slot {
     state: Mutex<u8>,
     cv: Condvar,
+    /// Threads in [`AckWaiter::wait`]; changed only with `state` locked.
+    /// Most publishes have none, and a notify is a syscall even then.
+    waiters: AtomicUsize,
     bell: Option<Bell>,
 }
 
@@ -53,7 +57,10 @@ impl AckWaiter {
             if now >= deadline {
                 return false;
             }
-            match self.0.cv.wait_timeout(st, deadline - now) {
+            self.0.waiters.fetch_add(1, Ordering::Relaxed);
+            let woke = self.0.cv.wait_timeout(st, deadline - now);
+            self.0.waiters.fetch_sub(1, Ordering::Relaxed);
+            match woke {
                 Ok((g, _)) => st = g,
                 Err(_) => return false,
             }
@@ -71,14 +78,18 @@ impl AckWaiter {
     }
 
     fn settle(&self, to: u8) {
-        let mut changed = false;
+        let (mut changed, mut waiters) = (false, true);
         if let Ok(mut g) = self.0.state.lock() {
             if *g == PENDING {
                 *g = to;
                 changed = true;
             }
+            // Read under the lock: a waiter counts itself before it sleeps.
+            waiters = self.0.waiters.load(Ordering::Relaxed) > 0;
         }
-        self.0.cv.notify_all();
+        if waiters {
+            self.0.cv.notify_all();
+        }
         if let (true, Some(bell)) = (changed, &self.0.bell) {
             bell();
         }
@@ -102,6 +113,9 @@ struct Inner {
     /// Rung once at the next such moment (the outbox's, after its publish
     /// was refused by the full queue).
     room_bell: Option<Bell>,
+    /// Threads in [`AckTracker::wait_room`]: `on_room` runs for every
+    /// request sent, and a notify is a syscall even with nobody waiting.
+    room_waiters: usize,
 }
 
 /// The shared tracker. Bounded: `queued` by the client's request channel
@@ -146,14 +160,16 @@ impl AckTracker {
     /// A request left the client's queue, or the connection dropped: wake
     /// whoever waits for room (or for the news that it will not come).
     pub fn on_room(&self) {
-        let bell = match self.inner.lock() {
+        let (bell, waiters) = match self.inner.lock() {
             Ok(mut g) => {
                 g.room_seq = g.room_seq.wrapping_add(1);
-                g.room_bell.take()
+                (g.room_bell.take(), g.room_waiters > 0)
             }
-            Err(_) => None,
+            Err(_) => (None, true),
         };
-        self.room.notify_all();
+        if waiters {
+            self.room.notify_all();
+        }
         if let Some(b) = bell {
             b();
         }
@@ -166,9 +182,12 @@ impl AckTracker {
 
     /// Wait, at most `timeout`, for room after `seen` (see [`AckTracker::room_seq`]).
     pub fn wait_room(&self, seen: u64, timeout: Duration) {
-        let Ok(g) = self.inner.lock() else { return };
+        let Ok(mut g) = self.inner.lock() else { return };
         if g.room_seq == seen {
-            let _ = self.room.wait_timeout(g, timeout);
+            g.room_waiters = g.room_waiters.saturating_add(1);
+            if let Ok((mut g, _)) = self.room.wait_timeout(g, timeout) {
+                g.room_waiters = g.room_waiters.saturating_sub(1);
+            }
         }
     }
 

@@ -26,11 +26,27 @@ pub struct Signed {
     pub sig: Vec<u8>,
 }
 
+/// The outer payload's one member the gate reads. Every command passes
+/// here, so the rest of the payload is only skipped, not built into a
+/// `Value` (issue 24: the command path parsed each payload whole twice).
+#[derive(serde::Deserialize)]
+struct Outer {
+    /// Present (even `null`) or absent: `null` is a malformed envelope.
+    #[serde(default, deserialize_with = "present")]
+    signed: Option<Value>,
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    serde::Deserialize::deserialize(d).map(Some)
+}
+
 /// Read the outer payload. `Err` is a malformed `signed` object.
 pub fn envelope(payload: &[u8]) -> Result<Envelope, String> {
-    // serde_json's Value, not a derived struct: its code is in the binary anyway.
-    let Ok(Value::Object(mut outer)) = serde_json::from_slice::<Value>(payload) else { return Ok(Envelope::Plain) };
-    let Some(s) = outer.remove("signed") else { return Ok(Envelope::Plain) };
+    // Only an object is an envelope (a derived struct would also read an array by position).
+    if payload.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Ok(Envelope::Plain);
+    }
+    let Ok(Outer { signed: Some(s) }) = serde_json::from_slice::<Outer>(payload) else { return Ok(Envelope::Plain) };
     let Value::Object(mut s) = s else { return Err("signed must be an object {v, alg, kid, cmd, sig}".into()) };
     let mut text = |k: &str| match s.remove(k) {
         Some(Value::String(t)) => Ok(t),
@@ -111,5 +127,22 @@ mod tests {
         assert_eq!(open(r#"{"signed":5}"#, std::slice::from_ref(&k)).unwrap_err(), Reason::Malformed);
         let v2 = env.replace("\"v\":1", "\"v\":2");
         assert_eq!(open(&v2, &[k]).unwrap_err(), Reason::Malformed);
+    }
+
+    #[test]
+    fn only_an_object_with_a_signed_member_is_an_envelope() {
+        let (p, k) = pair();
+        let keys = std::slice::from_ref(&k);
+        // The other members are skipped, whatever they hold.
+        let env = seal(&p, "k1", br#"{"id":1}"#).replacen('{', r#"{"x":[1,{"y":null}],"z":"signed","#, 1);
+        assert_eq!(open(&env, keys).unwrap(), br#"{"id":1}"#.to_vec());
+        // `null` is not the absence of a signature.
+        assert_eq!(open(r#"{"signed":null,"command":"sh"}"#, keys).unwrap_err(), Reason::Malformed);
+        // An array holding an envelope is not one (a derived struct reads arrays by position).
+        assert_eq!(open(&format!("[{}]", seal(&p, "k1", b"{}")), keys).unwrap_err(), Reason::Unsigned);
+        // Two `signed` members are ambiguous: not believed as signed.
+        let twice = seal(&p, "k1", b"{}").replacen('{', r#"{"signed":{},"#, 1);
+        assert_eq!(open(&twice, keys).unwrap_err(), Reason::Unsigned);
+        assert_eq!(open("not json", keys).unwrap_err(), Reason::Unsigned);
     }
 }

@@ -12,7 +12,7 @@
 #        growth from minute GROWTH_FROM to the end, threads, the RSS breakdown
 #        (/proc/PID/smaps_rollup, heap, per-thread stacks) and a hello-world's
 #        RSS as the floor.
-# idle   the agent with no LAN devices and reports every 60 s, for IDLE_SEC:
+# idle   the agent with no LAN devices and reports every 60 s, two windows of IDLE_SEC:
 #        CPU % of one core (utime+stime from /proc/PID/stat) and wake-ups/s
 #        (voluntary+involuntary context switches summed over every thread).
 # sms    push SMS_N SMS (one per request, as the GoIP does) to the receiver
@@ -294,34 +294,50 @@ cmd_idle() {
     PLAIN=1 idle_run "no TLS"
 }
 
-# idle_run LABEL: one idle measurement (PLAIN=1: the broker's plain listener).
+# idle_run LABEL: one idle measurement (PLAIN=1: the broker's plain listener),
+# in two windows of IDLE_SEC: from 10 s after start (connected, first
+# reports out; the code pages are given back 60 s after start, inside it)
+# and the one after it (steady idle: what every later hour looks like,
+# but for the hourly release).
 idle_run() {
     rig
-    local label=$1 conf pid t0 t1 hz s0 s1
+    local label=$1 conf pid hz t0 t1 t2 s0 s1 s2 rss0 rss1 rss2
     conf=$(write_config "idle${PLAIN:-0}" 5A0000000002 0 "")
     start_agent "$conf" "$WORK/idle.log"
     pid=$AGENT_PID
-    sleep 10 # connected, first reports out
+    sleep 10
     hz=$(getconf CLK_TCK)
-    per_thread_ctxt "$pid" >"$WORK/ctxt0"; t0=$(cpu_ticks "$pid"); s0=$(date +%s.%N)
-    local rss0; rss0=$(rss_kb "$pid")
+    per_thread_ctxt "$pid" >"$WORK/ctxt0"; t0=$(cpu_ticks "$pid"); s0=$(date +%s.%N); rss0=$(rss_kb "$pid")
     sleep "$IDLE_SEC"
-    per_thread_ctxt "$pid" >"$WORK/ctxt1"; t1=$(cpu_ticks "$pid"); s1=$(date +%s.%N)
-    say "### Idle, $label: no LAN devices, reports every 60 s, ${IDLE_SEC} s (RSS at the end, $((IDLE_SEC + 10)) s after start)"
+    per_thread_ctxt "$pid" >"$WORK/ctxt1"; t1=$(cpu_ticks "$pid"); s1=$(date +%s.%N); rss1=$(rss_kb "$pid")
+    sleep "$IDLE_SEC"
+    per_thread_ctxt "$pid" >"$WORK/ctxt2"; t2=$(cpu_ticks "$pid"); s2=$(date +%s.%N); rss2=$(rss_kb "$pid")
+    local w1=$((IDLE_SEC + 10)) w2=$((2 * IDLE_SEC + 10))
+    say "### Idle, $label: no LAN devices, reports every 60 s, two windows of ${IDLE_SEC} s"
     say
-    local c
-    c=$(awk 'NR == FNR {b[$1] = $3; next} {s += $3 - b[$1]} END {print s}' "$WORK/ctxt0" "$WORK/ctxt1")
-    awk -v c="$c" -v t="$((t1 - t0))" -v hz="$hz" -v s0="$s0" -v s1="$s1" -v th="$(threads "$pid")" -v rss0="$rss0" -v rss="$(rss_kb "$pid")" 'BEGIN {
-        d = s1 - s0
-        printf "CPU: **%.3f %%** of a core (%d ticks of 1/%d s in %.0f s: resolution %.3f %%); wake-ups: **%.2f /s** (%d context switches, %d threads); RSS %d KiB 10 s after start, **%d KiB** at the end (the code pages are given back 60 s after start: src/code_pages.rs)\n",
-            100 * t / hz / d, t, hz, d, 100 / hz / d, c / d, c, th, rss0, rss }'
+    say "| window | CPU (% of a core) | wake-ups /s | context switches | RSS at its end (KiB) |"
+    say "|---|---:|---:|---:|---:|"
+    window_row "10 → $w1 s after start (the code pages given back at 60 s)" "$WORK/ctxt0" "$WORK/ctxt1" "$t0" "$t1" "$s0" "$s1" "$hz" "$rss1"
+    window_row "$w1 → $w2 s (steady idle)" "$WORK/ctxt1" "$WORK/ctxt2" "$t1" "$t2" "$s1" "$s2" "$hz" "$rss2"
     say
-    say "| thread | context switches in ${IDLE_SEC} s |"
-    say "|---|---:|"
-    awk 'NR == FNR {b[$1] = $3; next} {printf "| %s | %d |\n", $2, $3 - b[$1]}' "$WORK/ctxt0" "$WORK/ctxt1"
+    say "RSS 10 s after start: $rss0 KiB; $(threads "$pid") threads. CPU resolution: 1 tick of 1/$hz s in ${IDLE_SEC} s = $(awk -v h="$hz" -v d="$IDLE_SEC" 'BEGIN {printf "%.3f", 100 / h / d}') %."
+    say
+    say "| thread | context switches, first window | second window |"
+    say "|---|---:|---:|"
+    awk 'FILENAME == ARGV[1] {a[$1] = $3; next} FILENAME == ARGV[2] {b[$1] = $3; next} {printf "| %s | %d | %d |\n", $2, b[$1] - a[$1], $3 - b[$1]}' \
+        "$WORK/ctxt0" "$WORK/ctxt1" "$WORK/ctxt2"
     say
     kill "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
+}
+
+# window_row LABEL CTXT_BEFORE CTXT_AFTER TICKS0 TICKS1 SECS0 SECS1 HZ RSS: one row of the idle table.
+window_row() {
+    local c
+    c=$(awk 'NR == FNR {b[$1] = $3; next} {s += $3 - b[$1]} END {print s}' "$2" "$3")
+    awk -v l="$1" -v c="$c" -v t="$(($5 - $4))" -v s0="$6" -v s1="$7" -v hz="$8" -v rss="$9" 'BEGIN {
+        d = s1 - s0
+        printf "| %s | **%.3f** (%d ticks) | **%.2f** | %d | %d |\n", l, 100 * t / hz / d, t, c / d, c, rss }'
 }
 
 # ---- sms throughput ----------------------------------------------------------

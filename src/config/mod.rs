@@ -197,6 +197,12 @@ mod tests {
         assert!(!shown.contains("s3cret!"), "password must be masked");
         assert!(shown.contains(model::MASK));
         assert_eq!(c.secrets(), vec!["s3cret!".to_string()]);
+        // Only the keys asked for, masked the same; a key that is no option gives nothing.
+        let only = c.agent.to_json_masked_only(Some(&["password".into(), "sn".into(), "nope".into()]));
+        assert_eq!(only, serde_json::json!({"password": model::MASK, "sn": "AABBCCDDEEFF"}));
+        let all = c.agent.to_json_masked_only(None);
+        assert_eq!(all, c.agent.to_json_masked());
+        assert_eq!(all.as_object().map(|m| m.len()), Some(46), "every option");
     }
 
     #[test]

@@ -335,6 +335,36 @@ mod tests {
         assert_eq!(t.pending(), (0, 0));
     }
 
+    /// The notify is skipped when nobody waits: a thread that waits is
+    /// still woken at once (not at its timeout) by a PUBACK or by room.
+    #[test]
+    fn a_waiting_thread_is_woken_by_the_ack_and_by_room() {
+        let t = AckTracker::default();
+        let a = t.publish_with(true, || true).unwrap().unwrap();
+        t.on_outgoing(7);
+        let w = std::thread::spawn(move || {
+            let s = Instant::now();
+            (a.wait(Duration::from_secs(20)), s.elapsed())
+        });
+        std::thread::sleep(Duration::from_millis(200));
+        t.on_puback(7);
+        let (acked, took) = w.join().unwrap();
+        assert!(acked && took < Duration::from_secs(10), "woken by the PUBACK after {took:?}");
+
+        let seen = t.room_seq();
+        let t2 = t.clone();
+        let w = std::thread::spawn(move || {
+            let s = Instant::now();
+            t2.wait_room(seen, Duration::from_secs(20));
+            s.elapsed()
+        });
+        std::thread::sleep(Duration::from_millis(200));
+        t.on_room();
+        let took = w.join().unwrap();
+        assert!(took < Duration::from_secs(10), "woken by room after {took:?}");
+        assert_eq!(t.inner.lock().unwrap().room_waiters, 0, "the waiter counted itself out");
+    }
+
     fn publish(qos: rumqttc::QoS, topic: &str) -> rumqttc::Request {
         rumqttc::Request::Publish(rumqttc::Publish::new(topic, qos, vec![]))
     }

@@ -53,7 +53,7 @@ RELEASE_RUSTFLAGS='["-Zunstable-options", "-Cpanic=immediate-abort", "-Cforce-un
 #   QEMU suites run against this binary.
 # - -mno-check-zero-division: no `teq` trap after each divide (-528 B).
 #   Rust checks every `/` and `%` for zero before dividing (a panic, never
-#   the trap); C code (musl, ring) does not divide by zero.
+#   the trap); in C a division by zero is undefined behaviour anyway.
 release_rustflags_for() {
     case "$1" in
         armv7-*) echo "${RELEASE_RUSTFLAGS%]}, \"-Ctarget-feature=+thumb-mode\"]" ;;

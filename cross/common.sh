@@ -38,9 +38,26 @@ RELEASE_RUSTFLAGS='["-Zunstable-options", "-Cpanic=immediate-abort", "-Cforce-un
 # (Cortex-A7/A9/A15/A53 in 32-bit mode), Debian's armhf is built the same
 # way, and ring's assembly (A32 or Thumb-2 by its own directives) and musl
 # interwork with it. Not for arm-unknown-linux-musleabi (ARMv6: Thumb-1).
+#
+# mipsel (README "Size and memory", each gain measured alone on the same
+# build, stripped): 2,196,384 -> 1,952,676 B.
+# - cross/mipsel-no-pdr.ld discards .pdr, the procedure descriptor LLVM
+#   writes for every MIPS function (32 B each, 213,376 B here): debugger-only
+#   data in no loadable segment, kept by the linker's --strip-all
+#   (-213,420 B). Nothing at run time reads it: RSS and code are unchanged.
+# - -disable-mips-df-succbb-search=false: the delay-slot filler also takes
+#   an instruction from a branch's successor block (as GCC does) instead of
+#   a nop: 9,611 fewer nops (-29,536 B). LLVM moves only what is safe on
+#   both paths (no side effects, no register the other path reads; across a
+#   conditional branch only loads from the stack or constants). The mipsel
+#   QEMU suites run against this binary.
+# - -mno-check-zero-division: no `teq` trap after each divide (-528 B).
+#   Rust checks every `/` and `%` for zero before dividing (a panic, never
+#   the trap); in C a division by zero is undefined behaviour anyway.
 release_rustflags_for() {
     case "$1" in
         armv7-*) echo "${RELEASE_RUSTFLAGS%]}, \"-Ctarget-feature=+thumb-mode\"]" ;;
+        mipsel-*) echo "${RELEASE_RUSTFLAGS%]}, \"-Clink-arg=-Wl,--script=$CROSS_DIR/mipsel-no-pdr.ld\", \"-Cllvm-args=-disable-mips-df-succbb-search=false\", \"-Cllvm-args=-mno-check-zero-division\"]" ;;
         *) echo "$RELEASE_RUSTFLAGS" ;;
     esac
 }

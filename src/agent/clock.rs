@@ -40,7 +40,7 @@ pub fn civil(secs: u64) -> (i64, i64, i64, u64, u64, u64) {
 pub fn uptime() -> u64 {
     std::fs::read_to_string("/proc/uptime")
         .ok()
-        .and_then(|s| s.split_whitespace().next().and_then(|f| crate::util::decimal(f)))
+        .and_then(|s| s.split_whitespace().next().and_then(crate::util::decimal))
         .map(|f| f as u64)
         .unwrap_or(0)
 }

@@ -1,10 +1,13 @@
 //! The floor: a bare MQTT subscriber on the same broker counting the
-//! marker `sys` messages (`mark` = M) the platform must also take in.
+//! marker `sys` messages (`mark` = M) the platform must also take in, and
+//! checking the generator's order: each device's `sys` must arrive in
+//! `seq` order (the probe takes a device's highest `seq` as its last).
 
 use super::now_ms;
 use rumqttc::{Client, Event, Incoming, MqttOptions, QoS};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 #[derive(Default)]
@@ -17,6 +20,11 @@ pub struct Floor {
     /// Receipt time of the first and last marker, ms.
     pub first_ms: AtomicI64,
     pub last_ms: AtomicI64,
+    /// `sys` messages whose `seq` was not above the last one received from
+    /// the same device (must stay 0: the generator's order broken).
+    pub out_of_order: AtomicU64,
+    /// Each device's (topic's) last `seq` received.
+    last_seq: Mutex<HashMap<String, u64>>,
 }
 
 impl Floor {
@@ -36,6 +44,7 @@ impl Floor {
                     }
                     Ok(Event::Incoming(Incoming::Publish(p))) => {
                         fl.all.fetch_add(1, Ordering::Relaxed);
+                        fl.check_order(&p.topic, &p.payload);
                         let want = fl.mark.load(Ordering::Relaxed);
                         if want > 0 && marker_of(&p.payload) == Some(want) {
                             let t = now_ms();
@@ -50,6 +59,15 @@ impl Floor {
             }
         });
         f
+    }
+
+    /// Count a `sys` that does not come after its device's previous one.
+    fn check_order(&self, topic: &str, payload: &[u8]) {
+        let Some(seq) = std::str::from_utf8(payload).ok().and_then(super::probe::seq_of) else { return };
+        let mut last = self.last_seq.lock().unwrap_or_else(|e| e.into_inner());
+        if last.insert(topic.to_string(), seq).is_some_and(|prev| prev >= seq) {
+            self.out_of_order.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// Count the markers of `mark` from now on.

@@ -89,22 +89,38 @@ impl Api {
 
 /// The `pt` (publish time, ms) of a bench `sys` text.
 pub fn pt_of(sys: &str) -> Option<i64> {
-    let rest = sys.get(sys.find("\"pt\":")? + 5..)?;
+    number_of(sys, "\"pt\":")
+}
+
+/// The `seq` (the fleet's publish order) of a bench `sys` text.
+pub fn seq_of(sys: &str) -> Option<u64> {
+    number_of(sys, "\"seq\":")
+}
+
+fn number_of<T: std::str::FromStr>(text: &str, key: &str) -> Option<T> {
+    let rest = text.get(text.find(key)? + key.len()..)?;
     rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+}
+
+/// Whether a device's shown `sys` is its marker (`seq` = `marker_seq`) or
+/// one it published after the marker (a higher `seq`: the fleet stamps and
+/// sends each connection's messages in `seq` order). Not by `pt`: a
+/// regular `sys` stamped in the marker's millisecond, published after it,
+/// is the device's last message too.
+pub fn shows_marker(sys: &str, marker_seq: u64) -> bool {
+    marker_seq > 0 && seq_of(sys).is_some_and(|s| s >= marker_seq)
 }
 
 impl Api {
     /// Sweep the device list until every device of `fleet` showed its
-    /// marker `mark`, or a `sys` published after it (one connection per
-    /// device, in order: the marker was taken before), or `timeout`
+    /// marker, or a `sys` published after it (`shows_marker`), or `timeout`
     /// passed: (seconds since `t`, devices seen). The first pass reads
     /// every page; later passes only the pages (1,000 serials each, in
     /// serial order: the fleet's serials are the whole list) that still
     /// have a device not seen, so the watching does not load the platform
     /// it measures with 100 MB sweeps.
-    pub fn wait_marker(&self, fleet: &super::fleet::Fleet, mark: u64, t: Instant, timeout: Duration) -> Result<(Option<f64>, usize), String> {
+    pub fn wait_marker(&self, fleet: &super::fleet::Fleet, t: Instant, timeout: Duration) -> Result<(Option<f64>, usize), String> {
         const PAGE: usize = 1000;
-        let needle = format!("\"mark\":{mark}");
         let mut seen = vec![false; fleet.n];
         let pages = fleet.n.div_ceil(PAGE).max(1);
         loop {
@@ -119,8 +135,8 @@ impl Api {
                 for v in d["list"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
                     let (Some(sn), Some(sys)) = (v["sn"].as_str(), v["sys"].as_str()) else { continue };
                     let Some(i) = super::fleet::index(sn) else { continue };
-                    let sent = fleet.marker_ms.get(i).map_or(0, |m| m.load(std::sync::atomic::Ordering::Relaxed));
-                    if sys.contains(&needle) || (sent > 0 && pt_of(sys).is_some_and(|pt| pt > sent)) {
+                    let marker_seq = fleet.marker_seq.get(i).map_or(0, |m| m.load(std::sync::atomic::Ordering::Relaxed));
+                    if shows_marker(sys, marker_seq) {
                         if let Some(s) = seen.get_mut(i) {
                             *s = true;
                         }
@@ -135,5 +151,25 @@ impl Api {
                 return Ok((None, count));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bench::fleet::sys_payload;
+
+    #[test]
+    fn a_report_published_after_the_marker_shows_it_even_in_the_same_millisecond() {
+        let marker = sys_payload("FB00000001", 77, 10);
+        // Stamped in the marker's millisecond (the case `pt` could not order), published after it.
+        let after = sys_payload("FB00000001", 0, 11);
+        let after = after.replace(&format!("\"pt\":{}", pt_of(&after).unwrap_or(0)), &format!("\"pt\":{}", pt_of(&marker).unwrap_or(0)));
+        assert_eq!(pt_of(&after), pt_of(&marker), "{after}");
+        assert!(shows_marker(&marker, 10));
+        assert!(shows_marker(&after, 10), "a sys published after the marker is the device's last: {after}");
+        assert!(!shows_marker(&sys_payload("FB00000001", 0, 9), 10), "published before the marker");
+        assert!(!shows_marker(&marker, 0), "no marker sent yet");
+        assert_eq!(seq_of(r#"{"d":{},"mark":0,"pt":5,"revtime":6,"seq":123456,"sn":"X"}"#), Some(123_456), "keys as the platform stores them (sorted)");
     }
 }

@@ -77,7 +77,7 @@ fn five_thousand_devices_keep_up() {
     floor.watch(mark);
     let t = Instant::now();
     fleet.marker(mark);
-    let (took, seen) = api.wait_marker(&fleet, t, Duration::from_secs(10)).expect("sweep");
+    let (took, seen) = api.wait_marker(&fleet, t, Duration::from_secs(10), &|i| floor.got_marker(i)).expect("sweep");
     assert!(took.is_some(), "marker sys of {N} devices: only {seen} visible after 10 s (floor got {})", floor.marked.load(Ordering::Relaxed));
     eprintln!("marker from {N} devices visible in {:.1} s (floor {} received)", took.unwrap_or(0.0), floor.marked.load(Ordering::Relaxed));
 
@@ -117,6 +117,7 @@ fn a_report_sent_right_after_the_marker_is_shown_and_counts() {
     let online = wait_for(Duration::from_secs(30), || (api.get("monitor/devices/count").ok()?.0["online"].as_u64() == Some(M as u64)).then_some(()));
     assert!(online.is_some(), "births of {M} devices not all online: {:?}", api.get("monitor/devices/count").map(|v| v.0));
     let mark = now_ms() as u64;
+    floor.watch(mark);
     let t = Instant::now();
     let last: Vec<u64> = (0..M)
         .map(|i| {
@@ -124,7 +125,7 @@ fn a_report_sent_right_after_the_marker_is_shown_and_counts() {
             fleet.publish_sys(i, 0)
         })
         .collect();
-    let (took, seen) = api.wait_marker(&fleet, t, Duration::from_secs(10)).expect("sweep");
+    let (took, seen) = api.wait_marker(&fleet, t, Duration::from_secs(10), &|i| floor.got_marker(i)).expect("sweep");
     assert!(took.is_some(), "only {seen} of {M} devices counted as showing their marker or a later sys after 10 s");
     let shown = api.sweep().expect("sweep");
     assert_eq!(shown.len(), M);

@@ -25,6 +25,8 @@ pub struct Floor {
     pub out_of_order: AtomicU64,
     /// Each device's (topic's) last `seq` received.
     last_seq: Mutex<HashMap<String, u64>>,
+    /// By fleet index: the device's marker (the mark watched) received here.
+    got_marker: Mutex<Vec<bool>>,
 }
 
 impl Floor {
@@ -51,6 +53,15 @@ impl Floor {
                             let _ = fl.first_ms.compare_exchange(0, t, Ordering::Relaxed, Ordering::Relaxed);
                             fl.last_ms.store(t, Ordering::Relaxed);
                             fl.marked.fetch_add(1, Ordering::Relaxed);
+                            if let Some(i) = p.topic.rsplit('/').next().and_then(super::fleet::index) {
+                                let mut got = fl.got_marker.lock().unwrap_or_else(|e| e.into_inner());
+                                if got.len() <= i {
+                                    got.resize(i + 1, false);
+                                }
+                                if let Some(g) = got.get_mut(i) {
+                                    *g = true;
+                                }
+                            }
                         }
                     }
                     Ok(_) => {}
@@ -70,8 +81,14 @@ impl Floor {
         }
     }
 
+    /// Whether device `i`'s marker (the mark watched) has come in here.
+    pub fn got_marker(&self, i: usize) -> bool {
+        self.got_marker.lock().unwrap_or_else(|e| e.into_inner()).get(i).copied().unwrap_or(false)
+    }
+
     /// Count the markers of `mark` from now on.
     pub fn watch(&self, mark: u64) {
+        self.got_marker.lock().unwrap_or_else(|e| e.into_inner()).clear();
         self.marked.store(0, Ordering::Relaxed);
         self.first_ms.store(0, Ordering::Relaxed);
         self.last_ms.store(0, Ordering::Relaxed);

@@ -313,7 +313,7 @@ fn run() -> Result<(), String> {
             end.store(now_ms(), Ordering::Relaxed);
         })
     };
-    let (plat_s, plat_seen) = api.wait_marker(&fl, t, Duration::from_secs(600))?;
+    let (plat_s, plat_seen) = api.wait_marker(&fl, t, Duration::from_secs(600), &|i| floor.got_marker(i))?;
     let _ = burst.join();
     let floor_n = floor.marked.load(Ordering::Relaxed);
     let floor_s = (floor_n as usize >= n).then(|| (floor.last_ms.load(Ordering::Relaxed) - t_m) as f64 / 1000.0);

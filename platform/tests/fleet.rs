@@ -12,7 +12,7 @@
 mod common;
 
 use common::*;
-use dma_platform::bench::{fleet::Fleet, floor::Floor, now_ms, probe::{pt_of, Api}, responder};
+use dma_platform::bench::{fleet::Fleet, floor::Floor, now_ms, probe::{pt_of, seq_of, Api}, responder};
 use serde_json::{json, Value};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -77,9 +77,11 @@ fn five_thousand_devices_keep_up() {
     floor.watch(mark);
     let t = Instant::now();
     fleet.marker(mark);
-    let (took, seen) = api.wait_marker(&fleet, mark, t, Duration::from_secs(10)).expect("sweep");
+    let (took, seen) = api.wait_marker(&fleet, t, Duration::from_secs(10), &|i| floor.got_marker(i)).expect("sweep");
     assert!(took.is_some(), "marker sys of {N} devices: only {seen} visible after 10 s (floor got {})", floor.marked.load(Ordering::Relaxed));
     eprintln!("marker from {N} devices visible in {:.1} s (floor {} received)", took.unwrap_or(0.0), floor.marked.load(Ordering::Relaxed));
+
+    assert_eq!(floor.out_of_order.load(Ordering::Relaxed), 0, "the generator sent a device's sys out of its publish order");
 
     fleet.stop.store(true, Ordering::Relaxed);
     for h in steady {
@@ -93,4 +95,43 @@ fn five_thousand_devices_keep_up() {
     assert!(batches > 0 && written / batches >= 5, "telemetry not batched: {written} messages in {batches} transactions: {f}");
     assert_eq!(f["writeErrors"].as_u64(), Some(0), "{f}");
     eprintln!("ingest figures: {f}");
+}
+
+/// The marker burst's ordering (the cause of the burst that took one
+/// reporting period): a device's regular `sys` sent right after its marker
+/// (the same millisecond) is the device's last message; the platform must
+/// show it (the last received wins in a batch) and the probe must count it
+/// as "the marker or later" at once, not wait for the next report. Before,
+/// the probe compared publish times (`pt`), and a report stamped in the
+/// marker's millisecond looked older than the marker it had replaced.
+#[test]
+fn a_report_sent_right_after_the_marker_is_shown_and_counts() {
+    const M: usize = 500;
+    let broker = Broker::start();
+    let p = Platform::start(broker.port);
+    let api = Api::login(&p.url("/"), USER, PASSWORD).expect("login");
+    let floor = Floor::start(broker.port, "dma");
+    let fleet = Fleet::connect(broker.port, "dma", M, 2);
+    std::thread::sleep(Duration::from_millis(500));
+    fleet.births();
+    let online = wait_for(Duration::from_secs(30), || (api.get("monitor/devices/count").ok()?.0["online"].as_u64() == Some(M as u64)).then_some(()));
+    assert!(online.is_some(), "births of {M} devices not all online: {:?}", api.get("monitor/devices/count").map(|v| v.0));
+    let mark = now_ms() as u64;
+    floor.watch(mark);
+    let t = Instant::now();
+    let last: Vec<u64> = (0..M)
+        .map(|i| {
+            fleet.publish_sys(i, mark);
+            fleet.publish_sys(i, 0)
+        })
+        .collect();
+    let (took, seen) = api.wait_marker(&fleet, t, Duration::from_secs(10), &|i| floor.got_marker(i)).expect("sweep");
+    assert!(took.is_some(), "only {seen} of {M} devices counted as showing their marker or a later sys after 10 s");
+    let shown = api.sweep().expect("sweep");
+    assert_eq!(shown.len(), M);
+    for (sn, _, sys) in &shown {
+        let i = dma_platform::bench::fleet::index(sn).expect("a fleet serial");
+        assert_eq!(seq_of(sys), last.get(i).copied(), "{sn}: the device's last sys (the one after the marker) must be shown: {sys}");
+    }
+    assert_eq!(floor.out_of_order.load(Ordering::Relaxed), 0, "the generator sent a device's sys out of its publish order");
 }

@@ -2,12 +2,23 @@
 //! `sys` and `procs` on their per-device topics every `period`, spread
 //! evenly over the period (device i at i·period/N, its `procs` half a
 //! period later), and on demand a burst of marker `sys` from every device.
-//! Every `sys` carries `pt` (publish time, ms) and `mark`.
+//! Every `sys` carries `pt` (publish time, ms), `seq` (the fleet's publish
+//! order) and `mark`.
+//!
+//! A device's regular `sys` (its connection's steady thread) and its marker
+//! (the burst's thread) are sent from different threads. Each message is
+//! stamped and handed to its connection under that connection's lock, so a
+//! device's messages reach the broker in `seq` order, as one real device's
+//! would: the message of a device with the highest `seq` is its last. (`pt`
+//! alone cannot order them: a regular `sys` stamped in the same millisecond
+//! as the marker, or stamped before it but handed over after, looked older
+//! than a marker it had replaced, and the probe waited a whole period for
+//! the device's next report.)
 
 use super::now_ms;
 use rumqttc::{Client, MqttOptions, QoS};
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The serial of device `i`.
@@ -24,17 +35,23 @@ pub struct Fleet {
     pub n: usize,
     prefix: String,
     clients: Vec<Client>,
+    /// One per connection: held while a message is stamped and handed over.
+    locks: Vec<Mutex<()>>,
+    /// The last `seq` given (the first message gets 1).
+    seq: AtomicU64,
     /// Messages handed to the connections.
     pub sent: Arc<AtomicU64>,
     pub stop: Arc<AtomicBool>,
-    /// When each device's last marker was published, ms (0: none yet).
-    pub marker_ms: Vec<AtomicI64>,
+    /// Each device's last marker's `seq` (0: none yet): a `sys` with this
+    /// `seq` or a higher one is the marker or was published after it.
+    pub marker_seq: Vec<AtomicU64>,
 }
 
-pub fn sys_payload(sn: &str, mark: u64) -> String {
+/// A `sys` payload stamped `seq`, published now.
+pub fn sys_payload(sn: &str, mark: u64, seq: u64) -> String {
     let t = now_ms();
     format!(
-        r#"{{"sn":"{sn}","time":{},"pt":{t},"mark":{mark},"d":{{"load":[0.12,0.08,0.05],"mem":{{"total":126976,"free":53412,"cached":21004}},"uptime":{},"wan":{{"ip":"10.20.30.40","rx":123456789,"tx":98765432}},"lte":{{"rssi":-71,"rsrp":-98,"operator":"Bench"}}}}}}"#,
+        r#"{{"sn":"{sn}","time":{},"pt":{t},"seq":{seq},"mark":{mark},"d":{{"load":[0.12,0.08,0.05],"mem":{{"total":126976,"free":53412,"cached":21004}},"uptime":{},"wan":{{"ip":"10.20.30.40","rx":123456789,"tx":98765432}},"lte":{{"rssi":-71,"rsrp":-98,"operator":"Bench"}}}}}}"#,
         t / 1000,
         t / 1000 % 1_000_000
     )
@@ -65,7 +82,17 @@ impl Fleet {
             });
             clients.push(client);
         }
-        Fleet { n, prefix: prefix.to_string(), clients, sent: Arc::new(AtomicU64::new(0)), stop: Arc::new(AtomicBool::new(false)), marker_ms: (0..n).map(|_| AtomicI64::new(0)).collect() }
+        let locks = clients.iter().map(|_| Mutex::new(())).collect();
+        Fleet {
+            n,
+            prefix: prefix.to_string(),
+            clients,
+            locks,
+            seq: AtomicU64::new(0),
+            sent: Arc::new(AtomicU64::new(0)),
+            stop: Arc::new(AtomicBool::new(false)),
+            marker_seq: (0..n).map(|_| AtomicU64::new(0)).collect(),
+        }
     }
 
     fn client(&self, i: usize) -> &Client {
@@ -77,6 +104,22 @@ impl Fleet {
         if self.client(i).publish(topic, QoS::AtLeastOnce, retain, payload.into_bytes()).is_ok() {
             self.sent.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// Device `i`'s `sys` (`mark` 0: a regular one), stamped and handed to
+    /// its connection under the connection's lock (so in `seq` order).
+    /// Returns its `seq`.
+    pub fn publish_sys(&self, i: usize, mark: u64) -> u64 {
+        let _turn = self.locks.get(i % self.locks.len().max(1)).map(|l| l.lock().unwrap_or_else(|e| e.into_inner()));
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
+        if mark > 0 {
+            if let Some(m) = self.marker_seq.get(i) {
+                m.store(seq, Ordering::Relaxed);
+            }
+        }
+        let s = sn(i);
+        self.publish(i, format!("{}/sys/{s}", self.prefix), sys_payload(&s, mark, seq), false);
+        seq
     }
 
     /// Every device's retained birth.
@@ -96,11 +139,7 @@ impl Fleet {
     /// One marker `sys` from every device, as fast as the connections take them.
     pub fn marker(&self, mark: u64) {
         for i in 0..self.n {
-            let s = sn(i);
-            if let Some(m) = self.marker_ms.get(i) {
-                m.store(now_ms(), Ordering::Relaxed);
-            }
-            self.publish(i, format!("{}/sys/{s}", self.prefix), sys_payload(&s, mark), false);
+            self.publish_sys(i, mark);
         }
     }
 
@@ -133,10 +172,10 @@ impl Fleet {
                             if due > el {
                                 std::thread::sleep(due - el);
                             }
-                            let s = sn(*i);
                             if *is_sys {
-                                f.publish(*i, format!("{}/sys/{s}", f.prefix), sys_payload(&s, 0), false);
+                                f.publish_sys(*i, 0);
                             } else {
+                                let s = sn(*i);
                                 f.publish(*i, format!("{}/procs/{s}", f.prefix), procs_payload(&s), false);
                             }
                         }

@@ -313,12 +313,14 @@ fn run() -> Result<(), String> {
             end.store(now_ms(), Ordering::Relaxed);
         })
     };
-    let (plat_s, plat_seen) = api.wait_marker(&fl, mark, t, Duration::from_secs(600))?;
+    let (plat_s, plat_seen) = api.wait_marker(&fl, t, Duration::from_secs(600), &|i| floor.got_marker(i))?;
     let _ = burst.join();
     let floor_n = floor.marked.load(Ordering::Relaxed);
     let floor_s = (floor_n as usize >= n).then(|| (floor.last_ms.load(Ordering::Relaxed) - t_m) as f64 / 1000.0);
     println!("marker {mark}: burst published in {} ms", burst_end.load(Ordering::Relaxed) - t_m);
     println!("marker from {n} devices: platform {plat_s:?} s ({plat_seen} seen), floor {floor_s:?} s ({floor_n})");
+    let out_of_order = floor.out_of_order.load(Ordering::Relaxed);
+    println!("floor: {out_of_order} sys out of their device's publish order (must be 0)");
 
     probe_run.store(false, Ordering::Relaxed);
     fl.stop.store(true, Ordering::Relaxed);
@@ -352,7 +354,8 @@ fn run() -> Result<(), String> {
         "steady_lag_s": {"samples": lag.len(), "p50": quantile(&mut lag, 0.5), "p99": quantile(&mut lag, 0.99), "max": quantile(&mut lag, 1.0), "sweeps": sweeps.load(Ordering::Relaxed), "note": if n <= 30_000 { "upper bound: seen by sweeping the whole device list, until the marker burst" } else { "upper bound: 10 fixed pages of 100 devices polled in turn, until the marker burst" }},
         "command": {"targets": a.targets, "post_s": post_s, "all_state2_s": cmd_s, "states": states},
         "marker": {"platform_s": plat_s, "platform_msg_s": plat_s.map(|s| n as f64 / s), "floor_s": floor_s, "floor_msg_s": floor_s.map(|s| n as f64 / s.max(0.001)),
-                   "ratio": match (plat_s, floor_s) { (Some(p), Some(f)) => Some(f.max(0.001) / p), _ => None }},
+                   "ratio": match (plat_s, floor_s) { (Some(p), Some(f)) => Some(f.max(0.001) / p), _ => None },
+                   "floor_out_of_order": out_of_order},
         "steady_trend": trend_json, "machine": format!("2 cores shared with other builds and tests while this ran (figures are not from an idle machine); 1-minute load average {:.1} at the end (each half's mean and max in steady_trend)", loadavg()),
         "rest": rest, "rss_max_mib": rss_max.load(Ordering::Relaxed) as f64 / 1024.0, "ingest": figures, "ingest_before_burst": before_burst,
     });

@@ -30,6 +30,13 @@ CREATE TABLE IF NOT EXISTS devices (
     versions TEXT NOT NULL DEFAULT '', sys_rev BIGINT NOT NULL DEFAULT 0, procs_rev BIGINT NOT NULL DEFAULT 0);
 ALTER TABLE devices ADD COLUMN IF NOT EXISTS per_device BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE devices ADD COLUMN IF NOT EXISTS signed BIGINT;
+-- Half of each page left free: a telemetry UPDATE (no indexed column
+-- changes) then writes its new row version on the same page (a HOT update),
+-- with no new entries in the two indexes and no table growth between
+-- vacuums. Measured on 50,000 devices: 5,000-row batches 30-40 ms instead
+-- of 50-85 ms, every update HOT instead of 16 %. New pages only: an existing
+-- table keeps its pages until it is rewritten (VACUUM FULL).
+ALTER TABLE devices SET (fillfactor = 50);
 CREATE TABLE IF NOT EXISTS peripherals (
     sn TEXT NOT NULL, nid TEXT NOT NULL, gw_id TEXT NOT NULL DEFAULT '', kind TEXT NOT NULL DEFAULT '',
     online BIGINT NOT NULL DEFAULT 0, active_time BIGINT NOT NULL DEFAULT 0, rev_time BIGINT NOT NULL DEFAULT 0,

@@ -46,24 +46,18 @@ impl Releaser {
 /// instead of the 64 KiB window around it. Code that runs once (start-up,
 /// a rare command) then leaves a few pages resident, not whole windows, and
 /// what comes back after [`release`] is what the steady loop really runs.
-/// The cost is a few more minor faults (the page cache still holds the
-/// pages); the mappings stay as they are. Returns the bytes advised.
+/// The cost is more page faults, one per page: minor while the page cache
+/// holds the page, a read of the file each after a [`release`] gave it back
+/// (README, the fifth pass: idle wake-ups in the minute after it). The
+/// mappings stay as they are. Returns the bytes advised.
 pub fn no_fault_around() -> usize {
-    use std::io::Read;
-    let Ok(exe) = std::fs::read_link("/proc/self/exe") else { return 0 };
-    let Some(exe) = exe.to_str() else { return 0 };
-    let mut text = String::new();
-    let Ok(f) = std::fs::File::open("/proc/self/maps") else { return 0 };
-    if f.take(256 * 1024).read_to_string(&mut text).is_err() {
-        return 0;
-    }
     let mut advised = 0usize;
-    for (start, end) in text.lines().filter_map(|l| parse_line(l, exe)) {
-        let Some(len) = end.checked_sub(start) else { continue };
+    for m in own_code_mappings() {
+        let Some(len) = m.end.checked_sub(m.start) else { continue };
         // SAFETY: [start, end) is a whole read-only mapping of this
         // process's own executable; MADV_RANDOM only changes how the kernel
         // fills it on a fault, never its contents.
-        if unsafe { libc::madvise(start as *mut libc::c_void, len, libc::MADV_RANDOM) } == 0 {
+        if unsafe { libc::madvise(m.start as *mut libc::c_void, len, libc::MADV_RANDOM) } == 0 {
             advised = advised.saturating_add(len);
         }
     }

@@ -42,8 +42,8 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::E
 
 /// Read the outer payload. `Err` is a malformed `signed` object.
 pub fn envelope(payload: &[u8]) -> Result<Envelope, String> {
-    // Only an object is an envelope (a derived struct would also read an array by position).
-    if payload.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+    // Only an object is an envelope.
+    if !dma_wire::command::is_object(payload) {
         return Ok(Envelope::Plain);
     }
     let Ok(Outer { signed: Some(s) }) = serde_json::from_slice::<Outer>(payload) else { return Ok(Envelope::Plain) };

@@ -106,8 +106,9 @@ fn echo(raw: Option<&RawValue>) -> Id {
     raw.filter(|r| r.get().len() <= MAX_ECHO).and_then(|r| Id::from_text(r.get()).ok()).unwrap_or_else(Id::null)
 }
 
-/// Does the JSON text start as an object?
-fn is_object(payload: &[u8]) -> bool {
+/// Does the JSON text start as an object? (A derived struct would also
+/// read a JSON array, by position: callers check this first.)
+pub fn is_object(payload: &[u8]) -> bool {
     payload.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
 }
 

@@ -14,6 +14,7 @@ use crate::hooks::{topic, Post};
 use crate::pipeline::Msg;
 use crate::trust::{self, Dropped, Kind};
 use crate::Shared;
+use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeSet, HashMap};
 
@@ -66,15 +67,15 @@ pub fn handle(sh: &Shared, topic: &str, payload: &[u8], retain: bool, now: i64) 
     };
     // Whose message it may be (PROTOCOL.md "What the platform believes");
     // what is not believed is not stored, not routed.
-    let Some(sn) = sh.believe(topic, dt, &obj) else { return };
+    let Some(sn) = sh.believe(topic, dt, payload_sn(&obj)) else { return };
     // An answer is routed only once it is taken for a command sent to that serial (below).
     if dt.kind != Kind::Answer {
         route(sh, topic, payload);
     }
     let r = match dt.kind {
-        Kind::Sys => report(sh, &sn, Report::Sys, obj, now),
-        Kind::Procs => report(sh, &sn, Report::Procs, obj, now),
-        Kind::Versions => report(sh, &sn, Report::Versions, obj, now),
+        Kind::Sys => report(sh, &sn, Report::Sys, payload, obj, now),
+        Kind::Procs => report(sh, &sn, Report::Procs, payload, obj, now),
+        Kind::Versions => report(sh, &sn, Report::Versions, payload, obj, now),
         Kind::Periph => periph(sh, &sn, obj, now),
         Kind::Event => sh.db.device_touch(&sn, now),
         Kind::Answer => answer(sh, topic, &sn, obj, &String::from_utf8_lossy(payload), now).map(|taken| {
@@ -173,7 +174,7 @@ pub fn control_batch(sh: &Shared, batch: Vec<Msg>) {
             handle(sh, &m.topic, &m.payload, m.retain, m.now); // logs and drops it
             continue;
         };
-        let Some(sn) = sh.believe(&m.topic, dt, &obj) else { continue };
+        let Some(sn) = sh.believe(&m.topic, dt, payload_sn(&obj)) else { continue };
         if dt.kind == Kind::State {
             route(sh, &m.topic, &m.payload);
             match state_row(sn, &obj, m) {
@@ -249,12 +250,74 @@ pub fn control_batch(sh: &Shared, batch: Vec<Msg>) {
     }
 }
 
-/// A batch from the telemetry queue (`pipeline.rs`): believed and routed
-/// message by message as `handle` does, then written in one transaction,
-/// the last report of each kind from each device winning. What is not
-/// telemetry (a route-only topic) is handled as `handle` does. Returns
-/// where the write's time went (`None`: nothing written).
-pub fn telemetry_batch(sh: &Shared, batch: Vec<Msg>) -> Option<crate::db::batch::TxTiming> {
+/// The payload's `sn` when it is a string (what `believe` compares).
+fn payload_sn(obj: &Map<String, Value>) -> Option<&str> {
+    obj.get("sn").and_then(Value::as_str)
+}
+
+/// What the telemetry path reads of a report to believe and store it: its
+/// `sn` (any JSON value: only a string can match), and whether it already
+/// has a `revtime`. Deserializing only these (the rest is checked and
+/// skipped, not built) is what keeps the batch's reading stage cheap: a
+/// `Value` tree per message, re-serialized, was most of its time.
+#[derive(Deserialize)]
+struct ReportHead {
+    #[serde(default)]
+    sn: Value,
+    #[serde(default, deserialize_with = "present")]
+    revtime: bool,
+}
+
+/// True for a member that is there, whatever its value (`null` included).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    serde::de::IgnoredAny::deserialize(d).map(|_| true)
+}
+
+/// A telemetry payload read as `ReportHead`, with its text: `None` unless
+/// it is one JSON object in UTF-8 (a repeated `sn` or `revtime` member,
+/// of which a `Value` would have kept the last, is refused too).
+fn read_report(payload: &[u8]) -> Option<(ReportHead, &str)> {
+    let text = std::str::from_utf8(payload).ok()?;
+    // A derived struct also accepts a JSON array (its members in order): only an object is a report.
+    if !text.trim_start().starts_with('{') {
+        return None;
+    }
+    serde_json::from_str::<ReportHead>(text).ok().map(|h| (h, text))
+}
+
+/// The stored text of a report: the device's own text with `revtime` put
+/// first (as `splice_revtime`); one that already has a `revtime` is parsed
+/// and re-serialized with the receipt time instead.
+fn report_text(text: &str, has_revtime: bool, now: i64) -> Option<String> {
+    if !has_revtime {
+        let rest = text.trim_start().strip_prefix('{')?;
+        let sep = if rest.trim_start().starts_with('}') { "" } else { "," };
+        return Some(format!("{{\"revtime\":{now}{sep}{rest}"));
+    }
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(o)) => Some(with_revtime(o, now)),
+        _ => None,
+    }
+}
+
+/// A telemetry batch read and ready for its one transaction
+/// (`telemetry_write`): the last report of each kind from each device, and
+/// the other messages' touches, each sorted (instances sharing a
+/// PostgreSQL database lock rows in one order). `messages`: how many the
+/// batch had.
+pub struct TelemetryWrite {
+    pub rows: Vec<ReportRow>,
+    pub touches: Vec<(String, i64)>,
+    pub messages: u64,
+}
+
+/// A batch from the telemetry queue (`pipeline.rs`), read: believed and
+/// routed message by message as `handle` does, the last report of each
+/// kind from each device kept. What is not telemetry (a route-only topic)
+/// is handled as `handle` does. The write is `telemetry_write`, on its own
+/// thread, so the next batch is read while this one commits.
+pub fn telemetry_read(sh: &Shared, batch: Vec<Msg>) -> TelemetryWrite {
+    let messages = batch.len() as u64;
     let prefix = &sh.cfg.broker.prefix;
     let mut parsed = Vec::with_capacity(batch.len());
     for m in &batch {
@@ -263,15 +326,15 @@ pub fn telemetry_batch(sh: &Shared, batch: Vec<Msg>) -> Option<crate::db::batch:
             handle(sh, &m.topic, &m.payload, m.retain, m.now);
             continue;
         };
-        match serde_json::from_slice::<Value>(&m.payload) {
-            Ok(Value::Object(o)) => parsed.push((m, dt, o)),
-            _ => log::warn!("{:?}: payload is not a JSON object, dropped", m.topic),
+        match read_report(&m.payload) {
+            Some((head, text)) => parsed.push((m, dt, head, text)),
+            None => log::warn!("{:?}: payload is not one JSON object (or repeats sn or revtime), dropped", m.topic),
         }
     }
     // New per-device serials marked in one transaction, not one each.
     let fresh: Vec<String> = parsed
         .iter()
-        .filter_map(|(_, dt, o)| dt.sn.filter(|t| valid_sn(t) && o.get("sn").and_then(Value::as_str) == Some(*t)))
+        .filter_map(|(_, dt, h, _)| dt.sn.filter(|t| valid_sn(t) && h.sn.as_str() == Some(*t)))
         .filter(|t| !sh.trust.is_per_device_cached(t))
         .map(str::to_string)
         .collect::<BTreeSet<_>>()
@@ -286,10 +349,10 @@ pub fn telemetry_batch(sh: &Shared, batch: Vec<Msg>) -> Option<crate::db::batch:
             Err(e) => log::error!("trust: {e}"),
         }
     }
-    let mut last: HashMap<(String, Report), (String, i64)> = HashMap::new();
+    let mut last: HashMap<(String, Report), (&str, bool, i64)> = HashMap::new();
     let mut touches: HashMap<String, i64> = HashMap::new();
-    for (m, dt, obj) in parsed {
-        let Some(sn) = sh.believe(&m.topic, dt, &obj) else { continue };
+    for (m, dt, head, text) in parsed {
+        let Some(sn) = sh.believe(&m.topic, dt, head.sn.as_str()) else { continue };
         route(sh, &m.topic, &m.payload);
         let kind = match dt.kind {
             Kind::Sys => Report::Sys,
@@ -301,17 +364,25 @@ pub fn telemetry_batch(sh: &Shared, batch: Vec<Msg>) -> Option<crate::db::batch:
                 continue;
             }
         };
-        last.insert((sn, kind), (with_revtime(obj, m.now), m.now));
+        // Only the last of a device's reports of a kind is written: its text is made for it alone.
+        last.insert((sn, kind), (text, head.revtime, m.now));
     }
-    // Sorted: instances sharing a PostgreSQL database lock rows in one order.
-    let mut rows: Vec<ReportRow> = last.into_iter().map(|((sn, kind), (text, now))| ReportRow { sn, kind, text, now }).collect();
+    let mut rows: Vec<ReportRow> =
+        last.into_iter().filter_map(|((sn, kind), (text, has_revtime, now))| Some(ReportRow { text: report_text(text, has_revtime, now)?, sn, kind, now })).collect();
     rows.sort_by(|a, b| (a.sn.as_str(), a.kind.column()).cmp(&(b.sn.as_str(), b.kind.column())));
     let mut touches: Vec<(String, i64)> = touches.into_iter().collect();
     touches.sort();
+    TelemetryWrite { rows, touches, messages }
+}
+
+/// A read batch's one transaction. Returns where its time went (`None`:
+/// nothing to write, or the write failed: counted and logged).
+pub fn telemetry_write(sh: &Shared, w: &TelemetryWrite) -> Option<crate::db::batch::TxTiming> {
+    let (rows, touches) = (&w.rows, &w.touches);
     if rows.is_empty() && touches.is_empty() {
         return None;
     }
-    match sh.db.devices_report_batch(&rows, &touches) {
+    match sh.db.devices_report_batch(rows, touches) {
         Ok((_, timing)) => Some(timing),
         Err(e) => {
             sh.ingest.figures.write_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -342,8 +413,9 @@ fn state(sh: &Shared, sn: &str, obj: &Map<String, Value>, retain: bool, now: i64
     Ok(())
 }
 
-fn report(sh: &Shared, sn: &str, kind: Report, obj: Map<String, Value>, now: i64) -> Result<(), String> {
-    sh.db.device_report(sn, kind, &with_revtime(obj, now), now)
+/// Stored as the batch stores it: the device's text with `revtime` first.
+fn report(sh: &Shared, sn: &str, kind: Report, raw: &[u8], obj: Map<String, Value>, now: i64) -> Result<(), String> {
+    sh.db.device_report(sn, kind, &splice_revtime(&String::from_utf8_lossy(raw), obj, now), now)
 }
 
 fn periph(sh: &Shared, sn: &str, obj: Map<String, Value>, now: i64) -> Result<(), String> {
@@ -408,6 +480,23 @@ mod tests {
         let Value::Object(o) = serde_json::from_str(r#"{"revtime":1}"#).unwrap() else { panic!() };
         assert_eq!(splice_revtime(r#"{"revtime":1}"#, o, 9), r#"{"revtime":9}"#);
         assert!(valid_sn("8CFCA0107D1B"));
+    }
+
+    #[test]
+    fn a_report_is_read_for_its_serial_and_stored_as_sent_with_revtime_first() {
+        let raw = br#" {"time":5,"sn":"X","d":{"load":0.10}}"#;
+        let (h, text) = read_report(raw).unwrap();
+        assert_eq!((h.sn.as_str(), h.revtime), (Some("X"), false));
+        assert_eq!(report_text(text, h.revtime, 7).unwrap(), r#"{"revtime":7,"time":5,"sn":"X","d":{"load":0.10}}"#);
+        let (h, _) = read_report(br#"{"sn":5}"#).unwrap();
+        assert_eq!(h.sn.as_str(), None, "a number is no serial");
+        let (h, text) = read_report(br#"{"revtime":null,"sn":"X"}"#).unwrap();
+        assert!(h.revtime, "a revtime member, even null, is replaced");
+        assert_eq!(report_text(text, h.revtime, 9).unwrap(), r#"{"revtime":9,"sn":"X"}"#);
+        assert_eq!(report_text("{}", false, 9).unwrap(), r#"{"revtime":9}"#);
+        for bad in [&br#"["X"]"#[..], b"{\"sn\":\"X\"", br#"{"sn":"X","sn":"Y"}"#, b"{\"sn\":\"\xff\"}", b"{} {}", b"null", b""] {
+            assert!(read_report(bad).is_none(), "{:?}", String::from_utf8_lossy(bad));
+        }
         assert!(!valid_sn("a/b"));
         assert!(!valid_sn(""));
     }

@@ -160,8 +160,8 @@ impl Trust {
 impl Shared {
     /// The serial a device message may speak for, or `None` when it is
     /// dropped (counted and logged here).
-    pub fn believe(&self, topic: &str, dt: DeviceTopic, obj: &Map<String, Value>) -> Option<String> {
-        let payload_sn = obj.get("sn").and_then(Value::as_str);
+    /// `payload_sn`: the payload's `sn` when it is a string.
+    pub fn believe(&self, topic: &str, dt: DeviceTopic, payload_sn: Option<&str>) -> Option<String> {
         match dt.sn {
             Some(t) => {
                 if !valid_sn(t) {

@@ -132,9 +132,9 @@ mod tests {
         let later = vec![ReportRow { sn: "B7".into(), kind: Report::Sys, text: "{\"n\":70}".into(), now: 160 }];
         assert_eq!(db.devices_report_batch(&later, &[("B8".into(), 170)]).unwrap().0, 1);
         let (_, list) = db.devices_page(1, 100, Some("B7")).unwrap();
-        assert_eq!((list[0]["sys"].as_str(), list[0]["dur"].as_i64()), (Some("{\"n\":70}"), Some(60)), "{list:?}");
+        assert_eq!((list[0].sys.as_str(), list[0].dur), ("{\"n\":70}", 60), "{list:?}");
         let (_, list) = db.devices_page(1, 100, Some("B8")).unwrap();
-        assert_eq!(list[0]["activeTime"].as_i64(), Some(170));
+        assert_eq!(list[0].active_time, 170);
         assert_eq!(db.devices_mark_per_device_many(&["B1".into(), "NEW".into()]).unwrap(), vec!["B1".to_string(), "NEW".to_string()]);
         assert!(db.device_per_device("NEW").unwrap());
         assert_eq!(db.devices_count().unwrap().2, 51);

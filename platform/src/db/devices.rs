@@ -50,20 +50,41 @@ fn device_counts(c: &Connection) -> rusqlite::Result<(i64, i64, i64)> {
         .map(|o| o.unwrap_or((0, 0, 0)))
 }
 
-pub(super) fn device_json(r: &Row) -> rusqlite::Result<Value> {
-    Ok(json!({
-        "sn": r.get::<_, String>(0)?,
-        "online": r.get::<_, i64>(1)? != 0,
-        "onlineTime": r.get::<_, i64>(2)?,
-        "offlineTime": r.get::<_, i64>(3)?,
-        "activeTime": r.get::<_, i64>(4)?,
-        "bootTime": r.get::<_, i64>(5)?,
-        "dur": r.get::<_, i64>(6)?,
-        "sys": r.get::<_, String>(7)?,
-        "procs": r.get::<_, String>(8)?,
-        "versions": r.get::<_, String>(9)?,
-        "signed": r.get::<_, Option<i64>>(10)?.map(|s| s != 0),
-    }))
+/// A device as the API lists it. Its members are declared in the order the
+/// JSON shows them (sorted, as the `Value` map it replaces did): a page is
+/// serialized straight from these rows (`Reply::ok_ser`), not built as a
+/// tree of maps and then copied into the answer's.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Device {
+    pub active_time: i64,
+    pub boot_time: i64,
+    pub dur: i64,
+    pub offline_time: i64,
+    pub online: bool,
+    pub online_time: i64,
+    pub procs: String,
+    pub signed: Option<bool>,
+    pub sn: String,
+    pub sys: String,
+    pub versions: String,
+}
+
+/// A row of `DEVICE_COLS`.
+pub(super) fn device_row(r: &Row) -> rusqlite::Result<Device> {
+    Ok(Device {
+        sn: r.get(0)?,
+        online: r.get::<_, i64>(1)? != 0,
+        online_time: r.get(2)?,
+        offline_time: r.get(3)?,
+        active_time: r.get(4)?,
+        boot_time: r.get(5)?,
+        dur: r.get(6)?,
+        sys: r.get(7)?,
+        procs: r.get(8)?,
+        versions: r.get(9)?,
+        signed: r.get::<_, Option<i64>>(10)?.map(|s| s != 0),
+    })
 }
 
 /// `signed` (the birth's flag, NULL: unknown) is shown as true/false/null.
@@ -167,18 +188,18 @@ impl Sqlite {
     /// covering scan: no table row is read for the rows skipped), and the
     /// total is the kept count: a page deep in 100,000 devices costs about
     /// what the first does.
-    pub fn devices_page(&self, page: i64, limit: i64, sn: Option<&str>) -> Result<(i64, Vec<Value>), String> {
+    pub fn devices_page(&self, page: i64, limit: i64, sn: Option<&str>) -> Result<(i64, Vec<Device>), String> {
         self.read(|c| {
             if let Some(sn) = sn {
                 let mut st = c.prepare_cached(&format!("SELECT {DEVICE_COLS} FROM devices WHERE sn = ?1"))?;
-                let list = st.query_map(params![sn], device_json)?.collect::<rusqlite::Result<Vec<_>>>()?;
+                let list = st.query_map(params![sn], device_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
                 return Ok((list.len() as i64, list));
             }
             let total = device_counts(c)?.2;
             let mut st = c.prepare_cached(&format!(
                 "SELECT {DEVICE_COLS} FROM devices WHERE sn >= (SELECT sn FROM devices ORDER BY sn LIMIT 1 OFFSET ?2) ORDER BY sn LIMIT ?1"
             ))?;
-            let list = st.query_map(params![limit, (page - 1).saturating_mul(limit)], device_json)?.collect::<rusqlite::Result<Vec<_>>>()?;
+            let list = st.query_map(params![limit, (page - 1).saturating_mul(limit)], device_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
             Ok((total, list))
         })
     }
@@ -256,7 +277,12 @@ mod tests {
         assert_eq!(db.periph_page(1, 1000, Some("A1")).unwrap().0, MAX_PERIPHERALS);
         assert_eq!(db.devices_count().unwrap(), (0, 2, 2));
         let (total, list) = db.devices_page(2, 1, None).unwrap();
-        assert_eq!((total, list.len(), list[0]["sn"].as_str()), (2, 1, Some("B2")), "one a page: page 2 is the second serial");
+        // The typed row serializes as the map it replaced did: the same members, in the same (sorted) order.
+        let d = &list[0];
+        let as_map = json!({"sn": d.sn, "online": d.online, "onlineTime": d.online_time, "offlineTime": d.offline_time, "activeTime": d.active_time,
+            "bootTime": d.boot_time, "dur": d.dur, "sys": d.sys, "procs": d.procs, "versions": d.versions, "signed": d.signed});
+        assert_eq!(serde_json::to_string(d).unwrap(), as_map.to_string());
+        assert_eq!((total, list.len(), list[0].sn.as_str()), (2, 1, "B2"), "one a page: page 2 is the second serial");
         assert_eq!(db.devices_page(3, 1, None).unwrap().1.len(), 0, "past the end: empty");
     }
 }

@@ -48,12 +48,12 @@ fn event_json(r: &Row) -> rusqlite::Result<Value> {
 }
 
 impl Sqlite {
-    pub fn devices_find(&self, page: i64, limit: i64, f: &DeviceFilter) -> Result<(i64, Vec<Value>), String> {
+    pub fn devices_find(&self, page: i64, limit: i64, f: &DeviceFilter) -> Result<(i64, Vec<super::devices::Device>), String> {
         self.read(|c| {
             let online = f.online.map(i64::from);
             let total: i64 = c.query_row(&format!("SELECT COUNT(*) FROM devices WHERE {FILTER_SQL}"), params![f.q, online, f.kind], |r| r.get(0))?;
             let mut st = c.prepare_cached(&format!("SELECT {} FROM devices WHERE {FILTER_SQL} ORDER BY sn LIMIT ?4 OFFSET ?5", super::devices::DEVICE_COLS))?;
-            let list = st.query_map(params![f.q, online, f.kind, limit, (page - 1) * limit], super::devices::device_json)?.collect::<rusqlite::Result<Vec<_>>>()?;
+            let list = st.query_map(params![f.q, online, f.kind, limit, (page - 1) * limit], super::devices::device_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
             Ok((total, list))
         })
     }
@@ -139,7 +139,7 @@ mod tests {
         assert_eq!(db.devices_find(1, 100, &f).unwrap().0, 10);
         let f = DeviceFilter { kind: Some("goip".into()), ..Default::default() };
         let (n, list) = db.devices_find(1, 100, &f).unwrap();
-        assert_eq!((n, list[0]["sn"].as_str()), (1, Some("R005")));
+        assert_eq!((n, list[0].sn.as_str()), (1, "R005"));
         assert_eq!(db.devices_select(&DeviceFilter::default(), 7).unwrap().len(), 7);
         let ev = |eid: i64| NewEvent { sn: "R001".into(), eid: Some(eid), kind: "sms".into(), time: eid, rev_time: eid, body: format!("{{\"eid\":{eid},\"text\":\"hi\"}}") };
         let batch: Vec<NewEvent> = (0..EVENTS_PER_DEVICE + 20).map(ev).collect();

@@ -89,9 +89,9 @@ dispatch! {
     pub fn devices_mark_per_device_many(&self, sns: &[String]) -> Result<Vec<String>, String>;
     pub fn devices_state_many(&self, rows: &[StateRow]) -> Result<Vec<(bool, usize)>, String>;
     pub fn device_online(&self, sn: &str) -> Result<bool, String>;
-    pub fn devices_page(&self, page: i64, limit: i64, sn: Option<&str>) -> Result<(i64, Vec<Value>), String>;
+    pub fn devices_page(&self, page: i64, limit: i64, sn: Option<&str>) -> Result<(i64, Vec<devices::Device>), String>;
     pub fn devices_count(&self) -> Result<(i64, i64, i64), String>;
-    pub fn devices_find(&self, page: i64, limit: i64, f: &DeviceFilter) -> Result<(i64, Vec<Value>), String>;
+    pub fn devices_find(&self, page: i64, limit: i64, f: &DeviceFilter) -> Result<(i64, Vec<devices::Device>), String>;
     pub fn devices_select(&self, f: &DeviceFilter, max: i64) -> Result<Vec<String>, String>;
     pub fn events_insert(&self, events: &[NewEvent]) -> Result<usize, String>;
     pub fn events_page(&self, page: i64, limit: i64, sn: Option<&str>, kind: Option<&str>) -> Result<(i64, Vec<Value>), String>;

@@ -4,7 +4,7 @@
 //! (re-opened when it breaks).
 
 use super::commands::{Answer, Answered, Cmd, NewCommand, COLS, IN_PROGRESS, OK};
-use super::devices::{Report, DEVICE_COLS, MAX_DEVICES, MAX_PERIPHERALS};
+use super::devices::{Device, Report, DEVICE_COLS, MAX_DEVICES, MAX_PERIPHERALS};
 use super::hooks::{HookKind, Route, CB_COLS, RT_COLS};
 use crate::ids;
 use postgres::types::ToSql;
@@ -145,12 +145,20 @@ fn s(r: &Row, k: usize) -> R<String> {
     r.try_get(k)
 }
 
-pub(super) fn device_json(r: &Row) -> R<Value> {
-    Ok(json!({
-        "sn": s(r, 0)?, "online": i(r, 1)? != 0, "onlineTime": i(r, 2)?, "offlineTime": i(r, 3)?, "activeTime": i(r, 4)?,
-        "bootTime": i(r, 5)?, "dur": i(r, 6)?, "sys": s(r, 7)?, "procs": s(r, 8)?, "versions": s(r, 9)?,
-        "signed": r.try_get::<_, Option<i64>>(10)?.map(|s| s != 0),
-    }))
+pub(super) fn device_row(r: &Row) -> R<Device> {
+    Ok(Device {
+        sn: s(r, 0)?,
+        online: i(r, 1)? != 0,
+        online_time: i(r, 2)?,
+        offline_time: i(r, 3)?,
+        active_time: i(r, 4)?,
+        boot_time: i(r, 5)?,
+        dur: i(r, 6)?,
+        sys: s(r, 7)?,
+        procs: s(r, 8)?,
+        versions: s(r, 9)?,
+        signed: r.try_get::<_, Option<i64>>(10)?.map(|s| s != 0),
+    })
 }
 
 fn periph_json(r: &Row) -> R<Value> {
@@ -435,10 +443,10 @@ impl Pg {
 
     /// As the SQLite one: the page's first serial found on the serial index
     /// alone, the total from the kept counts.
-    pub fn devices_page(&self, page: i64, limit: i64, sn: Option<&str>) -> Result<(i64, Vec<Value>), String> {
+    pub fn devices_page(&self, page: i64, limit: i64, sn: Option<&str>) -> Result<(i64, Vec<Device>), String> {
         self.with(|c| {
             if let Some(sn) = sn {
-                let list = all(c.query(&format!("SELECT {DEVICE_COLS} FROM devices WHERE sn = $1"), &[&sn])?, device_json)?;
+                let list = all(c.query(&format!("SELECT {DEVICE_COLS} FROM devices WHERE sn = $1"), &[&sn])?, device_row)?;
                 return Ok((list.len() as i64, list));
             }
             let total = device_counts(c)?.2;
@@ -446,7 +454,7 @@ impl Pg {
                 &format!("SELECT {DEVICE_COLS} FROM devices WHERE sn >= (SELECT sn FROM device_order ORDER BY sn LIMIT 1 OFFSET $2) ORDER BY sn LIMIT $1"),
                 &[&limit, &(page - 1).saturating_mul(limit)],
             )?;
-            Ok((total, all(rows, device_json)?))
+            Ok((total, all(rows, device_row)?))
         })
     }
 

@@ -2,19 +2,20 @@
 
 use super::devices::DEVICE_COLS;
 use super::fleet::{DeviceFilter, NewEvent, EVENTS_MAX, EVENTS_PER_DEVICE, FAILURES_LISTED};
-use super::pg::{device_json, Pg};
+use super::devices::Device;
+use super::pg::{device_row, Pg};
 use serde_json::{json, Value};
 
 const FILTER: &str = "($1::TEXT IS NULL OR strpos(sn, $1::TEXT) > 0) AND ($2::BIGINT IS NULL OR online = $2::BIGINT) \
      AND ($3::TEXT IS NULL OR EXISTS (SELECT 1 FROM peripherals p WHERE p.sn = devices.sn AND p.kind = $3::TEXT))";
 
 impl Pg {
-    pub fn devices_find(&self, page: i64, limit: i64, f: &DeviceFilter) -> Result<(i64, Vec<Value>), String> {
+    pub fn devices_find(&self, page: i64, limit: i64, f: &DeviceFilter) -> Result<(i64, Vec<Device>), String> {
         let online = f.online.map(i64::from);
         self.with(|c| {
             let total: i64 = c.query_one(&format!("SELECT COUNT(*) FROM devices WHERE {FILTER}"), &[&f.q, &online, &f.kind])?.try_get(0)?;
             let rows = c.query(&format!("SELECT {DEVICE_COLS} FROM devices WHERE {FILTER} ORDER BY sn LIMIT $4 OFFSET $5"), &[&f.q, &online, &f.kind, &limit, &((page - 1) * limit)])?;
-            Ok((total, rows.iter().map(device_json).collect::<Result<Vec<_>, _>>()?))
+            Ok((total, rows.iter().map(device_row).collect::<Result<Vec<_>, _>>()?))
         })
     }
 

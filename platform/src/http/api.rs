@@ -151,7 +151,16 @@ fn devices(sh: &Shared, q: &Query) -> ApiResult {
         Some(f) if sn_filter(q)?.is_none() => sh.db.devices_find(page, limit, &f)?,
         _ => sh.db.devices_page(page, limit, sn_filter(q)?)?,
     };
-    Ok(paged(list, total, page, limit))
+    // Serialized from the rows: up to 1,000 devices' texts, never copied into a `Value` first.
+    #[derive(serde::Serialize)]
+    struct Page<'a> {
+        count: usize,
+        limit: i64,
+        list: &'a [crate::db::devices::Device],
+        page: i64,
+        total: i64,
+    }
+    Reply::ok_ser(&Page { count: list.len(), limit, list: &list, page, total })
 }
 
 /// A device search (`q`: part of a serial, `online`: 1/0/true/false,

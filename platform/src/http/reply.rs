@@ -42,6 +42,18 @@ impl Reply {
         Reply::json(200, &json!({"status": "ok", "data": data}))
     }
 
+    /// `{"data":…,"status":"ok"}` (the members in the order `ok` gives
+    /// them), serialized straight from `data`.
+    pub fn ok_ser<T: serde::Serialize>(data: &T) -> Result<Reply, ApiError> {
+        #[derive(serde::Serialize)]
+        struct Envelope<'a, T> {
+            data: &'a T,
+            status: &'static str,
+        }
+        let body = serde_json::to_vec(&Envelope { data, status: "ok" }).map_err(|e| ApiError::internal(format!("reply: {e}")))?;
+        Ok(Reply { code: 200, content_type: "application/json", body, retry_after: None })
+    }
+
     /// `data` already serialized (kept byte for byte, e.g. a device's answer).
     pub fn ok_raw(data: &str) -> Reply {
         Reply { code: 200, content_type: "application/json", body: format!("{{\"status\":\"ok\",\"data\":{data}}}").into_bytes(), retry_after: None }

@@ -135,3 +135,73 @@ fn a_report_sent_right_after_the_marker_is_shown_and_counts() {
     }
     assert_eq!(floor.out_of_order.load(Ordering::Relaxed), 0, "the generator sent a device's sys out of its publish order");
 }
+
+/// Large telemetry batches, written whole and in order: 2,000 devices
+/// each send three `sys` in a row, lingering batches of up to 5,000 (so
+/// batches hold more than 1,000 reports: PostgreSQL writes those as two
+/// transactions at once, split by serial, `pg_batch.rs`; SQLite's are read
+/// on one thread while the last one commits on another, `pipeline.rs`).
+/// Every device must show its last `sys`, none an earlier one, nothing
+/// shed, no write error.
+fn last_reports_case(database: Option<&str>) {
+    const M: usize = 2_000;
+    let broker = Broker::start();
+    let extra = json!({"ingest": {"batch_linger_ms": 700}});
+    let p = match database {
+        None => {
+            let dir = temp_dir("platform");
+            let db = dir.join("platform.db").to_string_lossy().into_owned();
+            Platform::start_with(dir, &platform_config(free_port(), &db, broker.port, "platform-batches", extra))
+        }
+        Some(url) => Platform::start_with(temp_dir("platform"), &platform_config(free_port(), url, broker.port, "platform-batches-pg", extra)),
+    };
+    let api = Api::login(&p.url("/"), USER, PASSWORD).expect("login");
+    let fleet = Fleet::connect(broker.port, "dma", M, 2);
+    std::thread::sleep(Duration::from_millis(500));
+    fleet.births();
+    let online = wait_for(Duration::from_secs(60), || (api.get("monitor/devices/count").ok()?.0["online"].as_u64() == Some(M as u64)).then_some(()));
+    assert!(online.is_some(), "births of {M} devices not all online: {:?}", api.get("monitor/devices/count").map(|v| v.0));
+    let mut last = vec![0u64; M];
+    for _ in 0..3 {
+        for (i, slot) in last.iter_mut().enumerate() {
+            *slot = fleet.publish_sys(i, 0);
+        }
+    }
+    let shown_last = || -> Option<Vec<(String, String)>> {
+        let shown = api.sweep().ok()?;
+        let stale: Vec<(String, String)> = shown
+            .into_iter()
+            .filter(|(sn, _, sys)| dma_platform::bench::fleet::index(sn).and_then(|i| last.get(i)).copied() != seq_of(sys))
+            .map(|(sn, _, sys)| (sn, sys))
+            .collect();
+        stale.is_empty().then_some(stale)
+    };
+    let done = wait_for(Duration::from_secs(30), shown_last);
+    let stale: Vec<(String, String)> = api
+        .sweep()
+        .expect("sweep")
+        .into_iter()
+        .filter(|(sn, _, sys)| dma_platform::bench::fleet::index(sn).and_then(|i| last.get(i)).copied() != seq_of(sys))
+        .map(|(sn, _, sys)| (sn, sys))
+        .take(3)
+        .collect();
+    assert!(done.is_some(), "devices not showing their last sys after 30 s (first three): {stale:?}");
+    let (figures, _) = api.get("platform/ingest").expect("ingest figures");
+    let t = &figures["telemetry"];
+    assert_eq!(t["shed"].as_u64(), Some(0), "{figures}");
+    assert_eq!(figures["writeErrors"].as_u64(), Some(0), "{figures}");
+    assert!(t["largestBatch"].as_u64().is_some_and(|n| n > 1_000), "no batch above 1,000 reports, the split was not exercised: {figures}");
+}
+
+#[test]
+fn large_batches_are_written_whole_and_in_order() {
+    last_reports_case(None);
+}
+
+#[test]
+fn large_batches_are_written_whole_and_in_order_postgresql() {
+    match common::pg::Postgres::start() {
+        Ok(pg) => last_reports_case(Some(&pg.url())),
+        Err(e) => eprintln!("SKIPPED large_batches_are_written_whole_and_in_order_postgresql: {e}"),
+    }
+}

@@ -120,10 +120,11 @@ SELECT pg_advisory_unlock(7346201);
 type P<'a> = &'a (dyn ToSql + Sync);
 type R<T> = Result<T, postgres::Error>;
 
-/// Connections per instance: the ingest workers, the scheduler and the
-/// API handlers each get one while they work, so a telemetry batch does not
-/// hold up an answer (one connection serialised them all).
-const CONNECTIONS: usize = 4;
+/// Connections per instance: the ingest workers (two for a large
+/// telemetry batch, `pg_batch.rs`), the scheduler and the API handlers
+/// each get one while they work, so a telemetry batch does not hold up an
+/// answer (one connection serialised them all).
+const CONNECTIONS: usize = 6;
 
 pub struct Pg {
     url: String,
@@ -132,9 +133,7 @@ pub struct Pg {
 }
 
 fn connect(url: &str) -> Result<Client, String> {
-    let mut c = Client::connect(url, NoTls).map_err(|e| format!("postgres: {e}"))?;
-    c.batch_execute(SCHEMA).map_err(|e| format!("postgres: schema: {e}"))?;
-    Ok(c)
+    Client::connect(url, NoTls).map_err(|e| format!("postgres: {e}"))
 }
 
 fn i(r: &Row, k: usize) -> R<i64> {
@@ -287,8 +286,12 @@ fn answer_in(c: &mut postgres::Transaction, a: &Answer, now: i64, retry_delay: i
 
 impl Pg {
     pub fn open(url: &str) -> Result<Pg, String> {
-        let c = connect(url)?;
-        // One connection opened (and the schema made) now; the others when first needed.
+        let mut c = connect(url)?;
+        c.batch_execute(SCHEMA).map_err(|e| format!("postgres: schema: {e}"))?;
+        // One connection opened (and the schema made) now; the others when
+        // first needed, without the schema: its ALTER TABLEs take exclusive
+        // locks, and a connection opened under load (a burst's second
+        // writer) deadlocked with an answer's UPDATE of `commands`.
         let mut clients = vec![Mutex::new(Some(c))];
         clients.extend((1..CONNECTIONS).map(|_| Mutex::new(None)));
         Ok(Pg { url: url.to_string(), clients, next: std::sync::atomic::AtomicUsize::new(0) })

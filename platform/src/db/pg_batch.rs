@@ -4,10 +4,21 @@
 //! their rows written by a second multi-row UPDATE. States (births of a
 //! fleet) the same way: a handful of statements per batch, not per device.
 
-use super::batch::{ReportRow, StateRow};
+use super::batch::{ReportRow, StateRow, TxTiming};
 use super::devices::Report;
 use super::pg::{ensure_many, Pg};
 use std::collections::{HashMap, HashSet};
+
+/// Rows in a telemetry batch from which it is written in two halves at
+/// once (`devices_report_batch`): in a burst the statements were
+/// PostgreSQL's bottleneck, one backend busy while the other core waited.
+const SPLIT_MIN: usize = 1000;
+
+/// Which half of a split batch a serial's rows go to (any fixed split of
+/// the serials keeps each device's rows in one half).
+fn first_half(sn: &str) -> bool {
+    sn.bytes().fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b))) % 2 == 0
+}
 
 fn multi_sql(kind: Report) -> &'static str {
     match kind {
@@ -110,12 +121,37 @@ impl Pg {
         })
     }
 
-    pub fn devices_report_batch(&self, rows: &[ReportRow], touches: &[(String, i64)]) -> Result<(usize, super::batch::TxTiming), String> {
+    /// A batch of `SPLIT_MIN` rows or more is written as two transactions
+    /// at once on two connections, its devices split by serial: each
+    /// device's rows are in one of them, so its reports stay in order from
+    /// batch to batch, and each half keeps the serial order (rows are
+    /// locked in one order by every transaction). A crash (or an error in
+    /// one half) can leave one half written: telemetry only, which the
+    /// next reports replace.
+    pub fn devices_report_batch(&self, rows: &[ReportRow], touches: &[(String, i64)]) -> Result<(usize, TxTiming), String> {
+        if rows.len() + touches.len() < SPLIT_MIN {
+            return self.report_part(&rows.iter().collect::<Vec<_>>(), &touches.iter().collect::<Vec<_>>());
+        }
+        let (ra, rb): (Vec<&ReportRow>, Vec<&ReportRow>) = rows.iter().partition(|r| first_half(&r.sn));
+        let (ta, tb): (Vec<&(String, i64)>, Vec<&(String, i64)>) = touches.iter().partition(|t| first_half(&t.0));
+        std::thread::scope(|s| {
+            let other = s.spawn(|| self.report_part(&rb, &tb));
+            let a = self.report_part(&ra, &ta);
+            let b = other.join().unwrap_or_else(|_| Err("postgres: the batch's second half failed".into()));
+            let ((na, x), (nb, y)) = (a?, b?);
+            Ok((na + nb, TxTiming { lock: x.lock.max(y.lock), write: x.write.max(y.write), commit: x.commit.max(y.commit) }))
+        })
+    }
+
+    fn report_part(&self, rows: &[&ReportRow], touches: &[&(String, i64)]) -> Result<(usize, TxTiming), String> {
+        if rows.is_empty() && touches.is_empty() {
+            return Ok((0, TxTiming::default()));
+        }
         self.tx_timed(|c| {
             by_index(c)?;
             let mut n = 0;
             for kind in [Report::Sys, Report::Procs, Report::Versions] {
-                let of: Vec<&ReportRow> = rows.iter().filter(|r| r.kind == kind).collect();
+                let of: Vec<&ReportRow> = rows.iter().copied().filter(|r| r.kind == kind).collect();
                 if of.is_empty() {
                     continue;
                 }

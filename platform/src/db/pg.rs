@@ -21,6 +21,9 @@ use std::sync::Mutex;
 // cycle. Telemetry never sets `online`, so its UPDATEs fire nothing. The
 // bound can be passed by the new devices of the transactions in flight
 // (at most a batch each), not more.
+//
+// Bump `SCHEMA_VERSION` with any change here: a database that says it has
+// this version is not sent the schema again (`ensure_schema`).
 const SCHEMA: &str = "
 SELECT pg_advisory_lock(7346201);
 CREATE TABLE IF NOT EXISTS devices (
@@ -113,8 +116,32 @@ DO $d$ BEGIN
         CREATE TRIGGER device_order_t AFTER INSERT OR DELETE ON devices FOR EACH ROW EXECUTE FUNCTION device_order_f();
     END IF;
 END $d$;
+CREATE TABLE IF NOT EXISTS platform_schema (version BIGINT NOT NULL);
+DELETE FROM platform_schema;
+INSERT INTO platform_schema (version) VALUES (1);
 SELECT pg_advisory_unlock(7346201);
 ";
+
+/// The schema's version, written by `SCHEMA` itself (its last INSERT).
+const SCHEMA_VERSION: i64 = 1;
+
+/// Make the schema unless the database already has this version. The
+/// schema runs as one implicit transaction whose `CREATE INDEX IF NOT
+/// EXISTS` and `ALTER TABLE` lock whole tables even when there is nothing
+/// to do: sent on every start, it held up (and could deadlock with) the
+/// work of the other instances sharing the database.
+fn ensure_schema(c: &mut Client) -> Result<(), String> {
+    let has = |c: &mut Client| -> R<bool> {
+        if !c.query_one("SELECT to_regclass('platform_schema') IS NOT NULL", &[])?.try_get::<_, bool>(0)? {
+            return Ok(false);
+        }
+        Ok(c.query_opt("SELECT version FROM platform_schema", &[])?.map(|r| r.try_get::<_, i64>(0)).transpose()? == Some(SCHEMA_VERSION))
+    };
+    if has(c).map_err(|e| format!("postgres: schema version: {e}"))? {
+        return Ok(());
+    }
+    c.batch_execute(SCHEMA).map_err(|e| format!("postgres: schema: {e}"))
+}
 
 
 type P<'a> = &'a (dyn ToSql + Sync);
@@ -287,7 +314,7 @@ fn answer_in(c: &mut postgres::Transaction, a: &Answer, now: i64, retry_delay: i
 impl Pg {
     pub fn open(url: &str) -> Result<Pg, String> {
         let mut c = connect(url)?;
-        c.batch_execute(SCHEMA).map_err(|e| format!("postgres: schema: {e}"))?;
+        ensure_schema(&mut c)?;
         // One connection opened (and the schema made) now; the others when
         // first needed, without the schema: its ALTER TABLEs take exclusive
         // locks, and a connection opened under load (a burst's second
@@ -797,5 +824,17 @@ impl Pg {
 
     pub fn route_delete(&self, id: i64) -> Result<usize, String> {
         self.exec("DELETE FROM routes WHERE id = $1", &[&id])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_schema_writes_the_version_it_is_checked_for() {
+        assert!(SCHEMA.contains(&format!("INSERT INTO platform_schema (version) VALUES ({SCHEMA_VERSION});")), "SCHEMA and SCHEMA_VERSION disagree");
+        let (head, tail) = SCHEMA.split_once("INSERT INTO platform_schema").unwrap_or_default();
+        assert!(head.contains("CREATE TABLE IF NOT EXISTS devices") && tail.trim_end().ends_with("pg_advisory_unlock(7346201);"), "the version is written last, under the lock");
     }
 }

@@ -10,8 +10,9 @@
 //!   these is ever shed.
 //! - **telemetry** (`sys`, `procs`, `versions`, and topics only a
 //!   message route subscribes to): written in batches — one transaction
+//!   (PostgreSQL: two at once, split by serial, for 1,000 rows or more)
 //!   for up to `ingest.batch_max` messages, the last value winning for each
-//!   device and kind (`ingest::telemetry_batch`). A full queue sheds the
+//!   device and kind (`ingest::telemetry_read`, `telemetry_write`). A full queue sheds the
 //!   message and counts it: a device reports again within its interval.
 //!   Reading a batch (parse, trust, routes) and writing it are two
 //!   threads: the next batch is read while the last one commits, with one

@@ -134,7 +134,7 @@ impl Trust {
         self.cached(sn)
     }
 
-    /// Remember serials just marked per-device (`ingest::telemetry_batch`).
+    /// Remember serials just marked per-device (`ingest::telemetry_read`).
     pub fn remember_all(&self, sns: &[String]) {
         let mut set = self.per_device.lock().unwrap_or_else(|p| p.into_inner());
         for sn in sns {

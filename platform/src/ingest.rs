@@ -33,14 +33,18 @@ pub fn with_revtime(mut obj: Map<String, Value>, now: i64) -> String {
 /// braces: its bytes stay as sent (key order, number forms). A payload that
 /// already has a `revtime` is re-serialized instead.
 pub fn splice_revtime(raw: &str, obj: Map<String, Value>, now: i64) -> String {
-    let body = raw.trim_start().strip_prefix('{');
-    match body {
-        Some(rest) if !obj.contains_key("revtime") => {
-            let sep = if rest.trim_start().starts_with('}') { "" } else { "," };
-            format!("{{\"revtime\":{now}{sep}{rest}")
-        }
+    match revtime_first(raw, now) {
+        Some(text) if !obj.contains_key("revtime") => text,
         _ => with_revtime(obj, now),
     }
+}
+
+/// `"revtime":N` put first inside the outer braces of `raw`, a JSON
+/// object's text without a `revtime` (`None` if it does not start with `{`).
+fn revtime_first(raw: &str, now: i64) -> Option<String> {
+    let rest = raw.trim_start().strip_prefix('{')?;
+    let sep = if rest.trim_start().starts_with('}') { "" } else { "," };
+    Some(format!("{{\"revtime\":{now}{sep}{rest}"))
 }
 
 /// One message, one by one (the control queue, and what a telemetry batch
@@ -286,13 +290,12 @@ fn read_report(payload: &[u8]) -> Option<(ReportHead, &str)> {
 }
 
 /// The stored text of a report: the device's own text with `revtime` put
-/// first (as `splice_revtime`); one that already has a `revtime` is parsed
-/// and re-serialized with the receipt time instead.
+/// first (`revtime_first`, as `splice_revtime` does without the parsed
+/// map); one that already has a `revtime` is parsed and re-serialized with
+/// the receipt time instead.
 fn report_text(text: &str, has_revtime: bool, now: i64) -> Option<String> {
     if !has_revtime {
-        let rest = text.trim_start().strip_prefix('{')?;
-        let sep = if rest.trim_start().starts_with('}') { "" } else { "," };
-        return Some(format!("{{\"revtime\":{now}{sep}{rest}"));
+        return revtime_first(text, now);
     }
     match serde_json::from_str::<Value>(text) {
         Ok(Value::Object(o)) => Some(with_revtime(o, now)),

@@ -147,14 +147,9 @@ fn last_reports_case(database: Option<&str>) {
     const M: usize = 2_000;
     let broker = Broker::start();
     let extra = json!({"ingest": {"batch_linger_ms": 700}});
-    let p = match database {
-        None => {
-            let dir = temp_dir("platform");
-            let db = dir.join("platform.db").to_string_lossy().into_owned();
-            Platform::start_with(dir, &platform_config(free_port(), &db, broker.port, "platform-batches", extra))
-        }
-        Some(url) => Platform::start_with(temp_dir("platform"), &platform_config(free_port(), url, broker.port, "platform-batches-pg", extra)),
-    };
+    let dir = temp_dir("platform");
+    let db = database.map_or_else(|| dir.join("platform.db").to_string_lossy().into_owned(), str::to_string);
+    let p = Platform::start_with(dir, &platform_config(free_port(), &db, broker.port, "platform-batches", extra));
     let api = Api::login(&p.url("/"), USER, PASSWORD).expect("login");
     let fleet = Fleet::connect(broker.port, "dma", M, 2);
     std::thread::sleep(Duration::from_millis(500));
@@ -167,24 +162,17 @@ fn last_reports_case(database: Option<&str>) {
             *slot = fleet.publish_sys(i, 0);
         }
     }
-    let shown_last = || -> Option<Vec<(String, String)>> {
-        let shown = api.sweep().ok()?;
-        let stale: Vec<(String, String)> = shown
+    // The devices whose shown `sys` is not their last one (serial and what is shown).
+    let stale = || -> Result<Vec<(String, String)>, String> {
+        Ok(api
+            .sweep()?
             .into_iter()
             .filter(|(sn, _, sys)| dma_platform::bench::fleet::index(sn).and_then(|i| last.get(i)).copied() != seq_of(sys))
             .map(|(sn, _, sys)| (sn, sys))
-            .collect();
-        stale.is_empty().then_some(stale)
+            .collect())
     };
-    let done = wait_for(Duration::from_secs(30), shown_last);
-    let stale: Vec<(String, String)> = api
-        .sweep()
-        .expect("sweep")
-        .into_iter()
-        .filter(|(sn, _, sys)| dma_platform::bench::fleet::index(sn).and_then(|i| last.get(i)).copied() != seq_of(sys))
-        .map(|(sn, _, sys)| (sn, sys))
-        .take(3)
-        .collect();
+    let done = wait_for(Duration::from_secs(30), || stale().ok().filter(Vec::is_empty));
+    let stale: Vec<(String, String)> = stale().expect("sweep").into_iter().take(3).collect();
     assert!(done.is_some(), "devices not showing their last sys after 30 s (first three): {stale:?}");
     let (figures, _) = api.get("platform/ingest").expect("ingest figures");
     let t = &figures["telemetry"];

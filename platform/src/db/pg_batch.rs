@@ -132,8 +132,8 @@ impl Pg {
         if rows.len() + touches.len() < SPLIT_MIN {
             return self.report_part(&rows.iter().collect::<Vec<_>>(), &touches.iter().collect::<Vec<_>>());
         }
-        let (ra, rb): (Vec<&ReportRow>, Vec<&ReportRow>) = rows.iter().partition(|r| first_half(&r.sn));
-        let (ta, tb): (Vec<&(String, i64)>, Vec<&(String, i64)>) = touches.iter().partition(|t| first_half(&t.0));
+        let (ra, rb): (Vec<_>, Vec<_>) = rows.iter().partition(|r| first_half(&r.sn));
+        let (ta, tb): (Vec<_>, Vec<_>) = touches.iter().partition(|t| first_half(&t.0));
         std::thread::scope(|s| {
             let other = s.spawn(|| self.report_part(&rb, &tb));
             let a = self.report_part(&ra, &ta);
